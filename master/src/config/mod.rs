@@ -1,0 +1,5 @@
+//! Loading and checking the master's configuration.
+
+mod schema;
+
+pub use schema::*;

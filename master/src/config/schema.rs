@@ -1,0 +1,209 @@
+//! The configuration file's shape. Every struct denies unknown keys so a typo
+//! is an error, not a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::StepSpec;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub master: MasterConfig,
+    /// Pool name -> pool. Builds go to the first pool (in name order) whose
+    /// labels cover theirs.
+    #[serde(default)]
+    pub pools: BTreeMap<String, PoolConfig>,
+    #[serde(default)]
+    pub builders: Vec<BuilderConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MasterConfig {
+    /// Database, logs and worker directories live here.
+    pub state_dir: PathBuf,
+    /// The HTTP JSON API and `/healthz`.
+    pub http_listen: SocketAddr,
+    /// The gRPC endpoint workers dial.
+    pub grpc_listen: SocketAddr,
+    /// The URL handed to workers; defaults to `http://<grpc_listen>`.
+    pub advertise_url: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Missed heartbeats before a worker is declared lost.
+    pub heartbeat_misses: u32,
+    /// On SIGTERM, how long running builds may finish before they are cancelled.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// How many times a build whose worker was lost is retried.
+    pub build_retries: u32,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(".burst"),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 8481)),
+            advertise_url: None,
+            heartbeat_interval: Duration::from_secs(10),
+            heartbeat_misses: 3,
+            shutdown_grace: Duration::from_secs(30),
+            build_retries: 1,
+        }
+    }
+}
+
+impl MasterConfig {
+    pub fn advertise_url(&self) -> String {
+        self.advertise_url.clone().unwrap_or_else(|| format!("http://{}", self.grpc_listen))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Which provider section applies: "local" (more to come).
+    pub provider: ProviderKind,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Hard cap on workers of this pool at once, in any state.
+    #[serde(default = "defaults::max_workers")]
+    pub max_workers: u32,
+    /// Idle workers kept warm; 0 scales to zero.
+    #[serde(default)]
+    pub min_idle: u32,
+    /// Launches in flight (launched but not yet connected) at once.
+    #[serde(default = "defaults::max_starting")]
+    pub max_starting: u32,
+    #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// From launch to the worker's hello.
+    #[serde(default = "defaults::start_timeout", with = "humantime_serde")]
+    pub start_timeout: Duration,
+    /// Recycle a worker after this many builds; 0 = never, 1 = a fresh worker
+    /// per build.
+    #[serde(default)]
+    pub max_builds: u32,
+    /// First delay after a failed launch; doubles with jitter up to `backoff_max`.
+    #[serde(default = "defaults::backoff_min", with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(default = "defaults::backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
+    #[serde(default)]
+    pub local: LocalPoolConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Local,
+}
+
+/// `[pools.NAME.local]`: workers as processes on the master's machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalPoolConfig {
+    /// Program and leading arguments that start a worker; empty = the
+    /// `burst-worker` next to `burst`. E.g. `["wine", "burst-worker.exe"]`.
+    pub command: Vec<String>,
+    /// Extra environment for the worker process.
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuilderConfig {
+    pub name: String,
+    /// Labels a worker must carry. `{axis}` is replaced by the cell's value,
+    /// so `labels = ["{os}"]` sends each cell of an `os` axis to its own pool.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Axis name -> values; one build per combination. Each value reaches the
+    /// steps as the environment variable named like the axis, upper-cased.
+    #[serde(default)]
+    pub matrix: BTreeMap<String, Vec<String>>,
+    /// Overrides `master.build_retries`.
+    #[serde(default)]
+    pub retries: Option<u32>,
+    pub steps: Vec<StepConfig>,
+}
+
+/// A step as written in the config file: `run` (a script) or `argv`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    pub name: String,
+    #[serde(default)]
+    pub run: Option<String>,
+    #[serde(default)]
+    pub argv: Option<Vec<String>>,
+    /// Script used on Windows workers instead of `run`.
+    #[serde(default)]
+    pub run_windows: Option<String>,
+    #[serde(default)]
+    pub shell: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub continue_on_failure: bool,
+    #[serde(default)]
+    pub always_run: bool,
+}
+
+impl StepConfig {
+    /// The step as builds carry it. Validation has already checked that
+    /// exactly one of `run` and `argv` is set.
+    pub fn to_spec(&self) -> StepSpec {
+        use crate::model::Command;
+        let command = match (&self.run, &self.argv) {
+            (_, Some(argv)) => Command::Argv(argv.clone()),
+            (Some(run), None) => Command::Script(run.clone()),
+            (None, None) => Command::Script(String::new()),
+        };
+        StepSpec {
+            name: self.name.clone(),
+            command,
+            command_windows: self.run_windows.clone().map(Command::Script),
+            shell: self.shell.clone(),
+            env: self.env.clone(),
+            working_dir: self.working_dir.clone(),
+            timeout: self.timeout,
+            continue_on_failure: self.continue_on_failure,
+            always_run: self.always_run,
+        }
+    }
+}
+
+mod defaults {
+    use std::time::Duration;
+
+    pub fn max_workers() -> u32 {
+        4
+    }
+    pub fn max_starting() -> u32 {
+        4
+    }
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn start_timeout() -> Duration {
+        Duration::from_secs(120)
+    }
+    pub fn backoff_min() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn backoff_max() -> Duration {
+        Duration::from_secs(300)
+    }
+}

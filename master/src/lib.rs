@@ -1,0 +1,6 @@
+//! burst's master: pools of latent workers, the scheduler, the store, the
+//! HTTP API and the CLI.
+
+pub mod config;
+pub mod model;
+pub mod store;

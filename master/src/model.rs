@@ -1,0 +1,325 @@
+//! The records burst keeps: builds, their attempts and steps, and the
+//! instance ledger. They are stored by `store` and served as JSON by `api`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub type BuildId = i64;
+
+/// Milliseconds since the Unix epoch (wall clock, for display and history).
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    WorkerLost,
+}
+
+impl BuildState {
+    pub fn is_finished(self) -> bool {
+        !matches!(self, BuildState::Queued | BuildState::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildState::Queued => "queued",
+            BuildState::Running => "running",
+            BuildState::Succeeded => "succeeded",
+            BuildState::Failed => "failed",
+            BuildState::TimedOut => "timed_out",
+            BuildState::Cancelled => "cancelled",
+            BuildState::WorkerLost => "worker_lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => BuildState::Queued,
+            "running" => BuildState::Running,
+            "succeeded" => BuildState::Succeeded,
+            "failed" => BuildState::Failed,
+            "timed_out" => BuildState::TimedOut,
+            "cancelled" => BuildState::Cancelled,
+            "worker_lost" => BuildState::WorkerLost,
+            _ => return None,
+        })
+    }
+}
+
+/// What a step runs: a script through a shell, or a program and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Script(String),
+    Argv(Vec<String>),
+}
+
+/// A step as the builder defines it, snapshotted into each build at submit
+/// time so a config change does not alter queued builds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSpec {
+    pub name: String,
+    pub command: Command,
+    /// Used instead of `command` on Windows workers, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_windows: Option<Command>,
+    /// "sh", "bash", "cmd", "powershell", "pwsh"; `None` = the worker's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// A failure of this step does not fail the build.
+    #[serde(default)]
+    pub continue_on_failure: bool,
+    /// Runs even after an earlier step failed or the build was cancelled.
+    #[serde(default)]
+    pub always_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Skipped,
+    /// The worker went away while the step ran.
+    Lost,
+}
+
+/// One run of one step within an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRun {
+    pub index: u32,
+    pub name: String,
+    pub state: StepState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Bytes of output persisted in the step's log file (the log index).
+    pub log_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptState {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    WorkerLost,
+}
+
+/// One try of a build on one worker. A build retried after a lost worker has
+/// several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1-based.
+    pub number: u32,
+    pub worker_id: String,
+    pub pool: String,
+    pub state: AttemptState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub started_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Millis>,
+    pub steps: Vec<StepRun>,
+}
+
+/// A build: one matrix cell of one submit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    pub id: BuildId,
+    /// Shared by the builds one submit created (one per matrix cell).
+    pub submit_id: String,
+    pub builder: String,
+    /// This build's matrix cell: axis name -> value.
+    pub cell: BTreeMap<String, String>,
+    pub params: BTreeMap<String, String>,
+    /// A worker must carry all of these.
+    pub labels: Vec<String>,
+    pub steps: Vec<StepSpec>,
+    pub state: BuildState,
+    /// Why the build is where it is: what it waits for, why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How many times a lost worker may be replaced.
+    pub retries: u32,
+    pub created_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Millis>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// A build before the store gives it an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBuild {
+    pub submit_id: String,
+    pub builder: String,
+    pub cell: BTreeMap<String, String>,
+    pub params: BTreeMap<String, String>,
+    pub labels: Vec<String>,
+    pub steps: Vec<StepSpec>,
+    pub retries: u32,
+}
+
+impl NewBuild {
+    pub fn into_build(self, id: BuildId, created_at: Millis) -> Build {
+        Build {
+            id,
+            submit_id: self.submit_id,
+            builder: self.builder,
+            cell: self.cell,
+            params: self.params,
+            labels: self.labels,
+            steps: self.steps,
+            state: BuildState::Queued,
+            reason: None,
+            retries: self.retries,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            attempts: Vec::new(),
+        }
+    }
+}
+
+/// Where a launched worker stands in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Written before the provider is called.
+    Launching,
+    /// The provider returned; the worker has not connected yet.
+    Launched,
+    Connected,
+    Terminating,
+    /// Terminated and confirmed gone.
+    Gone,
+    /// The launch failed and nothing is left of it.
+    Failed,
+}
+
+impl InstanceState {
+    /// Something may still exist at the provider.
+    pub fn is_live(self) -> bool {
+        !matches!(self, InstanceState::Gone | InstanceState::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Launching => "launching",
+            InstanceState::Launched => "launched",
+            InstanceState::Connected => "connected",
+            InstanceState::Terminating => "terminating",
+            InstanceState::Gone => "gone",
+            InstanceState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "launching" => InstanceState::Launching,
+            "launched" => InstanceState::Launched,
+            "connected" => InstanceState::Connected,
+            "terminating" => InstanceState::Terminating,
+            "gone" => InstanceState::Gone,
+            "failed" => InstanceState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the instance ledger: everything burst ever launched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub worker_id: String,
+    pub pool: String,
+    /// Provider kind: "local", "docker"...
+    pub provider: String,
+    /// The backend's handle, known once the launch returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    pub state: InstanceState,
+    /// Backend facts: instance type, market, host...
+    #[serde(default)]
+    pub details: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub launched_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated_at: Option<Millis>,
+}
+
+/// A worker as `GET /api/v1/workers` shows it (live view from the scheduler).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    pub worker_id: String,
+    pub pool: String,
+    /// "launching", "connecting", "idle", "busy", "draining", "terminating".
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildId>,
+    pub builds_done: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    pub labels: Vec<String>,
+    /// Seconds since the worker entered its current state.
+    pub state_age_secs: u64,
+}
+
+/// `POST /api/v1/builds` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    pub builder: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+/// `POST /api/v1/builds` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    pub submit_id: String,
+    pub builds: Vec<BuildId>,
+}
+
+/// Body of every API error answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}

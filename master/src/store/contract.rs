@@ -1,0 +1,59 @@
+use async_trait::async_trait;
+
+use crate::model::{Build, BuildId, Instance, NewBuild};
+
+/// Errors from the store, written as "failed to …" fragments.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to open the database at {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("failed to apply database migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("failed to {action}")]
+    Query {
+        action: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("failed to decode {what} from the database: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What the master persists. `SqliteStore` is the real one; `MemoryStore`
+/// backs the scheduler's virtual-time tests, where a database thread would
+/// let tokio's paused clock jump.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// This master's stable id, created on first use. Tags every resource.
+    async fn master_id(&self) -> StoreResult<String>;
+
+    /// Gives each build an id and stores it queued; ids grow.
+    async fn insert_builds(&self, builds: Vec<NewBuild>) -> StoreResult<Vec<Build>>;
+
+    /// Writes a build with its attempts and steps, replacing what was stored.
+    async fn save_build(&self, build: &Build) -> StoreResult<()>;
+
+    async fn get_build(&self, id: BuildId) -> StoreResult<Option<Build>>;
+
+    /// The newest builds first, at most `limit`.
+    async fn list_builds(&self, limit: u32) -> StoreResult<Vec<Build>>;
+
+    /// Builds still queued or running, oldest first: the work to resume at
+    /// startup.
+    async fn unfinished_builds(&self) -> StoreResult<Vec<Build>>;
+
+    /// Inserts or replaces one ledger row.
+    async fn save_instance(&self, instance: &Instance) -> StoreResult<()>;
+
+    /// Ledger rows that may still exist at a provider.
+    async fn live_instances(&self) -> StoreResult<Vec<Instance>>;
+
+    /// The newest ledger rows first, at most `limit`.
+    async fn list_instances(&self, limit: u32) -> StoreResult<Vec<Instance>>;
+}
