@@ -2,5 +2,7 @@
 //! HTTP API and the CLI.
 
 pub mod config;
+pub mod logs;
 pub mod model;
+pub mod scheduler;
 pub mod store;

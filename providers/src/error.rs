@@ -32,11 +32,19 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Transient, message: message.into(), code: None }
+        Self {
+            kind: ErrorKind::Transient,
+            message: message.into(),
+            code: None,
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Permanent, message: message.into(), code: None }
+        Self {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+            code: None,
+        }
     }
 
     pub fn with_code(mut self, code: impl Into<String>) -> Self {

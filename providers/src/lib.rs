@@ -9,7 +9,7 @@ pub mod local;
 mod provider;
 
 pub use error::{ErrorKind, ProviderError};
-pub use provider::{Health, Launched, LaunchSpec, ListedInstance, Provider};
+pub use provider::{Health, LaunchSpec, Launched, ListedInstance, Provider};
 
 /// Environment variables a provider hands to the worker it launches. The
 /// worker reads the same names (see `burst-worker --help`).

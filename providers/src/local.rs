@@ -1,1 +1,168 @@
-//! Local provider: placeholder
+//! Workers as processes on the master's own machine: the embedded default.
+//!
+//! Each worker runs in its own process group, so terminating it takes its
+//! steps along. Workers are found again after a master crash by the
+//! environment the provider gave them (`BURST_MASTER_ID`, `BURST_POOL`,
+//! `BURST_WORKER_ID`), read back from `/proc`: no pid file can go stale.
+
+mod procfs;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{env, Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
+
+/// Settings of one local pool.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    pub master_id: String,
+    pub pool: String,
+    /// Program and leading arguments; the worker's flags come from the
+    /// environment, so a wrapper like `wine burst-worker.exe` works too.
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Each worker gets `<work_root>/<worker_id>`, removed on terminate.
+    pub work_root: PathBuf,
+    /// How long a worker may take to exit after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+}
+
+pub struct LocalProvider {
+    settings: LocalSettings,
+}
+
+impl LocalProvider {
+    pub fn new(settings: LocalSettings) -> Result<Self, ProviderError> {
+        if settings.command.is_empty() {
+            return Err(ProviderError::permanent(
+                "failed to configure the local provider: empty worker command",
+            ));
+        }
+        Ok(Self { settings })
+    }
+
+    /// `burst-worker` next to the running executable, where `cargo build`
+    /// and release archives put it.
+    pub fn default_command() -> Result<Vec<String>, ProviderError> {
+        let exe = std::env::current_exe().map_err(|e| {
+            ProviderError::permanent(format!("failed to locate the running executable: {e}"))
+        })?;
+        let name = format!("burst-worker{}", std::env::consts::EXE_SUFFIX);
+        let candidate = exe.with_file_name(&name);
+        if candidate.is_file() {
+            return Ok(vec![candidate.to_string_lossy().into_owned()]);
+        }
+        Err(ProviderError::permanent(format!(
+            "failed to find {name} next to {}: build it with `cargo build --workspace --bins`, \
+             or set `command` in the pool's [pools.NAME.local] section",
+            exe.display()
+        )))
+    }
+
+    fn work_dir(&self, worker_id: &str) -> PathBuf {
+        self.settings.work_root.join(worker_id)
+    }
+}
+
+#[async_trait]
+impl Provider for LocalProvider {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, ProviderError> {
+        let s = &self.settings;
+        let work_dir = self.work_dir(&spec.worker_id);
+        tokio::fs::create_dir_all(&work_dir).await.map_err(|e| {
+            ProviderError::transient(format!(
+                "failed to create work dir {}: {e}",
+                work_dir.display()
+            ))
+        })?;
+        let mut cmd = tokio::process::Command::new(&s.command[0]);
+        cmd.args(&s.command[1..])
+            .envs(&s.env)
+            .env(env::MASTER_URL, &spec.master_url)
+            .env(env::WORKER_ID, &spec.worker_id)
+            .env(env::TOKEN, &spec.token)
+            .env(env::LABELS, spec.labels.join(","))
+            .env(env::WORK_DIR, &work_dir)
+            .env(env::MASTER_ID, &spec.master_id)
+            .env(env::POOL, &spec.pool)
+            .stdin(std::process::Stdio::null())
+            // The worker logs to stderr; the master's own stderr is where a
+            // local operator looks.
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(false);
+        // Its own process group: killing the group takes its steps along, and
+        // a Ctrl-C at the master's terminal does not reach it directly.
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|e| {
+            let msg = format!("failed to start worker process {:?}: {e}", s.command[0]);
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ProviderError::permanent(msg)
+            } else {
+                ProviderError::transient(msg)
+            }
+        })?;
+        let pid = child.id().ok_or_else(|| {
+            ProviderError::transient("failed to read the worker's pid: it exited at once")
+        })?;
+        // Reap the child so it never lingers as a zombie.
+        let worker_id = spec.worker_id.clone();
+        tokio::spawn(async move {
+            match child.wait().await {
+                Ok(status) => tracing::debug!(%worker_id, %status, "local worker exited"),
+                Err(e) => tracing::warn!(%worker_id, error = %e, "failed to wait for local worker"),
+            }
+        });
+        Ok(Launched {
+            provider_id: pid.to_string(),
+            details: serde_json::json!({ "pid": pid, "work_dir": work_dir }),
+        })
+    }
+
+    async fn terminate(&self, worker_id: &str, provider_id: &str) -> Result<(), ProviderError> {
+        // Only signal a pid that still carries this worker's id: pids are
+        // reused, and a stale ledger row must never kill a stranger.
+        let pid: i32 = provider_id.parse().map_err(|_| {
+            ProviderError::permanent(format!("failed to parse local worker pid {provider_id:?}"))
+        })?;
+        if procfs::worker_id_of(pid).as_deref() == Some(worker_id) {
+            procfs::stop_group(pid, self.settings.stop_grace).await?;
+        }
+        let work_dir = self.work_dir(worker_id);
+        if let Err(e) = tokio::fs::remove_dir_all(&work_dir).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%worker_id, error = %e, "failed to remove local worker dir");
+            }
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<ListedInstance>, ProviderError> {
+        let (master_id, pool) = (self.settings.master_id.clone(), self.settings.pool.clone());
+        tokio::task::spawn_blocking(move || procfs::find_workers(&master_id, &pool))
+            .await
+            .map_err(|e| ProviderError::transient(format!("failed to scan processes: {e}")))?
+    }
+
+    async fn health(&self, worker_id: &str, provider_id: &str) -> Result<Health, ProviderError> {
+        let Ok(pid) = provider_id.parse::<i32>() else {
+            return Ok(Health::Exited {
+                detail: format!("bad pid {provider_id:?}"),
+            });
+        };
+        if procfs::worker_id_of(pid).as_deref() == Some(worker_id) {
+            Ok(Health::Running)
+        } else {
+            Ok(Health::Exited {
+                detail: format!("worker process {pid} exited before connecting"),
+            })
+        }
+    }
+}

@@ -39,7 +39,9 @@ pub enum Health {
     Running,
     /// The worker is gone before connecting; `detail` says why (exit status,
     /// last log lines).
-    Exited { detail: String },
+    Exited {
+        detail: String,
+    },
 }
 
 /// A source of latent workers. One value serves one pool.

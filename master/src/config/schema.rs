@@ -62,7 +62,9 @@ impl Default for MasterConfig {
 
 impl MasterConfig {
     pub fn advertise_url(&self) -> String {
-        self.advertise_url.clone().unwrap_or_else(|| format!("http://{}", self.grpc_listen))
+        self.advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.grpc_listen))
     }
 }
 

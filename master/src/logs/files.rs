@@ -1,0 +1,273 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::StepRunId;
+use crate::model::BuildId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("failed to {action} log file {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker sent output for a step it is not running: refused.
+    #[error("step {step} is not running on worker {worker}")]
+    NotYours { step: String, worker: String },
+    #[error("output for step {step} arrived at offset {got}, expected {want}")]
+    OutOfOrder { step: String, got: u64, want: u64 },
+}
+
+struct OpenLog {
+    worker_id: String,
+    path: PathBuf,
+    file: Arc<tokio::sync::Mutex<tokio::fs::File>>,
+    bytes: u64,
+}
+
+/// Owns the log files and tells followers when a build's log grew.
+pub struct LogStore {
+    root: PathBuf,
+    open: Mutex<HashMap<StepRunId, OpenLog>>,
+    watchers: Mutex<HashMap<BuildId, watch::Sender<u64>>>,
+}
+
+impl LogStore {
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            root: state_dir.join("logs"),
+            open: Mutex::default(),
+            watchers: Mutex::default(),
+        }
+    }
+
+    pub fn path(&self, id: StepRunId) -> PathBuf {
+        self.root
+            .join(id.build.to_string())
+            .join(format!("{}.{}.log", id.attempt, id.index))
+    }
+
+    /// Creates the step's (empty) log file and lets `worker_id` append to it.
+    pub async fn open_step(&self, id: StepRunId, worker_id: &str) -> Result<(), LogError> {
+        let path = self.path(id);
+        let io = |action, source| LogError::Io {
+            action,
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| io("create the directory of", e))?;
+        }
+        let file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| io("create", e))?;
+        let log = OpenLog {
+            worker_id: worker_id.to_owned(),
+            path: path.clone(),
+            file: Arc::new(tokio::sync::Mutex::new(file)),
+            bytes: 0,
+        };
+        self.lock_open().insert(id, log);
+        self.notify(id.build);
+        Ok(())
+    }
+
+    /// Appends a chunk a worker sent. Refuses chunks for steps the worker
+    /// does not run and chunks out of order; the caller logs and drops them.
+    pub async fn append(
+        &self,
+        worker_id: &str,
+        id: StepRunId,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u64, LogError> {
+        let (file, path) = {
+            let open = self.lock_open();
+            let log = open
+                .get(&id)
+                .filter(|l| l.worker_id == worker_id)
+                .ok_or_else(|| LogError::NotYours {
+                    step: id.to_string(),
+                    worker: worker_id.to_owned(),
+                })?;
+            if log.bytes != offset {
+                return Err(LogError::OutOfOrder {
+                    step: id.to_string(),
+                    got: offset,
+                    want: log.bytes,
+                });
+            }
+            (log.file.clone(), log.path.clone())
+        };
+        // Awaiting the write before reading the worker's next message is the
+        // master's half of backpressure: a slow disk slows the worker down.
+        file.lock()
+            .await
+            .write_all(data)
+            .await
+            .map_err(|source| LogError::Io {
+                action: "append to",
+                path,
+                source,
+            })?;
+        let total = {
+            let mut open = self.lock_open();
+            match open.get_mut(&id) {
+                Some(log) => {
+                    log.bytes += data.len() as u64;
+                    log.bytes
+                }
+                None => offset + data.len() as u64,
+            }
+        };
+        self.notify(id.build);
+        Ok(total)
+    }
+
+    /// Stops accepting output for the step; returns the bytes written.
+    pub async fn close_step(&self, id: StepRunId) -> u64 {
+        let log = self.lock_open().remove(&id);
+        let bytes = match log {
+            Some(log) => {
+                if let Err(e) = log.file.lock().await.flush().await {
+                    tracing::warn!(step = %id, error = %e, "failed to flush step log");
+                }
+                log.bytes
+            }
+            None => 0,
+        };
+        self.notify(id.build);
+        bytes
+    }
+
+    /// Bytes of the step's log from `offset` on, at most `max`. A missing
+    /// file reads as empty: the step has not started.
+    pub async fn read_from(
+        &self,
+        id: StepRunId,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<u8>, LogError> {
+        let path = self.path(id);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(LogError::Io {
+                    action: "open",
+                    path,
+                    source,
+                })
+            }
+        };
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|source| LogError::Io {
+                action: "seek in",
+                path: path.clone(),
+                source,
+            })?;
+        let mut buf = Vec::new();
+        file.take(max as u64)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|source| LogError::Io {
+                action: "read",
+                path,
+                source,
+            })?;
+        Ok(buf)
+    }
+
+    /// A receiver that changes whenever the build's log or state changes.
+    pub fn subscribe(&self, build: BuildId) -> watch::Receiver<u64> {
+        self.lock_watchers()
+            .entry(build)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Wakes the build's followers (log growth, step or build state change).
+    pub fn notify(&self, build: BuildId) {
+        let mut watchers = self.lock_watchers();
+        if let Some(tx) = watchers.get(&build) {
+            if tx.receiver_count() == 0 {
+                watchers.remove(&build);
+            } else {
+                tx.send_modify(|v| *v = v.wrapping_add(1));
+            }
+        }
+    }
+
+    fn lock_open(&self) -> std::sync::MutexGuard<'_, HashMap<StepRunId, OpenLog>> {
+        // A panic while holding the lock cannot leave the map inconsistent
+        // (every critical section is a single insert/get/remove).
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_watchers(&self) -> std::sync::MutexGuard<'_, HashMap<BuildId, watch::Sender<u64>>> {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn appends_in_order_and_refuses_strangers() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path());
+        let id = StepRunId {
+            build: 1,
+            attempt: 1,
+            index: 0,
+        };
+        logs.open_step(id, "w1").await.unwrap();
+        assert_eq!(logs.append("w1", id, 0, b"hello ").await.unwrap(), 6);
+        assert_eq!(logs.append("w1", id, 6, b"world").await.unwrap(), 11);
+        assert!(matches!(
+            logs.append("w2", id, 11, b"x").await,
+            Err(LogError::NotYours { .. })
+        ));
+        assert!(matches!(
+            logs.append("w1", id, 3, b"x").await,
+            Err(LogError::OutOfOrder { .. })
+        ));
+        assert_eq!(logs.close_step(id).await, 11);
+        assert!(matches!(
+            logs.append("w1", id, 11, b"x").await,
+            Err(LogError::NotYours { .. })
+        ));
+        assert_eq!(
+            logs.read_from(id, 0, 1 << 20).await.unwrap(),
+            b"hello world"
+        );
+        assert_eq!(logs.read_from(id, 6, 3).await.unwrap(), b"wor");
+    }
+
+    #[tokio::test]
+    async fn followers_are_woken() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path());
+        let id = StepRunId {
+            build: 7,
+            attempt: 1,
+            index: 0,
+        };
+        let mut rx = logs.subscribe(7);
+        logs.open_step(id, "w").await.unwrap();
+        assert!(rx.has_changed().unwrap());
+        rx.mark_unchanged();
+        logs.append("w", id, 0, b"x").await.unwrap();
+        assert!(rx.has_changed().unwrap());
+    }
+}

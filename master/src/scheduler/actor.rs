@@ -1,0 +1,181 @@
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use burst_providers::Provider;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::builds::Running;
+use super::events::Event;
+use super::handle::SchedulerHandle;
+use super::pool::Pool;
+use super::worker::Worker;
+use crate::config::PoolConfig;
+use crate::logs::LogStore;
+use crate::model::{Build, BuildId};
+use crate::store::Store;
+
+/// Master-wide settings the scheduler needs.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    pub master_id: String,
+    /// The URL workers dial.
+    pub advertise_url: String,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_misses: u32,
+    pub shutdown_grace: Duration,
+    /// How often a starting worker's provider is asked whether it still runs.
+    pub health_interval: Duration,
+}
+
+impl SchedulerSettings {
+    pub fn heartbeat_window(&self) -> Duration {
+        self.heartbeat_interval * self.heartbeat_misses.max(1)
+    }
+}
+
+pub struct PoolSpec {
+    pub name: String,
+    pub config: PoolConfig,
+    pub provider: Arc<dyn Provider>,
+}
+
+pub(super) struct ShutdownState {
+    pub deadline: Instant,
+    pub waiters: Vec<oneshot::Sender<()>>,
+}
+
+pub struct Scheduler {
+    pub(super) settings: SchedulerSettings,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) logs: Arc<LogStore>,
+    /// In name order: the first pool that serves a build's labels gets it.
+    pub(super) pools: Vec<Pool>,
+    pub(super) workers: BTreeMap<String, Worker>,
+    /// Queued and running builds; finished ones live only in the store.
+    pub(super) builds: HashMap<BuildId, Build>,
+    pub(super) queue: VecDeque<BuildId>,
+    pub(super) running: HashMap<BuildId, Running>,
+    pub(super) events_tx: mpsc::Sender<Event>,
+    rx: mpsc::Receiver<Event>,
+    pub(super) shutdown: Option<ShutdownState>,
+    pub(super) next_session: u64,
+}
+
+impl Scheduler {
+    pub fn new(
+        settings: SchedulerSettings,
+        pools: Vec<PoolSpec>,
+        store: Arc<dyn Store>,
+        logs: Arc<LogStore>,
+    ) -> (Self, SchedulerHandle) {
+        let (tx, rx) = mpsc::channel(1024);
+        let mut pools: Vec<Pool> = pools
+            .into_iter()
+            .map(|p| Pool::new(p.name, p.config, p.provider))
+            .collect();
+        pools.sort_by(|a, b| a.name.cmp(&b.name));
+        let scheduler = Self {
+            settings,
+            store,
+            logs,
+            pools,
+            workers: BTreeMap::new(),
+            builds: HashMap::new(),
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            events_tx: tx.clone(),
+            rx,
+            shutdown: None,
+            next_session: 1,
+        };
+        (scheduler, SchedulerHandle::new(tx))
+    }
+
+    /// Reconciles what the last run left behind, then serves events until a
+    /// shutdown has terminated every worker.
+    pub async fn run(mut self) {
+        self.startup().await;
+        loop {
+            let now = Instant::now();
+            self.reconcile(now).await;
+            if self.shutdown_complete() {
+                break;
+            }
+            let wake = self.next_wake(now);
+            tokio::select! {
+                event = self.rx.recv() => match event {
+                    Some(event) => self.handle(event).await,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        tracing::info!("scheduler stopped");
+    }
+
+    async fn handle(&mut self, event: Event) {
+        let now = Instant::now();
+        match event {
+            Event::Submit { builds, reply } => {
+                let result = self.submit(builds).await;
+                let _ = reply.send(result);
+            }
+            Event::Cancel { build, reply } => {
+                let result = self.cancel(build, now).await;
+                let _ = reply.send(result);
+            }
+            Event::Hello { hello, tx, reply } => {
+                let result = self.hello(hello, tx, now).await;
+                let _ = reply.send(result);
+            }
+            Event::FromWorker {
+                worker_id,
+                session,
+                msg,
+            } => self.on_worker_message(&worker_id, session, msg, now).await,
+            Event::Disconnected { worker_id, session } => {
+                self.disconnected(&worker_id, session, now).await
+            }
+            Event::LaunchDone { worker_id, result } => {
+                self.launch_done(&worker_id, result, now).await
+            }
+            Event::TerminateDone { worker_id, result } => {
+                self.terminate_done(&worker_id, result).await
+            }
+            Event::Health { worker_id, result } => {
+                self.health_result(&worker_id, result, now).await
+            }
+            Event::Workers { reply } => {
+                let _ = reply.send(Ok(self.worker_views(now)));
+            }
+            Event::Shutdown { reply } => self.begin_shutdown(reply, now),
+        }
+    }
+
+    /// Saves a build; a finished build also leaves memory and wakes its
+    /// log followers.
+    pub(super) async fn persist_build(&mut self, id: BuildId) {
+        let Some(build) = self.builds.get(&id) else {
+            return;
+        };
+        if let Err(e) = self.store.save_build(build).await {
+            tracing::error!(build = id, error = %e, "failed to save build");
+        }
+        if build.state.is_finished() {
+            self.builds.remove(&id);
+            self.queue.retain(|b| *b != id);
+        }
+        self.logs.notify(id);
+    }
+
+    pub(super) async fn persist_worker(&mut self, worker_id: &str) {
+        let Some(w) = self.workers.get(worker_id) else {
+            return;
+        };
+        if let Err(e) = self.store.save_instance(&w.ledger).await {
+            tracing::error!(worker = worker_id, error = %e, "failed to save ledger row");
+        }
+    }
+}

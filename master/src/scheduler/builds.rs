@@ -1,0 +1,456 @@
+//! How a build moves: queued → an attempt on a worker, one step at a time →
+//! finished, or back to the queue when its worker is lost.
+
+use burst_proto::{
+    run_step, worker_message, Argv, CancelStep, MasterMessage, RunStep, StepFinished,
+};
+use tokio::time::Instant;
+
+use super::actor::Scheduler;
+use super::handle::SchedError;
+use super::worker::WorkerState;
+use crate::logs::StepRunId;
+use crate::model::{
+    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, NewBuild, StepRun, StepState,
+};
+
+/// Bookkeeping for a build that runs on a worker.
+pub struct Running {
+    pub worker_id: String,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// Index of the step in flight.
+    pub step: u32,
+    /// A step failed (and was not allowed to): only `always_run` steps follow.
+    pub failed: bool,
+    pub timed_out: bool,
+    pub cancel_requested: bool,
+    /// What failed first, for the build's status.
+    pub failure: Option<String>,
+}
+
+impl Scheduler {
+    pub(super) async fn submit(
+        &mut self,
+        builds: Vec<NewBuild>,
+    ) -> Result<Vec<BuildId>, SchedError> {
+        if self.shutdown.is_some() {
+            return Err(SchedError::ShuttingDown);
+        }
+        let builds = self
+            .store
+            .insert_builds(builds)
+            .await
+            .map_err(|e| SchedError::Store(e.to_string()))?;
+        let ids = builds.iter().map(|b| b.id).collect();
+        for build in builds {
+            tracing::info!(build = build.id, builder = %build.builder, "build queued");
+            self.queue.push_back(build.id);
+            self.builds.insert(build.id, build);
+        }
+        Ok(ids)
+    }
+
+    pub(super) async fn cancel(
+        &mut self,
+        id: BuildId,
+        _now: Instant,
+    ) -> Result<BuildState, SchedError> {
+        let build = self.builds.get_mut(&id).ok_or(SchedError::NotActive(id))?;
+        if build.state == BuildState::Queued {
+            build.state = BuildState::Cancelled;
+            build.reason = Some("cancelled before it started".into());
+            build.finished_at = Some(now_millis());
+            self.persist_build(id).await;
+            return Ok(BuildState::Cancelled);
+        }
+        let Some(run) = self.running.get_mut(&id) else {
+            return Ok(build.state);
+        };
+        run.cancel_requested = true;
+        let step_run_id = StepRunId {
+            build: id,
+            attempt: run.attempt,
+            index: run.step,
+        }
+        .to_string();
+        let msg = MasterMessage {
+            msg: Some(burst_proto::master_message::Msg::Cancel(CancelStep {
+                step_run_id,
+            })),
+        };
+        let sent = self
+            .workers
+            .get(&run.worker_id)
+            .is_some_and(|w| w.send(msg));
+        if !sent {
+            let worker_id = run.worker_id.clone();
+            self.lose_build(id, "worker unreachable while cancelling")
+                .await;
+            self.terminate(&worker_id, "unreachable").await;
+        }
+        Ok(self
+            .builds
+            .get(&id)
+            .map(|b| b.state)
+            .unwrap_or(BuildState::Cancelled))
+    }
+
+    /// Starts a new attempt of a queued build on an idle worker.
+    pub(super) async fn start_build(&mut self, id: BuildId, worker_id: &str, now: Instant) {
+        let (Some(build), Some(worker)) =
+            (self.builds.get_mut(&id), self.workers.get_mut(worker_id))
+        else {
+            return;
+        };
+        let number = build.attempts.len() as u32 + 1;
+        build.attempts.push(Attempt {
+            number,
+            worker_id: worker_id.to_owned(),
+            pool: self.pools[worker.pool].name.clone(),
+            state: AttemptState::Running,
+            reason: None,
+            started_at: now_millis(),
+            finished_at: None,
+            steps: build
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StepRun {
+                    index: i as u32,
+                    name: s.name.clone(),
+                    state: StepState::Pending,
+                    exit_code: None,
+                    signal: None,
+                    error: None,
+                    started_at: None,
+                    duration_ms: None,
+                    log_bytes: 0,
+                })
+                .collect(),
+        });
+        build.state = BuildState::Running;
+        build.reason = None;
+        build.started_at.get_or_insert_with(now_millis);
+        worker.set_state(WorkerState::Busy, now);
+        worker.build = Some(id);
+        tracing::info!(
+            build = id,
+            attempt = number,
+            worker = worker_id,
+            "build started"
+        );
+        self.queue.retain(|b| *b != id);
+        self.running.insert(
+            id,
+            Running {
+                worker_id: worker_id.to_owned(),
+                attempt: number,
+                step: 0,
+                failed: false,
+                timed_out: false,
+                cancel_requested: false,
+                failure: None,
+            },
+        );
+        if self.builds.get(&id).is_some_and(|b| b.steps.is_empty()) {
+            self.finish_attempt(id, now).await;
+        } else {
+            self.run_step(id, 0, now).await;
+        }
+    }
+
+    /// Sends step `index` of a running build to its worker.
+    async fn run_step(&mut self, id: BuildId, index: u32, now: Instant) {
+        let (Some(build), Some(run)) = (self.builds.get_mut(&id), self.running.get_mut(&id)) else {
+            return;
+        };
+        let Some(worker) = self.workers.get(&run.worker_id) else {
+            return;
+        };
+        let Some(spec) = build.steps.get(index as usize) else {
+            return;
+        };
+        run.step = index;
+        let step_id = StepRunId {
+            build: id,
+            attempt: run.attempt,
+            index,
+        };
+        let windows = worker.os.as_deref() == Some("windows");
+        let command = match (&spec.command_windows, windows) {
+            (Some(cmd), true) => cmd,
+            _ => &spec.command,
+        };
+        let mut env = spec.env.clone();
+        env.insert("BURST_BUILD_ID".into(), id.to_string());
+        env.insert("BURST_BUILDER".into(), build.builder.clone());
+        env.insert("BURST_ATTEMPT".into(), run.attempt.to_string());
+        env.insert("BURST_STEP".into(), spec.name.clone());
+        let msg = RunStep {
+            step_run_id: step_id.to_string(),
+            build_key: format!("build-{id}"),
+            name: spec.name.clone(),
+            command: Some(match command {
+                Command::Script(s) => run_step::Command::Script(s.clone()),
+                Command::Argv(a) => run_step::Command::Argv(Argv { args: a.clone() }),
+            }),
+            shell: spec.shell.clone().unwrap_or_default(),
+            env: env.into_iter().collect(),
+            working_dir: spec.working_dir.clone().unwrap_or_default(),
+            timeout_ms: spec.timeout.map(|t| t.as_millis() as u64).unwrap_or(0),
+        };
+        let worker_id = run.worker_id.clone();
+        if let Some(step) = build
+            .attempts
+            .last_mut()
+            .and_then(|a| a.steps.get_mut(index as usize))
+        {
+            step.state = StepState::Running;
+            step.started_at = Some(now_millis());
+        }
+        if let Err(e) = self.logs.open_step(step_id, &worker_id).await {
+            tracing::error!(step = %step_id, error = %e, "failed to open step log");
+        }
+        let sent = worker.send(MasterMessage {
+            msg: Some(burst_proto::master_message::Msg::Run(msg)),
+        });
+        self.persist_build(id).await;
+        if !sent {
+            self.lose_build(id, "worker unreachable when its step was sent")
+                .await;
+            self.terminate(&worker_id, "unreachable").await;
+        }
+        let _ = now;
+    }
+
+    /// Routes a control message from a worker's current session.
+    pub(super) async fn on_worker_message(
+        &mut self,
+        worker_id: &str,
+        session: u64,
+        msg: worker_message::Msg,
+        now: Instant,
+    ) {
+        let Some(worker) = self.workers.get_mut(worker_id) else {
+            return;
+        };
+        if worker.session.as_ref().map(|s| s.id) != Some(session) {
+            tracing::debug!(
+                worker = worker_id,
+                "ignoring a message from a stale session"
+            );
+            return;
+        }
+        worker.last_seen = now;
+        match msg {
+            worker_message::Msg::Finished(f) => self.step_finished(worker_id, f, now).await,
+            worker_message::Msg::Notice(n) => {
+                tracing::warn!(worker = worker_id, detail = %n.detail, "worker reports its host is going away");
+                if let Some(build) = self.workers.get(worker_id).and_then(|w| w.build) {
+                    self.lose_build(
+                        build,
+                        &format!(
+                            "worker {worker_id} got an interruption notice: {}",
+                            n.detail
+                        ),
+                    )
+                    .await;
+                }
+                self.terminate(worker_id, "interruption notice").await;
+            }
+            // Liveness is recorded above; output goes straight to the log store.
+            worker_message::Msg::Heartbeat(_)
+            | worker_message::Msg::Output(_)
+            | worker_message::Msg::Hello(_) => {}
+        }
+    }
+
+    async fn step_finished(&mut self, worker_id: &str, f: StepFinished, now: Instant) {
+        let Ok(step_id) = f.step_run_id.parse::<StepRunId>() else {
+            tracing::warn!(worker = worker_id, step = %f.step_run_id, "refused a result with a malformed step id");
+            return;
+        };
+        let current = self.running.get(&step_id.build).is_some_and(|r| {
+            r.worker_id == worker_id && r.attempt == step_id.attempt && r.step == step_id.index
+        });
+        if !current {
+            tracing::warn!(worker = worker_id, step = %step_id, "refused a result for a step this worker does not run");
+            return;
+        }
+        let log_bytes = self.logs.close_step(step_id).await;
+        let (Some(build), Some(run)) = (
+            self.builds.get_mut(&step_id.build),
+            self.running.get_mut(&step_id.build),
+        ) else {
+            return;
+        };
+        let spec = &build.steps[step_id.index as usize];
+        let state = if !f.error.is_empty() {
+            StepState::Failed
+        } else if f.cancelled {
+            StepState::Cancelled
+        } else if f.timed_out {
+            StepState::TimedOut
+        } else if f.exit_code == Some(0) {
+            StepState::Succeeded
+        } else {
+            StepState::Failed
+        };
+        if state != StepState::Succeeded && !spec.continue_on_failure && !run.failed {
+            run.failed = true;
+            run.timed_out = state == StepState::TimedOut;
+            run.failure = Some(describe_failure(&spec.name, state, &f));
+        }
+        let (failed, cancel) = (run.failed, run.cancel_requested);
+        if let Some(attempt) = build.attempts.last_mut() {
+            if let Some(step) = attempt.steps.get_mut(step_id.index as usize) {
+                step.state = state;
+                step.exit_code = f.exit_code;
+                step.signal = f.signal;
+                step.error = (!f.error.is_empty()).then(|| f.error.clone());
+                step.duration_ms = Some(f.duration_ms);
+                step.log_bytes = log_bytes;
+            }
+            // Steps after a failure or a cancel are skipped, except clean-up.
+            let mut next = None;
+            for j in (step_id.index + 1) as usize..build.steps.len() {
+                if !(failed || cancel) || build.steps[j].always_run {
+                    next = Some(j as u32);
+                    break;
+                }
+                if let Some(step) = attempt.steps.get_mut(j) {
+                    step.state = StepState::Skipped;
+                }
+            }
+            match next {
+                Some(j) => self.run_step(step_id.build, j, now).await,
+                None => self.finish_attempt(step_id.build, now).await,
+            }
+        }
+    }
+
+    /// The attempt ran all its steps: settle the build and free the worker.
+    async fn finish_attempt(&mut self, id: BuildId, now: Instant) {
+        let Some(run) = self.running.remove(&id) else {
+            return;
+        };
+        let Some(build) = self.builds.get_mut(&id) else {
+            return;
+        };
+        let (state, attempt_state, reason) = if run.cancel_requested {
+            (
+                BuildState::Cancelled,
+                AttemptState::Cancelled,
+                Some("cancelled".to_owned()),
+            )
+        } else if run.timed_out {
+            (
+                BuildState::TimedOut,
+                AttemptState::TimedOut,
+                run.failure.clone(),
+            )
+        } else if run.failed {
+            (
+                BuildState::Failed,
+                AttemptState::Failed,
+                run.failure.clone(),
+            )
+        } else {
+            (BuildState::Succeeded, AttemptState::Succeeded, None)
+        };
+        if let Some(attempt) = build.attempts.last_mut() {
+            attempt.state = attempt_state;
+            attempt.finished_at = Some(now_millis());
+            attempt.reason = reason.clone();
+        }
+        build.state = state;
+        build.reason = reason;
+        build.finished_at = Some(now_millis());
+        tracing::info!(build = id, state = state.as_str(), "build finished");
+        self.persist_build(id).await;
+        self.release_worker(&run.worker_id, now).await;
+    }
+
+    /// A worker finished a build: idle again, or recycled after `max_builds`.
+    async fn release_worker(&mut self, worker_id: &str, now: Instant) {
+        let Some(worker) = self.workers.get_mut(worker_id) else {
+            return;
+        };
+        worker.build = None;
+        worker.builds_done += 1;
+        worker.set_state(WorkerState::Idle, now);
+        let max = self.pools[worker.pool].cfg.max_builds;
+        if max > 0 && worker.builds_done >= max {
+            let reason = format!("recycled after {max} build(s)");
+            self.terminate(worker_id, &reason).await;
+        }
+    }
+
+    /// The build's worker is gone: record the lost attempt, then retry the
+    /// build while retries remain. The caller deals with the worker.
+    pub(super) async fn lose_build(&mut self, id: BuildId, reason: &str) {
+        let Some(run) = self.running.remove(&id) else {
+            return;
+        };
+        let step_id = StepRunId {
+            build: id,
+            attempt: run.attempt,
+            index: run.step,
+        };
+        self.logs.close_step(step_id).await;
+        if let Some(w) = self.workers.get_mut(&run.worker_id) {
+            w.build = None;
+        }
+        let Some(build) = self.builds.get_mut(&id) else {
+            return;
+        };
+        if let Some(attempt) = build.attempts.last_mut() {
+            attempt.state = AttemptState::WorkerLost;
+            attempt.reason = Some(reason.to_owned());
+            attempt.finished_at = Some(now_millis());
+            for step in &mut attempt.steps {
+                match step.state {
+                    StepState::Running => step.state = StepState::Lost,
+                    StepState::Pending => step.state = StepState::Skipped,
+                    _ => {}
+                }
+            }
+        }
+        let lost = build
+            .attempts
+            .iter()
+            .filter(|a| a.state == AttemptState::WorkerLost)
+            .count() as u32;
+        if run.cancel_requested {
+            build.state = BuildState::Cancelled;
+            build.reason = Some(format!(
+                "cancelled; the worker was lost meanwhile: {reason}"
+            ));
+            build.finished_at = Some(now_millis());
+        } else if lost > build.retries {
+            build.state = BuildState::WorkerLost;
+            build.reason = Some(format!("{reason} (no retries left after {lost} attempts)"));
+            build.finished_at = Some(now_millis());
+        } else {
+            tracing::warn!(build = id, %reason, "worker lost; build requeued");
+            build.state = BuildState::Queued;
+            build.reason = Some(format!("retrying: {reason}"));
+            self.queue.push_front(id);
+        }
+        self.persist_build(id).await;
+    }
+}
+
+fn describe_failure(name: &str, state: StepState, f: &StepFinished) -> String {
+    match state {
+        StepState::TimedOut => format!("step {name} timed out"),
+        StepState::Cancelled => format!("step {name} was cancelled"),
+        _ if !f.error.is_empty() => format!("step {name} could not start: {}", f.error),
+        _ => match (f.exit_code, f.signal) {
+            (Some(code), _) => format!("step {name} failed with exit code {code}"),
+            (None, Some(sig)) => format!("step {name} was killed by signal {sig}"),
+            (None, None) => format!("step {name} failed"),
+        },
+    }
+}

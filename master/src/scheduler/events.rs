@@ -1,0 +1,54 @@
+use burst_proto::{worker_message, Hello, MasterMessage, Refused};
+use burst_providers::{Health, Launched, ProviderError};
+use tokio::sync::{mpsc, oneshot};
+
+use super::SchedError;
+use crate::model::{BuildId, BuildState, NewBuild, WorkerView};
+
+pub type Reply<T> = oneshot::Sender<Result<T, SchedError>>;
+
+/// Everything that can change the scheduler's state.
+pub enum Event {
+    Submit {
+        builds: Vec<NewBuild>,
+        reply: Reply<Vec<BuildId>>,
+    },
+    Cancel {
+        build: BuildId,
+        reply: Reply<BuildState>,
+    },
+    /// A worker opened a session. On success the scheduler has already
+    /// queued the `Welcome` on `tx`; the reply carries the session id.
+    Hello {
+        hello: Hello,
+        tx: mpsc::Sender<MasterMessage>,
+        reply: oneshot::Sender<Result<u64, Refused>>,
+    },
+    FromWorker {
+        worker_id: String,
+        session: u64,
+        msg: worker_message::Msg,
+    },
+    Disconnected {
+        worker_id: String,
+        session: u64,
+    },
+    LaunchDone {
+        worker_id: String,
+        result: Result<Launched, ProviderError>,
+    },
+    TerminateDone {
+        worker_id: String,
+        result: Result<(), ProviderError>,
+    },
+    Health {
+        worker_id: String,
+        result: Result<Health, ProviderError>,
+    },
+    Workers {
+        reply: Reply<Vec<WorkerView>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}

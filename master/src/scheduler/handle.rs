@@ -1,0 +1,106 @@
+use burst_proto::{worker_message, Hello, MasterMessage, Refused};
+use tokio::sync::{mpsc, oneshot};
+
+use super::events::Event;
+use crate::model::{BuildId, BuildState, NewBuild, WorkerView};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SchedError {
+    #[error("the scheduler has stopped")]
+    Stopped,
+    #[error("the master is shutting down and takes no new builds")]
+    ShuttingDown,
+    #[error("build {0} does not exist or has already finished")]
+    NotActive(BuildId),
+    #[error("failed to store the builds: {0}")]
+    Store(String),
+}
+
+/// The scheduler's address: cheap to clone, used by the API and the worker
+/// sessions.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    tx: mpsc::Sender<Event>,
+}
+
+impl SchedulerHandle {
+    pub(super) fn new(tx: mpsc::Sender<Event>) -> Self {
+        Self { tx }
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, SchedError>>) -> Event,
+    ) -> Result<T, SchedError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| SchedError::Stopped)?;
+        rx.await.map_err(|_| SchedError::Stopped)?
+    }
+
+    /// Queues builds; returns their ids.
+    pub async fn submit(&self, builds: Vec<NewBuild>) -> Result<Vec<BuildId>, SchedError> {
+        self.ask(|reply| Event::Submit { builds, reply }).await
+    }
+
+    /// Cancels a queued or running build; returns its state afterwards.
+    pub async fn cancel(&self, build: BuildId) -> Result<BuildState, SchedError> {
+        self.ask(|reply| Event::Cancel { build, reply }).await
+    }
+
+    pub async fn workers(&self) -> Result<Vec<WorkerView>, SchedError> {
+        self.ask(|reply| Event::Workers { reply }).await
+    }
+
+    /// Checks a worker's hello. On success the `Welcome` is already queued
+    /// on `tx` and the session id is returned.
+    pub async fn hello(
+        &self,
+        hello: Hello,
+        tx: mpsc::Sender<MasterMessage>,
+    ) -> Result<u64, Refused> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || Refused {
+            reason: "the master is stopping".into(),
+            fatal: false,
+        };
+        self.tx
+            .send(Event::Hello { hello, tx, reply })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    pub async fn from_worker(&self, worker_id: &str, session: u64, msg: worker_message::Msg) {
+        let event = Event::FromWorker {
+            worker_id: worker_id.to_owned(),
+            session,
+            msg,
+        };
+        // A stopped scheduler has nothing left to tell.
+        let _ = self.tx.send(event).await;
+    }
+
+    pub async fn disconnected(&self, worker_id: &str, session: u64) {
+        let _ = self
+            .tx
+            .send(Event::Disconnected {
+                worker_id: worker_id.to_owned(),
+                session,
+            })
+            .await;
+    }
+
+    /// Stops taking builds, lets running ones finish within the grace period,
+    /// cancels the rest, terminates every worker, and returns when all are gone.
+    pub async fn shutdown(&self) -> Result<(), SchedError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Event::Shutdown { reply })
+            .await
+            .map_err(|_| SchedError::Stopped)?;
+        rx.await.map_err(|_| SchedError::Stopped)
+    }
+}

@@ -1,0 +1,78 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use burst_providers::{Provider, ProviderError};
+use tokio::time::Instant;
+
+use crate::config::PoolConfig;
+
+/// One pool: its settings, its provider, and its launch backoff.
+pub struct Pool {
+    pub name: String,
+    pub cfg: PoolConfig,
+    pub provider: Arc<dyn Provider>,
+    backoff: Option<ExponentialBackoff>,
+    /// No launch before this instant.
+    pub retry_at: Option<Instant>,
+    /// Why the last launch failed, for the status of waiting builds.
+    pub last_error: Option<String>,
+    /// Set by a permanent error: builds only this pool serves fail instead
+    /// of waiting for a launch that cannot succeed.
+    pub permanent_error: Option<String>,
+}
+
+impl Pool {
+    pub fn new(name: String, cfg: PoolConfig, provider: Arc<dyn Provider>) -> Self {
+        Self {
+            name,
+            cfg,
+            provider,
+            backoff: None,
+            retry_at: None,
+            last_error: None,
+            permanent_error: None,
+        }
+    }
+
+    /// A worker of this pool can run a build that needs `labels`.
+    pub fn serves(&self, labels: &[String]) -> bool {
+        labels.iter().all(|l| self.cfg.labels.contains(l))
+    }
+
+    pub fn backing_off(&self, now: Instant) -> bool {
+        self.retry_at.is_some_and(|t| t > now)
+    }
+
+    /// Starts or extends the backoff: jittered exponential up to
+    /// `backoff_max`; a permanent error waits the maximum at once.
+    pub fn record_failure(&mut self, err: &ProviderError, now: Instant) -> Duration {
+        let max = self.cfg.backoff_max;
+        let delay = if err.is_permanent() {
+            self.permanent_error = Some(err.to_string());
+            max
+        } else {
+            let (min, max_) = (self.cfg.backoff_min, max);
+            let backoff = self.backoff.get_or_insert_with(|| {
+                ExponentialBuilder::default()
+                    .with_min_delay(min)
+                    .with_max_delay(max_)
+                    .with_jitter()
+                    .without_max_times()
+                    .build()
+            });
+            backoff.next().unwrap_or(max).min(max)
+        };
+        self.retry_at = Some(now + delay);
+        self.last_error = Some(err.to_string());
+        delay
+    }
+
+    /// A worker connected: the pool is healthy again.
+    pub fn record_success(&mut self) {
+        self.backoff = None;
+        self.retry_at = None;
+        self.last_error = None;
+        self.permanent_error = None;
+    }
+}

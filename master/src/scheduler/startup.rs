@@ -1,0 +1,160 @@
+//! What a (re)started master does first: terminate everything a previous run
+//! left behind, and take back the builds it had not finished.
+
+use burst_providers::ListedInstance;
+use futures::future::join_all;
+
+use super::actor::Scheduler;
+use crate::model::{now_millis, AttemptState, BuildState, Instance, InstanceState, StepState};
+
+impl Scheduler {
+    pub(super) async fn startup(&mut self) {
+        self.reap_orphans().await;
+        self.resume_builds().await;
+    }
+
+    /// Nothing from a previous run is adopted: every worker the ledger still
+    /// calls live, and every worker a provider lists under this master's tag,
+    /// is terminated. Its builds are requeued by `resume_builds`.
+    async fn reap_orphans(&mut self) {
+        let ledger = match self.store.live_instances().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(error = %e, "failed to read the instance ledger; reconciling from provider listings only");
+                Vec::new()
+            }
+        };
+        let mut jobs = Vec::new();
+        for pool in &self.pools {
+            let listed = match pool.provider.list().await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    tracing::error!(pool = %pool.name, error = %e, "failed to list workers; orphans may remain until the next start");
+                    Vec::new()
+                }
+            };
+            let mut targets: Vec<ListedInstance> = listed;
+            for row in ledger.iter().filter(|r| r.pool == pool.name) {
+                if let Some(pid) = &row.provider_id {
+                    if !targets.iter().any(|t| t.worker_id == row.worker_id) {
+                        targets.push(ListedInstance {
+                            worker_id: row.worker_id.clone(),
+                            provider_id: pid.clone(),
+                        });
+                    }
+                }
+            }
+            for target in targets {
+                let provider = pool.provider.clone();
+                let pool_name = pool.name.clone();
+                jobs.push(async move {
+                    tracing::warn!(pool = %pool_name, worker = %target.worker_id, "terminating orphan from a previous run");
+                    let result = provider.terminate(&target.worker_id, &target.provider_id).await;
+                    (target, pool_name, result)
+                });
+            }
+        }
+        for (target, pool, result) in join_all(jobs).await {
+            let mut row = ledger
+                .iter()
+                .find(|r| r.worker_id == target.worker_id)
+                .cloned()
+                .unwrap_or_else(|| {
+                    // Listed by the provider but never recorded: record it now.
+                    Instance {
+                        worker_id: target.worker_id.clone(),
+                        pool: pool.clone(),
+                        provider: String::new(),
+                        provider_id: Some(target.provider_id.clone()),
+                        state: InstanceState::Terminating,
+                        details: serde_json::Value::Null,
+                        error: Some("found at the provider but missing from the ledger".into()),
+                        launched_at: now_millis(),
+                        connected_at: None,
+                        terminated_at: None,
+                    }
+                });
+            match result {
+                Ok(()) => {
+                    row.state = InstanceState::Gone;
+                    row.terminated_at = Some(now_millis());
+                }
+                Err(e) => {
+                    tracing::error!(worker = %target.worker_id, error = %e, "failed to terminate orphan; will retry at next start");
+                    row.state = InstanceState::Terminating;
+                    row.error = Some(e.to_string());
+                }
+            }
+            if let Err(e) = self.store.save_instance(&row).await {
+                tracing::error!(worker = %row.worker_id, error = %e, "failed to update ledger");
+            }
+        }
+        // Rows with no provider handle never got as far as a launch the
+        // provider could list; with the listing done, they are settled.
+        for mut row in ledger.into_iter().filter(|r| r.provider_id.is_none()) {
+            row.state = InstanceState::Failed;
+            row.error
+                .get_or_insert_with(|| "master stopped while the launch was in flight".into());
+            row.terminated_at = Some(now_millis());
+            if let Err(e) = self.store.save_instance(&row).await {
+                tracing::error!(worker = %row.worker_id, error = %e, "failed to update ledger");
+            }
+        }
+    }
+
+    /// Queued builds wait again; builds that were running lost their worker
+    /// with the old master and are retried like any lost build.
+    async fn resume_builds(&mut self) {
+        let builds = match self.store.unfinished_builds().await {
+            Ok(builds) => builds,
+            Err(e) => {
+                tracing::error!(error = %e, "failed to load unfinished builds");
+                return;
+            }
+        };
+        for mut build in builds {
+            let id = build.id;
+            if build.state == BuildState::Running {
+                let reason = "the master restarted while the build ran";
+                if let Some(attempt) = build
+                    .attempts
+                    .last_mut()
+                    .filter(|a| a.state == AttemptState::Running)
+                {
+                    attempt.state = AttemptState::WorkerLost;
+                    attempt.reason = Some(reason.into());
+                    attempt.finished_at = Some(now_millis());
+                    for step in &mut attempt.steps {
+                        if step.state == StepState::Running {
+                            step.state = StepState::Lost;
+                        } else if step.state == StepState::Pending {
+                            step.state = StepState::Skipped;
+                        }
+                    }
+                }
+                let lost = build
+                    .attempts
+                    .iter()
+                    .filter(|a| a.state == AttemptState::WorkerLost)
+                    .count() as u32;
+                if lost > build.retries {
+                    build.state = BuildState::WorkerLost;
+                    build.reason = Some(format!("{reason} (no retries left)"));
+                    build.finished_at = Some(now_millis());
+                } else {
+                    build.state = BuildState::Queued;
+                    build.reason = Some(format!("retrying: {reason}"));
+                }
+            }
+            let queued = build.state == BuildState::Queued;
+            self.builds.insert(id, build);
+            if queued {
+                self.queue.push_back(id);
+            }
+            self.persist_build(id).await;
+        }
+        if !self.queue.is_empty() {
+            tracing::info!(builds = self.queue.len(), "resumed queued builds");
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Provider calls: launching, terminating and health-checking workers. Each
+//! runs in its own task and reports back as an event, so the actor never
+//! waits on a provider. The ledger row is written before every call.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use burst_providers::{Health, LaunchSpec, Launched, ProviderError};
+use tokio::time::Instant;
+
+use super::actor::Scheduler;
+use super::events::Event;
+use super::tokens;
+use super::worker::{Worker, WorkerState};
+use crate::model::{now_millis, Instance, InstanceState};
+
+impl Scheduler {
+    /// Launches one worker in `pool`. Returns false when the ledger could
+    /// not be written, in which case nothing was launched.
+    pub(super) async fn launch(&mut self, pool_idx: usize, now: Instant) -> bool {
+        let pool = &self.pools[pool_idx];
+        let mut worker_id = format!("{}-{}", pool.name, tokens::short_id());
+        while self.workers.contains_key(&worker_id) {
+            worker_id = format!("{}-{}", pool.name, tokens::short_id());
+        }
+        let token = tokens::new_token();
+        let ledger = Instance {
+            worker_id: worker_id.clone(),
+            pool: pool.name.clone(),
+            provider: pool.provider.kind().to_owned(),
+            provider_id: None,
+            state: InstanceState::Launching,
+            details: serde_json::Value::Null,
+            error: None,
+            launched_at: now_millis(),
+            connected_at: None,
+            terminated_at: None,
+        };
+        // The ledger first: a crash from here on leaves a row to reconcile.
+        if let Err(e) = self.store.save_instance(&ledger).await {
+            tracing::error!(pool = %pool.name, error = %e, "failed to record a launch in the ledger; not launching");
+            return false;
+        }
+        let spec = LaunchSpec {
+            worker_id: worker_id.clone(),
+            pool: pool.name.clone(),
+            master_id: self.settings.master_id.clone(),
+            master_url: self.settings.advertise_url.clone(),
+            token: token.clone(),
+            labels: pool.cfg.labels.clone(),
+        };
+        let worker = Worker {
+            id: worker_id.clone(),
+            pool: pool_idx,
+            state: WorkerState::Launching,
+            since: now,
+            deadline: Some(now + pool.cfg.start_timeout),
+            launch_token: tokens::hash(&token),
+            resume_token: None,
+            session: None,
+            last_seen: now,
+            builds_done: 0,
+            build: None,
+            os: None,
+            labels: pool.cfg.labels.clone(),
+            ledger,
+            launch_returned: false,
+            health_in_flight: false,
+            next_health: now + self.settings.health_interval,
+        };
+        tracing::info!(pool = %pool.name, worker = %worker_id, "launching worker");
+        let provider = pool.provider.clone();
+        let tx = self.events_tx.clone();
+        self.workers.insert(worker_id.clone(), worker);
+        tokio::spawn(async move {
+            let result = provider.launch(&spec).await;
+            let _ = tx.send(Event::LaunchDone { worker_id, result }).await;
+        });
+        true
+    }
+
+    pub(super) async fn launch_done(
+        &mut self,
+        worker_id: &str,
+        result: Result<Launched, ProviderError>,
+        now: Instant,
+    ) {
+        let Some(worker) = self.workers.get_mut(worker_id) else {
+            return;
+        };
+        worker.launch_returned = true;
+        match result {
+            Ok(launched) => {
+                worker.ledger.provider_id = Some(launched.provider_id);
+                worker.ledger.details = launched.details;
+                match worker.state {
+                    WorkerState::Launching => {
+                        worker.ledger.state = InstanceState::Launched;
+                        worker.state = WorkerState::Connecting;
+                    }
+                    // It was told to stop while the launch was in flight:
+                    // now there is a handle to stop.
+                    WorkerState::Terminating => {
+                        self.persist_worker(worker_id).await;
+                        self.spawn_terminate(worker_id);
+                        return;
+                    }
+                    _ => {}
+                }
+                self.persist_worker(worker_id).await;
+            }
+            Err(e) => {
+                tracing::warn!(worker = worker_id, error = %e, kind = %e.kind, "launch failed");
+                let pool = worker.pool;
+                let was_terminating = worker.state == WorkerState::Terminating;
+                worker.ledger.state = InstanceState::Failed;
+                worker.ledger.error = Some(e.to_string());
+                worker.ledger.terminated_at = Some(now_millis());
+                self.persist_worker(worker_id).await;
+                self.workers.remove(worker_id);
+                if !was_terminating {
+                    let delay = self.pools[pool].record_failure(&e, now);
+                    tracing::info!(pool = %self.pools[pool].name, ?delay, "pool backs off");
+                }
+            }
+        }
+    }
+
+    /// Stops a worker: tells it to shut down, then asks the provider to
+    /// remove it. The caller has already dealt with its build.
+    pub(super) async fn terminate(&mut self, worker_id: &str, reason: &str) {
+        let Some(worker) = self.workers.get_mut(worker_id) else {
+            return;
+        };
+        if worker.state == WorkerState::Terminating {
+            return;
+        }
+        tracing::info!(worker = worker_id, %reason, "terminating worker");
+        let shutdown = burst_proto::Shutdown { drain: false };
+        worker.send(burst_proto::MasterMessage {
+            msg: Some(burst_proto::master_message::Msg::Shutdown(shutdown)),
+        });
+        worker.session = None;
+        worker.state = WorkerState::Terminating;
+        worker.ledger.state = InstanceState::Terminating;
+        let has_handle = worker.ledger.provider_id.is_some();
+        let launch_returned = worker.launch_returned;
+        self.persist_worker(worker_id).await;
+        if has_handle {
+            self.spawn_terminate(worker_id);
+        } else if launch_returned {
+            // Launched without a handle cannot happen; nothing to stop.
+            self.forget_worker(worker_id, InstanceState::Gone).await;
+        }
+        // Otherwise launch_done starts the terminate once the handle is known.
+    }
+
+    fn spawn_terminate(&self, worker_id: &str) {
+        let Some(worker) = self.workers.get(worker_id) else {
+            return;
+        };
+        let Some(provider_id) = worker.ledger.provider_id.clone() else {
+            return;
+        };
+        let provider = self.pools[worker.pool].provider.clone();
+        let tx = self.events_tx.clone();
+        let worker_id = worker_id.to_owned();
+        tokio::spawn(async move {
+            let result = (|| async { provider.terminate(&worker_id, &provider_id).await })
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_millis(500))
+                        .with_max_delay(Duration::from_secs(30))
+                        .with_jitter()
+                        .with_max_times(6),
+                )
+                .when(|e: &ProviderError| !e.is_permanent())
+                .notify(|e, delay| tracing::warn!(worker = %worker_id, error = %e, ?delay, "terminate failed; retrying"))
+                .await;
+            let _ = tx.send(Event::TerminateDone { worker_id, result }).await;
+        });
+    }
+
+    pub(super) async fn terminate_done(
+        &mut self,
+        worker_id: &str,
+        result: Result<(), ProviderError>,
+    ) {
+        match result {
+            Ok(()) => {
+                tracing::info!(worker = worker_id, "worker terminated");
+                self.forget_worker(worker_id, InstanceState::Gone).await;
+            }
+            Err(e) => {
+                // The ledger keeps the row live (terminating): the next
+                // startup's reconciliation tries again.
+                tracing::error!(worker = worker_id, error = %e, "failed to terminate worker; left for reconciliation");
+                if let Some(w) = self.workers.get_mut(worker_id) {
+                    w.ledger.error = Some(e.to_string());
+                }
+                self.persist_worker(worker_id).await;
+                self.workers.remove(worker_id);
+            }
+        }
+    }
+
+    async fn forget_worker(&mut self, worker_id: &str, state: InstanceState) {
+        if let Some(w) = self.workers.get_mut(worker_id) {
+            w.ledger.state = state;
+            w.ledger.terminated_at = Some(now_millis());
+        }
+        self.persist_worker(worker_id).await;
+        self.workers.remove(worker_id);
+    }
+
+    /// Polls the provider about workers that should connect, so a worker
+    /// that died while starting fails fast instead of at the deadline.
+    pub(super) fn spawn_health_checks(&mut self, now: Instant) {
+        let interval = self.settings.health_interval;
+        for worker in self.workers.values_mut() {
+            let waiting = matches!(
+                worker.state,
+                WorkerState::Connecting | WorkerState::Reconnecting
+            );
+            if !waiting || worker.health_in_flight || worker.next_health > now {
+                continue;
+            }
+            let Some(provider_id) = worker.ledger.provider_id.clone() else {
+                continue;
+            };
+            worker.health_in_flight = true;
+            worker.next_health = now + interval;
+            let provider = self.pools[worker.pool].provider.clone();
+            let tx = self.events_tx.clone();
+            let worker_id = worker.id.clone();
+            tokio::spawn(async move {
+                let result = provider.health(&worker_id, &provider_id).await;
+                let _ = tx.send(Event::Health { worker_id, result }).await;
+            });
+        }
+    }
+
+    pub(super) async fn health_result(
+        &mut self,
+        worker_id: &str,
+        result: Result<Health, ProviderError>,
+        now: Instant,
+    ) {
+        let Some(worker) = self.workers.get_mut(worker_id) else {
+            return;
+        };
+        worker.health_in_flight = false;
+        let detail = match result {
+            Ok(Health::Exited { detail }) => detail,
+            Ok(Health::Running) => return,
+            Err(e) => {
+                tracing::debug!(worker = worker_id, error = %e, "health check failed");
+                return;
+            }
+        };
+        match worker.state {
+            WorkerState::Connecting => {
+                let pool = worker.pool;
+                worker.ledger.error = Some(detail.clone());
+                let err = ProviderError::transient(format!(
+                    "worker {worker_id} failed to start: {detail}"
+                ));
+                self.pools[pool].record_failure(&err, now);
+                self.terminate(worker_id, "exited before connecting").await;
+            }
+            WorkerState::Reconnecting => self.terminate(worker_id, &detail).await,
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,88 @@
+use burst_proto::MasterMessage;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::tokens::TokenHash;
+use crate::model::{BuildId, Instance};
+
+/// A worker's lifecycle. Gone and failed workers leave the scheduler's map;
+/// the ledger keeps their history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// The provider's launch call is in flight.
+    Launching,
+    /// Launched; waiting for the worker's hello until the start deadline.
+    Connecting,
+    Idle,
+    Busy,
+    /// The session broke; waiting for the worker to come back with its
+    /// resume token until the heartbeat window closes.
+    Reconnecting,
+    /// The provider's terminate call is in flight (or waits for the launch
+    /// call to return a handle to terminate).
+    Terminating,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Launching => "launching",
+            WorkerState::Connecting => "connecting",
+            WorkerState::Idle => "idle",
+            WorkerState::Busy => "busy",
+            WorkerState::Reconnecting => "reconnecting",
+            WorkerState::Terminating => "terminating",
+        }
+    }
+
+    /// Will be ready for a build without a new launch.
+    pub fn is_starting(self) -> bool {
+        matches!(self, WorkerState::Launching | WorkerState::Connecting)
+    }
+}
+
+pub struct Session {
+    pub id: u64,
+    pub tx: mpsc::Sender<MasterMessage>,
+}
+
+pub struct Worker {
+    pub id: String,
+    /// Index into the scheduler's pools.
+    pub pool: usize,
+    pub state: WorkerState,
+    /// When the worker entered its current state.
+    pub since: Instant,
+    /// Start deadline (launching/connecting) or reconnect deadline.
+    pub deadline: Option<Instant>,
+    pub launch_token: TokenHash,
+    /// Set once the launch token is spent.
+    pub resume_token: Option<TokenHash>,
+    pub session: Option<Session>,
+    pub last_seen: Instant,
+    pub builds_done: u32,
+    pub build: Option<BuildId>,
+    pub os: Option<String>,
+    pub labels: Vec<String>,
+    /// This worker's ledger row, saved whenever it changes.
+    pub ledger: Instance,
+    /// The provider's launch call has returned (successfully or not).
+    pub launch_returned: bool,
+    pub health_in_flight: bool,
+    pub next_health: Instant,
+}
+
+impl Worker {
+    pub fn set_state(&mut self, state: WorkerState, now: Instant) {
+        self.state = state;
+        self.since = now;
+    }
+
+    /// Queues a message for the worker. A full or closed queue means the
+    /// session is broken; the caller treats the worker as lost.
+    pub fn send(&self, msg: MasterMessage) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.tx.try_send(msg).is_ok())
+    }
+}

@@ -1,0 +1,102 @@
+//! Finding and stopping local worker processes through `/proc` and signals.
+
+use std::time::Duration;
+
+use crate::{env, ListedInstance, ProviderError};
+
+/// Reads one variable from a process's initial environment.
+fn environ_var(pid: i32, name: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    raw.split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix(prefix.as_str()).map(str::to_owned))
+}
+
+/// The burst worker id a live process was launched with, if any. Zombies
+/// have an empty environ, so they read as gone.
+pub fn worker_id_of(pid: i32) -> Option<String> {
+    environ_var(pid, env::WORKER_ID)
+}
+
+/// Worker processes launched by this master for this pool. Only the leader
+/// of each process group counts: a worker's children inherit its environment.
+pub fn find_workers(master_id: &str, pool: &str) -> Result<Vec<ListedInstance>, ProviderError> {
+    let entries = std::fs::read_dir("/proc")
+        .map_err(|e| ProviderError::transient(format!("failed to read /proc: {e}")))?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if environ_var(pid, env::MASTER_ID).as_deref() != Some(master_id)
+            || environ_var(pid, env::POOL).as_deref() != Some(pool)
+            || !is_group_leader(pid)
+        {
+            continue;
+        }
+        if let Some(worker_id) = worker_id_of(pid) {
+            found.push(ListedInstance {
+                worker_id,
+                provider_id: pid.to_string(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(unix)]
+fn is_group_leader(pid: i32) -> bool {
+    nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
+        .map(|g| g.as_raw() == pid)
+        .unwrap_or(false)
+}
+
+#[cfg(not(unix))]
+fn is_group_leader(_pid: i32) -> bool {
+    true
+}
+
+/// SIGTERM the process group, then SIGKILL whatever is left after `grace`.
+#[cfg(unix)]
+pub async fn stop_group(pid: i32, grace: Duration) -> Result<(), ProviderError> {
+    use nix::errno::Errno;
+    use nix::sys::signal::{killpg, Signal};
+    use nix::unistd::Pid;
+
+    let group = Pid::from_raw(pid);
+    match killpg(group, Signal::SIGTERM) {
+        Ok(()) => {}
+        Err(Errno::ESRCH) => return Ok(()),
+        Err(e) => {
+            return Err(ProviderError::transient(format!(
+                "failed to signal worker group {pid}: {e}"
+            )))
+        }
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        // Signal 0 probes the group; ESRCH means every member is gone.
+        if killpg(group, None) == Err(Errno::ESRCH) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    match killpg(group, Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(ProviderError::transient(format!(
+            "failed to kill worker group {pid}: {e}"
+        ))),
+    }
+}
+
+#[cfg(not(unix))]
+pub async fn stop_group(pid: i32, _grace: Duration) -> Result<(), ProviderError> {
+    Err(ProviderError::permanent(format!(
+        "failed to stop local worker {pid}: the local provider supports Unix masters only"
+    )))
+}
