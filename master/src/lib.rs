@@ -2,6 +2,7 @@
 //! HTTP API and the CLI.
 
 pub mod config;
+pub mod grpc;
 pub mod logs;
 pub mod model;
 pub mod scheduler;

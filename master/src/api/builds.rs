@@ -1,0 +1,55 @@
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::{not_found, HttpError};
+use super::AppState;
+use crate::model::{Build, BuildId, BuildState, SubmitRequest, SubmitResponse};
+
+pub async fn submit(
+    State(state): State<AppState>,
+    Json(req): Json<SubmitRequest>,
+) -> Result<(StatusCode, Json<SubmitResponse>), HttpError> {
+    let submit_id = uuid::Uuid::new_v4().simple().to_string();
+    let builds = crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
+        .map_err(|e| HttpError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let ids = state.scheduler.submit(builds).await?;
+    Ok((StatusCode::CREATED, Json(SubmitResponse { submit_id, builds: ids })))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    100
+}
+
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<Build>>, HttpError> {
+    Ok(Json(state.store.list_builds(q.limit.min(10_000)).await?))
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<BuildId>) -> Result<Json<Build>, HttpError> {
+    state.store.get_build(id).await?.map(Json).ok_or_else(|| not_found(id))
+}
+
+#[derive(serde::Serialize)]
+pub struct CancelAnswer {
+    id: BuildId,
+    state: BuildState,
+}
+
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<BuildId>) -> Result<Json<CancelAnswer>, HttpError> {
+    let build = state.store.get_build(id).await?.ok_or_else(|| not_found(id))?;
+    if build.state.is_finished() {
+        return Err(HttpError(
+            StatusCode::CONFLICT,
+            format!("build {id} already finished ({})", build.state.as_str()),
+        ));
+    }
+    let new_state = state.scheduler.cancel(id).await?;
+    Ok(Json(CancelAnswer { id, state: new_state }))
+}

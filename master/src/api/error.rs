@@ -1,0 +1,38 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::model::ApiError;
+use crate::scheduler::SchedError;
+use crate::store::StoreError;
+
+/// An error answer: a status and `{"error": "..."}`.
+pub struct HttpError(pub StatusCode, pub String);
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ApiError { error: self.1 })).into_response()
+    }
+}
+
+impl From<StoreError> for HttpError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error while serving the API");
+        HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl From<SchedError> for HttpError {
+    fn from(e: SchedError) -> Self {
+        let status = match e {
+            SchedError::ShuttingDown | SchedError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            SchedError::NotActive(_) => StatusCode::CONFLICT,
+            SchedError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        HttpError(status, e.to_string())
+    }
+}
+
+pub fn not_found(id: i64) -> HttpError {
+    HttpError(StatusCode::NOT_FOUND, format!("build {id} does not exist"))
+}

@@ -1,0 +1,193 @@
+//! A build's log as one text stream: every step of every attempt in order,
+//! framed by header and footer lines, complete or followed live.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::Response;
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::error::{not_found, HttpError};
+use super::AppState;
+use crate::logs::StepRunId;
+use crate::model::{AttemptState, Build, BuildId, StepRun, StepState};
+
+const CHUNK: usize = 64 * 1024;
+/// Followers look again at least this often, even without a wake-up.
+const POLL: Duration = Duration::from_secs(1);
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    #[serde(default)]
+    follow: bool,
+}
+
+pub async fn log(
+    State(state): State<AppState>,
+    Path(id): Path<BuildId>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, HttpError> {
+    if state.store.get_build(id).await?.is_none() {
+        return Err(not_found(id));
+    }
+    // A small bounded channel: a slow reader slows the copy, not memory.
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::spawn(async move {
+        let mut writer = LogWriter { state, id, tx, offsets: HashMap::new(), framed: HashMap::new() };
+        if let Err(e) = writer.run(q.follow).await {
+            let _ = writer.tx.send(Err(std::io::Error::other(e))).await;
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from_stream(ReceiverStream::new(rx)))
+        .map_err(|e| HttpError(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+#[derive(Default, Clone, Copy)]
+struct Framing {
+    header: bool,
+    footer: bool,
+}
+
+struct LogWriter {
+    state: AppState,
+    id: BuildId,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    offsets: HashMap<StepRunId, u64>,
+    framed: HashMap<StepRunId, Framing>,
+}
+
+/// The reader went away; stop quietly.
+struct Gone;
+
+impl LogWriter {
+    async fn run(&mut self, follow: bool) -> Result<(), String> {
+        let mut wake = self.state.logs.subscribe(self.id);
+        let mut attempts_closed = 0usize;
+        loop {
+            wake.mark_unchanged();
+            let build = match self.state.store.get_build(self.id).await {
+                Ok(Some(b)) => b,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            };
+            if self.copy_build(&build, &mut attempts_closed).await.is_err() {
+                return Ok(());
+            }
+            if build.state.is_finished() {
+                let mut line = format!("== build {} {}", build.id, build.state.as_str());
+                if let Some(reason) = &build.reason {
+                    line.push_str(&format!(": {reason}"));
+                }
+                line.push('\n');
+                let _ = self.send(line.into_bytes()).await;
+                return Ok(());
+            }
+            if !follow {
+                return Ok(());
+            }
+            let _ = tokio::time::timeout(POLL, wake.changed()).await;
+        }
+    }
+
+    async fn copy_build(&mut self, build: &Build, attempts_closed: &mut usize) -> Result<(), Gone> {
+        let total = build.steps.len();
+        for (a, attempt) in build.attempts.iter().enumerate() {
+            for step in &attempt.steps {
+                if matches!(step.state, StepState::Pending | StepState::Skipped) {
+                    continue;
+                }
+                let id = StepRunId { build: build.id, attempt: attempt.number, index: step.index };
+                let mut framing = self.framed.get(&id).copied().unwrap_or_default();
+                if !framing.header {
+                    let line = format!(
+                        "== step {}/{total}: {} (attempt {}, worker {})\n",
+                        step.index + 1,
+                        step.name,
+                        attempt.number,
+                        attempt.worker_id
+                    );
+                    self.send(line.into_bytes()).await?;
+                    framing.header = true;
+                }
+                self.copy_step(id).await?;
+                if step.state != StepState::Running && !framing.footer {
+                    // The step is closed: drain what is left before the footer.
+                    self.copy_step(id).await?;
+                    self.send(footer(step).into_bytes()).await?;
+                    framing.footer = true;
+                }
+                self.framed.insert(id, framing);
+            }
+            if a >= *attempts_closed && attempt.state != AttemptState::Running {
+                *attempts_closed = a + 1;
+                if attempt.state == AttemptState::WorkerLost {
+                    let reason = attempt.reason.as_deref().unwrap_or("worker lost");
+                    self.send(format!("== attempt {} lost: {reason}\n", attempt.number).into_bytes()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn copy_step(&mut self, id: StepRunId) -> Result<(), Gone> {
+        loop {
+            let offset = self.offsets.get(&id).copied().unwrap_or(0);
+            let chunk = match self.state.logs.read_from(id, offset, CHUNK).await {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    tracing::warn!(step = %id, error = %e, "failed to read step log");
+                    return Ok(());
+                }
+            };
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            self.offsets.insert(id, offset + chunk.len() as u64);
+            let whole = chunk.len() == CHUNK;
+            self.send(chunk).await?;
+            if !whole {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send(&self, data: Vec<u8>) -> Result<(), Gone> {
+        self.tx.send(Ok(Bytes::from(data))).await.map_err(|_| Gone)
+    }
+}
+
+fn footer(step: &StepRun) -> String {
+    let state = match step.state {
+        StepState::Succeeded => "succeeded",
+        StepState::Failed => "failed",
+        StepState::TimedOut => "timed out",
+        StepState::Cancelled => "cancelled",
+        StepState::Lost => "lost with its worker",
+        StepState::Skipped => "skipped",
+        StepState::Pending | StepState::Running => "running",
+    };
+    let mut out = format!("== {} {state}", step.name);
+    match (step.exit_code, step.signal) {
+        (Some(code), _) => out.push_str(&format!(" (exit code {code}")),
+        (None, Some(sig)) => out.push_str(&format!(" (signal {sig}")),
+        (None, None) => out.push_str(" ("),
+    }
+    if let Some(ms) = step.duration_ms {
+        let sep = if step.exit_code.is_some() || step.signal.is_some() { ", " } else { "" };
+        out.push_str(&format!("{sep}{ms} ms"));
+    }
+    out.push(')');
+    if let Some(err) = &step.error {
+        out.push_str(&format!(": {err}"));
+    }
+    out.push('\n');
+    out.replace(" ()", "")
+}

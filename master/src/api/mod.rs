@@ -1,0 +1,10 @@
+//! The HTTP JSON API under `/api/v1/…`, plus `/healthz`. The CLI is its
+//! first client.
+
+mod builds;
+mod error;
+mod log_stream;
+mod router;
+mod workers;
+
+pub use router::{router, AppState};

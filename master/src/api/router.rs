@@ -1,0 +1,30 @@
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::config::Config;
+use crate::logs::LogStore;
+use crate::scheduler::SchedulerHandle;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub scheduler: SchedulerHandle,
+    pub logs: Arc<LogStore>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/v1/builds", post(super::builds::submit).get(super::builds::list))
+        .route("/api/v1/builds/{id}", get(super::builds::get))
+        .route("/api/v1/builds/{id}/cancel", post(super::builds::cancel))
+        .route("/api/v1/builds/{id}/log", get(super::log_stream::log))
+        .route("/api/v1/workers", get(super::workers::workers))
+        .route("/api/v1/instances", get(super::workers::instances))
+        .with_state(state)
+}
