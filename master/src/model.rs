@@ -113,6 +113,35 @@ pub enum StepState {
     Lost,
 }
 
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "failed",
+            StepState::TimedOut => "timed_out",
+            StepState::Cancelled => "cancelled",
+            StepState::Skipped => "skipped",
+            StepState::Lost => "lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => StepState::Pending,
+            "running" => StepState::Running,
+            "succeeded" => StepState::Succeeded,
+            "failed" => StepState::Failed,
+            "timed_out" => StepState::TimedOut,
+            "cancelled" => StepState::Cancelled,
+            "skipped" => StepState::Skipped,
+            "lost" => StepState::Lost,
+            _ => return None,
+        })
+    }
+}
+
 /// One run of one step within an attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRun {
@@ -142,6 +171,31 @@ pub enum AttemptState {
     TimedOut,
     Cancelled,
     WorkerLost,
+}
+
+impl AttemptState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptState::Running => "running",
+            AttemptState::Succeeded => "succeeded",
+            AttemptState::Failed => "failed",
+            AttemptState::TimedOut => "timed_out",
+            AttemptState::Cancelled => "cancelled",
+            AttemptState::WorkerLost => "worker_lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => AttemptState::Running,
+            "succeeded" => AttemptState::Succeeded,
+            "failed" => AttemptState::Failed,
+            "timed_out" => AttemptState::TimedOut,
+            "cancelled" => AttemptState::Cancelled,
+            "worker_lost" => AttemptState::WorkerLost,
+            _ => return None,
+        })
+    }
 }
 
 /// One try of a build on one worker. A build retried after a lost worker has

@@ -21,6 +21,13 @@ pub enum StoreError {
     },
     #[error("failed to decode {what} from the database: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// A record the schema cannot hold, e.g. an attempt listed twice or a
+    /// byte count past `i64::MAX`. Checked the same way by every store.
+    #[error("failed to save {what}: {detail}")]
+    Invalid { what: String, detail: String },
+    /// `save_build` on an id `insert_builds` never gave out.
+    #[error("failed to save build {0}: no such build")]
+    UnknownBuild(BuildId),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

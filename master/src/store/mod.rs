@@ -1,5 +1,17 @@
 //! Persistence: builds, steps, the log index and the instance ledger.
 
+mod check;
 mod contract;
+mod ids;
+mod memory;
+mod sqlite;
+mod sqlite_builds;
+mod sqlite_builds_read;
+mod sqlite_ledger;
+mod sqlite_rows;
+#[cfg(test)]
+mod tests;
 
 pub use contract::{Store, StoreError, StoreResult};
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;

@@ -1,0 +1,166 @@
+//! A store in plain maps behind a `std::sync::Mutex`. Nothing here awaits
+//! another thread, so it is safe under tokio's paused clock, where the
+//! scheduler's virtual-time tests run. It mirrors `SqliteStore` exactly:
+//! ids from 1, the same orderings, the same checks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::model::{now_millis, Build, BuildId, Instance, NewBuild};
+
+use super::check::check_build;
+use super::ids::new_master_id;
+use super::{Store, StoreError, StoreResult};
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    master_id: Option<String>,
+    /// The last id given out; 0 before the first build, as in SQLite.
+    last_build_id: BuildId,
+    builds: BTreeMap<BuildId, Build>,
+    instances: HashMap<String, LedgerRow>,
+    /// Stands in for SQLite's rowid: orders same-millisecond launches.
+    last_seq: u64,
+}
+
+#[derive(Debug)]
+struct LedgerRow {
+    seq: u64,
+    instance: Instance,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing panics while holding the lock, and the maps stay whole
+        // between statements, so a poisoned lock still holds good data.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    /// Ledger rows matching `keep`, by (launched_at, insertion order).
+    fn instances_sorted(&self, keep: impl Fn(&Instance) -> bool) -> Vec<&LedgerRow> {
+        let mut rows: Vec<&LedgerRow> = self
+            .instances
+            .values()
+            .filter(|row| keep(&row.instance))
+            .collect();
+        rows.sort_by_key(|row| (row.instance.launched_at, row.seq));
+        rows
+    }
+}
+
+/// How `SqliteStore` reads a build back: attempts by number, steps by index.
+fn normalized(build: &Build) -> Build {
+    let mut build = build.clone();
+    build.attempts.sort_by_key(|a| a.number);
+    for attempt in &mut build.attempts {
+        attempt.steps.sort_by_key(|s| s.index);
+    }
+    build
+}
+
+fn take_limit(limit: u32) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn master_id(&self) -> StoreResult<String> {
+        let mut inner = self.lock();
+        let id = inner.master_id.get_or_insert_with(new_master_id);
+        Ok(id.clone())
+    }
+
+    async fn insert_builds(&self, builds: Vec<NewBuild>) -> StoreResult<Vec<Build>> {
+        let created_at = now_millis();
+        let mut inner = self.lock();
+        let mut inserted = Vec::with_capacity(builds.len());
+        for new in builds {
+            inner.last_build_id += 1;
+            let build = new.into_build(inner.last_build_id, created_at);
+            inner.builds.insert(build.id, build.clone());
+            inserted.push(build);
+        }
+        Ok(inserted)
+    }
+
+    async fn save_build(&self, build: &Build) -> StoreResult<()> {
+        check_build(build)?;
+        let mut inner = self.lock();
+        let slot = inner
+            .builds
+            .get_mut(&build.id)
+            .ok_or(StoreError::UnknownBuild(build.id))?;
+        *slot = normalized(build);
+        Ok(())
+    }
+
+    async fn get_build(&self, id: BuildId) -> StoreResult<Option<Build>> {
+        Ok(self.lock().builds.get(&id).cloned())
+    }
+
+    async fn list_builds(&self, limit: u32) -> StoreResult<Vec<Build>> {
+        let inner = self.lock();
+        Ok(inner
+            .builds
+            .values()
+            .rev()
+            .take(take_limit(limit))
+            .cloned()
+            .collect())
+    }
+
+    async fn unfinished_builds(&self) -> StoreResult<Vec<Build>> {
+        let inner = self.lock();
+        Ok(inner
+            .builds
+            .values()
+            .filter(|b| !b.state.is_finished())
+            .cloned()
+            .collect())
+    }
+
+    async fn save_instance(&self, instance: &Instance) -> StoreResult<()> {
+        let mut inner = self.lock();
+        if let Some(row) = inner.instances.get_mut(&instance.worker_id) {
+            row.instance = instance.clone();
+            return Ok(());
+        }
+        inner.last_seq += 1;
+        let row = LedgerRow {
+            seq: inner.last_seq,
+            instance: instance.clone(),
+        };
+        inner.instances.insert(instance.worker_id.clone(), row);
+        Ok(())
+    }
+
+    async fn live_instances(&self) -> StoreResult<Vec<Instance>> {
+        let inner = self.lock();
+        let rows = inner.instances_sorted(|i| i.state.is_live());
+        Ok(rows.into_iter().map(|row| row.instance.clone()).collect())
+    }
+
+    async fn list_instances(&self, limit: u32) -> StoreResult<Vec<Instance>> {
+        let inner = self.lock();
+        let rows = inner.instances_sorted(|_| true);
+        Ok(rows
+            .into_iter()
+            .rev()
+            .take(take_limit(limit))
+            .map(|row| row.instance.clone())
+            .collect())
+    }
+}

@@ -1,0 +1,96 @@
+//! The instance ledger in SQLite: one row per worker ever launched.
+
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+
+use crate::model::{Instance, InstanceState};
+
+use super::sqlite_rows::{query_err, Cols};
+use super::{StoreError, StoreResult};
+
+const INSTANCE_COLUMNS: &str = "worker_id, pool, provider, provider_id, state, details_json, \
+     error, launched_at, connected_at, terminated_at";
+
+/// States `InstanceState::is_live` rejects; the contract tests check that
+/// both stores agree on every state.
+const NOT_LIVE: [InstanceState; 2] = [InstanceState::Gone, InstanceState::Failed];
+
+pub(super) async fn save_instance(pool: &SqlitePool, instance: &Instance) -> StoreResult<()> {
+    let details = serde_json::to_string(&instance.details).map_err(|e| StoreError::Invalid {
+        what: format!("instance {}", instance.worker_id),
+        detail: format!("cannot encode details as JSON: {e}"),
+    })?;
+    // An upsert, not INSERT OR REPLACE: the row keeps its rowid, which
+    // orders instances launched in the same millisecond.
+    sqlx::query(
+        "INSERT INTO instances (worker_id, pool, provider, provider_id, state, details_json, \
+         error, launched_at, connected_at, terminated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (worker_id) DO UPDATE SET pool = excluded.pool, \
+         provider = excluded.provider, provider_id = excluded.provider_id, \
+         state = excluded.state, details_json = excluded.details_json, \
+         error = excluded.error, launched_at = excluded.launched_at, \
+         connected_at = excluded.connected_at, terminated_at = excluded.terminated_at",
+    )
+    .bind(&instance.worker_id)
+    .bind(&instance.pool)
+    .bind(&instance.provider)
+    .bind(&instance.provider_id)
+    .bind(instance.state.as_str())
+    .bind(details)
+    .bind(&instance.error)
+    .bind(instance.launched_at)
+    .bind(instance.connected_at)
+    .bind(instance.terminated_at)
+    .execute(pool)
+    .await
+    .map_err(query_err("save an instance"))?;
+    Ok(())
+}
+
+/// Oldest launch first.
+pub(super) async fn live_instances(pool: &SqlitePool) -> StoreResult<Vec<Instance>> {
+    let sql = format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances WHERE state NOT IN (?, ?) \
+         ORDER BY launched_at, rowid"
+    );
+    let [a, b] = NOT_LIVE;
+    let rows = sqlx::query(&sql)
+        .bind(a.as_str())
+        .bind(b.as_str())
+        .fetch_all(pool)
+        .await
+        .map_err(query_err("read live instances"))?;
+    rows.iter().map(decode_instance).collect()
+}
+
+/// Newest launch first.
+pub(super) async fn list_instances(pool: &SqlitePool, limit: u32) -> StoreResult<Vec<Instance>> {
+    let sql = format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances \
+         ORDER BY launched_at DESC, rowid DESC LIMIT ?"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(query_err("list instances"))?;
+    rows.iter().map(decode_instance).collect()
+}
+
+fn decode_instance(row: &SqliteRow) -> StoreResult<Instance> {
+    let cols = Cols::new(row, "instance");
+    let worker_id: String = cols.get("worker_id")?;
+    let cols = cols.keyed(format!("instance {worker_id}"));
+    Ok(Instance {
+        pool: cols.get("pool")?,
+        provider: cols.get("provider")?,
+        provider_id: cols.get("provider_id")?,
+        state: cols.parsed("state", InstanceState::parse)?,
+        details: cols.json("details_json")?,
+        error: cols.get("error")?,
+        launched_at: cols.get("launched_at")?,
+        connected_at: cols.get("connected_at")?,
+        terminated_at: cols.get("terminated_at")?,
+        worker_id,
+    })
+}

@@ -1,0 +1,41 @@
+//! Runs every contract check against `MemoryStore` and a fresh `SqliteStore`.
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use crate::store::MemoryStore;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::super::contract::$name(&MemoryStore::new()).await;
+                }
+            )*
+        }
+
+        mod sqlite {
+            use crate::store::SqliteStore;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = SqliteStore::open(dir.path()).await.unwrap();
+                    super::super::contract::$name(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(
+    master_id_is_stable,
+    insert_gives_growing_ids,
+    save_build_round_trips,
+    save_build_orders_attempts_and_steps,
+    save_build_refuses_bad_builds,
+    list_builds_newest_first,
+    unfinished_builds_oldest_first,
+    every_state_round_trips,
+    ledger_upserts_and_orders,
+    live_instances_match_is_live,
+);

@@ -1,0 +1,269 @@
+//! What every `Store` must do, written once and run against both stores
+//! by `contract_tests!`.
+
+use serde_json::json;
+
+use crate::model::{BuildState, InstanceState};
+use crate::store::{Store, StoreError};
+
+use super::fixtures::{
+    instance, new_build, with_two_attempts, ALL_ATTEMPT_STATES, ALL_BUILD_STATES,
+    ALL_INSTANCE_STATES,
+};
+
+pub(super) async fn master_id_is_stable(store: &dyn Store) {
+    let id = store.master_id().await.unwrap();
+    assert_eq!(id.len(), 14, "{id}");
+    let hex = id.strip_prefix("m-").unwrap();
+    assert!(
+        hex.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "{id}"
+    );
+    assert_eq!(store.master_id().await.unwrap(), id);
+}
+
+pub(super) async fn insert_gives_growing_ids(store: &dyn Store) {
+    assert!(store.insert_builds(Vec::new()).await.unwrap().is_empty());
+    let first = store
+        .insert_builds(vec![new_build("a"), new_build("b"), new_build("c")])
+        .await
+        .unwrap();
+    assert_eq!(first.iter().map(|b| b.id).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        first.iter().map(|b| b.builder.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    for build in &first {
+        assert_eq!(build.state, BuildState::Queued);
+        assert!(build.created_at > 0);
+        assert!(build.attempts.is_empty());
+        assert_eq!(
+            store.get_build(build.id).await.unwrap().as_ref(),
+            Some(build)
+        );
+    }
+    let expected = new_build("a").into_build(1, first[0].created_at);
+    assert_eq!(first[0], expected);
+
+    let second = store
+        .insert_builds(vec![new_build("d"), new_build("e")])
+        .await
+        .unwrap();
+    assert_eq!(second.iter().map(|b| b.id).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(store.get_build(6).await.unwrap(), None);
+    assert_eq!(store.get_build(0).await.unwrap(), None);
+}
+
+pub(super) async fn save_build_round_trips(store: &dyn Store) {
+    let inserted = store
+        .insert_builds(vec![new_build("a"), new_build("b")])
+        .await
+        .unwrap();
+    let build = with_two_attempts(inserted[0].clone());
+    store.save_build(&build).await.unwrap();
+    assert_eq!(
+        store.get_build(build.id).await.unwrap(),
+        Some(build.clone())
+    );
+    // The other build is untouched.
+    assert_eq!(
+        store.get_build(2).await.unwrap().as_ref(),
+        Some(&inserted[1])
+    );
+
+    // Saving again replaces: fewer attempts, fewer steps, changed fields.
+    let mut shorter = build.clone();
+    shorter.attempts.truncate(1);
+    shorter.attempts[0].steps.truncate(1);
+    shorter.attempts[0].steps[0].log_bytes = 4096;
+    shorter.state = BuildState::Running;
+    shorter.reason = None;
+    shorter.finished_at = None;
+    shorter.labels.push("gpu".to_string());
+    store.save_build(&shorter).await.unwrap();
+    assert_eq!(store.get_build(build.id).await.unwrap(), Some(shorter));
+
+    // And back to two attempts: nothing of the old rows is in the way.
+    store.save_build(&build).await.unwrap();
+    assert_eq!(store.get_build(build.id).await.unwrap(), Some(build));
+}
+
+pub(super) async fn save_build_orders_attempts_and_steps(store: &dyn Store) {
+    let inserted = store.insert_builds(vec![new_build("a")]).await.unwrap();
+    let sorted = with_two_attempts(inserted[0].clone());
+    let mut shuffled = sorted.clone();
+    shuffled.attempts.reverse();
+    for attempt in &mut shuffled.attempts {
+        attempt.steps.reverse();
+    }
+    store.save_build(&shuffled).await.unwrap();
+    assert_eq!(store.get_build(sorted.id).await.unwrap(), Some(sorted));
+}
+
+pub(super) async fn save_build_refuses_bad_builds(store: &dyn Store) {
+    let inserted = store.insert_builds(vec![new_build("a")]).await.unwrap();
+    let good = with_two_attempts(inserted[0].clone());
+    store.save_build(&good).await.unwrap();
+
+    let mut unknown = good.clone();
+    unknown.id = 42;
+    let err = store.save_build(&unknown).await.unwrap_err();
+    assert!(matches!(err, StoreError::UnknownBuild(42)), "{err:?}");
+    assert_eq!(store.get_build(42).await.unwrap(), None);
+
+    let mut twice = good.clone();
+    twice.attempts[1].number = 1;
+    let err = store.save_build(&twice).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with("failed to save build 1"),
+        "{err}"
+    );
+
+    let mut step_twice = good.clone();
+    step_twice.attempts[1].steps[1].index = 0;
+    let err = store.save_build(&step_twice).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+
+    let mut huge = good.clone();
+    huge.attempts[0].steps[0].log_bytes = u64::MAX;
+    let err = store.save_build(&huge).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+
+    let mut long = good.clone();
+    long.attempts[0].steps[0].duration_ms = Some(u64::MAX);
+    let err = store.save_build(&long).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+
+    // Nothing of the refused writes landed.
+    assert_eq!(store.get_build(good.id).await.unwrap(), Some(good));
+}
+
+pub(super) async fn list_builds_newest_first(store: &dyn Store) {
+    assert!(store.list_builds(10).await.unwrap().is_empty());
+    let names = ["a", "b", "c", "d", "e"];
+    let inserted = store
+        .insert_builds(names.iter().map(|n| new_build(n)).collect())
+        .await
+        .unwrap();
+    let with_attempts = with_two_attempts(inserted[3].clone());
+    store.save_build(&with_attempts).await.unwrap();
+
+    let listed = store.list_builds(3).await.unwrap();
+    assert_eq!(listed.iter().map(|b| b.id).collect::<Vec<_>>(), [5, 4, 3]);
+    assert_eq!(listed[1], with_attempts);
+    assert_eq!(listed[0], inserted[4]);
+
+    let all = store.list_builds(100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|b| b.id).collect::<Vec<_>>(),
+        [5, 4, 3, 2, 1]
+    );
+    assert!(store.list_builds(0).await.unwrap().is_empty());
+}
+
+pub(super) async fn unfinished_builds_oldest_first(store: &dyn Store) {
+    let names = ["a", "b", "c", "d", "e"];
+    let inserted = store
+        .insert_builds(names.iter().map(|n| new_build(n)).collect())
+        .await
+        .unwrap();
+    let mut running = with_two_attempts(inserted[1].clone());
+    running.state = BuildState::Running;
+    running.finished_at = None;
+    store.save_build(&running).await.unwrap();
+    let mut failed = inserted[2].clone();
+    failed.state = BuildState::Failed;
+    store.save_build(&failed).await.unwrap();
+    let mut lost = inserted[4].clone();
+    lost.state = BuildState::WorkerLost;
+    store.save_build(&lost).await.unwrap();
+
+    let unfinished = store.unfinished_builds().await.unwrap();
+    assert_eq!(
+        unfinished,
+        vec![inserted[0].clone(), running, inserted[3].clone()]
+    );
+}
+
+pub(super) async fn every_state_round_trips(store: &dyn Store) {
+    let count = ALL_BUILD_STATES.len().max(ALL_ATTEMPT_STATES.len());
+    let news = (0..count).map(|i| new_build(&format!("b{i}"))).collect();
+    let inserted = store.insert_builds(news).await.unwrap();
+    let mut saved = Vec::new();
+    for (i, build) in inserted.into_iter().enumerate() {
+        let mut build = with_two_attempts(build);
+        build.state = ALL_BUILD_STATES[i % ALL_BUILD_STATES.len()];
+        build.attempts[0].state = ALL_ATTEMPT_STATES[i % ALL_ATTEMPT_STATES.len()];
+        store.save_build(&build).await.unwrap();
+        saved.push(build);
+    }
+    saved.reverse();
+    assert_eq!(store.list_builds(100).await.unwrap(), saved);
+    let unfinished: Vec<_> = saved
+        .iter()
+        .rev()
+        .filter(|b| !b.state.is_finished())
+        .cloned()
+        .collect();
+    assert_eq!(store.unfinished_builds().await.unwrap(), unfinished);
+}
+
+pub(super) async fn ledger_upserts_and_orders(store: &dyn Store) {
+    assert!(store.list_instances(10).await.unwrap().is_empty());
+    assert!(store.live_instances().await.unwrap().is_empty());
+    store
+        .save_instance(&instance("w-a", InstanceState::Launching, 100))
+        .await
+        .unwrap();
+    store
+        .save_instance(&instance("w-b", InstanceState::Launching, 200))
+        .await
+        .unwrap();
+    // Same millisecond as w-a: the later write counts as newer.
+    store
+        .save_instance(&instance("w-c", InstanceState::Launching, 100))
+        .await
+        .unwrap();
+
+    let mut connected = instance("w-a", InstanceState::Connected, 100);
+    connected.provider_id = Some("c0ffee".to_string());
+    connected.details = json!({"image": "rust:1", "cpus": 2, "spot": false, "tags": ["x"]});
+    connected.connected_at = Some(150);
+    store.save_instance(&connected).await.unwrap();
+
+    let mut gone = instance("w-b", InstanceState::Gone, 200);
+    gone.terminated_at = Some(900);
+    store.save_instance(&gone).await.unwrap();
+    let mut failed = instance("w-c", InstanceState::Failed, 100);
+    failed.error = Some("failed to start the container".to_string());
+    store.save_instance(&failed).await.unwrap();
+
+    let listed = store.list_instances(10).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![gone.clone(), failed.clone(), connected.clone()]
+    );
+    assert_eq!(store.list_instances(2).await.unwrap(), vec![gone, failed]);
+    assert!(store.list_instances(0).await.unwrap().is_empty());
+    assert_eq!(store.live_instances().await.unwrap(), vec![connected]);
+}
+
+pub(super) async fn live_instances_match_is_live(store: &dyn Store) {
+    let mut expected = Vec::new();
+    for (state, at) in ALL_INSTANCE_STATES.iter().zip(0i64..) {
+        // Launch times run backwards, so "oldest first" differs from write order.
+        let row = instance(&format!("w-{}", state.as_str()), *state, 1000 - at);
+        store.save_instance(&row).await.unwrap();
+        if state.is_live() {
+            expected.push(row);
+        }
+    }
+    expected.reverse();
+    assert_eq!(store.live_instances().await.unwrap(), expected);
+    assert_eq!(
+        store.list_instances(100).await.unwrap().len(),
+        ALL_INSTANCE_STATES.len()
+    );
+}

@@ -1,0 +1,8 @@
+//! The store contract, run against both stores, plus SQLite-only checks.
+
+#![allow(clippy::unwrap_used)]
+
+mod both;
+mod contract;
+mod fixtures;
+mod sqlite;
