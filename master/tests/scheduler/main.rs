@@ -1,0 +1,14 @@
+//! Pool and scheduler behaviour on virtual time (`start_paused`): every
+//! test is deterministic and takes no real time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod backoff;
+mod builds;
+mod caps;
+mod handshake;
+mod idle;
+mod lost;
+mod shutdown;
+mod startup;

@@ -1,0 +1,41 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use burst_master::model::{now_millis, Instance, InstanceState};
+use burst_master::store::{MemoryStore, Store};
+
+use crate::harness::*;
+
+#[tokio::test(start_paused = true)]
+async fn startup_terminates_orphans_and_resumes_queued_builds() {
+    let store = Arc::new(MemoryStore::new());
+    // A previous run: a ledger row still live, and a queued build.
+    store
+        .save_instance(&Instance {
+            worker_id: "pool-old1".into(),
+            pool: "pool".into(),
+            provider: "fake".into(),
+            provider_id: Some("p-pool-old1".into()),
+            state: InstanceState::Connected,
+            details: serde_json::Value::Null,
+            error: None,
+            launched_at: now_millis(),
+            connected_at: None,
+            terminated_at: None,
+        })
+        .await
+        .unwrap();
+    let queued = store.insert_builds(vec![new_build(1)]).await.unwrap();
+    let provider = FakeProvider::new(Duration::from_secs(1));
+    // One the ledger knows, one it never recorded.
+    provider.add_orphan("pool-old1");
+    provider.add_orphan("pool-stray");
+    let h = Harness::start_with_store(pool(2), provider, store.clone()).await;
+    let builds = h.wait_finished(&[queued[0].id], Duration::from_secs(60)).await;
+    assert!(all_succeeded(&builds), "the queued build survived the restart");
+    let mut terminated = h.provider.terminated();
+    terminated.sort();
+    assert!(terminated.starts_with(&["pool-old1".to_string(), "pool-stray".to_string()]), "{terminated:?}");
+    let live: Vec<_> = store.live_instances().await.unwrap().into_iter().map(|i| i.worker_id).collect();
+    assert!(!live.contains(&"pool-old1".to_string()) && !live.contains(&"pool-stray".to_string()), "{live:?}");
+}
