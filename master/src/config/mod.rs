@@ -1,5 +1,20 @@
-//! Loading and checking the master's configuration.
+//! Loading and checking the master's configuration, and expanding a submit
+//! into builds.
 
+mod embedded;
+mod error;
+mod expand;
+mod labels;
+mod load;
+mod locate;
+mod matrix;
 mod schema;
+mod validate;
 
+pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
+pub use error::{ConfigError, Origin, Problem, SubmitError};
+pub use expand::expand_submit;
+pub use labels::pool_for_labels;
+pub use load::{env_overrides, load_file, load_file_with_env, load_str, ENV_PREFIX, ENV_SEPARATOR};
 pub use schema::*;
+pub use validate::{validate, SHELLS};
