@@ -1,7 +1,9 @@
 //! burst's master: pools of latent workers, the scheduler, the store, the
 //! HTTP API and the CLI.
 
+pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod grpc;
 pub mod logs;
 pub mod model;

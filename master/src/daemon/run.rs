@@ -1,0 +1,132 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use burst_proto::worker_service_server::WorkerServiceServer;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use super::{providers, signals};
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::grpc::WorkerGrpc;
+use crate::logs::LogStore;
+use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings};
+use crate::store::{SqliteStore, Store};
+
+/// Written to `<state_dir>/run.json` once the master listens, so scripts and
+/// tests find the real addresses (ports may be 0 in the config).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub pid: u32,
+    pub master_id: String,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    pub advertise_url: String,
+}
+
+/// Runs the master until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let state_dir = config.master.state_dir.clone();
+    let source = config_path.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded defaults".into());
+    tracing::info!(config = %source, state_dir = %state_dir.display(), "starting burst master");
+
+    let store = SqliteStore::open(&state_dir).await.context("failed to open the store")?;
+    let master_id = store.master_id().await.context("failed to read the master id")?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let logs = Arc::new(LogStore::new(&state_dir));
+
+    let grpc_listener = TcpListener::bind(config.master.grpc_listen)
+        .await
+        .with_context(|| format!("failed to listen for workers on {}", config.master.grpc_listen))?;
+    let http_listener = TcpListener::bind(config.master.http_listen)
+        .await
+        .with_context(|| format!("failed to listen for the API on {}", config.master.http_listen))?;
+    let grpc_addr = grpc_listener.local_addr().context("failed to read the worker endpoint's address")?;
+    let http_addr = http_listener.local_addr().context("failed to read the API's address")?;
+    let advertise_url = config.master.advertise_url.clone().unwrap_or_else(|| format!("http://{grpc_addr}"));
+
+    let mut pools = Vec::new();
+    for (name, pool) in &config.pools {
+        let provider = providers::build(name, pool, &master_id, &state_dir)?;
+        pools.push(PoolSpec { name: name.clone(), config: pool.clone(), provider });
+    }
+    let settings = SchedulerSettings {
+        master_id: master_id.clone(),
+        advertise_url: advertise_url.clone(),
+        heartbeat_interval: config.master.heartbeat_interval,
+        heartbeat_misses: config.master.heartbeat_misses,
+        shutdown_grace: config.master.shutdown_grace,
+        health_interval: Duration::from_secs(1),
+    };
+    let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
+    let scheduler_task = tokio::spawn(scheduler.run());
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let grpc = {
+        let service = WorkerServiceServer::new(WorkerGrpc::new(handle.clone(), logs.clone()));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(20)))
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }),
+        )
+    };
+    let http = {
+        let state = AppState { config: Arc::new(config.clone()), store, scheduler: handle.clone(), logs };
+        let mut stop = stop_rx.clone();
+        let app = api::router(state);
+        tokio::spawn(async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+
+    let info = RunInfo { pid: std::process::id(), master_id: master_id.clone(), http: http_addr, grpc: grpc_addr, advertise_url };
+    write_run_info(&state_dir, &info).await;
+    tracing::info!(
+        master_id = %master_id,
+        api = %format!("http://{http_addr}"),
+        workers = %info.advertise_url,
+        "burst master ready"
+    );
+    eprintln!("burst master {master_id} ready: API http://{http_addr}, workers dial {}", info.advertise_url);
+
+    signals::terminate().await;
+    tracing::info!("stopping: finishing running builds, then terminating every worker");
+    if let Err(e) = handle.shutdown().await {
+        tracing::warn!(error = %e, "scheduler stopped before shutdown completed");
+    }
+    let _ = stop_tx.send(true);
+    let _ = scheduler_task.await;
+    // Followers of live logs may hold the API open; do not wait for ever.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = grpc.await;
+        let _ = http.await;
+    })
+    .await;
+    let _ = tokio::fs::remove_file(state_dir.join("run.json")).await;
+    tracing::info!("burst master stopped");
+    Ok(())
+}
+
+async fn write_run_info(state_dir: &std::path::Path, info: &RunInfo) {
+    let path = state_dir.join("run.json");
+    match serde_json::to_vec_pretty(info) {
+        Ok(json) => {
+            if let Err(e) = tokio::fs::write(&path, json).await {
+                tracing::warn!(path = %path.display(), error = %e, "failed to write run info");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "failed to encode run info"),
+    }
+}
