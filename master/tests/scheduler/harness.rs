@@ -11,7 +11,7 @@ use burst_master::logs::LogStore;
 use burst_master::model::{Build, BuildId, BuildState, Command, NewBuild, StepSpec, WorkerView};
 use burst_master::scheduler::{PoolSpec, Scheduler, SchedulerHandle, SchedulerSettings};
 use burst_master::store::{MemoryStore, Store};
-use burst_proto::{master_message, worker_message, Heartbeat, Hello, MasterMessage, Platform, StepFinished};
+use burst_proto::{master_message, worker_message, Heartbeat, Hello, Platform, StepFinished};
 use burst_providers::{Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

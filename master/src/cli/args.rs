@@ -1,0 +1,201 @@
+//! Command-line arguments (clap derive). Parsing errors exit with 2.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::model::BuildId;
+
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8480";
+
+/// burst: a CI master that launches workers on demand.
+#[derive(Debug, Parser)]
+#[command(name = "burst", version, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 success; 1 a followed build did not succeed, or \
+`config check` found the config invalid; 2 usage, connection or API error."
+)]
+pub struct Cli {
+    /// URL of the master's HTTP API.
+    #[arg(long, global = true, env = "BURST_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the master until SIGTERM/Ctrl-C.
+    Master {
+        /// Config file; the embedded default config when absent.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Submit a build of BUILDER (one build per matrix cell).
+    Submit {
+        /// The builder's name in the master's config.
+        builder: String,
+        /// A build parameter; repeatable, a later KEY wins.
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Stream the builds' logs and wait for their results; exit 1 if
+        /// any build did not succeed.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// List builds.
+    Builds {
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one build with its attempts and steps.
+    Build {
+        /// Build id.
+        id: BuildId,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a build's log.
+    Logs {
+        /// Build id.
+        build: BuildId,
+        /// Keep printing until the build finishes.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// List the workers the master knows.
+    Workers {
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a build.
+    Cancel {
+        /// Build id.
+        build: BuildId,
+    },
+    /// Work with config files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file; exit 1 when it is invalid.
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
+}
+
+/// `KEY=VALUE`, split at the first `=`; the value may be empty.
+pub fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some(("", _)) => Err(format!("empty key in `{s}`; expected KEY=VALUE")),
+        Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
+        None => Err(format!("missing `=` in `{s}`; expected KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("burst").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn param_without_equals_is_an_error() {
+        let err = parse(&["submit", "hello", "--param", "novalue"]).err();
+        let err = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("missing `=`"), "{err}");
+        assert!(parse(&["submit", "hello", "--param", "=v"]).is_err());
+    }
+
+    #[test]
+    fn params_split_at_first_equals() {
+        let cli = parse(&[
+            "submit", "hello", "--param", "a=1", "--param", "b=x=y", "--param", "c=",
+        ]);
+        match cli.map(|c| c.command) {
+            Ok(Command::Submit {
+                builder,
+                params,
+                follow,
+            }) => {
+                assert_eq!(builder, "hello");
+                assert!(!follow);
+                let want = [("a", "1"), ("b", "x=y"), ("c", "")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+                assert_eq!(params, want);
+            }
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+
+    // The only test that touches BURST_URL, so parallel tests do not race on it.
+    #[test]
+    fn url_from_flag_env_and_default() {
+        std::env::remove_var("BURST_URL");
+        assert_eq!(
+            parse(&["builds"]).map(|c| c.url).ok().as_deref(),
+            Some(DEFAULT_URL)
+        );
+        std::env::set_var("BURST_URL", "http://env:1");
+        assert_eq!(
+            parse(&["builds"]).map(|c| c.url).ok().as_deref(),
+            Some("http://env:1")
+        );
+        let flag = parse(&["builds", "--url", "http://flag:2"]).map(|c| c.url);
+        assert_eq!(flag.ok().as_deref(), Some("http://flag:2"));
+        std::env::remove_var("BURST_URL");
+        let before = parse(&["--url", "http://x:3", "workers"]).map(|c| c.url);
+        assert_eq!(before.ok().as_deref(), Some("http://x:3"));
+    }
+
+    #[test]
+    fn every_subcommand_parses() {
+        let ok: &[&[&str]] = &[
+            &["master"],
+            &["master", "--config", "burst.toml"],
+            &["submit", "hello"],
+            &["submit", "hello", "--param", "k=v", "--follow"],
+            &["builds"],
+            &["builds", "--json"],
+            &["build", "12"],
+            &["build", "12", "--json"],
+            &["logs", "12"],
+            &["logs", "12", "--follow"],
+            &["workers"],
+            &["workers", "--json"],
+            &["cancel", "12"],
+            &["config", "check", "burst.toml"],
+        ];
+        for args in ok {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
+        let bad: &[&[&str]] = &[
+            &[],
+            &["build", "twelve"],
+            &["logs"],
+            &["config", "check"],
+            &["bench"],
+            &["submit"],
+        ];
+        for args in bad {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

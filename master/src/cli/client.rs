@@ -1,0 +1,232 @@
+//! A small typed client of the master's HTTP API (`/api/v1`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use reqwest::{Response, Url};
+use serde::de::DeserializeOwned;
+
+use crate::model::{ApiError, Build, BuildId, SubmitRequest, SubmitResponse, WorkerView};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bounds every plain request; log streams have their own idle handling.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Whole-log downloads may be large.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+/// Cap on a non-JSON error body quoted back to the user.
+const MAX_ERROR_TEXT: usize = 300;
+
+/// Keeps "cannot talk to the master" apart from "the master said no", which
+/// is all the exit-code logic needs.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid master URL `{url}`: {problem}")]
+    InvalidUrl { url: String, problem: String },
+    #[error(
+        "failed to reach the burst master at {url}: {cause}; is `burst master` running? \
+         (set --url or BURST_URL)"
+    )]
+    Unreachable { url: String, cause: String },
+    /// A non-2xx answer; `message` is the `error` text of its JSON body.
+    #[error("{message}")]
+    Api { status: u16, message: String },
+    #[error("unexpected answer from the burst master at {url}: {problem}")]
+    Protocol { url: String, problem: String },
+}
+
+impl ClientError {
+    /// The master answered, so retrying the same request will not help.
+    pub fn is_api(&self) -> bool {
+        matches!(self, ClientError::Api { .. })
+    }
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// A stream of log bytes as they arrive.
+pub type LogStream = std::pin::Pin<Box<dyn Stream<Item = ClientResult<Bytes>> + Send>>;
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// Without a trailing slash, as the user gave it (for messages).
+    base: String,
+}
+
+impl Client {
+    pub fn new(url: &str) -> ClientResult<Self> {
+        let base = url.trim_end_matches('/').to_owned();
+        let invalid = |problem: String| ClientError::InvalidUrl {
+            url: url.to_owned(),
+            problem,
+        };
+        let parsed = Url::parse(&base).map_err(|e| invalid(e.to_string()))?;
+        // Built without TLS: the master's API is plain HTTP.
+        if parsed.scheme() != "http" {
+            return Err(invalid("expected an http:// URL".to_owned()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| invalid(root_cause(&e)))?;
+        Ok(Self { http, base })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn submit(&self, req: &SubmitRequest) -> ClientResult<SubmitResponse> {
+        let rb = self.http.post(self.url("/api/v1/builds")).json(req);
+        self.json(rb.timeout(REQUEST_TIMEOUT)).await
+    }
+
+    pub async fn builds(&self) -> ClientResult<Vec<Build>> {
+        self.get_json("/api/v1/builds").await
+    }
+
+    pub async fn build(&self, id: BuildId) -> ClientResult<Build> {
+        self.get_json(&format!("/api/v1/builds/{id}")).await
+    }
+
+    pub async fn workers(&self) -> ClientResult<Vec<WorkerView>> {
+        self.get_json("/api/v1/workers").await
+    }
+
+    /// The answer is read loosely: only its `state` field is needed.
+    pub async fn cancel(&self, id: BuildId) -> ClientResult<serde_json::Value> {
+        let rb = self
+            .http
+            .post(self.url(&format!("/api/v1/builds/{id}/cancel")));
+        self.json(rb.timeout(REQUEST_TIMEOUT)).await
+    }
+
+    /// Any GET answered with JSON, untyped (for `--json`, which prints the
+    /// answer as served).
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> ClientResult<T> {
+        self.json(self.http.get(self.url(path)).timeout(REQUEST_TIMEOUT))
+            .await
+    }
+
+    /// The whole log as it is now.
+    pub async fn log(&self, id: BuildId) -> ClientResult<Bytes> {
+        let rb = self.http.get(self.url(&format!("/api/v1/builds/{id}/log")));
+        let resp = self.send(rb.timeout(DOWNLOAD_TIMEOUT)).await?;
+        resp.bytes().await.map_err(|e| self.unreachable(&e))
+    }
+
+    /// The log streamed: whole so far, then live until the build finishes
+    /// (`follow = true`), or the whole log in chunks (`follow = false`).
+    pub async fn log_stream(&self, id: BuildId, follow: bool) -> ClientResult<LogStream> {
+        let mut rb = self.http.get(self.url(&format!("/api/v1/builds/{id}/log")));
+        if follow {
+            rb = rb.query(&[("follow", "true")]);
+        } else {
+            rb = rb.timeout(DOWNLOAD_TIMEOUT);
+        }
+        let resp = self.send(rb).await?;
+        let this = self.clone();
+        Ok(Box::pin(
+            resp.bytes_stream()
+                .map(move |r| r.map_err(|e| this.unreachable(&e))),
+        ))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn json<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> ClientResult<T> {
+        let body = self
+            .send(rb)
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+            url: self.base.clone(),
+            problem: format!("invalid JSON: {e}"),
+        })
+    }
+
+    /// Sends and turns a non-2xx answer into `ClientError::Api`.
+    async fn send(&self, rb: reqwest::RequestBuilder) -> ClientResult<Response> {
+        let resp = rb.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        // A broken error body still yields a useful message from the status.
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            message: api_message(status, &body),
+        })
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            url: self.base.clone(),
+            cause: root_cause(e),
+        }
+    }
+}
+
+/// The `error` text of an `ApiError` body, else the body or the status.
+fn api_message(status: reqwest::StatusCode, body: &[u8]) -> String {
+    if let Ok(api) = serde_json::from_slice::<ApiError>(body) {
+        return api.error;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return format!("the master answered {status}");
+    }
+    let short: String = text.chars().take(MAX_ERROR_TEXT).collect();
+    format!("the master answered {status}: {short}")
+}
+
+/// reqwest's own message names the URL again; the innermost cause ("Connection
+/// refused") is what the user needs.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_message_prefers_the_error_field() {
+        let s = reqwest::StatusCode::UNPROCESSABLE_ENTITY;
+        assert_eq!(
+            api_message(s, br#"{"error":"unknown builder \"x\""}"#),
+            "unknown builder \"x\""
+        );
+        assert_eq!(
+            api_message(s, b""),
+            "the master answered 422 Unprocessable Entity"
+        );
+        assert!(api_message(s, b"oops").ends_with(": oops"));
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(Client::new("http://127.0.0.1:8480/").is_ok());
+        assert!(matches!(
+            Client::new("not a url"),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            Client::new("ftp://x"),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+        let c = Client::new("http://h:1/").map(|c| c.url("/api/v1/builds"));
+        assert_eq!(c.ok().as_deref(), Some("http://h:1/api/v1/builds"));
+    }
+}

@@ -1,0 +1,18 @@
+//! The `burst` command line: `burst master` runs the daemon, every other
+//! subcommand is a thin HTTP client of a running master.
+
+pub mod args;
+pub mod client;
+mod commands;
+pub mod exit;
+mod follow;
+pub mod output;
+pub mod prefix;
+pub mod render;
+mod run;
+mod submit;
+
+pub use run::{execute, main};
+
+#[cfg(test)]
+mod stub_tests;

@@ -1,0 +1,75 @@
+//! Entry point: parse, dispatch, map the outcome to an exit code.
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use super::args::{Cli, Command, ConfigCommand};
+use super::client::Client;
+use super::exit::{self, CliError, Exit};
+use super::follow::Timing;
+use super::output::Output;
+use super::{commands, submit};
+
+/// `burst`'s `main`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors exit 2, --help and --version 0.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let out = Output::stdout();
+    let result = match cli.command {
+        Command::Master { config } => block_on(commands::master(config)),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => commands::config_check(&file, &out, &mut io::stderr()),
+        command => block_on(execute(&cli.url, command, &out)),
+    };
+    exit::finish(result, &mut io::stderr()).into()
+}
+
+fn block_on<F: std::future::Future<Output = Result<Exit, CliError>>>(
+    f: F,
+) -> Result<Exit, CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(f)
+}
+
+/// Runs a client subcommand against the master at `url`.
+pub async fn execute(url: &str, command: Command, out: &Output) -> Result<Exit, CliError> {
+    execute_with(url, command, out, &Timing::default()).await
+}
+
+pub(crate) async fn execute_with(
+    url: &str,
+    command: Command,
+    out: &Output,
+    timing: &Timing,
+) -> Result<Exit, CliError> {
+    let client = Client::new(url)?;
+    match command {
+        Command::Submit {
+            builder,
+            params,
+            follow,
+        } => submit::run(&client, builder, params, follow, out, timing).await,
+        Command::Builds { json } => commands::builds(&client, json, out).await,
+        Command::Build { id, json } => commands::build(&client, id, json, out).await,
+        Command::Logs { build, follow } => {
+            commands::logs(&client, build, follow, out, timing).await
+        }
+        Command::Workers { json } => commands::workers(&client, json, out).await,
+        Command::Cancel { build } => commands::cancel(&client, build, out).await,
+        Command::Master { .. } | Command::Config { .. } => {
+            Err(CliError::Internal("not a client subcommand".to_owned()))
+        }
+    }
+}
