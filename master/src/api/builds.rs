@@ -15,7 +15,13 @@ pub async fn submit(
     let builds = crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
         .map_err(|e| HttpError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let ids = state.scheduler.submit(builds).await?;
-    Ok((StatusCode::CREATED, Json(SubmitResponse { submit_id, builds: ids })))
+    Ok((
+        StatusCode::CREATED,
+        Json(SubmitResponse {
+            submit_id,
+            builds: ids,
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -28,12 +34,23 @@ fn default_limit() -> u32 {
     100
 }
 
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<Build>>, HttpError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Build>>, HttpError> {
     Ok(Json(state.store.list_builds(q.limit.min(10_000)).await?))
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<BuildId>) -> Result<Json<Build>, HttpError> {
-    state.store.get_build(id).await?.map(Json).ok_or_else(|| not_found(id))
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<BuildId>,
+) -> Result<Json<Build>, HttpError> {
+    state
+        .store
+        .get_build(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| not_found(id))
 }
 
 #[derive(serde::Serialize)]
@@ -42,8 +59,15 @@ pub struct CancelAnswer {
     state: BuildState,
 }
 
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<BuildId>) -> Result<Json<CancelAnswer>, HttpError> {
-    let build = state.store.get_build(id).await?.ok_or_else(|| not_found(id))?;
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<BuildId>,
+) -> Result<Json<CancelAnswer>, HttpError> {
+    let build = state
+        .store
+        .get_build(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     if build.state.is_finished() {
         return Err(HttpError(
             StatusCode::CONFLICT,
@@ -51,5 +75,8 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<BuildId>) -> R
         ));
     }
     let new_state = state.scheduler.cancel(id).await?;
-    Ok(Json(CancelAnswer { id, state: new_state }))
+    Ok(Json(CancelAnswer {
+        id,
+        state: new_state,
+    }))
 }

@@ -39,7 +39,13 @@ pub async fn log(
     // A small bounded channel: a slow reader slows the copy, not memory.
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
-        let mut writer = LogWriter { state, id, tx, offsets: HashMap::new(), framed: HashMap::new() };
+        let mut writer = LogWriter {
+            state,
+            id,
+            tx,
+            offsets: HashMap::new(),
+            framed: HashMap::new(),
+        };
         if let Err(e) = writer.run(q.follow).await {
             let _ = writer.tx.send(Err(std::io::Error::other(e))).await;
         }
@@ -104,7 +110,11 @@ impl LogWriter {
                 if matches!(step.state, StepState::Pending | StepState::Skipped) {
                     continue;
                 }
-                let id = StepRunId { build: build.id, attempt: attempt.number, index: step.index };
+                let id = StepRunId {
+                    build: build.id,
+                    attempt: attempt.number,
+                    index: step.index,
+                };
                 let mut framing = self.framed.get(&id).copied().unwrap_or_default();
                 if !framing.header {
                     let line = format!(
@@ -130,7 +140,10 @@ impl LogWriter {
                 *attempts_closed = a + 1;
                 if attempt.state == AttemptState::WorkerLost {
                     let reason = attempt.reason.as_deref().unwrap_or("worker lost");
-                    self.send(format!("== attempt {} lost: {reason}\n", attempt.number).into_bytes()).await?;
+                    self.send(
+                        format!("== attempt {} lost: {reason}\n", attempt.number).into_bytes(),
+                    )
+                    .await?;
                 }
             }
         }
@@ -181,7 +194,11 @@ fn footer(step: &StepRun) -> String {
         (None, None) => out.push_str(" ("),
     }
     if let Some(ms) = step.duration_ms {
-        let sep = if step.exit_code.is_some() || step.signal.is_some() { ", " } else { "" };
+        let sep = if step.exit_code.is_some() || step.signal.is_some() {
+            ", "
+        } else {
+            ""
+        };
         out.push_str(&format!("{sep}{ms} ms"));
     }
     out.push(')');

@@ -20,7 +20,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/api/v1/builds", post(super::builds::submit).get(super::builds::list))
+        .route(
+            "/api/v1/builds",
+            post(super::builds::submit).get(super::builds::list),
+        )
         .route("/api/v1/builds/{id}", get(super::builds::get))
         .route("/api/v1/builds/{id}/cancel", post(super::builds::cancel))
         .route("/api/v1/builds/{id}/log", get(super::log_stream::log))

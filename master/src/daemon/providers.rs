@@ -9,7 +9,12 @@ use burst_providers::Provider;
 use crate::config::{PoolConfig, ProviderKind};
 
 /// Builds the provider a pool's config names.
-pub fn build(name: &str, pool: &PoolConfig, master_id: &str, state_dir: &Path) -> anyhow::Result<Arc<dyn Provider>> {
+pub fn build(
+    name: &str,
+    pool: &PoolConfig,
+    master_id: &str,
+    state_dir: &Path,
+) -> anyhow::Result<Arc<dyn Provider>> {
     match pool.provider {
         ProviderKind::Local => {
             let command = if pool.local.command.is_empty() {
@@ -25,7 +30,8 @@ pub fn build(name: &str, pool: &PoolConfig, master_id: &str, state_dir: &Path) -
                 work_root: state_dir.join("workers"),
                 stop_grace: Duration::from_secs(5),
             };
-            let provider = LocalProvider::new(settings).with_context(|| format!("failed to set up pool {name}"))?;
+            let provider = LocalProvider::new(settings)
+                .with_context(|| format!("failed to set up pool {name}"))?;
             Ok(Arc::new(provider))
         }
     }

@@ -31,28 +31,57 @@ pub struct RunInfo {
 /// Runs the master until SIGTERM or Ctrl-C, then shuts down gracefully.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let state_dir = config.master.state_dir.clone();
-    let source = config_path.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded defaults".into());
+    let source = config_path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "embedded defaults".into());
     tracing::info!(config = %source, state_dir = %state_dir.display(), "starting burst master");
 
-    let store = SqliteStore::open(&state_dir).await.context("failed to open the store")?;
-    let master_id = store.master_id().await.context("failed to read the master id")?;
+    let store = SqliteStore::open(&state_dir)
+        .await
+        .context("failed to open the store")?;
+    let master_id = store
+        .master_id()
+        .await
+        .context("failed to read the master id")?;
     let store: Arc<dyn Store> = Arc::new(store);
     let logs = Arc::new(LogStore::new(&state_dir));
 
     let grpc_listener = TcpListener::bind(config.master.grpc_listen)
         .await
-        .with_context(|| format!("failed to listen for workers on {}", config.master.grpc_listen))?;
+        .with_context(|| {
+            format!(
+                "failed to listen for workers on {}",
+                config.master.grpc_listen
+            )
+        })?;
     let http_listener = TcpListener::bind(config.master.http_listen)
         .await
-        .with_context(|| format!("failed to listen for the API on {}", config.master.http_listen))?;
-    let grpc_addr = grpc_listener.local_addr().context("failed to read the worker endpoint's address")?;
-    let http_addr = http_listener.local_addr().context("failed to read the API's address")?;
-    let advertise_url = config.master.advertise_url.clone().unwrap_or_else(|| format!("http://{grpc_addr}"));
+        .with_context(|| {
+            format!(
+                "failed to listen for the API on {}",
+                config.master.http_listen
+            )
+        })?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .context("failed to read the worker endpoint's address")?;
+    let http_addr = http_listener
+        .local_addr()
+        .context("failed to read the API's address")?;
+    let advertise_url = config
+        .master
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{grpc_addr}"));
 
     let mut pools = Vec::new();
     for (name, pool) in &config.pools {
         let provider = providers::build(name, pool, &master_id, &state_dir)?;
-        pools.push(PoolSpec { name: name.clone(), config: pool.clone(), provider });
+        pools.push(PoolSpec {
+            name: name.clone(),
+            config: pool.clone(),
+            provider,
+        });
     }
     let settings = SchedulerSettings {
         master_id: master_id.clone(),
@@ -79,7 +108,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         )
     };
     let http = {
-        let state = AppState { config: Arc::new(config.clone()), store, scheduler: handle.clone(), logs };
+        let state = AppState {
+            config: Arc::new(config.clone()),
+            store,
+            scheduler: handle.clone(),
+            logs,
+        };
         let mut stop = stop_rx.clone();
         let app = api::router(state);
         tokio::spawn(async move {
@@ -91,7 +125,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         })
     };
 
-    let info = RunInfo { pid: std::process::id(), master_id: master_id.clone(), http: http_addr, grpc: grpc_addr, advertise_url };
+    let info = RunInfo {
+        pid: std::process::id(),
+        master_id: master_id.clone(),
+        http: http_addr,
+        grpc: grpc_addr,
+        advertise_url,
+    };
     write_run_info(&state_dir, &info).await;
     tracing::info!(
         master_id = %master_id,
@@ -99,7 +139,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         workers = %info.advertise_url,
         "burst master ready"
     );
-    eprintln!("burst master {master_id} ready: API http://{http_addr}, workers dial {}", info.advertise_url);
+    eprintln!(
+        "burst master {master_id} ready: API http://{http_addr}, workers dial {}",
+        info.advertise_url
+    );
 
     signals::terminate().await;
     tracing::info!("stopping: finishing running builds, then terminating every worker");

@@ -38,14 +38,24 @@ type Outbound = Pin<Box<dyn Stream<Item = Result<MasterMessage, Status>> + Send>
 impl WorkerService for WorkerGrpc {
     type SessionStream = Outbound;
 
-    async fn session(&self, request: Request<Streaming<WorkerMessage>>) -> Result<Response<Outbound>, Status> {
-        let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
+    async fn session(
+        &self,
+        request: Request<Streaming<WorkerMessage>>,
+    ) -> Result<Response<Outbound>, Status> {
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown".into());
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
-            Ok(Ok(Some(WorkerMessage { msg: Some(worker_message::Msg::Hello(hello)) }))) => hello,
+            Ok(Ok(Some(WorkerMessage {
+                msg: Some(worker_message::Msg::Hello(hello)),
+            }))) => hello,
             Ok(Ok(_)) => {
                 tracing::warn!(%peer, "refused a session that did not start with a hello");
-                return Err(Status::invalid_argument("the first message of a session must be a hello"));
+                return Err(Status::invalid_argument(
+                    "the first message of a session must be a hello",
+                ));
             }
             Ok(Err(status)) => return Err(status),
             Err(_) => {
@@ -60,12 +70,19 @@ impl WorkerService for WorkerGrpc {
             Ok(session) => {
                 // Only the scheduler's copy keeps the stream open from here.
                 drop(tx);
-                let pump = Pump { scheduler: self.scheduler.clone(), logs: self.logs.clone(), worker_id, session };
+                let pump = Pump {
+                    scheduler: self.scheduler.clone(),
+                    logs: self.logs.clone(),
+                    worker_id,
+                    session,
+                };
                 tokio::spawn(pump.run(inbound));
             }
             Err(refused) => {
                 tracing::warn!(%peer, worker = %worker_id, reason = %refused.reason, "worker refused");
-                let _ = tx.try_send(MasterMessage { msg: Some(master_message::Msg::Refused(refused)) });
+                let _ = tx.try_send(MasterMessage {
+                    msg: Some(master_message::Msg::Refused(refused)),
+                });
             }
         }
         Ok(Response::new(outbound))
@@ -100,25 +117,39 @@ impl Pump {
             };
             match msg {
                 worker_message::Msg::Output(out) => {
-                    self.store_output(&out.step_run_id, out.offset, &out.data).await;
+                    self.store_output(&out.step_run_id, out.offset, &out.data)
+                        .await;
                     if last_liveness.elapsed() >= LIVENESS_EVERY {
                         last_liveness = Instant::now();
                         let beat = worker_message::Msg::Heartbeat(Heartbeat::default());
-                        self.scheduler.from_worker(&self.worker_id, self.session, beat).await;
+                        self.scheduler
+                            .from_worker(&self.worker_id, self.session, beat)
+                            .await;
                     }
                 }
                 worker_message::Msg::Hello(_) => {
                     tracing::warn!(worker = %self.worker_id, "refused a second hello on one session");
                 }
-                other => self.scheduler.from_worker(&self.worker_id, self.session, other).await,
+                other => {
+                    self.scheduler
+                        .from_worker(&self.worker_id, self.session, other)
+                        .await
+                }
             }
         }
-        self.scheduler.disconnected(&self.worker_id, self.session).await;
+        self.scheduler
+            .disconnected(&self.worker_id, self.session)
+            .await;
     }
 
     async fn store_output(&self, step: &str, offset: u64, data: &[u8]) {
         let result = match step.parse::<StepRunId>() {
-            Ok(id) => self.logs.append(&self.worker_id, id, offset, data).await.map(|_| ()).map_err(|e| e.to_string()),
+            Ok(id) => self
+                .logs
+                .append(&self.worker_id, id, offset, data)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         if let Err(e) = result {

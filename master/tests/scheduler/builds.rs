@@ -15,7 +15,12 @@ async fn steps_run_in_order_and_history_is_kept() {
     assert_eq!(b.attempts.len(), 1);
     let steps = &b.attempts[0].steps;
     assert_eq!(steps.len(), 3);
-    assert!(steps.iter().all(|s| s.state == StepState::Succeeded && s.exit_code == Some(0)), "{steps:#?}");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.state == StepState::Succeeded && s.exit_code == Some(0)),
+        "{steps:#?}"
+    );
     assert!(b.started_at.is_some() && b.finished_at.is_some());
 }
 
@@ -24,13 +29,25 @@ async fn cancel_queued_and_running_builds() {
     // Long steps, one worker: the first build runs, the second waits.
     let h = Harness::start(pool(1), FakeProvider::new(Duration::from_secs(600))).await;
     let ids = h.submit(2, 1).await;
-    h.wait_workers(Duration::from_secs(30), |w| w.iter().any(|w| w.state == "busy")).await;
-    assert_eq!(h.handle.cancel(ids[1]).await.unwrap(), BuildState::Cancelled);
+    h.wait_workers(Duration::from_secs(30), |w| {
+        w.iter().any(|w| w.state == "busy")
+    })
+    .await;
+    assert_eq!(
+        h.handle.cancel(ids[1]).await.unwrap(),
+        BuildState::Cancelled
+    );
     h.handle.cancel(ids[0]).await.unwrap();
     let builds = h.wait_finished(&ids, Duration::from_secs(10)).await;
     assert_eq!(builds[0].state, BuildState::Cancelled);
     assert_eq!(builds[0].attempts[0].steps[0].state, StepState::Cancelled);
     assert_eq!(builds[1].state, BuildState::Cancelled);
-    assert!(builds[1].attempts.is_empty(), "a queued build never starts once cancelled");
-    assert!(matches!(h.handle.cancel(ids[0]).await, Err(SchedError::NotActive(_))));
+    assert!(
+        builds[1].attempts.is_empty(),
+        "a queued build never starts once cancelled"
+    );
+    assert!(matches!(
+        h.handle.cancel(ids[0]).await,
+        Err(SchedError::NotActive(_))
+    ));
 }

@@ -11,7 +11,8 @@ async fn scales_from_zero_and_back() {
     assert!(all_succeeded(&builds));
     assert_eq!(h.provider.launches().len(), 1);
     // idle_timeout is 60s: the pool scales back to zero.
-    h.wait_workers(Duration::from_secs(120), |w| w.is_empty()).await;
+    h.wait_workers(Duration::from_secs(120), |w| w.is_empty())
+        .await;
     assert_eq!(h.provider.live(), 0);
 }
 
@@ -21,8 +22,16 @@ async fn ten_builds_never_exceed_max_workers() {
     let ids = h.submit(10, 1).await;
     let builds = h.wait_finished(&ids, Duration::from_secs(600)).await;
     assert!(all_succeeded(&builds), "{builds:#?}");
-    assert_eq!(h.provider.max_live(), 3, "the cap is reached and never exceeded");
-    assert_eq!(h.provider.launches().len(), 3, "workers are reused, not relaunched");
+    assert_eq!(
+        h.provider.max_live(),
+        3,
+        "the cap is reached and never exceeded"
+    );
+    assert_eq!(
+        h.provider.launches().len(),
+        3,
+        "workers are reused, not relaunched"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -34,11 +43,22 @@ async fn max_starting_limits_parallel_launches() {
     let h = Harness::start(cfg, provider).await;
     h.submit(8, 1).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(h.provider.launches().len(), 2, "only max_starting launches in flight");
+    assert_eq!(
+        h.provider.launches().len(),
+        2,
+        "only max_starting launches in flight"
+    );
     let workers = h.workers().await;
-    assert!(workers.iter().all(|w| w.state == "connecting"), "{workers:#?}");
+    assert!(
+        workers.iter().all(|w| w.state == "connecting"),
+        "{workers:#?}"
+    );
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(h.provider.launches().len(), 4, "the next two go once the first two connected");
+    assert_eq!(
+        h.provider.launches().len(),
+        4,
+        "the next two go once the first two connected"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -47,8 +67,10 @@ async fn min_idle_is_kept_warm() {
     cfg.min_idle = 2;
     cfg.idle_timeout = Duration::from_secs(10);
     let h = Harness::start(cfg, FakeProvider::new(Duration::from_secs(1))).await;
-    let idle = |w: &[burst_master::model::WorkerView]| w.iter().filter(|w| w.state == "idle").count();
-    h.wait_workers(Duration::from_secs(30), |w| idle(w) == 2).await;
+    let idle =
+        |w: &[burst_master::model::WorkerView]| w.iter().filter(|w| w.state == "idle").count();
+    h.wait_workers(Duration::from_secs(30), |w| idle(w) == 2)
+        .await;
     // Long past idle_timeout the spares are still there.
     tokio::time::sleep(Duration::from_secs(300)).await;
     let workers = h.workers().await;
@@ -57,5 +79,6 @@ async fn min_idle_is_kept_warm() {
     // A build takes one; a replacement keeps two idle while it runs.
     let ids = h.submit(1, 1).await;
     h.wait_finished(&ids, Duration::from_secs(60)).await;
-    h.wait_workers(Duration::from_secs(60), |w| idle(w) >= 2).await;
+    h.wait_workers(Duration::from_secs(60), |w| idle(w) >= 2)
+        .await;
 }

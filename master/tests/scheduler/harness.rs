@@ -41,10 +41,14 @@ struct FakeState {
     max_live: usize,
     /// Listed as existing although this run never launched them.
     orphans: Vec<ListedInstance>,
+    /// Session ids of connected fake workers.
+    sessions: HashMap<String, u64>,
+    /// Launch tokens handed out, by worker id.
+    tokens: HashMap<String, String>,
 }
 
 pub struct FakeProvider {
-    state: Mutex<FakeState>,
+    state: Arc<Mutex<FakeState>>,
     handle: Mutex<Option<SchedulerHandle>>,
     /// How long each step takes on a fake worker.
     pub step_time: Duration,
@@ -54,7 +58,12 @@ pub struct FakeProvider {
 
 impl FakeProvider {
     pub fn new(step_time: Duration) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::default(), handle: Mutex::new(None), step_time, exit_code: 0 })
+        Arc::new(Self {
+            state: Arc::default(),
+            handle: Mutex::new(None),
+            step_time,
+            exit_code: 0,
+        })
     }
 
     pub fn plan(&self, behaviours: impl IntoIterator<Item = Behaviour>) {
@@ -63,8 +72,15 @@ impl FakeProvider {
 
     pub fn add_orphan(&self, worker_id: &str) {
         let mut s = self.state.lock().unwrap();
-        s.orphans.push(ListedInstance { worker_id: worker_id.into(), provider_id: format!("p-{worker_id}") });
+        s.orphans.push(ListedInstance {
+            worker_id: worker_id.into(),
+            provider_id: format!("p-{worker_id}"),
+        });
         s.live.insert(worker_id.into(), None);
+    }
+
+    pub fn token(&self, worker_id: &str) -> String {
+        self.state.lock().unwrap().tokens[worker_id].clone()
     }
 
     pub fn launches(&self) -> Vec<(Instant, String)> {
@@ -83,10 +99,24 @@ impl FakeProvider {
         self.state.lock().unwrap().max_live
     }
 
-    /// Kills a fake worker's task without telling anyone: its session ends.
-    pub fn crash(&self, worker_id: &str) {
-        if let Some(Some(task)) = self.state.lock().unwrap().live.get_mut(worker_id).map(Option::take) {
-            task.abort();
+    /// Kills a fake worker's task; its session ends as a broken gRPC
+    /// stream would end it.
+    pub async fn crash(&self, worker_id: &str) {
+        let session = {
+            let mut s = self.state.lock().unwrap();
+            if let Some(Some(task)) = s.live.get_mut(worker_id).map(Option::take) {
+                task.abort();
+            }
+            s.sessions.get(worker_id).copied()
+        };
+        let handle = self
+            .handle
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("scheduler handle set");
+        if let Some(session) = session {
+            handle.disconnected(worker_id, session).await;
         }
     }
 }
@@ -101,18 +131,26 @@ impl Provider for FakeProvider {
         let behaviour = {
             let mut s = self.state.lock().unwrap();
             s.launches.push((Instant::now(), spec.worker_id.clone()));
-            s.plan.pop_front().unwrap_or(Behaviour::Connect(Duration::from_secs(1)))
+            s.tokens.insert(spec.worker_id.clone(), spec.token.clone());
+            s.plan
+                .pop_front()
+                .unwrap_or(Behaviour::Connect(Duration::from_secs(1)))
         };
         let task = match behaviour {
             Behaviour::Fail(e) => return Err(e),
             Behaviour::Silent => None,
             Behaviour::Connect(after) => Some(self.spawn_worker(spec.clone(), after, false)),
-            Behaviour::DieOnFirstStep => Some(self.spawn_worker(spec.clone(), Duration::from_secs(1), true)),
+            Behaviour::DieOnFirstStep => {
+                Some(self.spawn_worker(spec.clone(), Duration::from_secs(1), true))
+            }
         };
         let mut s = self.state.lock().unwrap();
         s.live.insert(spec.worker_id.clone(), task);
         s.max_live = s.max_live.max(s.live.len());
-        Ok(Launched { provider_id: format!("p-{}", spec.worker_id), details: serde_json::Value::Null })
+        Ok(Launched {
+            provider_id: format!("p-{}", spec.worker_id),
+            details: serde_json::Value::Null,
+        })
     }
 
     async fn terminate(&self, worker_id: &str, _provider_id: &str) -> Result<(), ProviderError> {
@@ -135,13 +173,26 @@ impl Provider for FakeProvider {
 
 impl FakeProvider {
     fn spawn_worker(&self, spec: LaunchSpec, after: Duration, die_on_step: bool) -> JoinHandle<()> {
-        let handle = self.handle.lock().unwrap().clone().expect("scheduler handle set");
+        let handle = self
+            .handle
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("scheduler handle set");
         let (step_time, exit_code) = (self.step_time, self.exit_code);
+        let state = self.state.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             let (tx, mut rx) = mpsc::channel(64);
             let hello = hello(&spec.worker_id, &spec.token);
-            let Ok(session) = handle.hello(hello, tx).await else { return };
+            let Ok(session) = handle.hello(hello, tx).await else {
+                return;
+            };
+            state
+                .lock()
+                .unwrap()
+                .sessions
+                .insert(spec.worker_id.clone(), session);
             let mut beat = tokio::time::interval(HEARTBEAT);
             let (done_tx, mut done_rx) = mpsc::channel::<StepFinished>(8);
             loop {
@@ -191,7 +242,11 @@ pub fn hello(worker_id: &str, token: &str) -> Hello {
         worker_id: worker_id.into(),
         token: token.into(),
         protocol_version: burst_proto::PROTOCOL_VERSION,
-        platform: Some(Platform { os: "linux".into(), arch: "x86_64".into(), default_shell: "sh".into() }),
+        platform: Some(Platform {
+            os: "linux".into(),
+            arch: "x86_64".into(),
+            default_shell: "sh".into(),
+        }),
         labels: vec![],
         capacity: 1,
         version: "test".into(),
@@ -252,7 +307,11 @@ impl Harness {
         Self::start_with_store(pool_cfg, provider, Arc::new(MemoryStore::new())).await
     }
 
-    pub async fn start_with_store(pool_cfg: PoolConfig, provider: Arc<FakeProvider>, store: Arc<MemoryStore>) -> Self {
+    pub async fn start_with_store(
+        pool_cfg: PoolConfig,
+        provider: Arc<FakeProvider>,
+        store: Arc<MemoryStore>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = SchedulerSettings {
             master_id: "m-test".into(),
@@ -262,16 +321,34 @@ impl Harness {
             shutdown_grace: Duration::from_secs(30),
             health_interval: Duration::from_secs(1),
         };
-        let pools = vec![PoolSpec { name: "pool".into(), config: pool_cfg, provider: provider.clone() }];
+        let pools = vec![PoolSpec {
+            name: "pool".into(),
+            config: pool_cfg,
+            provider: provider.clone(),
+        }];
         let store_dyn: Arc<dyn Store> = store.clone();
-        let (scheduler, handle) = Scheduler::new(settings, pools, store_dyn, Arc::new(LogStore::new(dir.path())));
+        let (scheduler, handle) = Scheduler::new(
+            settings,
+            pools,
+            store_dyn,
+            Arc::new(LogStore::new(dir.path())),
+        );
         *provider.handle.lock().unwrap() = Some(handle.clone());
         let task = tokio::spawn(scheduler.run());
-        Self { handle, provider, store, task, _dir: dir }
+        Self {
+            handle,
+            provider,
+            store,
+            task,
+            _dir: dir,
+        }
     }
 
     pub async fn submit(&self, n: usize, steps: usize) -> Vec<BuildId> {
-        self.handle.submit((0..n).map(|_| new_build(steps)).collect()).await.unwrap()
+        self.handle
+            .submit((0..n).map(|_| new_build(steps)).collect())
+            .await
+            .unwrap()
     }
 
     pub async fn build(&self, id: BuildId) -> Build {
@@ -293,20 +370,30 @@ impl Harness {
             if builds.iter().all(|b| b.state.is_finished()) {
                 return builds;
             }
-            assert!(Instant::now() < deadline, "builds not finished in time: {builds:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "builds not finished in time: {builds:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Waits (in virtual time) until `cond` holds for the worker list.
-    pub async fn wait_workers(&self, within: Duration, cond: impl Fn(&[WorkerView]) -> bool) -> Vec<WorkerView> {
+    pub async fn wait_workers(
+        &self,
+        within: Duration,
+        cond: impl Fn(&[WorkerView]) -> bool,
+    ) -> Vec<WorkerView> {
         let deadline = Instant::now() + within;
         loop {
             let workers = self.workers().await;
             if cond(&workers) {
                 return workers;
             }
-            assert!(Instant::now() < deadline, "worker condition not met in time: {workers:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "worker condition not met in time: {workers:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

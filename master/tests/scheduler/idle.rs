@@ -38,10 +38,22 @@ async fn max_builds_one_gives_a_fresh_worker_per_build() {
     let ids = h.submit(3, 1).await;
     let builds = h.wait_finished(&ids, Duration::from_secs(120)).await;
     assert!(all_succeeded(&builds));
-    let workers: Vec<_> = builds.iter().map(|b| b.attempts[0].worker_id.clone()).collect();
+    let workers: Vec<_> = builds
+        .iter()
+        .map(|b| b.attempts[0].worker_id.clone())
+        .collect();
     let mut distinct = workers.clone();
     distinct.dedup();
-    assert_eq!(distinct.len(), 3, "each build on its own worker: {workers:?}");
-    h.wait_workers(Duration::from_secs(10), |w| w.is_empty()).await;
-    assert_eq!(h.provider.terminated().len(), 3, "each recycled right after its build");
+    assert_eq!(
+        distinct.len(),
+        3,
+        "each build on its own worker: {workers:?}"
+    );
+    h.wait_workers(Duration::from_secs(10), |w| w.is_empty())
+        .await;
+    assert_eq!(
+        h.provider.terminated().len(),
+        3,
+        "each recycled right after its build"
+    );
 }

@@ -31,11 +31,28 @@ async fn startup_terminates_orphans_and_resumes_queued_builds() {
     provider.add_orphan("pool-old1");
     provider.add_orphan("pool-stray");
     let h = Harness::start_with_store(pool(2), provider, store.clone()).await;
-    let builds = h.wait_finished(&[queued[0].id], Duration::from_secs(60)).await;
-    assert!(all_succeeded(&builds), "the queued build survived the restart");
+    let builds = h
+        .wait_finished(&[queued[0].id], Duration::from_secs(60))
+        .await;
+    assert!(
+        all_succeeded(&builds),
+        "the queued build survived the restart"
+    );
     let mut terminated = h.provider.terminated();
     terminated.sort();
-    assert!(terminated.starts_with(&["pool-old1".to_string(), "pool-stray".to_string()]), "{terminated:?}");
-    let live: Vec<_> = store.live_instances().await.unwrap().into_iter().map(|i| i.worker_id).collect();
-    assert!(!live.contains(&"pool-old1".to_string()) && !live.contains(&"pool-stray".to_string()), "{live:?}");
+    assert!(
+        terminated.starts_with(&["pool-old1".to_string(), "pool-stray".to_string()]),
+        "{terminated:?}"
+    );
+    let live: Vec<_> = store
+        .live_instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.worker_id)
+        .collect();
+    assert!(
+        !live.contains(&"pool-old1".to_string()) && !live.contains(&"pool-stray".to_string()),
+        "{live:?}"
+    );
 }
