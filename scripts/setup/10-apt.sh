@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Debian packages the tests need. Installs only what is missing.
+set -euo pipefail
+packages=(
+  musl-tools            # static musl burst-worker for FROM-scratch images
+  busybox-static        # the shell inside worker images
+  gcc-mingw-w64-x86-64  # links the Windows burst-worker.exe and the wine shim DLL
+  wine                  # runs the Windows worker in tests
+  openssh-server        # sshd hosts for the ssh provider tests
+  openssh-client
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "apt: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "apt: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
