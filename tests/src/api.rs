@@ -46,7 +46,11 @@ impl Master {
     }
 
     /// Submits `builder` with `params`; the ids of the builds it created.
-    pub async fn submit(&self, builder: &str, params: &[(&str, &str)]) -> anyhow::Result<Vec<BuildId>> {
+    pub async fn submit(
+        &self,
+        builder: &str,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<Vec<BuildId>> {
         let req = SubmitRequest {
             builder: builder.to_owned(),
             params: params
@@ -91,7 +95,10 @@ impl Master {
             || async move {
                 let b = self.build(id).await?;
                 if b.state.is_finished() {
-                    bail!("build {id} finished ({:?}) before step {index} ran: {b:?}", b.state);
+                    bail!(
+                        "build {id} finished ({:?}) before step {index} ran: {b:?}",
+                        b.state
+                    );
                 }
                 let running = b.attempts.last().is_some_and(|a| {
                     a.steps
@@ -132,7 +139,11 @@ impl Master {
     }
 
     /// Waits until at least `n` workers are idle.
-    pub async fn wait_idle_workers(&self, n: usize, timeout: Duration) -> anyhow::Result<Vec<WorkerView>> {
+    pub async fn wait_idle_workers(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<WorkerView>> {
         wait::until(&format!("{n} idle workers"), timeout, || async move {
             let workers = self.workers().await?;
             let idle = workers.iter().filter(|w| w.state == "idle").count();

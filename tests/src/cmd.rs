@@ -43,7 +43,9 @@ pub async fn run(mut cmd: Command, timeout: Duration) -> anyhow::Result<Output> 
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let start = Instant::now();
-    let child = cmd.spawn().with_context(|| format!("failed to start {shown}"))?;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("failed to start {shown}"))?;
     let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
         .with_context(|| format!("{shown} still running after {timeout:?}"))?

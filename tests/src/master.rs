@@ -90,8 +90,14 @@ impl MasterBuilder {
                 "BURST__MASTER__STATE_DIR".to_owned(),
                 dir.path().join("state").display().to_string(),
             ),
-            ("BURST__MASTER__HTTP_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-            ("BURST__MASTER__GRPC_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "BURST__MASTER__HTTP_LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            (
+                "BURST__MASTER__GRPC_LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
             ("RUST_LOG".to_owned(), "info".to_owned()),
             ("NO_COLOR".to_owned(), "1".to_owned()),
         ];

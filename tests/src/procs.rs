@@ -50,7 +50,11 @@ pub fn with_master_id(master_id: &str) -> Vec<BurstProcess> {
     let me = std::process::id() as i32;
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid == me || !is_running(pid) {
@@ -121,4 +125,26 @@ pub fn kill_all_with_master_id(master_id: &str) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits for a step to write its pid (a number and a newline) to `path`.
+pub async fn wait_pid_file(path: &std::path::Path, timeout: Duration) -> anyhow::Result<i32> {
+    crate::wait::until(&format!("a pid in {}", path.display()), timeout, || {
+        let pid = std::fs::read_to_string(path)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        async move { Ok(pid) }
+    })
+    .await
+}
+
+/// Waits until `pid` no longer runs.
+pub async fn wait_gone(pid: i32, timeout: Duration) -> anyhow::Result<()> {
+    crate::wait::until_true(
+        &format!("process {pid} ({}) to be gone", cmdline(pid)),
+        timeout,
+        || !is_running(pid),
+    )
+    .await
 }
