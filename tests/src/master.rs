@@ -34,6 +34,7 @@ pub struct MasterBuilder {
     config: ConfigSource,
     env: Vec<(String, String)>,
     bins: Option<Bins>,
+    quiet: bool,
 }
 
 impl MasterBuilder {
@@ -43,6 +44,7 @@ impl MasterBuilder {
             config: ConfigSource::Text(text.to_owned()),
             env: Vec::new(),
             bins: None,
+            quiet: false,
         }
     }
 
@@ -53,6 +55,7 @@ impl MasterBuilder {
             config: ConfigSource::File(path.into()),
             env: Vec::new(),
             bins: None,
+            quiet: false,
         }
     }
 
@@ -65,6 +68,13 @@ impl MasterBuilder {
 
     pub fn bins(mut self, bins: Bins) -> Self {
         self.bins = Some(bins);
+        self
+    }
+
+    /// Do not print the master's log when it is dropped (tests want it,
+    /// captured and shown on failure; the benchmark does not).
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
         self
     }
 
@@ -125,6 +135,7 @@ impl MasterBuilder {
             child: Some(child),
             info,
             http,
+            quiet: self.quiet,
         };
         Ok(master)
     }
@@ -141,6 +152,7 @@ pub struct Master {
     /// From the latest start's run.json.
     info: RunInfo,
     pub(crate) http: reqwest::Client,
+    quiet: bool,
 }
 
 impl Master {
@@ -357,6 +369,9 @@ impl Drop for Master {
     fn drop(&mut self) {
         self.sigkill();
         procs::kill_all_with_master_id(&self.info.master_id);
+        if self.quiet {
+            return;
+        }
         // Captured by the test harness: shown only when the test fails.
         eprintln!(
             "--- burst master log ({}) ---\n{}\n--- end of master log ---",
