@@ -57,3 +57,60 @@ run = "echo should-not-run"
     assert!(again.stderr.contains("already finished"), "{again:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_queued_build_never_runs_it() -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let ran = scratch.path().join("ran");
+    let config = format!(
+        r#"
+[pools.local]
+provider = "local"
+labels = ["linux"]
+max_workers = 1
+
+[[builders]]
+name = "block"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "hold"
+run = "sleep 1000"
+
+[[builders]]
+name = "marker"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "touch"
+run = "touch {ran}"
+"#,
+        ran = ran.display()
+    );
+    let master = Master::start(&config).await?;
+    let blocker = master.submit("block", &[]).await?[0];
+    master
+        .wait_step_running(blocker, 0, Duration::from_secs(30))
+        .await?;
+    let queued = master.submit("marker", &[]).await?[0];
+    assert_eq!(master.build(queued).await?.state, BuildState::Queued);
+
+    let out = master.cli(&["cancel", &queued.to_string()]).await?;
+    assert!(out.success(), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("build {queued}: cancelled\n"),
+        "{out:?}"
+    );
+    // Free the worker: the cancelled build must not take it.
+    let out = master.cli(&["cancel", &blocker.to_string()]).await?;
+    assert!(out.success(), "{out:?}");
+    let b = master.wait_build(blocker, Duration::from_secs(30)).await?;
+    assert_eq!(b.state, BuildState::Cancelled, "{b:#?}");
+    master.wait_idle_workers(1, Duration::from_secs(30)).await?;
+    let q = master.build(queued).await?;
+    assert_eq!(q.state, BuildState::Cancelled, "{q:#?}");
+    assert!(q.attempts.is_empty(), "{q:#?}");
+    assert!(!ran.exists());
+    Ok(())
+}

@@ -80,3 +80,69 @@ run = 'sleep 1000 & echo $! > {bg}; wait'
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_a_build_finish_within_grace() -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let go = scratch.path().join("go");
+    let config = format!(
+        r#"
+[master]
+shutdown_grace = "60s"
+
+[pools.local]
+provider = "local"
+labels = ["linux"]
+
+[[builders]]
+name = "gate"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "wait-for-go"
+run = 'i=0; while [ ! -e {go} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo finished-in-grace'
+"#,
+        go = go.display()
+    );
+    let mut master = Master::start(&config).await?;
+    let id = master.submit("gate", &[]).await?[0];
+    master
+        .wait_step_running(id, 0, Duration::from_secs(30))
+        .await?;
+    let master_id = master.master_id();
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    // While the build finishes, new submits are refused.
+    let refused = wait::until("submits to be refused", Duration::from_secs(10), || async {
+        let (status, body) = master
+            .api_post("/api/v1/builds", &serde_json::json!({"builder": "gate"}))
+            .await?;
+        Ok((status == 503).then_some(body))
+    })
+    .await?;
+    assert!(refused.to_string().contains("shutting down"), "{refused}");
+    assert_eq!(master.build(id).await?.state, BuildState::Running);
+
+    std::fs::write(&go, "")?;
+    let status = master.sigterm_and_wait(Duration::from_secs(60)).await?;
+    assert!(status.success(), "{status}");
+    wait::until_true(
+        "no process of this master left",
+        Duration::from_secs(5),
+        || procs::with_master_id(&master_id).is_empty(),
+    )
+    .await?;
+    let store = SqliteStore::open(&master.state_dir()).await?;
+    let build = store
+        .get_build(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("build {id} missing from the store"))?;
+    assert_eq!(build.state, BuildState::Succeeded, "{build:#?}");
+    for row in store.list_instances(100).await? {
+        assert_eq!(row.state, InstanceState::Gone, "{row:#?}");
+    }
+    Ok(())
+}

@@ -25,6 +25,18 @@ labels = ["linux"]
 [[builders.steps]]
 name = "s"
 run = "true"
+
+[[builders]]
+name = "broken"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "fail"
+run = "echo about-to-fail; exit 3"
+
+[[builders.steps]]
+name = "never"
+run = "echo never-runs"
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,5 +70,21 @@ async fn unknown_builder_and_bad_params_are_refused() -> anyhow::Result<()> {
     let builds: Vec<serde_json::Value> = master.api_get("/api/v1/builds").await?;
     assert!(builds.is_empty(), "{builds:#?}");
     assert!(master.workers().await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_follow_exits_1_when_a_build_fails() -> anyhow::Result<()> {
+    let master = Master::start(CONFIG).await?;
+    let out = master.cli(&["submit", "broken", "--follow"]).await?;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("about-to-fail"), "{out:?}");
+    assert!(
+        out.stdout.contains("== fail failed (exit code 3"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("never-runs"), "{out:?}");
+    let out = master.cli(&["submit", "beta", "--follow"]).await?;
+    assert_eq!(out.code, Some(0), "{out:?}");
     Ok(())
 }
