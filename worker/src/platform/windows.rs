@@ -63,7 +63,7 @@ pub(crate) fn shell_command(
         "cmd" if windows_args::needs_batch_file(script) => {
             let path = scratch.with_extension("cmd");
             write_script(&path, &windows_args::batch_file_text(script))?;
-            let line = windows_args::cmd_call_line(&path.to_string_lossy())?;
+            let line = windows_args::cmd_batch_line(&path.to_string_lossy())?;
             let mut cmd = cmd();
             cmd.raw_arg(line);
             Ok((cmd, Some(path)))

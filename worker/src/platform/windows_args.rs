@@ -135,17 +135,18 @@ pub(crate) fn cmd_script_line(script: &str) -> Result<String, String> {
 }
 
 /// The text to put after `cmd /D /V:OFF /S /C ` to run the batch file at
-/// `path`. `call` keeps its `exit /b N` as cmd's exit code.
-pub(crate) fn cmd_call_line(path: &str) -> Result<String, String> {
+/// `path`; its `exit /b N` becomes cmd's exit code. (Not through `call`,
+/// which re-expands the path, and whose exit code wine loses.)
+pub(crate) fn cmd_batch_line(path: &str) -> Result<String, String> {
     check_one_line("script path", path)?;
-    // `call` expands `%` and doubles `^` once more, even inside quotes.
-    if path.contains(['"', '%', '^']) {
+    // Inside quotes `%` still expands.
+    if path.contains(['"', '%']) {
         return Err(format!(
             "failed to run a multi-line cmd script from {path:?}: the work dir path must \
-             contain no '\"', '%' or '^'"
+             contain no '\"' or '%'"
         ));
     }
-    Ok(format!("\"call \"{path}\"\""))
+    Ok(format!("\"\"{path}\"\""))
 }
 
 /// Whether `cmd` can only run `script` from a batch file: a line break ends
@@ -154,10 +155,11 @@ pub(crate) fn needs_batch_file(script: &str) -> bool {
     script.contains(['\r', '\n'])
 }
 
-/// A script as batch file text: CRLF line ends (cmd mis-reads labels and
-/// `goto` in LF-only files).
+/// A script as batch file text: commands not echoed (as on a command
+/// line), CRLF line ends (cmd mis-reads labels and `goto` in LF-only files).
 pub(crate) fn batch_file_text(script: &str) -> String {
-    let mut out = String::with_capacity(script.len() + script.len() / 16 + 2);
+    let mut out = String::with_capacity(script.len() + script.len() / 16 + 16);
+    out.push_str("@echo off\r\n");
     for line in script.lines() {
         out.push_str(line);
         out.push_str("\r\n");
@@ -394,13 +396,13 @@ mod tests {
     }
 
     #[test]
-    fn cmd_call_line_quotes_the_path_and_refuses_what_call_would_mangle() {
+    fn cmd_batch_line_quotes_the_path_and_refuses_what_would_expand() {
         assert_eq!(
-            cmd_call_line("C:\\R&D dir\\s.cmd").expect("line"),
-            "\"call \"C:\\R&D dir\\s.cmd\"\""
+            cmd_batch_line("C:\\R&D ^dir\\s.cmd").expect("line"),
+            "\"\"C:\\R&D ^dir\\s.cmd\"\""
         );
-        assert!(cmd_call_line("C:\\100%\\s.cmd").is_err());
-        assert!(cmd_call_line("C:\\a^b\\s.cmd").is_err());
+        assert!(cmd_batch_line("C:\\100%\\s.cmd").is_err());
+        assert!(cmd_batch_line("C:\\a\nb\\s.cmd").is_err());
     }
 
     #[test]
@@ -409,8 +411,8 @@ mod tests {
         assert!(!needs_batch_file("echo a & echo b"));
         assert_eq!(
             batch_file_text("echo a\necho b\r\n:end\n"),
-            "echo a\r\necho b\r\n:end\r\n"
+            "@echo off\r\necho a\r\necho b\r\n:end\r\n"
         );
-        assert_eq!(batch_file_text("x"), "x\r\n");
+        assert_eq!(batch_file_text("x"), "@echo off\r\nx\r\n");
     }
 }
