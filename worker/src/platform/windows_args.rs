@@ -23,6 +23,15 @@ pub(crate) fn quote_arg(arg: &str) -> String {
 
 /// [`quote_arg`], but `bare` says whether the argument may stay unquoted.
 fn quote_arg_if(arg: &str, bare: bool) -> String {
+    quote_arg_with(arg, bare, false)
+}
+
+/// Quotes `arg` like [`quote_arg`]; with `split_percent`, every `%` is put
+/// outside the quotes (`"100"%""`), which CommandLineToArgvW reads the
+/// same. Then no `%…%` span can be a variable name for cmd: each holds a
+/// quote. (Real cmd would not expand `^%NAME^%` anyway, but wine's cmd
+/// drops the carets first.)
+fn quote_arg_with(arg: &str, bare: bool, split_percent: bool) -> String {
     if bare {
         return arg.to_owned();
     }
@@ -37,6 +46,13 @@ fn quote_arg_if(arg: &str, bare: bool) -> String {
             '"' => {
                 push_n(&mut out, '\\', backslashes * 2 + 1);
                 out.push('"');
+                backslashes = 0;
+            }
+            '%' if split_percent => {
+                // Close the quotes (backslashes before them doubled), the
+                // bare `%`, then open them again.
+                push_n(&mut out, '\\', backslashes * 2);
+                out.push_str("\"%\"");
                 backslashes = 0;
             }
             c => {
@@ -121,7 +137,7 @@ pub(crate) fn cmd_argv_line<S: AsRef<str>>(argv: &[S]) -> Result<String, String>
         // batch file's `%1` and `%*` safe: they expand to the quoted form.
         let bare = !arg.is_empty() && !arg.contains(ARGV_SPECIAL) && !arg.contains(CMD_SPECIAL);
         line.push(' ');
-        line.push_str(&escape_cmd(&quote_arg_if(arg, bare)));
+        line.push_str(&escape_cmd(&quote_arg_with(arg, bare, true)));
     }
     // With /S, cmd strips exactly this outer pair of quotes.
     Ok(format!("\"{line}\""))
@@ -197,6 +213,8 @@ mod tests {
         "100%",
         "%~dp0",
         "%1",
+        "a\\%b\\",
+        "\\%\\\"%",
         "^",
         "^^",
         "a^b",
@@ -278,7 +296,9 @@ mod tests {
     /// What cmd does to a line built by [`cmd_argv_line`] before starting the
     /// program: strip the /S outer quotes, then (with quote state tracked)
     /// drop each escaping caret. Panics on anything cmd would act on: an
-    /// unescaped operator or `%` outside quotes, or a `%` inside quotes.
+    /// unescaped operator or `%` outside quotes, or a `%` inside quotes, or a
+    /// `%…%` span that names a variable even once carets are dropped (as
+    /// wine's cmd does).
     fn cmd_parse(line: &str) -> String {
         let inner = line
             .strip_prefix('"')
@@ -302,6 +322,13 @@ mod tests {
             }
         }
         assert!(!quoted, "unbalanced quotes in {line:?}");
+        let spans: Vec<&str> = inner.split('%').collect();
+        for span in spans.iter().skip(1).take(spans.len().saturating_sub(2)) {
+            assert!(
+                span.contains('"'),
+                "%{span}% could name a variable in {line:?}"
+            );
+        }
         out
     }
 
@@ -361,7 +388,7 @@ mod tests {
         // A batch file's %1 expands to the argument as written, so anything
         // cmd would act on must arrive quoted.
         let line = cmd_argv_line(&["build.cmd", "a&b", "100%", "x"]).expect("line");
-        assert_eq!(cmd_parse(&line), "build.cmd \"a&b\" \"100%\" x");
+        assert_eq!(cmd_parse(&line), "build.cmd \"a&b\" \"100\"%\"\" x");
     }
 
     #[test]
