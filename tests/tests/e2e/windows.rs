@@ -333,6 +333,23 @@ async fn windows_and_linux_legs_from_one_submit() -> Result<()> {
         master.log_tail()
     );
 
+    // Each pool's worker reported its own platform in its hello.
+    let workers: Value = reqwest::get(format!("http://{}/api/v1/workers", master.http))
+        .await?
+        .json()
+        .await?;
+    let os_of = |pool: &str| -> Vec<String> {
+        workers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| w["pool"] == pool)
+            .map(|w| w["os"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(os_of("win"), ["windows"], "{workers}");
+    assert_eq!(os_of("linux"), ["linux"], "{workers}");
+
     // Each leg ran where its cell says.
     let builds: Value = reqwest::get(format!("http://{}/api/v1/builds", master.http))
         .await?
