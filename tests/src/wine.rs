@@ -342,3 +342,18 @@ impl Drop for Master {
         let _ = self.child.wait();
     }
 }
+
+/// Pids of the `burst-worker.exe` processes launched by master `master_id`
+/// (found by the environment the local provider gave them).
+pub fn worker_pids(master_id: &str) -> Vec<u32> {
+    let want = format!("BURST_MASTER_ID={master_id}");
+    processes_matching(&["burst-worker.exe"])
+        .into_iter()
+        .filter(|(pid, _)| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()))
+                .unwrap_or(false)
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}

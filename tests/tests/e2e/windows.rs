@@ -378,3 +378,31 @@ async fn windows_and_linux_legs_from_one_submit() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn windows_worker_crash_kills_its_steps() -> Result<()> {
+    let setup = setup();
+    let mut config = setup.windows_pool("win", &["windows"]);
+    config.push_str(&builder(
+        "hang",
+        &["windows"],
+        &[(
+            "ping",
+            "run = \"start /b ping -n 1005 127.0.0.1 & ping -n 1006 127.0.0.1\"".into(),
+        )],
+    ));
+    let master = Master::start(&setup, &config).await?;
+    let ids = master.submit("hang").await?;
+    wait_running(&["ping", "-n 1005"]).await?;
+    wait_running(&["ping", "-n 1006"]).await?;
+    let workers = wine::worker_pids(&master.master_id);
+    assert_eq!(workers.len(), 1, "one worker: {workers:?}");
+    // No chance to clean up: the job object's kill-on-close must do it.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(workers[0])?);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)?;
+    wait_gone(&["ping", "-n 1005"]).await?;
+    wait_gone(&["ping", "-n 1006"]).await?;
+    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
+    assert_eq!(build["state"], "worker_lost", "{build}");
+    Ok(())
+}
