@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod master;
 pub mod procs;
 pub mod wait;
+pub mod wine;
 
 pub use bins::Bins;
 pub use master::{Master, MasterBuilder};

@@ -12,4 +12,5 @@ mod quickstart;
 mod shutdown;
 mod submit;
 mod timeout;
+mod windows;
 mod worker_lost;
