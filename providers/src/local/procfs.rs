@@ -72,6 +72,27 @@ pub fn find_workers(master_id: &str, pool: &str) -> Result<Vec<ListedInstance>, 
         .collect())
 }
 
+/// Leaders of the process groups of steps `worker_id` ran: the master gives
+/// every step `BURST_BUILD_ID`, which the worker itself (and anything it
+/// starts on its own, like a wineserver) does not carry.
+pub fn find_step_groups(master_id: &str, worker_id: &str) -> Result<Vec<i32>, ProviderError> {
+    let entries = std::fs::read_dir("/proc")
+        .map_err(|e| ProviderError::transient(format!("failed to read /proc: {e}")))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            is_group_leader(pid)
+                && environ_var(pid, env::MASTER_ID).as_deref() == Some(master_id)
+                && worker_id_of(pid).as_deref() == Some(worker_id)
+                && environ_var(pid, STEP_BUILD_ID).is_some()
+        })
+        .collect())
+}
+
+/// Set by the master in every step's environment.
+const STEP_BUILD_ID: &str = "BURST_BUILD_ID";
+
 #[cfg(unix)]
 fn is_group_leader(pid: i32) -> bool {
     nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))
