@@ -135,6 +135,16 @@ impl Provider for LocalProvider {
         if procfs::worker_id_of(pid).as_deref() == Some(worker_id) {
             procfs::stop_group(pid, self.settings.stop_grace).await?;
         }
+        // Steps run in process groups of their own, which a worker that died
+        // abruptly (SIGKILL, OOM) could not stop: find them by its id.
+        for stray in self.list().await? {
+            if stray.worker_id != worker_id {
+                continue;
+            }
+            if let Ok(pid) = stray.provider_id.parse::<i32>() {
+                procfs::stop_group(pid, self.settings.stop_grace).await?;
+            }
+        }
         let work_dir = self.work_dir(worker_id);
         if let Err(e) = tokio::fs::remove_dir_all(&work_dir).await {
             if e.kind() != std::io::ErrorKind::NotFound {
