@@ -1,1 +1,44 @@
-fn main() {}
+//! `burst-worker`: parse flags, set up logging, run the worker.
+
+use std::process::ExitCode;
+
+use burst_worker::Args;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // clap would exit 2 on a usage error, but 2 means "refused by the
+        // master" to whoever launched us.
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let result = match args.into_config() {
+        Ok(config) => burst_worker::run_until(config, burst_worker::shutdown_signal()).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(exit) => {
+            tracing::info!(code = exit.code(), "burst-worker exiting: {exit:?}");
+            ExitCode::from(exit.code())
+        }
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -17,6 +17,9 @@ pub struct Pool {
     pub retry_at: Option<Instant>,
     /// Why the last launch failed, for the status of waiting builds.
     pub last_error: Option<String>,
+    /// The delay chosen after the last failure (a fixed figure, so a
+    /// waiting build's status does not change every second).
+    pub last_delay: Duration,
     /// Set by a permanent error: builds only this pool serves fail instead
     /// of waiting for a launch that cannot succeed.
     pub permanent_error: Option<String>,
@@ -31,6 +34,7 @@ impl Pool {
             backoff: None,
             retry_at: None,
             last_error: None,
+            last_delay: Duration::ZERO,
             permanent_error: None,
         }
     }
@@ -65,6 +69,7 @@ impl Pool {
         };
         self.retry_at = Some(now + delay);
         self.last_error = Some(err.to_string());
+        self.last_delay = delay;
         delay
     }
 

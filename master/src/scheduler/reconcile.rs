@@ -235,14 +235,11 @@ impl Scheduler {
             let pool = &self.pools[p];
             let starting = self.count(p, WorkerState::is_starting);
             let why = if let (true, Some(err)) = (pool.backing_off(now), &pool.last_error) {
-                let left = pool
-                    .retry_at
-                    .map(|t| t.saturating_duration_since(now))
-                    .unwrap_or_default();
+                let delay = Duration::from_secs(pool.last_delay.as_secs().max(1));
                 format!(
-                    "waiting for pool {}: backing off after a failed launch ({err}); next try in {}",
+                    "waiting for pool {}: backing off after a failed launch ({err}); retrying after {}",
                     pool.name,
-                    humantime::format_duration(Duration::from_secs(left.as_secs()))
+                    humantime::format_duration(delay)
                 )
             } else if starting > 0 {
                 format!("waiting for a worker of pool {} to start", pool.name)

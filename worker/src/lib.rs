@@ -1,0 +1,21 @@
+//! burst-worker: the agent on a build machine. It dials the master over
+//! gRPC, runs the steps it is sent, streams their output back, and reports
+//! how they ended. See [`run`] and `burst-worker --help`.
+
+pub mod args;
+mod backoff;
+mod output;
+mod platform;
+mod running;
+mod session;
+mod step;
+
+pub use args::{Args, Config};
+pub use output::CHUNK_SIZE;
+pub use session::{hello, run, run_until, Exit, OUTBOX_CAPACITY};
+
+/// Resolves when the OS asks the worker to stop: SIGTERM or SIGINT on Unix,
+/// Ctrl-C on Windows. Pass it to [`run_until`].
+pub async fn shutdown_signal() {
+    platform::shutdown_signal().await;
+}

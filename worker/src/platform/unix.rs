@@ -1,0 +1,107 @@
+//! Unix: a step leads its own process group, and the group is what we kill.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+/// The shell a script step runs with when it names none.
+pub(crate) const DEFAULT_SHELL: &str = "sh";
+
+/// The command that runs `script` with `shell`.
+pub(crate) fn shell_command(shell: &str, script: &str) -> Result<Command, String> {
+    let mut cmd = match shell {
+        "sh" | "bash" => {
+            let mut cmd = Command::new(shell);
+            cmd.arg("-c");
+            cmd
+        }
+        "pwsh" => {
+            let mut cmd = Command::new("pwsh");
+            cmd.args(["-NoProfile", "-NonInteractive", "-Command"]);
+            cmd
+        }
+        "cmd" | "powershell" => {
+            return Err(format!(
+                "failed to run script: shell {shell:?} is only available on Windows"
+            ))
+        }
+        other => return Err(format!("failed to run script: unknown shell {other:?}")),
+    };
+    cmd.arg(script);
+    Ok(cmd)
+}
+
+/// Spawns `cmd` as the leader of a new process group, so that killing the
+/// group reaches everything the step started and nothing else.
+pub(crate) fn spawn(cmd: &mut Command) -> io::Result<(Child, ProcessTree)> {
+    cmd.process_group(0);
+    let child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .ok_or_else(|| io::Error::other("failed to get the pid of the spawned process"))?;
+    Ok((
+        child,
+        ProcessTree {
+            pgid: Pid::from_raw(pid),
+        },
+    ))
+}
+
+/// A step's process group.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProcessTree {
+    pgid: Pid,
+}
+
+impl ProcessTree {
+    /// Asks every process of the tree to stop (SIGTERM).
+    pub(crate) fn terminate(&self) {
+        self.signal(Signal::SIGTERM);
+    }
+
+    /// Ends every process of the tree now (SIGKILL).
+    pub(crate) fn kill(&self) {
+        self.signal(Signal::SIGKILL);
+    }
+
+    fn signal(&self, signal: Signal) {
+        match killpg(self.pgid, signal) {
+            // ESRCH: the group is already empty.
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => {
+                tracing::warn!(pgid = %self.pgid, "failed to send {signal} to the step's process group: {e}")
+            }
+        }
+    }
+}
+
+/// `(exit_code, signal)`: exactly one is set for a finished process.
+pub(crate) fn exit_parts(status: ExitStatus) -> (Option<i32>, Option<i32>) {
+    (status.code(), status.signal())
+}
+
+/// Resolves when the worker is asked to stop (SIGTERM or SIGINT).
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (term, int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!("failed to listen for SIGTERM/SIGINT: {e}");
+            return std::future::pending().await;
+        }
+    };
+    let (mut term, mut int) = (term, int);
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+        _ = int.recv() => tracing::info!("received SIGINT"),
+    }
+}

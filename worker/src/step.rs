@@ -1,0 +1,354 @@
+//! Running one step: prepare its directory and command, spawn it, stream its
+//! output, enforce its timeout, and report how it ended.
+
+use std::path::{Component, Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use burst_proto::{run_step, worker_message, RunStep, StepFinished, WorkerMessage};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::output;
+use crate::platform::{self, ProcessTree};
+
+/// How long a tree gets between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// What a step needs from its session.
+#[derive(Clone)]
+pub(crate) struct StepContext {
+    pub(crate) worker_id: String,
+    pub(crate) work_dir: PathBuf,
+    /// The session's bounded outbox.
+    pub(crate) tx: mpsc::Sender<WorkerMessage>,
+}
+
+/// Why a step is being stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The master cancelled it: report `cancelled`.
+    Cancel,
+    /// The worker is shutting down: also reported as `cancelled`.
+    Kill,
+    /// The session is gone (the step's stop handle was dropped): kill the
+    /// tree and report nothing; the master treats the build as lost.
+    Lost,
+}
+
+/// Stop requests for one step. A dropped sender counts as [`Stop::Lost`].
+pub(crate) struct StopSignal(mpsc::Receiver<Stop>);
+
+impl StopSignal {
+    pub(crate) fn new(rx: mpsc::Receiver<Stop>) -> Self {
+        Self(rx)
+    }
+
+    async fn next(&mut self) -> Stop {
+        self.0.recv().await.unwrap_or(Stop::Lost)
+    }
+}
+
+/// Runs `run` to the end and queues its `StepFinished`, unless the session
+/// is lost first.
+pub(crate) async fn run(run: RunStep, ctx: StepContext, mut stop: StopSignal) {
+    let started = Instant::now();
+    tracing::info!(step = %run.step_run_id, name = %run.name, build = %run.build_key, "step started");
+    let Some(mut finished) = execute(&run, &ctx, &mut stop).await else {
+        tracing::info!(step = %run.step_run_id, "step killed: the session was lost");
+        return;
+    };
+    finished.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        step = %run.step_run_id,
+        exit_code = ?finished.exit_code,
+        signal = ?finished.signal,
+        timed_out = finished.timed_out,
+        cancelled = finished.cancelled,
+        error = %finished.error,
+        "step finished"
+    );
+    let send = ctx.tx.send(finished_message(finished));
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            _ = &mut send => break,
+            // A cancel this late changes nothing: the result still goes out.
+            why = stop.next() => if why == Stop::Lost {
+                break;
+            },
+        }
+    }
+}
+
+/// A `StepFinished` for a step that never started.
+pub(crate) fn rejected(step_run_id: String, error: String) -> WorkerMessage {
+    finished_message(StepFinished {
+        step_run_id,
+        error,
+        ..Default::default()
+    })
+}
+
+fn finished_message(finished: StepFinished) -> WorkerMessage {
+    WorkerMessage {
+        msg: Some(worker_message::Msg::Finished(finished)),
+    }
+}
+
+/// `None` when the session was lost while the step ran.
+async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Option<StepFinished> {
+    let mut finished = StepFinished {
+        step_run_id: run.step_run_id.clone(),
+        ..Default::default()
+    };
+    let mut cmd = match prepare(run, ctx).await {
+        Ok(cmd) => cmd,
+        Err(error) => {
+            finished.error = error;
+            return Some(finished);
+        }
+    };
+    let (mut child, tree) = match platform::spawn(&mut cmd) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            finished.error = format!("failed to start {}: {e}", describe(run));
+            return Some(finished);
+        }
+    };
+    let tree = TreeGuard(Some(tree));
+
+    let (exited_tx, exited_rx) = oneshot::channel();
+    let mut pump = AbortOnDrop(tokio::spawn(output::pump(
+        run.step_run_id.clone(),
+        child.stdout.take(),
+        child.stderr.take(),
+        ctx.tx.clone(),
+        exited_rx,
+    )));
+
+    let deadline =
+        (run.timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(run.timeout_ms));
+    let mut lost = false;
+    let status = tokio::select! {
+        status = child.wait() => status,
+        () = sleep_until(deadline) => {
+            finished.timed_out = true;
+            kill_tree(&mut child, &tree).await
+        }
+        why = stop.next() => {
+            match why {
+                Stop::Cancel | Stop::Kill => finished.cancelled = true,
+                Stop::Lost => lost = true,
+            }
+            kill_tree(&mut child, &tree).await
+        }
+    };
+    // Whatever the step left behind in its group (`sleep 1000 &`) goes too.
+    tree.sweep();
+    let _ = exited_tx.send(());
+    if lost {
+        return None;
+    }
+    match status {
+        Ok(status) => (finished.exit_code, finished.signal) = platform::exit_parts(status),
+        Err(e) => finished.error = format!("failed to wait for the step: {e}"),
+    }
+
+    // StepFinished goes after all of the step's output.
+    loop {
+        tokio::select! {
+            r = &mut pump.0 => {
+                match r {
+                    Ok(Ok(_bytes)) => break,
+                    Ok(Err(output::Closed)) => return None,
+                    Err(e) => {
+                        tracing::warn!(step = %run.step_run_id, "failed to forward the step's output: {e}");
+                        break;
+                    }
+                }
+            }
+            why = stop.next() => if why == Stop::Lost {
+                return None;
+            },
+        }
+    }
+    Some(finished)
+}
+
+/// The directory and command for `run`.
+async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<Command, String> {
+    let dir = step_dir(&ctx.work_dir, &run.build_key, &run.working_dir)?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| format!("failed to create working dir {}: {e}", dir.display()))?;
+    let mut cmd = match &run.command {
+        Some(run_step::Command::Script(script)) => {
+            let shell = if run.shell.is_empty() {
+                platform::DEFAULT_SHELL
+            } else {
+                run.shell.as_str()
+            };
+            platform::shell_command(shell, script)?
+        }
+        Some(run_step::Command::Argv(argv)) => {
+            let Some((program, args)) = argv.args.split_first() else {
+                return Err("failed to run step: argv is empty".to_owned());
+            };
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            cmd
+        }
+        None => return Err("failed to run step: it has neither a script nor an argv".to_owned()),
+    };
+    cmd.current_dir(&dir)
+        // The launch token is the worker's, not the build's.
+        .env_remove("BURST_TOKEN")
+        .envs(&run.env)
+        .env("BURST_WORKER_ID", &ctx.worker_id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Last resort if this task is aborted; the normal paths kill the tree.
+        .kill_on_drop(true);
+    Ok(cmd)
+}
+
+/// `<work_dir>/<build_key>/<working_dir>`, refusing anything that would
+/// leave the build's directory.
+pub(crate) fn step_dir(
+    work_dir: &Path,
+    build_key: &str,
+    working_dir: &str,
+) -> Result<PathBuf, String> {
+    let mut key = Path::new(build_key).components();
+    let single_name = matches!((key.next(), key.next()), (Some(Component::Normal(_)), None));
+    if !single_name || build_key.contains(['/', '\\']) {
+        return Err(format!(
+            "failed to use build key {build_key:?}: it must be a plain directory name"
+        ));
+    }
+    let mut dir = work_dir.join(build_key);
+    let sub = Path::new(working_dir);
+    for part in sub.components() {
+        match part {
+            Component::Normal(name) => dir.push(name),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(format!(
+                    "failed to use working dir {working_dir:?}: it must not contain '..'"
+                ))
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!(
+                    "failed to use working dir {working_dir:?}: it must be relative"
+                ))
+            }
+        }
+    }
+    Ok(dir)
+}
+
+fn describe(run: &RunStep) -> String {
+    match &run.command {
+        Some(run_step::Command::Argv(argv)) => {
+            format!(
+                "{:?}",
+                argv.args.first().map(String::as_str).unwrap_or_default()
+            )
+        }
+        _ if run.shell.is_empty() => format!("shell {:?}", platform::DEFAULT_SHELL),
+        _ => format!("shell {:?}", run.shell),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGTERM the tree, give it [`KILL_GRACE`], then SIGKILL it.
+async fn kill_tree(child: &mut Child, tree: &TreeGuard) -> std::io::Result<ExitStatus> {
+    tree.terminate();
+    if let Ok(status) = tokio::time::timeout(KILL_GRACE, child.wait()).await {
+        return status;
+    }
+    tree.kill();
+    // In case the main process somehow left the group.
+    let _ = child.start_kill();
+    child.wait().await
+}
+
+/// Kills the tree if the step task is dropped before it could clean up.
+struct TreeGuard(Option<ProcessTree>);
+
+impl TreeGuard {
+    fn terminate(&self) {
+        if let Some(tree) = &self.0 {
+            tree.terminate();
+        }
+    }
+
+    fn kill(&self) {
+        if let Some(tree) = &self.0 {
+            tree.kill();
+        }
+    }
+
+    /// After the main process exited: SIGTERM what is left of the tree now
+    /// and SIGKILL it after the grace period, without holding up the step's
+    /// result. (The group id could in theory be reused within the grace
+    /// period; the window is small enough to accept.)
+    fn sweep(mut self) {
+        if let Some(tree) = self.0.take() {
+            tree.terminate();
+            tokio::spawn(async move {
+                tokio::time::sleep(KILL_GRACE).await;
+                tree.kill();
+            });
+        }
+    }
+}
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        if let Some(tree) = self.0.take() {
+            tree.kill();
+        }
+    }
+}
+
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_dir_stays_inside_the_build() {
+        let work = Path::new("/w");
+        assert_eq!(step_dir(work, "b1", ""), Ok(PathBuf::from("/w/b1")));
+        assert_eq!(
+            step_dir(work, "b1", "a/./b"),
+            Ok(PathBuf::from("/w/b1/a/b"))
+        );
+        assert!(step_dir(work, "b1", "../x").is_err());
+        assert!(step_dir(work, "b1", "a/../../x").is_err());
+        assert!(step_dir(work, "b1", "/etc").is_err());
+        assert!(step_dir(work, "", "").is_err());
+        assert!(step_dir(work, "..", "").is_err());
+        assert!(step_dir(work, ".", "").is_err());
+        assert!(step_dir(work, "a/b", "").is_err());
+        assert!(step_dir(work, "/abs", "").is_err());
+    }
+}
