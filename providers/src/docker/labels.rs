@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+/// Every label burst sets starts so; pools may not set their own.
+pub const LABEL_PREFIX: &str = "io.burst.";
 /// The id of the master that launched the container.
 pub const LABEL_MASTER: &str = "io.burst.master";
 /// The pool the container's worker belongs to.

@@ -11,7 +11,7 @@ mod provider;
 mod settings;
 pub mod url;
 
-pub use labels::{LABEL_MASTER, LABEL_POOL, LABEL_WORKER};
+pub use labels::{LABEL_MASTER, LABEL_POOL, LABEL_PREFIX, LABEL_WORKER};
 pub use provider::DockerProvider;
 pub use settings::{
     parse_endpoint, parse_memory, DockerSettings, Endpoint, HostSettings, PullPolicy,
