@@ -1,1 +1,3 @@
 //! End-to-end helpers.
+
+pub mod docker_support;

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::errors;
 use super::settings::{Endpoint, HostSettings};
+use super::url;
 use crate::ProviderError;
 
 /// One Docker engine.
@@ -95,22 +96,20 @@ impl Host {
                             &e,
                         )
                     })?;
-                inspect
+                let configs: Vec<(Option<String>, Option<String>)> = inspect
                     .ipam
                     .and_then(|ipam| ipam.config)
                     .unwrap_or_default()
                     .into_iter()
-                    .filter_map(|c| c.gateway)
-                    .filter_map(|g| g.parse::<IpAddr>().ok())
-                    // The worker dials an IPv4 URL more portably.
-                    .min_by_key(|ip| ip.is_ipv6())
-                    .ok_or_else(|| {
-                        ProviderError::permanent(format!(
-                            "failed to find a gateway address of network {network} on docker \
+                    .map(|c| (c.gateway, c.subnet))
+                    .collect();
+                url::gateway_from_ipam(&configs).ok_or_else(|| {
+                    ProviderError::permanent(format!(
+                        "failed to find a gateway address of network {network} on docker \
                              host {}: set the pool's docker.master_url",
-                            self.name()
-                        ))
-                    })
+                        self.name()
+                    ))
+                })
             })
             .await?;
         Ok(*found)

@@ -86,6 +86,36 @@ pub fn plan(
     }
 }
 
+/// The gateway of a network from its IPAM entries (gateway, subnet): the
+/// one the engine reports, else the first address of an IPv4 subnet, which
+/// is where Docker puts it (the default bridge often reports no gateway).
+/// IPv4 first: the worker dials it more portably.
+pub fn gateway_from_ipam(configs: &[(Option<String>, Option<String>)]) -> Option<IpAddr> {
+    let reported = configs
+        .iter()
+        .filter_map(|(gateway, _)| gateway.as_deref()?.parse::<IpAddr>().ok());
+    let derived = configs
+        .iter()
+        .filter_map(|(_, subnet)| first_host(subnet.as_deref()?));
+    reported
+        .clone()
+        .find(IpAddr::is_ipv4)
+        .or_else(|| derived.clone().next())
+        .or_else(|| reported.clone().next())
+}
+
+/// `172.17.0.0/16` -> `172.17.0.1`.
+fn first_host(subnet: &str) -> Option<IpAddr> {
+    let (addr, prefix) = subnet.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok()?;
+    if prefix > 30 {
+        return None;
+    }
+    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+    Some(IpAddr::V4((u32::from(addr) & mask).wrapping_add(1).into()))
+}
+
 /// `url` with its host replaced by `ip`, keeping scheme, port and path (and
 /// adding no trailing slash).
 pub fn with_host(url: &str, ip: Option<IpAddr>) -> Result<String, String> {
@@ -150,6 +180,34 @@ mod tests {
             Ok("https://172.17.0.1:8481/burst/")
         );
         assert!(with_host("http://127.0.0.1:1", None).is_err());
+    }
+
+    #[test]
+    fn gateways_from_ipam() {
+        let entry = |g: Option<&str>, s: Option<&str>| (g.map(Into::into), s.map(Into::into));
+        // The default bridge: a subnet, no gateway.
+        assert_eq!(
+            gateway_from_ipam(&[entry(None, Some("172.17.0.0/16"))]),
+            gateway()
+        );
+        assert_eq!(
+            gateway_from_ipam(&[entry(None, Some("10.9.8.77/24"))]),
+            "10.9.8.1".parse().ok()
+        );
+        assert_eq!(
+            gateway_from_ipam(&[
+                entry(Some("fd00::1"), Some("fd00::/64")),
+                entry(Some("172.18.0.254"), Some("172.18.0.0/16"))
+            ]),
+            "172.18.0.254".parse().ok()
+        );
+        assert_eq!(
+            gateway_from_ipam(&[entry(Some("fd00::1"), Some("fd00::/64"))]),
+            "fd00::1".parse().ok()
+        );
+        assert_eq!(gateway_from_ipam(&[entry(None, Some("garbage"))]), None);
+        assert_eq!(gateway_from_ipam(&[entry(None, Some("10.0.0.0/32"))]), None);
+        assert_eq!(gateway_from_ipam(&[]), None);
     }
 
     #[test]

@@ -1,1 +1,3 @@
+//! End-to-end tests: real burst and burst-worker processes.
 
+mod docker;
