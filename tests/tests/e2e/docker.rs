@@ -509,3 +509,89 @@ async fn worker_of(master: &Master, container: &str) -> anyhow::Result<String> {
         .map(str::to_owned)
         .with_context(|| format!("no ledger row for container {container}: {rows:#?}"))
 }
+
+#[tokio::test]
+async fn docker_hosts_share_the_load_within_capacity_and_a_dead_host_is_skipped(
+) -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-hosts");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    // Two names for the one engine here, one slot each, and a host nothing
+    // answers on (port 9 of loopback), which must not stop the others.
+    let hosts = r#"
+[[pools.POOL.docker.hosts]]
+name = "a"
+capacity = 1
+
+[[pools.POOL.docker.hosts]]
+name = "b"
+endpoint = "unix:///var/run/docker.sock"
+capacity = 1
+
+[[pools.POOL.docker.hosts]]
+name = "dead"
+endpoint = "tcp://127.0.0.1:9"
+capacity = 4
+"#
+    .replace("POOL", &pool);
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_workers = 4\nmax_builds = 1",
+        &hosts,
+        &format!(
+            "{}\n[builders.matrix]\nn = [\"0\", \"1\", \"2\", \"3\"]\n",
+            builder("spread", &pool, "sleep 1")
+        ),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let ids = master.submit("spread").await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let running = pool_containers(&pool)?.len();
+        ensure!(
+            running <= 2,
+            "{running} containers: more than the hosts' capacity of 1 + 1"
+        );
+        let mut finished = 0;
+        for id in &ids {
+            if !matches!(state(&master.build(*id).await?), "queued" | "running") {
+                finished += 1;
+            }
+        }
+        if finished == ids.len() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{finished}/{} builds finished within 120s:\n{}",
+                ids.len(),
+                master.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in &ids {
+        let build = master.build(*id).await?;
+        ensure!(state(&build) == "succeeded", "build {id}: {build:#}");
+    }
+    let mut used = std::collections::BTreeSet::new();
+    for row in master.instances().await? {
+        if let Some(host) = row["details"]["host"].as_str() {
+            used.insert(host.to_owned());
+        }
+    }
+    ensure!(
+        used.iter().map(String::as_str).collect::<Vec<_>>() == ["a", "b"],
+        "containers ran on {used:?}"
+    );
+    let log = master.master_log();
+    ensure!(
+        log.lines()
+            .any(|l| l.contains("docker host quarantined") && l.contains("dead")),
+        "the dead host was never quarantined:\n{}",
+        master.log_tail()
+    );
+    Ok(())
+}
