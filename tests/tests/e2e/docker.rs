@@ -595,3 +595,103 @@ capacity = 4
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn docker_workers_on_a_user_network_dial_its_gateway() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-net");
+    let mut cleanup = Cleanup::new(&pool);
+    let network = unique("burst-e2e-net");
+    docker(&["network", "create", &network])?;
+    cleanup.networks.push(network.clone());
+    let gateway = docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+        &network,
+    ])?
+    .trim()
+    .to_owned();
+    ensure!(!gateway.is_empty(), "network {network} has no gateway");
+    let dir = tempfile::tempdir()?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_builds = 1",
+        &format!("network = \"{network}\"\nlabels = {{ \"com.example.suite\" = \"e2e\" }}"),
+        &builder("net", &pool, "echo on the network; hostname"),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("net").await?[0];
+    let running = master
+        .wait_build(id, BUILD_TIMEOUT, "running", |b| !attempts(b).is_empty())
+        .await?;
+    let worker = attempts(&running)[0]["worker_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
+    ensure!(
+        state(&build) == "succeeded",
+        "build: {build:#}\n{}",
+        master.log_tail()
+    );
+    let row = instance(&master, &worker).await?;
+    let url = row["details"]["master_url"].as_str().unwrap_or("");
+    ensure!(
+        url.starts_with(&format!("http://{gateway}:")),
+        "worker dialled {url}, not network {network}'s gateway {gateway}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_containers_carry_the_pool_settings() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-opts");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_builds = 1",
+        "env = { CI_FLAVOUR = \"e2e\" }\nmemory = \"256m\"\ncpus = 0.5\nvolumes = [\"/scratch\"]\n\
+         labels = { \"com.example.suite\" = \"e2e\" }",
+        &builder(
+            "opts",
+            &pool,
+            "echo flavour=$CI_FLAVOUR; test -d /scratch && echo scratch-ok; sleep 3",
+        ),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("opts").await?[0];
+    master
+        .wait_build(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .await?;
+    let ids = pool_containers(&pool)?;
+    ensure!(ids.len() == 1, "{ids:?}");
+    let seen = docker(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.Privileged}} \
+         {{index .Config.Labels \"com.example.suite\"}} {{index .Config.Labels \"io.burst.master\"}}",
+        &ids[0],
+    ])?;
+    let want = format!("{} 500000000 false e2e {}", 256 << 20, master.master_id);
+    ensure!(
+        seen.trim() == want,
+        "container settings {seen:?}, want {want:?}"
+    );
+    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
+    let log = master.log(id).await?;
+    ensure!(
+        state(&build) == "succeeded",
+        "build: {build:#}\nlog:\n{log}"
+    );
+    ensure!(
+        log.contains("flavour=e2e") && log.contains("scratch-ok"),
+        "log:\n{log}"
+    );
+    Ok(())
+}
