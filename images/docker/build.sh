@@ -16,10 +16,12 @@ busybox="${BUSYBOX:-/bin/busybox}"
 
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)"
 [ -n "$version" ] || { echo "build.sh: no version in $root/Cargo.toml" >&2; exit 1; }
-file "$busybox" 2>/dev/null | grep -q 'statically linked' || {
-  echo "build.sh: $busybox is missing or not static: install busybox-static (scripts/setup/10-apt.sh)" >&2
+# busybox-static's binary; the dynamic one of Debian's busybox package would
+# find no libc in a FROM-scratch image.
+if [ ! -x "$busybox" ] || ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed"; then
+  echo "build.sh: $busybox missing or not from busybox-static: run scripts/setup/10-apt.sh" >&2
   exit 1
-}
+fi
 command -v docker >/dev/null || { echo "build.sh: docker CLI not found" >&2; exit 1; }
 
 echo "build.sh: cargo build -p burst-worker --release --target $target"
