@@ -170,6 +170,7 @@ impl DockerProvider {
 
     async fn launch_on(&self, host: &Host, spec: &LaunchSpec) -> Result<Launched, Failure> {
         let s = &self.settings;
+        let began = Instant::now();
         let docker = host.client().await.map_err(|error| Failure {
             host_down: !error.is_permanent(),
             error,
@@ -219,6 +220,8 @@ impl DockerProvider {
                 "container_name": name,
                 "image": s.image,
                 "master_url": url,
+                // Create + start as the engine took them: the bulk of a cold start.
+                "launch_ms": began.elapsed().as_millis() as u64,
             }),
         })
     }
