@@ -86,6 +86,8 @@ async fn burst_cold_start(master: &Master, pool: &str) -> anyhow::Result<BurstSa
     let attempt = &build["attempts"][0];
     let step_started = attempt["steps"][0]["started_at"].as_u64().unwrap_or(0);
     let worker = attempt["worker_id"].as_str().unwrap_or("").to_owned();
+    // The ledger row is complete once the build is over.
+    master.wait_finished(id, Duration::from_secs(60)).await?;
     let row: Value = master
         .instances()
         .await?
@@ -94,7 +96,6 @@ async fn burst_cold_start(master: &Master, pool: &str) -> anyhow::Result<BurstSa
         .context("no ledger row")?;
     let launched = row["launched_at"].as_u64().unwrap_or(0);
     let connected = row["connected_at"].as_u64().unwrap_or(0);
-    master.wait_finished(id, Duration::from_secs(60)).await?;
     Ok(BurstSample {
         submit_to_step: step_started.saturating_sub(created) as f64,
         client: ms(client),

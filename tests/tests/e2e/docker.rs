@@ -21,14 +21,25 @@ fn attempts(build: &Value) -> Vec<Value> {
     build["attempts"].as_array().cloned().unwrap_or_default()
 }
 
-/// The ledger row of `worker`.
+/// The ledger row of `worker`, once it names the worker's container: the
+/// worker may connect, even finish its build, before the launch call has
+/// returned and the ledger has its container.
 async fn instance(master: &Master, worker: &str) -> anyhow::Result<Value> {
-    master
-        .instances()
-        .await?
-        .into_iter()
-        .find(|row| row["worker_id"] == worker)
-        .with_context(|| format!("no ledger row for worker {worker}"))
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = master
+            .instances()
+            .await?
+            .into_iter()
+            .find(|row| row["worker_id"] == worker);
+        if let Some(row) = row.filter(|r| r["details"]["container_id"].is_string()) {
+            return Ok(row);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("no ledger row with a container for worker {worker}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -233,7 +244,6 @@ async fn docker_killed_container_is_replaced_and_the_build_retried() -> anyhow::
         .as_str()
         .unwrap_or("")
         .to_owned();
-    ensure!(!container.is_empty(), "{row:#}");
     docker(&["kill", &container])?;
 
     let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
