@@ -89,12 +89,26 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Ok(ids) = pool_containers(&self.pool) {
-            if !ids.is_empty() {
-                let mut args = vec!["rm", "-f", "-v"];
-                args.extend(ids.iter().map(String::as_str));
-                let _ = docker(&args);
+        // A master killed mid-launch may leave a create request that the
+        // engine completes a moment later: sweep until two passes find none.
+        let mut empty_passes = 0;
+        for _ in 0..10 {
+            match pool_containers(&self.pool) {
+                Ok(ids) if ids.is_empty() => {
+                    empty_passes += 1;
+                    if empty_passes == 2 {
+                        break;
+                    }
+                }
+                Ok(ids) => {
+                    empty_passes = 0;
+                    let mut args = vec!["rm", "-f", "-v"];
+                    args.extend(ids.iter().map(String::as_str));
+                    let _ = docker(&args);
+                }
+                Err(_) => break,
             }
+            std::thread::sleep(Duration::from_millis(250));
         }
         for image in &self.images {
             let _ = docker(&["rmi", "-f", image]);
