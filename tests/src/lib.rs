@@ -1,3 +1,4 @@
 //! End-to-end helpers.
 
 pub mod docker_support;
+pub mod wine;
