@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bins;
 pub mod cmd;
+pub mod docker_support;
 pub mod master;
 pub mod procs;
 pub mod wait;

@@ -5,6 +5,7 @@
 mod auth;
 mod cancel;
 mod config;
+mod docker;
 mod logs;
 mod master_crash;
 mod matrix;
