@@ -7,6 +7,7 @@
 mod error;
 pub mod local;
 mod provider;
+pub mod ssh;
 
 pub use error::{ErrorKind, ProviderError};
 pub use provider::{Health, LaunchSpec, Launched, ListedInstance, Provider};

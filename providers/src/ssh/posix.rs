@@ -1,0 +1,195 @@
+//! Remote commands for Linux and macOS hosts. Each is a fixed `sh` script
+//! run as `sh -c '<script>' sh ARG...`: values from config and the master
+//! only ever arrive as quoted positional parameters, never inside the
+//! script text.
+
+use super::quote;
+
+/// Whether a live process is the worker `$2`, given its pid `$1`. Pids are
+/// reused, so a pid alone proves nothing: on Linux the process's initial
+/// environment must carry the worker id; elsewhere (macOS) its argv must
+/// end in `--worker-id <id>`. Zombies have an empty environ: gone.
+const ALIVE: &str = r#"alive() {
+  case $1 in ''|*[!0-9]*) return 1 ;; esac
+  if [ -d /proc/self ]; then
+    [ -r "/proc/$1/environ" ] || return 1
+    tr '\000' '\012' < "/proc/$1/environ" 2>/dev/null | grep -Fqx "BURST_WORKER_ID=$2"
+  else
+    case $(ps -p "$1" -o args= 2>/dev/null) in
+      *" --worker-id $2") return 0 ;;
+      *) return 1 ;;
+    esac
+  fi
+}
+sha() {
+  if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < "$1") || return 1
+  else s=$(shasum -a 256 < "$1") || return 1
+  fi
+  echo "${s%% *}"
+}
+"#;
+
+/// `$1` = worker binary. Prints the machine (`uname -m`), then the binary's
+/// sha256 or `missing`.
+const PROBE: &str = r#"uname -m
+if [ -f "$1" ] && [ -x "$1" ]; then sha "$1"; else echo missing; fi
+"#;
+
+/// `$1` = install dir, `$2` = worker binary; the binary arrives on stdin.
+/// Written beside the target and renamed over it, so a running worker keeps
+/// its old file and nobody ever sees half a binary. Prints the new sha256.
+const UPLOAD: &str = r#"set -e
+mkdir -p -- "$1"
+tmp="$2.upload.$$"
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+chmod 755 "$tmp"
+mv -f -- "$tmp" "$2"
+trap - EXIT
+sha "$2"
+"#;
+
+/// `$1` = worker dir, `$2` = worker binary, `$3` = worker id, then
+/// `NAME=value` environment entries. The one-time token is the first line
+/// of stdin: `read` is a shell builtin, so it never shows in `ps`. The
+/// worker gets its own session (`setsid`; a process group via `set -m`
+/// where there is no `setsid`, as on macOS) so it outlives this SSH command
+/// and can be stopped with everything it started. Prints the worker's pid.
+const START: &str = r#"dir=$1 bin=$2 id=$3
+shift 3
+IFS= read -r BURST_TOKEN || [ -n "$BURST_TOKEN" ] || { echo "no token on stdin" >&2; exit 1; }
+export BURST_TOKEN
+case $bin in /*) ;; *) bin=$PWD/$bin ;; esac
+old=$(umask)
+umask 077
+mkdir -p -- "$dir/work" && cd -- "$dir" || exit 1
+umask "$old"
+if command -v setsid >/dev/null 2>&1; then
+  nohup setsid env "$@" "BURST_WORK_DIR=$PWD/work" "$bin" --worker-id "$id" < /dev/null > log 2>&1 &
+else
+  set -m
+  nohup env "$@" "BURST_WORK_DIR=$PWD/work" "$bin" --worker-id "$id" < /dev/null > log 2>&1 &
+fi
+pid=$!
+echo "$pid" > pid.tmp && mv -f pid.tmp pid || { kill -KILL "$pid"; cd /; rm -rf -- "$dir"; exit 1; }
+echo "$pid"
+"#;
+
+/// `$1` = worker dir, `$2` = worker id, `$3` = pid, `$4` = grace seconds,
+/// `$5` = state root. SIGTERM to the worker's group, SIGKILL to its session
+/// and group after the grace, then its directory goes. Prints how many burst
+/// workers (any master, any pool) remain alive under the state root.
+const STOP: &str = r#"dir=$1 id=$2 pid=$3 grace=$4 root=$5
+if alive "$pid" "$id"; then
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  n=$((grace * 5))
+  while [ "$n" -gt 0 ] && alive "$pid" "$id"; do
+    sleep 0.2 2>/dev/null || sleep 1
+    n=$((n - 1))
+  done
+  if alive "$pid" "$id"; then
+    pkill -KILL -s "$pid" 2>/dev/null
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+  fi
+fi
+rm -rf -- "$dir"
+left=0
+for f in "$root"/*/*/*/pid; do
+  [ -f "$f" ] || continue
+  w=${f%/pid}
+  if alive "$(cat -- "$f" 2>/dev/null)" "${w##*/}"; then left=$((left + 1)); fi
+done
+echo "$left"
+"#;
+
+/// `$1` = worker dir, `$2` = worker id, `$3` = pid. Prints `running`, or
+/// `exited` and the tail of the worker's log.
+const HEALTH: &str = r#"if alive "$3" "$2"; then echo running; else echo exited; tail -n 20 -- "$1/log" 2>/dev/null; fi
+"#;
+
+/// `$1` = this master's and pool's directory. Prints `<worker_id> <pid>`
+/// per live worker; directories of dead workers are removed.
+const LIST: &str = r#"for f in "$1"/*/pid; do
+  [ -f "$f" ] || continue
+  d=${f%/pid}
+  pid=$(cat -- "$f" 2>/dev/null)
+  if alive "$pid" "${d##*/}"; then echo "${d##*/} $pid"; else rm -rf -- "$d"; fi
+done
+"#;
+
+/// `sh -c '<prelude + script>' sh 'arg'...`
+fn render<S: AsRef<str>>(script: &str, args: &[S]) -> String {
+    let mut line = String::from("sh -c ");
+    line.push_str(&quote::posix(&format!("{ALIVE}{script}")));
+    line.push_str(" sh");
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quote::posix(arg.as_ref()));
+    }
+    line
+}
+
+pub fn probe(bin: &str) -> String {
+    render(PROBE, &[bin])
+}
+
+pub fn upload(install_dir: &str, bin: &str) -> String {
+    render(UPLOAD, &[install_dir, bin])
+}
+
+pub fn start(dir: &str, bin: &str, worker_id: &str, env: &[(String, String)]) -> String {
+    let mut args = vec![dir.to_owned(), bin.to_owned(), worker_id.to_owned()];
+    args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    render(START, &args)
+}
+
+pub fn stop(dir: &str, worker_id: &str, pid: u32, grace_secs: u64, root: &str) -> String {
+    render(
+        STOP,
+        &[
+            dir,
+            worker_id,
+            &pid.to_string(),
+            &grace_secs.to_string(),
+            root,
+        ],
+    )
+}
+
+pub fn health(dir: &str, worker_id: &str, pid: u32) -> String {
+    render(HEALTH, &[dir, worker_id, &pid.to_string()])
+}
+
+pub fn list(pool_dir: &str) -> String {
+    render(LIST, &[pool_dir])
+}
+
+/// A path as the scripts take it: `~/x` and relative paths are relative to
+/// the login directory, and a relative path gets `./` so it can never be
+/// read as an option.
+pub fn path(p: &str) -> String {
+    let p = p.strip_prefix("~/").unwrap_or(p);
+    let p = if p == "~" { "" } else { p };
+    let trimmed = p.trim_end_matches('/');
+    if p.starts_with('/') {
+        if trimmed.is_empty() {
+            "/".to_owned()
+        } else {
+            trimmed.to_owned()
+        }
+    } else if trimmed.is_empty() || trimmed == "." {
+        ".".to_owned()
+    } else if trimmed.starts_with("./") {
+        trimmed.to_owned()
+    } else {
+        format!("./{trimmed}")
+    }
+}
+
+pub fn join(a: &str, b: &str) -> String {
+    if a.ends_with('/') {
+        format!("{a}{b}")
+    } else {
+        format!("{a}/{b}")
+    }
+}
