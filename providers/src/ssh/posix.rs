@@ -193,3 +193,112 @@ pub fn join(a: &str, b: &str) -> String {
         format!("{a}/{b}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The scripts run here through the local `sh`, exactly as sshd would
+    //! run them, in a temporary "home" with hostile directory names.
+
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::ssh::commands::{parse_health, parse_list, parse_number, parse_probe, parse_sha256};
+    use crate::Health;
+
+    fn run(home: &Path, line: &str, stdin: &[u8]) -> String {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .current_dir(home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        {
+            use std::io::Write;
+            let mut w = child.stdin.take().expect("stdin");
+            w.write_all(stdin).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{line}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn environ(pid: u32) -> String {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', "\n"))
+            .unwrap_or_default()
+    }
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn lifecycle_through_sh_with_hostile_paths() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let h = home.path();
+        let install = path("in st'all; touch PWNED1");
+        let state = path("$(touch PWNED2)/st`touch PWNED3`ate");
+        let bin = join(&install, "burst-worker");
+        let worker = b"#!/bin/sh\necho \"worker $*\" >&2\nexec sleep 300\n";
+
+        let probe_out = run(h, &probe(&bin), b"");
+        assert_eq!(parse_probe(&probe_out).and_then(|p| p.sha256), None, "{probe_out}");
+
+        let sum = parse_sha256(&run(h, &upload(&install, &bin), worker)).expect("sum");
+        let want = {
+            use sha2::Digest;
+            format!("{:x}", sha2::Sha256::digest(worker))
+        };
+        assert_eq!(sum, want);
+        assert!(h.join("in st'all; touch PWNED1/burst-worker").is_file());
+        let probed = parse_probe(&run(h, &probe(&bin), b"")).expect("probe");
+        assert_eq!(probed.sha256.as_deref(), Some(want.as_str()));
+
+        let pool_dir = join(&join(&state, "m1"), "p");
+        let dir = join(&pool_dir, "p-1");
+        let env = vec![
+            ("BURST_WORKER_ID".to_owned(), "p-1".to_owned()),
+            ("EXTRA".to_owned(), "a 'b' $(c) ;d".to_owned()),
+        ];
+        let pid = parse_number(&run(h, &start(&dir, &bin, "p-1", &env), b"s3cret-token\n")).expect("pid");
+        wait_for("the worker's environment", || environ(pid).contains("BURST_WORKER_ID=p-1"));
+        let envs = environ(pid);
+        assert!(envs.contains("BURST_TOKEN=s3cret-token\n"), "{envs}");
+        assert!(envs.contains("EXTRA=a 'b' $(c) ;d\n"), "{envs}");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+        assert!(!String::from_utf8_lossy(&cmdline).contains("s3cret"));
+        let worker_dir = h.join("$(touch PWNED2)/st`touch PWNED3`ate/m1/p/p-1");
+        assert!(worker_dir.join("work").is_dir());
+        assert!(envs.contains(&format!("BURST_WORK_DIR={}\n", worker_dir.join("work").display())), "{envs}");
+
+        assert_eq!(parse_list(&run(h, &list(&pool_dir), b"")), vec![("p-1".to_owned(), pid)]);
+        assert_eq!(parse_health(&run(h, &health(&dir, "p-1", pid), b""), "h"), Some(Health::Running));
+        // A pid that is not this worker's is left alone.
+        assert_eq!(parse_health(&run(h, &health(&dir, "p-2", pid), b""), "h").map(|h| h == Health::Running), Some(false));
+
+        let left = parse_number(&run(h, &stop(&dir, "p-1", pid, 5, &state), b""));
+        assert_eq!(left, Some(0));
+        wait_for("the worker to exit", || !environ(pid).contains("BURST_WORKER_ID=p-1"));
+        assert!(!worker_dir.exists());
+        assert!(parse_list(&run(h, &list(&pool_dir), b"")).is_empty());
+        // Stopping again is fine: gone is success.
+        assert_eq!(parse_number(&run(h, &stop(&dir, "p-1", pid, 5, &state), b"")), Some(0));
+
+        for marker in ["PWNED1", "PWNED2", "PWNED3"] {
+            assert!(!h.join(marker).exists(), "{marker} was created: quoting failed");
+        }
+    }
+}
