@@ -255,7 +255,11 @@ mod tests {
         let worker = b"#!/bin/sh\necho \"worker $*\" >&2\nexec sleep 300\n";
 
         let probe_out = run(h, &probe(&bin), b"");
-        assert_eq!(parse_probe(&probe_out).and_then(|p| p.sha256), None, "{probe_out}");
+        assert_eq!(
+            parse_probe(&probe_out).and_then(|p| p.sha256),
+            None,
+            "{probe_out}"
+        );
 
         let sum = parse_sha256(&run(h, &upload(&install, &bin), worker)).expect("sum");
         let want = {
@@ -273,8 +277,11 @@ mod tests {
             ("BURST_WORKER_ID".to_owned(), "p-1".to_owned()),
             ("EXTRA".to_owned(), "a 'b' $(c) ;d".to_owned()),
         ];
-        let pid = parse_number(&run(h, &start(&dir, &bin, "p-1", &env), b"s3cret-token\n")).expect("pid");
-        wait_for("the worker's environment", || environ(pid).contains("BURST_WORKER_ID=p-1"));
+        let pid =
+            parse_number(&run(h, &start(&dir, &bin, "p-1", &env), b"s3cret-token\n")).expect("pid");
+        wait_for("the worker's environment", || {
+            environ(pid).contains("BURST_WORKER_ID=p-1")
+        });
         let envs = environ(pid);
         assert!(envs.contains("BURST_TOKEN=s3cret-token\n"), "{envs}");
         assert!(envs.contains("EXTRA=a 'b' $(c) ;d\n"), "{envs}");
@@ -282,23 +289,47 @@ mod tests {
         assert!(!String::from_utf8_lossy(&cmdline).contains("s3cret"));
         let worker_dir = h.join("$(touch PWNED2)/st`touch PWNED3`ate/m1/p/p-1");
         assert!(worker_dir.join("work").is_dir());
-        assert!(envs.contains(&format!("BURST_WORK_DIR={}\n", worker_dir.join("work").display())), "{envs}");
+        assert!(
+            envs.contains(&format!(
+                "BURST_WORK_DIR={}\n",
+                worker_dir.join("work").display()
+            )),
+            "{envs}"
+        );
 
-        assert_eq!(parse_list(&run(h, &list(&pool_dir), b"")), vec![("p-1".to_owned(), pid)]);
-        assert_eq!(parse_health(&run(h, &health(&dir, "p-1", pid), b""), "h"), Some(Health::Running));
+        assert_eq!(
+            parse_list(&run(h, &list(&pool_dir), b"")),
+            vec![("p-1".to_owned(), pid)]
+        );
+        assert_eq!(
+            parse_health(&run(h, &health(&dir, "p-1", pid), b""), "h"),
+            Some(Health::Running)
+        );
         // A pid that is not this worker's is left alone.
-        assert_eq!(parse_health(&run(h, &health(&dir, "p-2", pid), b""), "h").map(|h| h == Health::Running), Some(false));
+        assert_eq!(
+            parse_health(&run(h, &health(&dir, "p-2", pid), b""), "h")
+                .map(|h| h == Health::Running),
+            Some(false)
+        );
 
         let left = parse_number(&run(h, &stop(&dir, "p-1", pid, 5, &state), b""));
         assert_eq!(left, Some(0));
-        wait_for("the worker to exit", || !environ(pid).contains("BURST_WORKER_ID=p-1"));
+        wait_for("the worker to exit", || {
+            !environ(pid).contains("BURST_WORKER_ID=p-1")
+        });
         assert!(!worker_dir.exists());
         assert!(parse_list(&run(h, &list(&pool_dir), b"")).is_empty());
         // Stopping again is fine: gone is success.
-        assert_eq!(parse_number(&run(h, &stop(&dir, "p-1", pid, 5, &state), b"")), Some(0));
+        assert_eq!(
+            parse_number(&run(h, &stop(&dir, "p-1", pid, 5, &state), b"")),
+            Some(0)
+        );
 
         for marker in ["PWNED1", "PWNED2", "PWNED3"] {
-            assert!(!h.join(marker).exists(), "{marker} was created: quoting failed");
+            assert!(
+                !h.join(marker).exists(),
+                "{marker} was created: quoting failed"
+            );
         }
     }
 }
