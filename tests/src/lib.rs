@@ -1,1 +1,2 @@
 //! End-to-end helpers.
+pub mod sshd;

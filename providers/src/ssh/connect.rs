@@ -177,14 +177,19 @@ pub fn classify(settings: &SshSettings, host: &HostSettings, text: &str) -> Prov
     ProviderError::transient(format!("failed to connect to {who}: {summary}"))
 }
 
-/// ssh's message without its banners, on one line.
+/// The end of ssh's message, where it says what went wrong (the lines
+/// before are banners and advice), on one line.
 fn summarize(text: &str) -> String {
+    let text = text
+        .strip_prefix("failed to connect to the remote host: ")
+        .unwrap_or(text);
     let parts: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("@@@"))
+        .filter(|l| !l.is_empty() && !l.starts_with('@'))
         .collect();
-    power::tail(&parts.join(" | "), 600).to_owned()
+    let last = &parts[parts.len().saturating_sub(2)..];
+    power::tail(&last.join(" | "), 400).to_owned()
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ struct Inner {
     backoff: Option<ExponentialBackoff>,
     retry_at: Option<Instant>,
     last_error: Option<String>,
+    /// The last failure needs a config change (host key, auth).
+    last_permanent: bool,
 }
 
 impl HostState {
@@ -64,6 +66,14 @@ impl HostState {
         let inner = self.inner();
         let at = inner.retry_at.filter(|t| *t > now)?;
         Some((at - now, inner.last_error.clone().unwrap_or_default()))
+    }
+
+    /// The error this host is backing off after, when only a config change
+    /// can fix it.
+    pub fn permanent_failure(&self, now: Instant) -> Option<String> {
+        let inner = self.inner();
+        (inner.last_permanent && inner.retry_at.is_some_and(|t| t > now))
+            .then(|| inner.last_error.clone().unwrap_or_default())
     }
 
     /// Claims a slot for `worker_id` if the host has one and is not backing
@@ -115,6 +125,7 @@ impl HostState {
         };
         inner.retry_at = Some(Instant::now() + delay);
         inner.last_error = Some(err.to_string());
+        inner.last_permanent = err.is_permanent();
         delay
     }
 
@@ -123,6 +134,7 @@ impl HostState {
         inner.backoff = None;
         inner.retry_at = None;
         inner.last_error = None;
+        inner.last_permanent = false;
     }
 }
 
@@ -171,8 +183,13 @@ mod tests {
         let now = Instant::now();
         assert!(h.backing_off(now).is_some());
         assert!(!h.try_reserve("a", now));
+        assert_eq!(h.permanent_failure(Instant::now()), None);
         let delay = h.record_failure(&ProviderError::permanent("bad host key"), min, max);
         assert_eq!(delay, max);
+        assert_eq!(
+            h.permanent_failure(Instant::now()).as_deref(),
+            Some("bad host key")
+        );
         h.record_success();
         assert!(h.backing_off(Instant::now()).is_none());
         assert!(h.try_reserve("a", Instant::now()));

@@ -135,6 +135,25 @@ impl SshProvider {
         )
     }
 
+    /// No host could be tried. Permanent when every host is out for a
+    /// reason only a config change fixes (so waiting builds fail with it
+    /// instead of waiting), transient otherwise.
+    fn no_room(&self, now: Instant) -> ProviderError {
+        let permanent: Vec<String> = self
+            .hosts
+            .iter()
+            .filter_map(|h| h.permanent_failure(now))
+            .collect();
+        match permanent.len() {
+            n if n < self.hosts.len() => ProviderError::transient(self.busy_message(now)),
+            1 => ProviderError::permanent(permanent.join("")),
+            _ => ProviderError::permanent(format!(
+                "failed to launch an ssh worker on any host ({})",
+                permanent.join("; ")
+            )),
+        }
+    }
+
     fn host(&self, name: &str) -> Result<&HostState, ProviderError> {
         self.hosts.iter().find(|h| h.name() == name).ok_or_else(|| {
             ProviderError::permanent(format!(
@@ -316,7 +335,7 @@ impl Provider for SshProvider {
             }
         }
         match errors.len() {
-            0 => Err(ProviderError::transient(self.busy_message(Instant::now()))),
+            0 => Err(self.no_room(Instant::now())),
             1 => Err(errors.remove(0).1),
             _ => {
                 let permanent = errors.iter().all(|(_, e)| e.is_permanent());
@@ -523,6 +542,33 @@ mod tests {
         let err = p.launch(&spec).await.expect_err("all backing off");
         assert!(err.message.contains("no host has room"), "{err}");
         assert_eq!(p.hosts[0].load().0, 0);
+    }
+
+    #[tokio::test]
+    async fn hosts_refused_for_good_make_the_launch_fail_for_good() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = SshProvider::new(settings(dir.path(), &[1, 1])).expect("provider");
+        let (min, max) = (Duration::from_secs(5), Duration::from_secs(5));
+        p.hosts[0].record_failure(
+            &ProviderError::permanent("failed to connect: host key"),
+            min,
+            max,
+        );
+        // One host is only busy: builds may still get it.
+        assert!(p.hosts[1].try_reserve("a", Instant::now()));
+        assert!(!p.no_room(Instant::now()).is_permanent());
+        p.hosts[1].release("a");
+        p.hosts[1].record_failure(
+            &ProviderError::permanent("failed to authenticate"),
+            min,
+            max,
+        );
+        let err = p.no_room(Instant::now());
+        assert!(err.is_permanent(), "{err}");
+        assert!(
+            err.message.contains("host key") && err.message.contains("failed to authenticate"),
+            "{err}"
+        );
     }
 
     #[test]
