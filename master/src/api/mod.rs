@@ -4,6 +4,7 @@
 mod builds;
 mod error;
 mod log_stream;
+mod query;
 mod router;
 mod workers;
 
