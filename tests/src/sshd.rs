@@ -90,7 +90,46 @@ pub struct Sshd {
 }
 
 impl Sshd {
-    pub fn start(base: &Path, name: &str, client: &ClientKey) -> Self {
+    /// A host that is "powered off": configured, but no sshd runs until
+    /// something runs [`Sshd::daemon_argv`] (a wake command).
+    pub fn powered_off(base: &Path, name: &str, client: &ClientKey) -> Self {
+        let (dir, root, host_public) = Self::prepare(base, name, client);
+        let port = free_port();
+        fs::write(dir.join("sshd_config"), config_text(&dir, &root, port))
+            .expect("write sshd_config");
+        Self {
+            name: name.to_owned(),
+            port,
+            dir,
+            root,
+            host_public,
+            child: None,
+        }
+    }
+
+    /// Starts this host's sshd as a daemon (it forks; its pid goes to the
+    /// pid file): what a wake command runs.
+    pub fn daemon_argv(&self) -> Vec<String> {
+        vec![
+            SSHD.to_owned(),
+            "-f".to_owned(),
+            self.dir.join("sshd_config").display().to_string(),
+            "-E".to_owned(),
+            self.dir.join("sshd.log").display().to_string(),
+        ]
+    }
+
+    /// The daemon's pid, from its pid file, while it runs.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let pid: i32 = fs::read_to_string(self.dir.join("sshd.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    }
+
+    fn prepare(base: &Path, name: &str, client: &ClientKey) -> (PathBuf, PathBuf, String) {
         require_openssh();
         // Privilege separation needs this directory; a fresh container may
         // not have it until sshd was started once.
@@ -104,11 +143,16 @@ impl Sshd {
         let host_public = read_public(&host_key);
         fs::write(dir.join("authorized_keys"), format!("{}\n", client.public))
             .expect("write authorized_keys");
+        (dir, root, host_public)
+    }
+
+    pub fn start(base: &Path, name: &str, client: &ClientKey) -> Self {
+        let (dir, root, host_public) = Self::prepare(base, name, client);
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port();
             let config = dir.join("sshd_config");
-            fs::write(&config, config_text(&dir, port)).expect("write sshd_config");
+            fs::write(&config, config_text(&dir, &root, port)).expect("write sshd_config");
             let log = dir.join("sshd.log");
             let log_file = fs::File::create(&log).expect("create sshd log");
             let child = Command::new(SSHD)
@@ -195,8 +239,13 @@ impl Sshd {
     /// machine looks like.)
     pub fn kill(&mut self) {
         let mut targets = Vec::new();
-        if let Some(child) = self.child.as_ref() {
-            let pid = child.id() as i32;
+        let roots = self
+            .child
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .into_iter()
+            .chain(self.daemon_pid());
+        for pid in roots {
             targets.push(pid);
             targets.extend(descendants(pid));
         }
@@ -219,7 +268,10 @@ impl Drop for Sshd {
     }
 }
 
-fn config_text(dir: &Path, port: u16) -> String {
+/// `SetEnv HOME`: the session's shell looks for its rc files in the host's
+/// own (empty) home, not in the real user's, whose `.bashrc` may do slow or
+/// noisy things on every command.
+fn config_text(dir: &Path, root: &Path, port: u16) -> String {
     format!(
         "Port {port}\n\
          ListenAddress 127.0.0.1\n\
@@ -236,8 +288,10 @@ fn config_text(dir: &Path, port: u16) -> String {
          PrintMotd no\n\
          LogLevel VERBOSE\n\
          MaxSessions 100\n\
-         MaxStartups 100\n",
-        dir = dir.display()
+         MaxStartups 100\n\
+         SetEnv HOME={root}\n",
+        dir = dir.display(),
+        root = root.display()
     )
 }
 

@@ -116,46 +116,59 @@ pub struct Probe {
     pub sha256: Option<String>,
 }
 
-fn lines(out: &str) -> impl Iterator<Item = &str> {
+fn lines(out: &str) -> impl DoubleEndedIterator<Item = &str> {
     out.lines().map(str::trim).filter(|l| !l.is_empty())
 }
 
+/// The rest of the last line tagged `tag`. Scripts tag what they print, so
+/// whatever a login shell's rc files print around it is ignored.
+fn tagged<'a>(out: &'a str, tag: &str) -> Option<&'a str> {
+    lines(out)
+        .rev()
+        .find_map(|l| l.strip_prefix(tag)?.strip_prefix(' '))
+}
+
 pub fn parse_probe(out: &str) -> Option<Probe> {
-    let mut it = lines(out);
-    let arch = normalize_arch(it.next()?);
-    let sum = it.next()?;
+    let (arch, sum) = tagged(out, "burst-probe")?.split_once(' ')?;
     let sha256 = if sum == "missing" {
         None
     } else {
-        Some(parse_sha256(sum)?)
+        Some(sha256(sum)?)
     };
-    Some(Probe { arch, sha256 })
+    Some(Probe {
+        arch: normalize_arch(arch),
+        sha256,
+    })
 }
 
-/// The last line, if it is a sha256 in hex.
+fn sha256(s: &str) -> Option<String> {
+    let s = s.trim().to_ascii_lowercase();
+    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
+}
+
+/// What the upload printed: the sha256 of the file now in place.
 pub fn parse_sha256(out: &str) -> Option<String> {
-    let last = lines(out).last()?.to_ascii_lowercase();
-    (last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit())).then_some(last)
+    sha256(tagged(out, "burst-sha256")?)
 }
 
-/// The last line as a number (a pid, a count).
-pub fn parse_number(out: &str) -> Option<u32> {
-    lines(out).last()?.parse().ok()
+/// A number tagged `tag` (`burst-pid`, `burst-left`).
+pub fn parse_number(out: &str, tag: &str) -> Option<u32> {
+    tagged(out, tag)?.trim().parse().ok()
 }
 
-/// `<worker_id> <pid>` lines.
+/// `burst-worker <worker_id> <pid>` lines.
 pub fn parse_list(out: &str) -> Vec<(String, u32)> {
     lines(out)
         .filter_map(|l| {
-            let (id, pid) = l.split_once(' ')?;
+            let (id, pid) = l.strip_prefix("burst-worker ")?.split_once(' ')?;
             Some((id.to_owned(), pid.trim().parse().ok()?))
         })
         .collect()
 }
 
 pub fn parse_health(out: &str, host: &str) -> Option<Health> {
-    let mut it = lines(out);
-    match it.next()? {
+    let mut it = lines(out).skip_while(|l| !l.starts_with("burst-health "));
+    match it.next()?.strip_prefix("burst-health ")? {
         "running" => Some(Health::Running),
         "exited" => {
             let tail: Vec<&str> = it.collect();
@@ -238,28 +251,39 @@ mod tests {
     fn parsers() {
         let sum = "a".repeat(64);
         assert_eq!(
-            parse_probe(&format!("arm64\n{sum}\n")),
+            parse_probe(&format!("Welcome to the box!\nburst-probe arm64 {sum}\n")),
             Some(Probe {
                 arch: "aarch64".into(),
                 sha256: Some(sum.clone())
             })
         );
         assert_eq!(
-            parse_probe("AMD64\r\nmissing\r\n"),
+            parse_probe("burst-probe AMD64 missing\r\n"),
             Some(Probe {
                 arch: "x86_64".into(),
                 sha256: None
             })
         );
         assert_eq!(parse_probe("x86_64\n"), None);
-        assert_eq!(parse_probe("x86_64\nnot-a-sum\n"), None);
-        assert_eq!(parse_number("nohup: ignoring input\n4242\n"), Some(4242));
+        assert_eq!(parse_probe("burst-probe x86_64 not-a-sum\n"), None);
         assert_eq!(
-            parse_list("p-a 12\n\np-b 13\ngarbage\n"),
+            parse_sha256(&format!("motd\nburst-sha256 {}\n", sum.to_uppercase())),
+            Some(sum.clone())
+        );
+        assert_eq!(
+            parse_number("nohup: ignoring input\nburst-pid 4242\n", "burst-pid"),
+            Some(4242)
+        );
+        assert_eq!(parse_number("burst-pid 4242\n", "burst-left"), None);
+        assert_eq!(
+            parse_list("burst-worker p-a 12\n\nburst-worker p-b 13\ngarbage 14\n"),
             vec![("p-a".to_owned(), 12), ("p-b".to_owned(), 13)]
         );
-        assert_eq!(parse_health("running\n", "h"), Some(Health::Running));
-        match parse_health("exited\nerror: bad token\n", "h") {
+        assert_eq!(
+            parse_health("hi from bashrc\nburst-health running\n", "h"),
+            Some(Health::Running)
+        );
+        match parse_health("burst-health exited\nerror: bad token\n", "h") {
             Some(Health::Exited { detail }) => assert!(detail.contains("bad token"), "{detail}"),
             other => panic!("{other:?}"),
         }

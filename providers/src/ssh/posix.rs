@@ -29,10 +29,11 @@ sha() {
 }
 "#;
 
-/// `$1` = worker binary. Prints the machine (`uname -m`), then the binary's
-/// sha256 or `missing`.
-const PROBE: &str = r#"uname -m
-if [ -f "$1" ] && [ -x "$1" ]; then sha "$1"; else echo missing; fi
+/// `$1` = worker binary. Prints `burst-probe <uname -m> <sha256|missing>`.
+/// (Every script tags what it prints: a login shell's rc files may print
+/// too.)
+const PROBE: &str = r#"if [ -f "$1" ] && [ -x "$1" ]; then sum=$(sha "$1"); else sum=missing; fi
+echo "burst-probe $(uname -m) $sum"
 "#;
 
 /// `$1` = install dir, `$2` = worker binary; the binary arrives on stdin.
@@ -46,7 +47,7 @@ cat > "$tmp"
 chmod 755 "$tmp"
 mv -f -- "$tmp" "$2"
 trap - EXIT
-sha "$2"
+echo "burst-sha256 $(sha "$2")"
 "#;
 
 /// `$1` = worker dir, `$2` = worker binary, `$3` = worker id, then
@@ -72,7 +73,7 @@ else
 fi
 pid=$!
 echo "$pid" > pid.tmp && mv -f pid.tmp pid || { kill -KILL "$pid"; cd /; rm -rf -- "$dir"; exit 1; }
-echo "$pid"
+echo "burst-pid $pid"
 "#;
 
 /// `$1` = worker dir, `$2` = worker id, `$3` = pid, `$4` = grace seconds,
@@ -99,21 +100,21 @@ for f in "$root"/*/*/*/pid; do
   w=${f%/pid}
   if alive "$(cat -- "$f" 2>/dev/null)" "${w##*/}"; then left=$((left + 1)); fi
 done
-echo "$left"
+echo "burst-left $left"
 "#;
 
 /// `$1` = worker dir, `$2` = worker id, `$3` = pid. Prints `running`, or
 /// `exited` and the tail of the worker's log.
-const HEALTH: &str = r#"if alive "$3" "$2"; then echo running; else echo exited; tail -n 20 -- "$1/log" 2>/dev/null; fi
+const HEALTH: &str = r#"if alive "$3" "$2"; then echo "burst-health running"; else echo "burst-health exited"; tail -n 20 -- "$1/log" 2>/dev/null; fi
 "#;
 
-/// `$1` = this master's and pool's directory. Prints `<worker_id> <pid>`
+/// `$1` = this master's and pool's directory. Prints `burst-worker <id> <pid>`
 /// per live worker; directories of dead workers are removed.
 const LIST: &str = r#"for f in "$1"/*/pid; do
   [ -f "$f" ] || continue
   d=${f%/pid}
   pid=$(cat -- "$f" 2>/dev/null)
-  if alive "$pid" "${d##*/}"; then echo "${d##*/} $pid"; else rm -rf -- "$d"; fi
+  if alive "$pid" "${d##*/}"; then echo "burst-worker ${d##*/} $pid"; else rm -rf -- "$d"; fi
 done
 "#;
 
@@ -277,8 +278,11 @@ mod tests {
             ("BURST_WORKER_ID".to_owned(), "p-1".to_owned()),
             ("EXTRA".to_owned(), "a 'b' $(c) ;d".to_owned()),
         ];
-        let pid =
-            parse_number(&run(h, &start(&dir, &bin, "p-1", &env), b"s3cret-token\n")).expect("pid");
+        let pid = parse_number(
+            &run(h, &start(&dir, &bin, "p-1", &env), b"s3cret-token\n"),
+            "burst-pid",
+        )
+        .expect("pid");
         wait_for("the worker's environment", || {
             environ(pid).contains("BURST_WORKER_ID=p-1")
         });
@@ -312,7 +316,10 @@ mod tests {
             Some(false)
         );
 
-        let left = parse_number(&run(h, &stop(&dir, "p-1", pid, 5, &state), b""));
+        let left = parse_number(
+            &run(h, &stop(&dir, "p-1", pid, 5, &state), b""),
+            "burst-left",
+        );
         assert_eq!(left, Some(0));
         wait_for("the worker to exit", || {
             !environ(pid).contains("BURST_WORKER_ID=p-1")
@@ -321,7 +328,10 @@ mod tests {
         assert!(parse_list(&run(h, &list(&pool_dir), b"")).is_empty());
         // Stopping again is fine: gone is success.
         assert_eq!(
-            parse_number(&run(h, &stop(&dir, "p-1", pid, 5, &state), b"")),
+            parse_number(
+                &run(h, &stop(&dir, "p-1", pid, 5, &state), b""),
+                "burst-left"
+            ),
             Some(0)
         );
 

@@ -17,14 +17,26 @@ pub async fn run(
     let Some((program, args)) = argv.split_first() else {
         return Ok(());
     };
+    // Output goes to a file, not a pipe: a command that leaves a daemon
+    // behind (it holds the pipe open) must not look like it never ends.
+    let capture = tempfile::tempfile().map_err(|e| {
+        ProviderError::transient(format!(
+            "failed to {what} ssh host {host}: cannot create a temporary file: {e}"
+        ))
+    })?;
+    let stdout = capture
+        .try_clone()
+        .map_err(|e| ProviderError::transient(format!("failed to {what} ssh host {host}: {e}")))?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(stdout)
+        .stderr(capture.try_clone().map_err(|e| {
+            ProviderError::transient(format!("failed to {what} ssh host {host}: {e}"))
+        })?)
         .kill_on_drop(true);
     tracing::info!(%host, command = ?argv, "running the host's {what} command");
-    let output = match tokio::time::timeout(timeout, cmd.output()).await {
+    let status = match tokio::time::timeout(timeout, cmd.status()).await {
         Err(_) => {
             return Err(ProviderError::transient(format!(
                 "failed to {what} ssh host {host}: {program:?} did not finish within {}s",
@@ -36,20 +48,27 @@ pub async fn run(
                 "failed to {what} ssh host {host}: cannot run {program:?}: {e}"
             )))
         }
-        Ok(Ok(output)) => output,
+        Ok(Ok(status)) => status,
     };
-    if output.status.success() {
+    if status.success() {
         return Ok(());
     }
-    let mut text = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    if text.is_empty() {
-        text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    }
+    let text = read_all(capture);
     Err(ProviderError::transient(format!(
-        "failed to {what} ssh host {host}: {program:?} exited with {}: {}",
-        output.status,
-        tail(&text, 400)
+        "failed to {what} ssh host {host}: {program:?} exited with {status}: {}",
+        tail(text.trim(), 400)
     )))
+}
+
+fn read_all(mut file: std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    let mut text = String::new();
+    if file.rewind().is_ok() {
+        let mut raw = Vec::new();
+        let _ = file.read_to_end(&mut raw);
+        text = String::from_utf8_lossy(&raw).into_owned();
+    }
+    text
 }
 
 /// The last `max` bytes of `s`, on a character boundary.
@@ -78,6 +97,19 @@ mod tests {
             .expect("touch runs");
         assert!(marker.exists());
         assert!(!std::path::Path::new("pwned").exists());
+    }
+
+    #[tokio::test]
+    async fn a_command_that_leaves_a_daemon_behind_still_finishes() {
+        // The background sleep keeps stdout and stderr open after sh exits.
+        let argv: Vec<String> = ["sh", "-c", "sleep 8 & echo started"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // Waiting for the output to end would run into the timeout.
+        run("wake", "h", &argv, Duration::from_secs(4))
+            .await
+            .expect("sh exits at once");
     }
 
     #[tokio::test]

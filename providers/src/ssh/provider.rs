@@ -12,7 +12,7 @@ use openssh::Session;
 use tokio::time::Instant;
 
 use super::commands::{parse_health, parse_list, parse_number, Remote};
-use super::connect::connect_or_wake;
+use super::connect::{connect, connect_or_wake};
 use super::exec::{exec, Input};
 use super::hosts::HostState;
 use super::power;
@@ -162,11 +162,13 @@ impl SshProvider {
         })
     }
 
-    /// The host's session, reconnecting (and waking the host) if needed.
-    async fn session(&self, host: &HostState) -> Result<Arc<Session>, ProviderError> {
+    /// The host's session, reconnecting if needed. Only launches `wake` a
+    /// host: one that is off runs no workers to list, check or stop.
+    async fn session(&self, host: &HostState, wake: bool) -> Result<Arc<Session>, ProviderError> {
         let mut guard = host.session.lock().await;
         if let Some(session) = guard.as_ref() {
-            if session.check().await.is_ok() {
+            let check = tokio::time::timeout(self.settings.connect_timeout, session.check()).await;
+            if matches!(check, Ok(Ok(()))) {
                 return Ok(session.clone());
             }
             tracing::info!(host = %host.name(), "ssh connection lost; reconnecting");
@@ -177,14 +179,19 @@ impl SshProvider {
             .control_dir
             .join(host.name().replace(['/', '\\'], "_"));
         let _ = std::fs::create_dir_all(&control_dir);
-        let session = Arc::new(connect_or_wake(&self.settings, &host.cfg, &control_dir).await?);
+        let session = if wake {
+            connect_or_wake(&self.settings, &host.cfg, &control_dir).await?
+        } else {
+            connect(&self.settings, &host.cfg, &control_dir).await?
+        };
+        let session = Arc::new(session);
         *guard = Some(session.clone());
         Ok(session)
     }
 
     /// `session`, backing the host off when it cannot be reached.
     async fn reach(&self, host: &HostState) -> Result<Arc<Session>, ProviderError> {
-        self.session(host)
+        self.session(host, false)
             .await
             .inspect_err(|e| self.host_failed(host, e))
     }
@@ -221,7 +228,7 @@ impl SshProvider {
         host: &HostState,
         spec: &LaunchSpec,
     ) -> Result<Launched, ProviderError> {
-        let session = self.session(host).await?;
+        let session = self.session(host, true).await?;
         let installed = ensure_worker(&session, host, &self.settings, &self.sums).await?;
         let line = host.remote.start(&spec.worker_id, &self.worker_env(spec));
         if host.cfg.platform.is_windows() && line.len() > super::windows::MAX_COMMAND_LINE {
@@ -241,7 +248,7 @@ impl SshProvider {
             COMMAND_TIMEOUT,
         )
         .await?;
-        let pid = parse_number(&out).ok_or_else(|| {
+        let pid = parse_number(&out, "burst-pid").ok_or_else(|| {
             ProviderError::transient(format!(
                 "failed to start the worker on ssh host {}: no pid in {:?}",
                 host.name(),
@@ -373,7 +380,7 @@ impl Provider for SshProvider {
         )
         .await?;
         tracing::info!(host = %name, worker = %worker_id, pid, "stopped ssh worker");
-        self.sleep_if_idle(host, parse_number(&out).unwrap_or(1))
+        self.sleep_if_idle(host, parse_number(&out, "burst-left").unwrap_or(1))
             .await;
         Ok(())
     }

@@ -48,14 +48,14 @@ fn render(script: &str) -> String {
     quote::windows_command_line(&argv)
 }
 
-/// Prints the processor architecture, then the binary's sha256 or `missing`.
+/// Prints `burst-probe <architecture> <sha256|missing>`.
 pub fn probe(bin: &str) -> String {
     render(&format!(
         r#"$a = $env:PROCESSOR_ARCHITEW6432
 if (-not $a) {{ $a = $env:PROCESSOR_ARCHITECTURE }}
-$a
 $b = Full {bin}
-if (Test-Path -LiteralPath $b -PathType Leaf) {{ Sha $b }} else {{ 'missing' }}
+if (Test-Path -LiteralPath $b -PathType Leaf) {{ $s = Sha $b }} else {{ $s = 'missing' }}
+'burst-probe ' + $a + ' ' + $s
 "#,
         bin = quote::powershell(bin)
     ))
@@ -75,7 +75,7 @@ try {{ [Console]::OpenStandardInput().CopyTo($o) }} finally {{ $o.Close() }}
 if (Test-Path -LiteralPath $b) {{ [IO.File]::Move($b, $b + '.old-' + [guid]::NewGuid().ToString('N')) }}
 [IO.File]::Move($t, $b)
 Get-ChildItem -LiteralPath $d -Filter '*.old-*' | Remove-Item -Force -ErrorAction SilentlyContinue
-Sha $b
+'burst-sha256 ' + (Sha $b)
 "#,
         bin = quote::powershell(bin)
     ))
@@ -115,7 +115,7 @@ $si = New-CimInstance -ClassName Win32_ProcessStartup -ClientOnly -Property @{{ 
 $r = Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments @{{ CommandLine = {line}; CurrentDirectory = $HOME; ProcessStartupInformation = $si }}
 if ($r.ReturnValue -ne 0) {{ throw ('Win32_Process.Create failed with code ' + $r.ReturnValue) }}
 Set-Content -LiteralPath (Join-Path $dir 'pid') -Value $r.ProcessId -Encoding ascii
-$r.ProcessId
+'burst-pid ' + $r.ProcessId
 "#,
         dir = quote::powershell(dir),
         vars = vars.join(", "),
@@ -149,7 +149,7 @@ foreach ($a in @(Get-ChildItem -LiteralPath $root -Directory -ErrorAction Silent
     }}
   }}
 }}
-$left
+'burst-left ' + $left
 "#,
         dir = quote::powershell(dir),
         root = quote::powershell(root),
@@ -160,8 +160,8 @@ $left
 
 pub fn health(dir: &str, worker_id: &str, pid: u32) -> String {
     render(&format!(
-        r#"if (Alive {pid} {id}) {{ 'running' }} else {{
-  'exited'
+        r#"if (Alive {pid} {id}) {{ 'burst-health running' }} else {{
+  'burst-health exited'
   $log = Join-Path (Full {dir}) 'log'
   if (Test-Path -LiteralPath $log) {{ Get-Content -LiteralPath $log -Tail 20 }}
 }}
@@ -178,7 +178,7 @@ foreach ($w in @(Get-ChildItem -LiteralPath $base -Directory -ErrorAction Silent
   $f = Join-Path $w.FullName 'pid'
   if (-not (Test-Path -LiteralPath $f)) {{ continue }}
   $p = Get-Content -LiteralPath $f -TotalCount 1
-  if (Alive $p $w.Name) {{ $w.Name + ' ' + $p }} else {{ Remove-Item -LiteralPath $w.FullName -Recurse -Force -ErrorAction SilentlyContinue }}
+  if (Alive $p $w.Name) {{ 'burst-worker ' + $w.Name + ' ' + $p }} else {{ Remove-Item -LiteralPath $w.FullName -Recurse -Force -ErrorAction SilentlyContinue }}
 }}
 "#,
         base = quote::powershell(pool_dir)

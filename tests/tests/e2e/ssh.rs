@@ -452,3 +452,63 @@ async fn ssh_orphans_of_a_killed_master_are_stopped_on_restart() {
         master.log_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_sleeping_host_is_woken_for_builds_and_put_back_to_sleep() {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    // No sshd runs until the wake command starts one; the sleep command
+    // stops it again. Both are argv lists run on the master.
+    let host = Sshd::powered_off(tmp.path(), "sleepy", &key);
+    let known = write_known_hosts(tmp.path(), &[&host]);
+    let pid_file = host.dir.join("sshd.pid").display().to_string();
+    let mut entry = HostEntry::new(&host, 1);
+    entry.extra = format!(
+        "wake = {}\nsleep = {}\nwake_timeout = \"30s\"\n",
+        harness::toml_array(&host.daemon_argv()),
+        harness::toml_array(&["sh", "-c", "kill \"$(cat \"$1\")\"", "sleep", &pid_file]),
+    );
+    let pool = PoolSpec {
+        max_workers: 1,
+        steps: step("hi", "echo awake", ""),
+    };
+    let config = write_config(tmp.path(), &key, &known, &[entry], &pool);
+    let master = Master::start(&config).await;
+    assert_eq!(host.daemon_pid(), None, "the host should start powered off");
+
+    for round in 1..=2 {
+        let build = master.wait_finished(master.submit("hello").await).await;
+        assert_eq!(
+            build["state"],
+            "succeeded",
+            "round {round}: {build:#}\n{}",
+            master.log_text()
+        );
+        // Once its worker is gone, the host is put to sleep.
+        let mut asleep = false;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if host.daemon_pid().is_none() {
+                asleep = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            asleep,
+            "round {round}: the host was not put to sleep:\n{}",
+            master.log_text()
+        );
+        let log = master.log_text();
+        assert_eq!(
+            log.matches("running the host's wake command").count(),
+            round,
+            "{log}"
+        );
+        assert_eq!(
+            log.matches("running the host's sleep command").count(),
+            round,
+            "{log}"
+        );
+    }
+}

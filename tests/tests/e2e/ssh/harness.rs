@@ -43,6 +43,8 @@ pub struct HostEntry<'a> {
     pub max_workers: u32,
     pub install_dir: String,
     pub state_dir: String,
+    /// More TOML lines for the host's table (wake, sleep...).
+    pub extra: String,
 }
 
 impl<'a> HostEntry<'a> {
@@ -52,6 +54,7 @@ impl<'a> HostEntry<'a> {
             max_workers,
             install_dir: sshd.root.join("bin").display().to_string(),
             state_dir: sshd.root.join("state").display().to_string(),
+            extra: String::new(),
         }
     }
 }
@@ -59,6 +62,12 @@ impl<'a> HostEntry<'a> {
 pub struct PoolSpec {
     pub max_workers: u32,
     pub steps: String,
+}
+
+/// A TOML array of strings.
+pub fn toml_array<S: AsRef<str>>(items: &[S]) -> String {
+    let items: Vec<String> = items.iter().map(|s| toml_str(s.as_ref())).collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// Writes the config; `known_hosts` is the file the pool checks against.
@@ -112,7 +121,8 @@ platform = "linux"
 max_workers = {max}
 install_dir = {install}
 state_dir = {state}
-"#,
+{extra}"#,
+            extra = h.extra,
             name = toml_str(&h.sshd.name),
             port = h.sshd.port,
             key = toml_str(&key.private.display().to_string()),
