@@ -23,9 +23,10 @@ use crate::{env, Health, LaunchSpec, Launched, ListedInstance, Provider, Provide
 /// Start, probe, list and health commands are quick; stop adds the grace.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Unix socket paths are limited to about 104 bytes; openssh adds
-/// `/.ssh-connectionXXXXXX/master` to the control directory.
-const MAX_CONTROL_DIR: usize = 70;
+/// Unix socket paths are limited to 104 bytes (macOS; 108 on Linux). The
+/// openssh crate adds `/.ssh-connectionXXXXXX/master` to the control
+/// directory, and ssh a 17-byte suffix while it sets the socket up.
+const MAX_CONTROL_DIR: usize = 55;
 
 pub struct SshProvider {
     settings: SshSettings,
@@ -174,15 +175,12 @@ impl SshProvider {
             tracing::info!(host = %host.name(), "ssh connection lost; reconnecting");
             *guard = None;
         }
-        let control_dir = self
-            .settings
-            .control_dir
-            .join(host.name().replace(['/', '\\'], "_"));
-        let _ = std::fs::create_dir_all(&control_dir);
+        // Each connection gets its own temporary directory in here.
+        let control_dir = &self.settings.control_dir;
         let session = if wake {
-            connect_or_wake(&self.settings, &host.cfg, &control_dir).await?
+            connect_or_wake(&self.settings, &host.cfg, control_dir).await?
         } else {
-            connect(&self.settings, &host.cfg, &control_dir).await?
+            connect(&self.settings, &host.cfg, control_dir).await?
         };
         let session = Arc::new(session);
         *guard = Some(session.clone());

@@ -68,13 +68,13 @@ pub fn upload(bin: &str) -> String {
         r#"$b = Full {bin}
 $d = [IO.Path]::GetDirectoryName($b)
 [void][IO.Directory]::CreateDirectory($d)
-Get-ChildItem -LiteralPath $d -Filter '*.old-*' | Remove-Item -Force -ErrorAction SilentlyContinue
+Get-ChildItem -LiteralPath $d -Filter ([IO.Path]::GetFileName($b) + '.old-*') | Remove-Item -Force -ErrorAction SilentlyContinue
 $t = $b + '.upload'
 $o = [IO.File]::Create($t)
 try {{ [Console]::OpenStandardInput().CopyTo($o) }} finally {{ $o.Close() }}
 if (Test-Path -LiteralPath $b) {{ [IO.File]::Move($b, $b + '.old-' + [guid]::NewGuid().ToString('N')) }}
 [IO.File]::Move($t, $b)
-Get-ChildItem -LiteralPath $d -Filter '*.old-*' | Remove-Item -Force -ErrorAction SilentlyContinue
+Get-ChildItem -LiteralPath $d -Filter ([IO.Path]::GetFileName($b) + '.old-*') | Remove-Item -Force -ErrorAction SilentlyContinue
 'burst-sha256 ' + (Sha $b)
 "#,
         bin = quote::powershell(bin)
@@ -134,7 +134,8 @@ $id = {id}
 if (Alive {pid} $id) {{
   $n = {ticks}
   while ($n -gt 0 -and (Alive {pid} $id)) {{ Start-Sleep -Milliseconds 200; $n-- }}
-  if (Alive {pid} $id) {{ & taskkill.exe /PID {pid} /T /F 2>&1 | Out-Null }}
+  # Windows PowerShell turns native stderr into errors: ignore them here.
+  if (Alive {pid} $id) {{ try {{ & taskkill.exe /PID {pid} /T /F 2>&1 | Out-Null }} catch {{ }} }}
 }}
 for ($i = 0; $i -lt 10 -and (Test-Path -LiteralPath $dir); $i++) {{
   Remove-Item -LiteralPath $dir -Recurse -Force -ErrorAction SilentlyContinue
