@@ -8,6 +8,7 @@ pub mod docker;
 mod error;
 pub mod local;
 mod provider;
+pub mod ssh;
 
 pub use error::{ErrorKind, ProviderError};
 pub use provider::{Health, LaunchSpec, Launched, ListedInstance, Provider};

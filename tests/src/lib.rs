@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod docker_support;
 pub mod master;
 pub mod procs;
+pub mod sshd;
 pub mod wait;
 pub mod wine;
 

@@ -71,7 +71,7 @@ impl MasterConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Which provider section applies: "local" or "docker".
+    /// Which provider section applies: "local", "docker" or "ssh".
     pub provider: ProviderKind,
     #[serde(default)]
     pub labels: Vec<String>,
@@ -102,6 +102,9 @@ pub struct PoolConfig {
     pub local: LocalPoolConfig,
     #[serde(default)]
     pub docker: DockerPoolConfig,
+    /// Required when `provider = "ssh"`.
+    #[serde(default)]
+    pub ssh: Option<SshPoolConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +112,7 @@ pub struct PoolConfig {
 pub enum ProviderKind {
     Local,
     Docker,
+    Ssh,
 }
 
 /// `[pools.NAME.local]`: workers as processes on the master's machine.
@@ -231,6 +235,107 @@ impl DockerHostConfig {
     }
 }
 
+/// `[pools.NAME.ssh]`: workers on build machines reached over SSH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshPoolConfig {
+    /// `[[pools.NAME.ssh.hosts]]`, at least one.
+    pub hosts: Vec<SshHostConfig>,
+    /// known_hosts file host keys are checked against; unset = ssh's default
+    /// (`~/.ssh/known_hosts` of the user running the master).
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// `strict` (default): the key must be in `known_hosts`. `accept-new`:
+    /// unknown hosts are added on first contact, changed keys still refused.
+    #[serde(default)]
+    pub host_key_check: HostKeyCheckConfig,
+    #[serde(default = "defaults::ssh_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// After the worker is asked to stop, how long before it is killed.
+    #[serde(default = "defaults::ssh_stop_grace", with = "humantime_serde")]
+    pub stop_grace: Duration,
+    /// Upload the worker when a host's copy is missing or differs (by
+    /// sha256) from the local one for its OS and architecture.
+    #[serde(default = "defaults::yes")]
+    pub upload: bool,
+    /// `"<os>-<arch>"` -> local worker binary, e.g. `linux-x86_64`,
+    /// `macos-aarch64`, `windows-x86_64`. `linux-x86_64` defaults to the
+    /// `burst-worker` next to `burst`.
+    #[serde(default)]
+    pub worker_binaries: BTreeMap<String, PathBuf>,
+    /// Extra environment for every worker.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyCheckConfig {
+    #[default]
+    Strict,
+    AcceptNew,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshPlatform {
+    #[default]
+    Linux,
+    Macos,
+    Windows,
+}
+
+/// One build machine of an SSH pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshHostConfig {
+    /// Unique in the pool; defaults to `address` (`address:port` when the
+    /// port is not 22). Shown in logs and the instance ledger.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub address: String,
+    #[serde(default = "defaults::ssh_port")]
+    pub port: u16,
+    /// Unset = ssh's default (its config, or the master's user name).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Private key used for this host (and only it).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub platform: SshPlatform,
+    /// Workers this host runs at once.
+    #[serde(default = "defaults::ssh_host_workers")]
+    pub max_workers: u32,
+    /// Directory of the worker binary on the host; relative paths are from
+    /// the login directory. Default `.burst/bin`.
+    #[serde(default)]
+    pub install_dir: Option<String>,
+    /// Pid files, logs and work dirs on the host. Default `.burst`.
+    #[serde(default)]
+    pub state_dir: Option<String>,
+    /// Argv run on the master to power the host on when it does not answer.
+    #[serde(default)]
+    pub wake: Vec<String>,
+    /// Argv run on the master once the host's last burst worker is gone.
+    #[serde(default)]
+    pub sleep: Vec<String>,
+    /// How long to wait for SSH after `wake` (also bounds `sleep`).
+    #[serde(default = "defaults::ssh_wake_timeout", with = "humantime_serde")]
+    pub wake_timeout: Duration,
+}
+
+impl SshHostConfig {
+    /// The host's name in logs, the ledger and provider ids.
+    pub fn display_name(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None if self.port == 22 => self.address.clone(),
+            None => format!("{}:{}", self.address, self.port),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuilderConfig {
@@ -323,5 +428,23 @@ mod defaults {
     }
     pub fn backoff_max() -> Duration {
         Duration::from_secs(300)
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn ssh_port() -> u16 {
+        22
+    }
+    pub fn ssh_host_workers() -> u32 {
+        1
+    }
+    pub fn ssh_connect_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn ssh_stop_grace() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn ssh_wake_timeout() -> Duration {
+        Duration::from_secs(180)
     }
 }

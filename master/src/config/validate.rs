@@ -8,7 +8,10 @@ use super::error::{ConfigError, Problem};
 use super::labels::{cell_labels, placeholders, pool_for_labels, pool_summary};
 use super::locate::KeyPath;
 use super::matrix::{cell_count, cells, MAX_CELLS};
-use super::schema::{BuilderConfig, Config, MasterConfig, PoolConfig, ProviderKind, StepConfig};
+use super::schema::{
+    BuilderConfig, Config, MasterConfig, PoolConfig, ProviderKind, SshPlatform, SshPoolConfig,
+    StepConfig,
+};
 use super::validate_docker;
 
 /// Shells a worker knows how to run a script with.
@@ -97,6 +100,32 @@ pub(crate) fn is_env_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Variables the ssh provider sets for every worker itself.
+const RESERVED_ENV: &[&str] = &[
+    "BURST_MASTER_URL",
+    "BURST_WORKER_ID",
+    "BURST_TOKEN",
+    "BURST_LABELS",
+    "BURST_WORK_DIR",
+    "BURST_MASTER_ID",
+    "BURST_POOL",
+];
+
+/// ssh splits option values on whitespace and expands `%` tokens in file
+/// paths, so such paths would silently name another file.
+fn ssh_path_problem(p: &str) -> Option<&'static str> {
+    if p.is_empty() {
+        Some("must not be empty")
+    } else if p
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '%'))
+    {
+        Some("must not contain whitespace, quotes or '%' (ssh would read the path differently)")
+    } else {
+        None
+    }
 }
 
 /// Relative and inside the workspace, for Unix and Windows workers alike.
@@ -194,6 +223,133 @@ impl Checker {
             if label.is_empty() {
                 self.push(&path.key("labels").index(i), "label must not be empty");
             }
+        }
+        match (p.provider, &p.ssh) {
+            (ProviderKind::Ssh, Some(ssh)) => self.ssh(path, p, ssh),
+            (ProviderKind::Ssh, None) => self.push(
+                &path.key("ssh"),
+                "required when provider = \"ssh\": add [pools.NAME.ssh] and at least one [[pools.NAME.ssh.hosts]]",
+            ),
+            (_, Some(_)) => self.push(&path.key("ssh"), "only used when provider = \"ssh\""),
+            (_, None) => {}
+        }
+    }
+
+    fn ssh(&mut self, pool: &KeyPath, p: &PoolConfig, ssh: &SshPoolConfig) {
+        let path = &pool.key("ssh");
+        let hosts = path.key("hosts");
+        if ssh.hosts.is_empty() {
+            self.push(&hosts, "an ssh pool needs at least one host");
+        }
+        self.positive(&path.key("connect_timeout"), ssh.connect_timeout);
+        if let Some(file) = &ssh.known_hosts {
+            if let Some(why) = ssh_path_problem(&file.to_string_lossy()) {
+                self.push(&path.key("known_hosts"), why);
+            }
+        }
+        for target in ssh.worker_binaries.keys() {
+            let ok = target.split_once('-').is_some_and(|(os, arch)| {
+                matches!(os, "linux" | "macos" | "windows")
+                    && !arch.is_empty()
+                    && arch
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
+            if !ok {
+                self.push(
+                    &path.key("worker_binaries").key(target),
+                    format!("{target:?} must be <os>-<arch> with os linux, macos or windows (e.g. linux-x86_64, macos-aarch64)"),
+                );
+            }
+        }
+        for name in ssh.env.keys() {
+            let key = path.key("env").key(name);
+            if !is_env_name(name) {
+                self.push(&key, format!("{name:?} must match [A-Za-z_][A-Za-z0-9_]*"));
+            } else if RESERVED_ENV.contains(&name.as_str()) {
+                self.push(&key, format!("{name} is set by burst for every worker"));
+            }
+        }
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut capacity = 0u32;
+        for (i, h) in ssh.hosts.iter().enumerate() {
+            let hp = hosts.index(i);
+            capacity = capacity.saturating_add(h.max_workers);
+            let name = h.display_name();
+            let name_ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+            if !name_ok {
+                self.push(
+                    &hp.key("name"),
+                    format!("host name {name:?} must match [A-Za-z0-9._:-]+"),
+                );
+            } else if let Some(first) = names.insert(name.clone(), i) {
+                self.push(
+                    &hp.key("name"),
+                    format!(
+                        "duplicate host name {name:?} (also hosts[{first}]); set a distinct name"
+                    ),
+                );
+            }
+            if h.address.is_empty()
+                || h.address.starts_with('-')
+                || h.address
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
+            {
+                self.push(
+                    &hp.key("address"),
+                    format!("{:?} is not a host name or address", h.address),
+                );
+            }
+            if h.port == 0 {
+                self.push(&hp.key("port"), "must be between 1 and 65535");
+            }
+            if let Some(user) = &h.user {
+                if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    self.push(&hp.key("user"), format!("{user:?} is not a user name"));
+                }
+            }
+            if let Some(key) = &h.key_file {
+                if let Some(why) = ssh_path_problem(&key.to_string_lossy()) {
+                    self.push(&hp.key("key_file"), why);
+                }
+            }
+            self.at_least_one(&hp.key("max_workers"), h.max_workers);
+            let windows = h.platform == SshPlatform::Windows;
+            for (key, dir) in [("install_dir", &h.install_dir), ("state_dir", &h.state_dir)] {
+                let Some(dir) = dir else { continue };
+                if dir.is_empty() {
+                    self.push(&hp.key(key), "must not be empty");
+                } else if dir.chars().any(char::is_control) {
+                    self.push(&hp.key(key), "must not contain control characters");
+                } else if windows && key == "state_dir" {
+                    if let Some(why) = burst_providers::ssh::windows_path_problem(dir) {
+                        self.push(&hp.key(key), why);
+                    }
+                }
+            }
+            for key in ["wake", "sleep"] {
+                let argv = if key == "wake" { &h.wake } else { &h.sleep };
+                if argv.first().is_some_and(String::is_empty) {
+                    self.push(
+                        &hp.key(key).index(0),
+                        "must name a program (argv[0] is empty)",
+                    );
+                }
+            }
+            self.positive(&hp.key("wake_timeout"), h.wake_timeout);
+        }
+        if !ssh.hosts.is_empty() && p.min_idle > capacity {
+            self.push(
+                &pool.key("min_idle"),
+                format!(
+                    "must not exceed the ssh hosts' total max_workers (got {} > {capacity})",
+                    p.min_idle
+                ),
+            );
         }
     }
 
@@ -791,6 +947,124 @@ run = "true"
             err.as_deref(),
             Some("pools.local.max_workers: must be at least 1 (got 0)")
         );
+    }
+
+    const SSH: &str = r#"
+[pools.ssh]
+provider = "ssh"
+labels = ["linux"]
+
+[pools.ssh.ssh]
+known_hosts = "/etc/burst/known_hosts"
+
+[[pools.ssh.ssh.hosts]]
+address = "10.0.0.2"
+
+[[builders]]
+name = "b"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "s"
+run = "true"
+"#;
+
+    #[test]
+    fn ssh_pool_is_valid() {
+        assert_eq!(issues(SSH), Vec::<String>::new());
+    }
+
+    #[test]
+    fn ssh_section_must_match_the_provider() {
+        let missing = SSH.replace(
+            "[pools.ssh.ssh]\nknown_hosts = \"/etc/burst/known_hosts\"\n\n[[pools.ssh.ssh.hosts]]\naddress = \"10.0.0.2\"\n",
+            "",
+        );
+        let found = issues(&missing);
+        assert!(
+            has(&found, "pools.ssh.ssh: required when provider = \"ssh\""),
+            "{found:?}"
+        );
+        let stray = SSH.replace("provider = \"ssh\"", "provider = \"local\"");
+        let found = issues(&stray);
+        assert!(
+            has(&found, "pools.ssh.ssh: only used when provider = \"ssh\""),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn ssh_hosts_are_checked() {
+        let text = SSH.replace(
+            "[[pools.ssh.ssh.hosts]]\naddress = \"10.0.0.2\"\n",
+            "host_key_check = \"accept-new\"\nenv = { BURST_TOKEN = \"x\", \"A-B\" = \"y\" }\n\
+             worker_binaries = { \"solaris-sparc\" = \"/x\", \"macos-aarch64\" = \"/y\" }\n\n\
+             [[pools.ssh.ssh.hosts]]\naddress = \"10.0.0.2\"\n\n\
+             [[pools.ssh.ssh.hosts]]\naddress = \"10.0.0.2\"\nmax_workers = 0\nkey_file = \"/my keys/id\"\n\n\
+             [[pools.ssh.ssh.hosts]]\nname = \"win\"\naddress = \"-oProxyCommand=x\"\nport = 0\nplatform = \"windows\"\n\
+             state_dir = 'C:\\%TEMP%'\ninstall_dir = \"\"\nwake = [\"\"]\nwake_timeout = \"0s\"\n",
+        );
+        let found = issues(&text);
+        for want in [
+            "pools.ssh.ssh.env.BURST_TOKEN: BURST_TOKEN is set by burst",
+            "pools.ssh.ssh.env.A-B: \"A-B\" must match",
+            "pools.ssh.ssh.worker_binaries.solaris-sparc: \"solaris-sparc\" must be <os>-<arch>",
+            "pools.ssh.ssh.hosts[1].name: duplicate host name \"10.0.0.2\" (also hosts[0])",
+            "pools.ssh.ssh.hosts[1].max_workers: must be at least 1",
+            "pools.ssh.ssh.hosts[1].key_file: must not contain whitespace",
+            "pools.ssh.ssh.hosts[2].address: \"-oProxyCommand=x\" is not a host name",
+            "pools.ssh.ssh.hosts[2].port: must be between 1 and 65535",
+            "pools.ssh.ssh.hosts[2].state_dir: must not contain '\"', '%' or '!'",
+            "pools.ssh.ssh.hosts[2].install_dir: must not be empty",
+            "pools.ssh.ssh.hosts[2].wake[0]: must name a program",
+            "pools.ssh.ssh.hosts[2].wake_timeout: must be greater than zero",
+        ] {
+            assert!(has(&found, want), "missing {want:?} in {found:?}");
+        }
+        assert_eq!(found.len(), 12, "{found:?}");
+        let min_idle = SSH.replace(
+            "labels = [\"linux\"]\n\n[pools",
+            "labels = [\"linux\"]\nmin_idle = 2\n\n[pools",
+        );
+        assert!(has(
+            &issues(&min_idle),
+            "pools.ssh.min_idle: must not exceed the ssh hosts' total max_workers (got 2 > 1)"
+        ));
+    }
+
+    #[test]
+    fn ssh_problems_name_file_and_line() {
+        let text = SSH.replace(
+            "address = \"10.0.0.2\"",
+            "address = \"10.0.0.2\"\nmax_workers = 0",
+        );
+        let err =
+            crate::config::load_str(&text, std::path::Path::new("ssh.toml"), &BTreeMap::new())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(
+            err.contains(
+                "ssh.toml:11: pools.ssh.ssh.hosts[0].max_workers: must be at least 1 (got 0)"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_ssh_example_loads() {
+        let path =
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/ssh.toml"));
+        let config = match crate::config::load_file_with_env(path, &BTreeMap::new()) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let mac = config.pools["mac"].ssh.as_ref().expect("ssh section");
+        assert_eq!(mac.hosts[0].wake, ["wakeonlan", "a4:83:e7:00:00:01"]);
+        assert!(mac.worker_binaries.contains_key("macos-aarch64"));
+        let win = config.pools["windows"].ssh.as_ref().expect("ssh section");
+        assert_eq!(win.hosts[0].state_dir.as_deref(), Some("C:\\burst\\state"));
+        assert_eq!(config.builders[0].name, "hello");
     }
 
     #[test]

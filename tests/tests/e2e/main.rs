@@ -11,6 +11,7 @@ mod master_crash;
 mod matrix;
 mod quickstart;
 mod shutdown;
+mod ssh;
 mod submit;
 mod timeout;
 mod windows;

@@ -1,0 +1,514 @@
+//! The ssh provider against real sshd servers on loopback. Each "host" is
+//! its own sshd with its own host key and its own remote root (install and
+//! state dirs), all on this machine, logged into as root with a key the
+//! test generates.
+
+mod harness;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burst_e2e::sshd::{ClientKey, Sshd};
+use harness::{eventually, write_config, write_known_hosts, HostEntry, Master, PoolSpec};
+use serde_json::Value;
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("burst-ssh")
+        .tempdir()
+        .expect("tempdir")
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+fn attempt_worker(build: &Value, n: usize) -> String {
+    build["attempts"][n]["worker_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no attempt {n} in {build:#}"))
+        .to_owned()
+}
+
+fn step(name: &str, run: &str, env: &str) -> String {
+    format!(
+        "[[builders.steps]]\nname = {}\nrun = {}\nenv = {{ {env} }}\n",
+        harness::toml_str(name),
+        harness::toml_str(run)
+    )
+}
+
+fn running_step(b: &Value) -> bool {
+    b["state"] == "running" && b["attempts"][0]["steps"][0]["state"] == "running"
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_build_uploads_the_worker_once_then_reuses_it() {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    let host = Sshd::start(tmp.path(), "alpha", &key);
+    let known = write_known_hosts(tmp.path(), &[&host]);
+    let pool = PoolSpec {
+        max_workers: 1,
+        steps: step("where", "echo \"ran in $PWD\"", ""),
+    };
+    let config = write_config(tmp.path(), &key, &known, &[HostEntry::new(&host, 1)], &pool);
+    let master = Master::start(&config).await;
+
+    let first = master.wait_finished(master.submit("hello").await).await;
+    assert_eq!(
+        first["state"],
+        "succeeded",
+        "{first:#}\n{}",
+        master.log_text()
+    );
+    let log = master.log_of(first["id"].as_u64().expect("id")).await;
+    let state_root = host.root.join("state").display().to_string();
+    assert!(
+        log.contains(&format!("ran in {state_root}/")),
+        "the step did not run on the host: {log}"
+    );
+    let w1 = attempt_worker(&first, 0);
+    let row = master.instance(&w1).await;
+    assert_eq!(row["provider"], "ssh");
+    assert_eq!(row["details"]["host"], "alpha", "{row:#}");
+    assert_eq!(row["details"]["uploaded"], true, "{row:#}");
+    assert!(
+        row["provider_id"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("alpha:")),
+        "{row:#}"
+    );
+
+    let bin = host.root.join("bin/burst-worker");
+    let installed = std::fs::metadata(&bin).expect("worker installed on the host");
+    let local = std::fs::read(harness::bin_dir().join("burst-worker")).expect("local worker");
+    assert_eq!(std::fs::read(&bin).expect("remote worker"), local);
+
+    // max_builds = 1: the worker is stopped, its directory and process gone.
+    let worker_dir = host.root.join("state").join(
+        row["details"]["worker_dir"]
+            .as_str()
+            .expect("worker_dir")
+            .rsplit("/state/")
+            .next()
+            .unwrap_or_default(),
+    );
+    let mut stopped = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if master.instance(&w1).await["state"] == "gone" {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        stopped,
+        "worker {w1} was not terminated:\n{}",
+        master.log_text()
+    );
+    assert!(
+        !worker_dir.exists(),
+        "{} is left behind",
+        worker_dir.display()
+    );
+    assert!(
+        host.worker_pids().is_empty(),
+        "worker processes left: {:?}",
+        host.worker_pids()
+    );
+
+    let second = master.wait_finished(master.submit("hello").await).await;
+    assert_eq!(second["state"], "succeeded", "{second:#}");
+    let w2 = attempt_worker(&second, 0);
+    assert_ne!(w1, w2, "max_builds = 1 gives each build a fresh worker");
+    let row = master.instance(&w2).await;
+    assert_eq!(
+        row["details"]["uploaded"], false,
+        "the second launch re-uploaded: {row:#}"
+    );
+    assert_eq!(
+        row["details"]["worker_sha256"],
+        master.instance(&w1).await["details"]["worker_sha256"]
+    );
+    let again = std::fs::metadata(&bin).expect("worker still installed");
+    assert_eq!(
+        installed.modified().ok(),
+        again.modified().ok(),
+        "the binary was rewritten"
+    );
+    assert_eq!(
+        master.log_text().matches("uploaded burst-worker").count(),
+        1,
+        "{}",
+        master.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_hosts_cap_their_workers_and_builds_spread_across_them() {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    let a = Sshd::start(tmp.path(), "a", &key);
+    let b = Sshd::start(tmp.path(), "b", &key);
+    let known = write_known_hosts(tmp.path(), &[&a, &b]);
+    // The pool would allow 4; the hosts allow one each.
+    let pool = PoolSpec {
+        max_workers: 4,
+        steps: step("work", "sleep 3; echo done", ""),
+    };
+    let hosts = [HostEntry::new(&a, 1), HostEntry::new(&b, 1)];
+    let config = write_config(tmp.path(), &key, &known, &hosts, &pool);
+    let master = Master::start(&config).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(master.submit("hello").await);
+    }
+    let (mut most_a, mut most_b, mut both) = (0, 0, false);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let (na, nb) = (a.worker_pids().len(), b.worker_pids().len());
+        most_a = most_a.max(na);
+        most_b = most_b.max(nb);
+        both |= na == 1 && nb == 1;
+        let mut done = true;
+        for id in &ids {
+            done &= !matches!(
+                master.build(*id).await["state"].as_str(),
+                Some("queued" | "running")
+            );
+        }
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "builds did not finish:\n{}",
+            master.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        most_a <= 1 && most_b <= 1,
+        "a host ran more than max_workers: a {most_a}, b {most_b}"
+    );
+    assert!(both, "the two hosts never ran workers at the same time");
+    let mut used = std::collections::BTreeSet::new();
+    for id in &ids {
+        let build = master.build(*id).await;
+        assert_eq!(build["state"], "succeeded", "{build:#}");
+        let row = master.instance(&attempt_worker(&build, 0)).await;
+        used.insert(
+            row["details"]["host"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    assert_eq!(used.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+    // Launches beyond the hosts' room were refused by the provider.
+    assert!(
+        master.log_text().contains("no host has room"),
+        "{}",
+        master.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_dead_host_build_is_retried_on_the_other_host() {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    let mut hosts = [
+        Sshd::start(tmp.path(), "a", &key),
+        Sshd::start(tmp.path(), "b", &key),
+    ];
+    let known = write_known_hosts(tmp.path(), &hosts.iter().collect::<Vec<_>>());
+    let mark = tmp.path().join("first-attempt");
+    // The first attempt hangs until its host dies; the retry finishes.
+    let pool = PoolSpec {
+        max_workers: 2,
+        steps: step(
+            "once",
+            "if [ -e \"$MARK\" ]; then echo retried-ok; else touch \"$MARK\"; sleep 120; fi",
+            &format!("MARK = {}", harness::toml_str(&mark.display().to_string())),
+        ),
+    };
+    let entries: Vec<HostEntry<'_>> = hosts.iter().map(|h| HostEntry::new(h, 1)).collect();
+    let config = write_config(tmp.path(), &key, &known, &entries, &pool);
+    drop(entries);
+    let master = Master::start(&config).await;
+
+    let id = master.submit("hello").await;
+    let build = master
+        .wait_build(id, Duration::from_secs(90), running_step)
+        .await;
+    eventually(
+        "the first attempt's step to start",
+        Duration::from_secs(30),
+        || mark.exists(),
+    )
+    .await;
+    let first_worker = attempt_worker(&build, 0);
+    let dead = master.instance(&first_worker).await["details"]["host"]
+        .as_str()
+        .expect("host")
+        .to_owned();
+    // What this simulates: the machine loses power. sshd, its connections
+    // and the worker started through it all die at once (killing sshd alone
+    // would leave the detached worker connected to the master).
+    let victim = hosts
+        .iter_mut()
+        .find(|h| h.name == dead)
+        .expect("dead host");
+    victim.kill();
+
+    let build = master.wait_finished(id).await;
+    assert_eq!(
+        build["state"],
+        "succeeded",
+        "{build:#}\n{}",
+        master.log_text()
+    );
+    assert_eq!(build["attempts"][0]["state"], "worker_lost", "{build:#}");
+    let retry = master.instance(&attempt_worker(&build, 1)).await;
+    let other = if dead == "a" { "b" } else { "a" };
+    assert_eq!(retry["details"]["host"], other, "{retry:#}");
+    assert!(master.log_of(id).await.contains("retried-ok"));
+    let log = master.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ssh host backs off") && l.contains(&format!("host={dead}"))),
+        "host {dead} was not put into backoff:\n{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("ssh host backs off") && l.contains(&format!("host={other}"))),
+        "the healthy host {other} was put into backoff:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_config_paths_cannot_inject_shell_syntax() {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    let host = Sshd::start(tmp.path(), "alpha", &key);
+    let known = write_known_hosts(tmp.path(), &[&host]);
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        tmp.path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("x")
+    );
+    let marker1 = format!("/tmp/pwned-{unique}");
+    let marker2 = format!("/tmp/pwned2-{unique}");
+    let install = host.root.join(format!("x; touch {marker1}"));
+    let state = host
+        .root
+        .join(format!("$(touch {marker2}) it's `id` \"state\""));
+    let mut entry = HostEntry::new(&host, 1);
+    entry.install_dir = install.display().to_string();
+    entry.state_dir = state.display().to_string();
+    let pool = PoolSpec {
+        max_workers: 1,
+        steps: step("hi", "echo hi", ""),
+    };
+    let config = write_config(tmp.path(), &key, &known, &[entry], &pool);
+    let master = Master::start(&config).await;
+
+    let build = master.wait_finished(master.submit("hello").await).await;
+    assert_eq!(
+        build["state"],
+        "succeeded",
+        "{build:#}\n{}",
+        master.log_text()
+    );
+    assert!(
+        !Path::new(&marker1).exists(),
+        "{marker1} exists: install_dir was run as shell"
+    );
+    assert!(
+        !Path::new(&marker2).exists(),
+        "{marker2} exists: state_dir was run as shell"
+    );
+    // The odd names were used literally.
+    assert!(
+        install.join("burst-worker").is_file(),
+        "no worker in {}",
+        install.display()
+    );
+    assert!(state.is_dir(), "{} was not created", state.display());
+    let row = master.instance(&attempt_worker(&build, 0)).await;
+    let dir = row["details"]["worker_dir"].as_str().expect("worker_dir");
+    assert!(dir.starts_with(&state.display().to_string()), "{dir}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_host_key_mismatch_is_refused() {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    let host = Sshd::start(tmp.path(), "alpha", &key);
+    // known_hosts names this host and port, with some other key.
+    let impostor_dir = tmp.path().join("impostor");
+    std::fs::create_dir_all(&impostor_dir).expect("dir");
+    let impostor = ClientKey::generate(&impostor_dir);
+    let known = tmp.path().join("known_hosts");
+    std::fs::write(
+        &known,
+        format!("[127.0.0.1]:{} {}\n", host.port, impostor.public),
+    )
+    .expect("write");
+    let pool = PoolSpec {
+        max_workers: 1,
+        steps: step("hi", "echo hi", ""),
+    };
+    let config = write_config(tmp.path(), &key, &known, &[HostEntry::new(&host, 1)], &pool);
+    let master = Master::start(&config).await;
+
+    let build = master.wait_finished(master.submit("hello").await).await;
+    assert_eq!(build["state"], "failed", "{build:#}");
+    let reason = build["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("host key verification failed"), "{reason}");
+    assert!(reason.contains("ssh host alpha"), "{reason}");
+    assert!(
+        build["attempts"].as_array().is_some_and(Vec::is_empty),
+        "{build:#}"
+    );
+    // Refused before authentication: nothing logged in, nothing uploaded.
+    assert!(!host.log().contains("Accepted publickey"), "{}", host.log());
+    assert!(!host.root.join("bin").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_orphans_of_a_killed_master_are_stopped_on_restart() {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    let host = Sshd::start(tmp.path(), "alpha", &key);
+    let known = write_known_hosts(tmp.path(), &[&host]);
+    let mark = tmp.path().join("first-attempt");
+    let pool = PoolSpec {
+        max_workers: 1,
+        steps: step(
+            "once",
+            "if [ -e \"$MARK\" ]; then echo retried-ok; else touch \"$MARK\"; sleep 120; fi",
+            &format!("MARK = {}", harness::toml_str(&mark.display().to_string())),
+        ),
+    };
+    let config = write_config(tmp.path(), &key, &known, &[HostEntry::new(&host, 1)], &pool);
+    let mut master = Master::start(&config).await;
+
+    let id = master.submit("hello").await;
+    let build = master
+        .wait_build(id, Duration::from_secs(90), running_step)
+        .await;
+    eventually("the step to start", Duration::from_secs(30), || {
+        mark.exists()
+    })
+    .await;
+    let orphan = attempt_worker(&build, 0);
+    let pids = host.worker_pids();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let orphan_pid = pids[0];
+    let orphan_dir = master.instance(&orphan).await["details"]["worker_dir"]
+        .as_str()
+        .expect("worker_dir")
+        .to_owned();
+    assert!(Path::new(&orphan_dir).is_dir());
+
+    master.kill9();
+    // The worker outlives the master and its SSH connection.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(alive(orphan_pid), "the worker died with the master");
+
+    master.restart().await;
+    eventually(
+        "the orphan worker to be stopped",
+        Duration::from_secs(60),
+        || !alive(orphan_pid),
+    )
+    .await;
+    eventually(
+        "the orphan's directory to be removed",
+        Duration::from_secs(10),
+        || !Path::new(&orphan_dir).exists(),
+    )
+    .await;
+    assert!(master
+        .log_text()
+        .contains("terminating orphan from a previous run"));
+    assert_eq!(master.instance(&orphan).await["state"], "gone");
+    // The interrupted build is retried on a fresh worker and finishes.
+    let build = master.wait_finished(id).await;
+    assert_eq!(
+        build["state"],
+        "succeeded",
+        "{build:#}\n{}",
+        master.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_sleeping_host_is_woken_for_builds_and_put_back_to_sleep() {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    // No sshd runs until the wake command starts one; the sleep command
+    // stops it again. Both are argv lists run on the master.
+    let host = Sshd::powered_off(tmp.path(), "sleepy", &key);
+    let known = write_known_hosts(tmp.path(), &[&host]);
+    let pid_file = host.dir.join("sshd.pid").display().to_string();
+    let mut entry = HostEntry::new(&host, 1);
+    entry.extra = format!(
+        "wake = {}\nsleep = {}\nwake_timeout = \"30s\"\n",
+        harness::toml_array(&host.daemon_argv()),
+        harness::toml_array(&["sh", "-c", "kill \"$(cat \"$1\")\"", "sleep", &pid_file]),
+    );
+    let pool = PoolSpec {
+        max_workers: 1,
+        steps: step("hi", "echo awake", ""),
+    };
+    let config = write_config(tmp.path(), &key, &known, &[entry], &pool);
+    let master = Master::start(&config).await;
+    assert_eq!(host.daemon_pid(), None, "the host should start powered off");
+
+    for round in 1..=2 {
+        let build = master.wait_finished(master.submit("hello").await).await;
+        assert_eq!(
+            build["state"],
+            "succeeded",
+            "round {round}: {build:#}\n{}",
+            master.log_text()
+        );
+        // Once its worker is gone, the host is put to sleep.
+        let mut asleep = false;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if host.daemon_pid().is_none() {
+                asleep = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            asleep,
+            "round {round}: the host was not put to sleep:\n{}",
+            master.log_text()
+        );
+        let log = master.log_text();
+        assert_eq!(
+            log.matches("running the host's wake command").count(),
+            round,
+            "{log}"
+        );
+        assert_eq!(
+            log.matches("running the host's sleep command").count(),
+            round,
+            "{log}"
+        );
+    }
+}
