@@ -7,7 +7,7 @@ use burst_providers::docker::{self, DockerProvider, DockerSettings, HostSettings
 use burst_providers::local::{LocalProvider, LocalSettings};
 use burst_providers::Provider;
 
-use crate::config::{DockerPoolConfig, PoolConfig, ProviderKind, PullPolicy};
+use crate::config::{DockerPlatform, DockerPoolConfig, PoolConfig, ProviderKind, PullPolicy};
 
 /// Builds the provider a pool's config names.
 pub fn build(
@@ -93,6 +93,14 @@ fn docker_settings(
     s.labels = d.labels.clone();
     s.privileged = d.privileged;
     s.master_url = d.master_url.clone();
-    s.work_dir = d.work_dir.clone();
+    s.platform = match d.platform {
+        DockerPlatform::Linux => docker::Platform::Linux,
+        DockerPlatform::Windows => docker::Platform::Windows,
+    };
+    s.worker_path = d.worker_path.clone();
+    s.work_dir = d
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| s.platform.default_work_dir().to_owned());
     Ok(s)
 }
