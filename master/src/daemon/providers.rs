@@ -11,8 +11,8 @@ use burst_providers::ssh::{
 use burst_providers::Provider;
 
 use crate::config::{
-    DockerPoolConfig, HostKeyCheckConfig, PoolConfig, ProviderKind, PullPolicy, SshHostConfig,
-    SshPlatform, SshPoolConfig,
+    DockerPlatform, DockerPoolConfig, HostKeyCheckConfig, PoolConfig, ProviderKind, PullPolicy,
+    SshHostConfig, SshPlatform, SshPoolConfig,
 };
 
 /// Builds the provider a pool's config names.
@@ -166,6 +166,14 @@ fn docker_settings(
     s.labels = d.labels.clone();
     s.privileged = d.privileged;
     s.master_url = d.master_url.clone();
-    s.work_dir = d.work_dir.clone();
+    s.platform = match d.platform {
+        DockerPlatform::Linux => docker::Platform::Linux,
+        DockerPlatform::Windows => docker::Platform::Windows,
+    };
+    s.worker_path = d.worker_path.clone();
+    s.work_dir = d
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| s.platform.default_work_dir().to_owned());
     Ok(s)
 }
