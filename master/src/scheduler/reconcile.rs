@@ -280,9 +280,12 @@ impl Scheduler {
     pub(super) fn next_wake(&self, now: Instant) -> Instant {
         let window = self.settings.heartbeat_window();
         let mut next = now + MAX_SLEEP;
+        // Deadlines at or before `now` were acted on by this pass (or are
+        // deliberately kept, like idle spares under `min_idle`): waking for
+        // them again would spin.
         let mut consider = |t: Instant| {
-            if t < next {
-                next = t.max(now);
+            if t > now && t < next {
+                next = t;
             }
         };
         for w in self.workers.values() {
@@ -309,8 +312,7 @@ impl Scheduler {
         if let Some(s) = &self.shutdown {
             consider(s.deadline);
         }
-        // Never spin: an instant already past is handled by this pass.
-        next.max(now + Duration::from_millis(1))
+        next
     }
 
     pub(super) fn worker_views(&self, now: Instant) -> Vec<WorkerView> {
