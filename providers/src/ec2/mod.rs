@@ -12,6 +12,7 @@ mod settings;
 mod tags;
 mod userdata;
 
+pub use client::build as build_client;
 pub use errors::{classify_code, CodeClass};
 pub use launch::{next_step, NextStep};
 pub use provider::Ec2Provider;

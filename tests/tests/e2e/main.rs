@@ -1,1 +1,3 @@
+//! burst end-to-end tests: real master and worker processes.
 
+mod ec2;
