@@ -1,5 +1,5 @@
 //! Launch throughput of the ec2 provider against moto: 100 builds submitted
-//! at once to a pool of up to 100 workers with `max_starting = 20`. Every
+//! at once (one submit of a 100-cell matrix) to a pool of up to 100 workers with `max_starting = 20`. Every
 //! instance boots through the real user-data (the boot harness) and runs a
 //! short step. Prints when all 100 ledger rows had instance ids, when all
 //! workers had connected, and when all builds had finished.
@@ -37,6 +37,8 @@ provider = "ec2"
 labels = ["linux"]
 max_workers = {n}
 max_starting = 20
+# A fresh instance per build, so n builds need n instances.
+max_builds = 1
 idle_timeout = "60s"
 start_timeout = "120s"
 
@@ -51,17 +53,20 @@ imds_url = "http://127.0.0.1:9"
 [[builders]]
 name = "b"
 labels = ["linux"]
+matrix = {{ n = [{cells}] }}
 steps = [{{ name = "s", run = "sleep 5" }}]
 "#,
-        url = moto.url
+        url = moto.url,
+        cells = (0..n)
+            .map(|i| format!("\"{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let master = Ec2Master::start(dir.path(), &config, &moto.url).await?;
 
     let start = Instant::now();
-    let mut ids = Vec::with_capacity(n);
-    for _ in 0..n {
-        ids.extend(master.submit("b").await?);
-    }
+    // One submit: a matrix of n cells is n builds requested at once.
+    let ids = master.submit("b").await?;
     let submitted = start.elapsed();
     let limit = Duration::from_secs(600);
     let recorded = wait_for(
@@ -78,6 +83,10 @@ steps = [{{ name = "s", run = "sleep 5" }}]
     let connected = wait_for("every worker connected", limit, || async {
         let rows = master.instances().await?;
         let up = rows.iter().filter(|r| r["connected_at"].is_i64()).count();
+        eprint!(
+            "\r  {:6.1}s: {up} connected ",
+            start.elapsed().as_secs_f64()
+        );
         Ok((up >= n).then(|| start.elapsed()))
     })
     .await?;
