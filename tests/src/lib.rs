@@ -1,6 +1,18 @@
-//! End-to-end helpers.
+//! End-to-end helpers: real `burst` and `burst-worker` processes, found and
+//! cleaned up through `/proc`, driven over the HTTP API and the CLI.
 
+pub mod api;
+pub mod bins;
+pub mod cmd;
+pub mod docker_support;
 pub mod ec2_harness;
 pub mod fake_imds;
 pub mod fault_proxy;
+pub mod master;
 pub mod moto;
+pub mod procs;
+pub mod wait;
+pub mod wine;
+
+pub use bins::Bins;
+pub use master::{Master, MasterBuilder};

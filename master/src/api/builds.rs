@@ -29,19 +29,20 @@ pub async fn submit(
 
 #[derive(Deserialize)]
 pub struct ListQuery {
-    #[serde(default = "default_limit")]
+    #[serde(default = "super::query::default_limit")]
     limit: u32,
-}
-
-fn default_limit() -> u32 {
-    100
 }
 
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Build>>, HttpError> {
-    Ok(Json(state.store.list_builds(q.limit.min(10_000)).await?))
+    Ok(Json(
+        state
+            .store
+            .list_builds(super::query::clamp(q.limit))
+            .await?,
+    ))
 }
 
 pub async fn get(

@@ -5,6 +5,7 @@ mod builds;
 mod cost;
 mod error;
 mod log_stream;
+mod query;
 mod router;
 mod workers;
 

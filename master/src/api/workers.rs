@@ -14,12 +14,8 @@ pub async fn workers(State(state): State<AppState>) -> Result<Json<Vec<WorkerVie
 pub struct LedgerQuery {
     #[serde(default)]
     live: bool,
-    #[serde(default = "default_limit")]
+    #[serde(default = "super::query::default_limit")]
     limit: u32,
-}
-
-fn default_limit() -> u32 {
-    100
 }
 
 /// The instance ledger: everything burst launched, newest first (`?live=true`
@@ -31,7 +27,10 @@ pub async fn instances(
     let rows = if q.live {
         state.store.live_instances().await?
     } else {
-        state.store.list_instances(q.limit.min(10_000)).await?
+        state
+            .store
+            .list_instances(super::query::clamp(q.limit))
+            .await?
     };
     Ok(Json(rows))
 }

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use burst_providers::docker::{self, DockerProvider, DockerSettings, HostSettings};
 use burst_providers::ec2::{
     Ec2Provider, Ec2Settings, LaunchTemplateRef, Market, Platform, RetrySettings, RootVolume,
     TypeStrategy,
@@ -11,7 +12,8 @@ use burst_providers::local::{LocalProvider, LocalSettings};
 use burst_providers::Provider;
 
 use crate::config::{
-    Ec2Market, Ec2Platform, Ec2PoolConfig, Ec2TypeStrategy, PoolConfig, ProviderKind,
+    DockerPoolConfig, Ec2Market, Ec2Platform, Ec2PoolConfig, Ec2TypeStrategy, PoolConfig,
+    ProviderKind, PullPolicy,
 };
 
 /// Builds the provider a pool's config names.
@@ -37,6 +39,13 @@ pub fn build(
                 stop_grace: Duration::from_secs(5),
             };
             let provider = LocalProvider::new(settings)
+                .with_context(|| format!("failed to set up pool {name}"))?;
+            Ok(Arc::new(provider))
+        }
+        ProviderKind::Docker => {
+            let settings = docker_settings(name, &pool.docker, master_id)
+                .with_context(|| format!("failed to set up pool {name}"))?;
+            let provider = DockerProvider::new(settings)
                 .with_context(|| format!("failed to set up pool {name}"))?;
             Ok(Arc::new(provider))
         }
@@ -108,4 +117,56 @@ pub fn ec2_settings(name: &str, master_id: &str, c: &Ec2PoolConfig) -> Ec2Settin
             max_delay: c.api_retry_max,
         },
     }
+}
+
+/// The provider's settings from a `[pools.NAME.docker]` section that
+/// validation has accepted.
+fn docker_settings(
+    name: &str,
+    d: &DockerPoolConfig,
+    master_id: &str,
+) -> anyhow::Result<DockerSettings> {
+    let mut s = DockerSettings::new(master_id, name);
+    s.image = d.image.clone();
+    s.pull = match d.pull {
+        PullPolicy::Never => docker::PullPolicy::Never,
+        PullPolicy::IfMissing => docker::PullPolicy::IfMissing,
+        PullPolicy::Always => docker::PullPolicy::Always,
+    };
+    s.build_context = d.build_context.clone();
+    if let Some(dockerfile) = &d.dockerfile {
+        s.dockerfile = dockerfile.clone();
+    }
+    if !d.hosts.is_empty() {
+        s.hosts = d
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let endpoint = docker::parse_endpoint(&h.endpoint, h.tls_dir.clone())
+                    .map_err(anyhow::Error::msg)?;
+                Ok(HostSettings {
+                    name: h.name(i),
+                    endpoint,
+                    capacity: h.capacity,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    s.network = d.network.clone();
+    s.binds = d.binds.clone();
+    s.volumes = d.volumes.clone();
+    s.env = d.env.clone();
+    s.cpus = d.cpus;
+    s.memory = d
+        .memory
+        .as_deref()
+        .map(docker::parse_memory)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    s.labels = d.labels.clone();
+    s.privileged = d.privileged;
+    s.master_url = d.master_url.clone();
+    s.work_dir = d.work_dir.clone();
+    Ok(s)
 }

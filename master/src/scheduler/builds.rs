@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::actor::Scheduler;
 use super::handle::SchedError;
+use super::lost::settle_lost_attempt;
 use super::worker::WorkerState;
 use crate::logs::StepRunId;
 use crate::model::{
@@ -405,37 +406,8 @@ impl Scheduler {
         let Some(build) = self.builds.get_mut(&id) else {
             return;
         };
-        if let Some(attempt) = build.attempts.last_mut() {
-            attempt.state = AttemptState::WorkerLost;
-            attempt.reason = Some(reason.to_owned());
-            attempt.finished_at = Some(now_millis());
-            for step in &mut attempt.steps {
-                match step.state {
-                    StepState::Running => step.state = StepState::Lost,
-                    StepState::Pending => step.state = StepState::Skipped,
-                    _ => {}
-                }
-            }
-        }
-        let lost = build
-            .attempts
-            .iter()
-            .filter(|a| a.state == AttemptState::WorkerLost)
-            .count() as u32;
-        if run.cancel_requested {
-            build.state = BuildState::Cancelled;
-            build.reason = Some(format!(
-                "cancelled; the worker was lost meanwhile: {reason}"
-            ));
-            build.finished_at = Some(now_millis());
-        } else if lost > build.retries {
-            build.state = BuildState::WorkerLost;
-            build.reason = Some(format!("{reason} (no retries left after {lost} attempts)"));
-            build.finished_at = Some(now_millis());
-        } else {
+        if settle_lost_attempt(build, reason, run.cancel_requested) {
             tracing::warn!(build = id, %reason, "worker lost; build requeued");
-            build.state = BuildState::Queued;
-            build.reason = Some(format!("retrying: {reason}"));
             self.queue.push_front(id);
         }
         self.persist_build(id).await;

@@ -11,6 +11,7 @@ mod builds;
 mod events;
 mod handle;
 mod hello;
+mod lost;
 mod pool;
 mod reconcile;
 mod shutdown;

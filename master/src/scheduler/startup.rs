@@ -5,7 +5,8 @@ use burst_providers::ListedInstance;
 use futures::future::join_all;
 
 use super::actor::Scheduler;
-use crate::model::{now_millis, AttemptState, BuildState, Instance, InstanceState, StepState};
+use super::lost::settle_lost_attempt;
+use crate::model::{now_millis, AttemptState, BuildState, Instance, InstanceState};
 
 impl Scheduler {
     pub(super) async fn startup(&mut self) {
@@ -114,37 +115,19 @@ impl Scheduler {
         };
         for mut build in builds {
             let id = build.id;
-            if build.state == BuildState::Running {
-                let reason = "the master restarted while the build ran";
-                if let Some(attempt) = build
-                    .attempts
-                    .last_mut()
-                    .filter(|a| a.state == AttemptState::Running)
-                {
-                    attempt.state = AttemptState::WorkerLost;
-                    attempt.reason = Some(reason.into());
-                    attempt.finished_at = Some(now_millis());
-                    for step in &mut attempt.steps {
-                        if step.state == StepState::Running {
-                            step.state = StepState::Lost;
-                        } else if step.state == StepState::Pending {
-                            step.state = StepState::Skipped;
-                        }
-                    }
-                }
-                let lost = build
-                    .attempts
-                    .iter()
-                    .filter(|a| a.state == AttemptState::WorkerLost)
-                    .count() as u32;
-                if lost > build.retries {
-                    build.state = BuildState::WorkerLost;
-                    build.reason = Some(format!("{reason} (no retries left)"));
-                    build.finished_at = Some(now_millis());
-                } else {
-                    build.state = BuildState::Queued;
-                    build.reason = Some(format!("retrying: {reason}"));
-                }
+            let interrupted = build
+                .attempts
+                .last()
+                .is_some_and(|a| a.state == AttemptState::Running);
+            if build.state == BuildState::Running && interrupted {
+                settle_lost_attempt(
+                    &mut build,
+                    "the master restarted while the build ran",
+                    false,
+                );
+            } else if build.state == BuildState::Running {
+                // Running with no running attempt cannot be resumed as is.
+                build.state = BuildState::Queued;
             }
             let queued = build.state == BuildState::Queued;
             self.builds.insert(id, build);

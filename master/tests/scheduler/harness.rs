@@ -268,6 +268,7 @@ pub fn pool(max_workers: u32) -> PoolConfig {
         backoff_max: Duration::from_secs(60),
         local: LocalPoolConfig::default(),
         ec2: None,
+        docker: Default::default(),
     }
 }
 

@@ -1,3 +1,18 @@
-//! burst end-to-end tests: real master and worker processes.
+//! End-to-end tests: real `burst` and `burst-worker` processes on loopback.
+//! Build the binaries first: `cargo build --workspace --bins` (scripts/test
+//! does it). One module per topic.
 
+mod auth;
+mod cancel;
+mod config;
+mod docker;
 mod ec2;
+mod logs;
+mod master_crash;
+mod matrix;
+mod quickstart;
+mod shutdown;
+mod submit;
+mod timeout;
+mod windows;
+mod worker_lost;

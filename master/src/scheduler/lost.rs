@@ -1,0 +1,44 @@
+//! What happens to a build whose attempt lost its worker, wherever the loss
+//! is noticed (a live session, or a restart of the master).
+
+use crate::model::{now_millis, AttemptState, Build, BuildState, StepState};
+
+/// Marks the build's last attempt lost and decides its fate: requeued while
+/// retries remain (returns true), otherwise finished as `worker_lost`, or
+/// `cancelled` when a cancel was already asked for.
+pub fn settle_lost_attempt(build: &mut Build, reason: &str, cancel_requested: bool) -> bool {
+    if let Some(attempt) = build.attempts.last_mut() {
+        attempt.state = AttemptState::WorkerLost;
+        attempt.reason = Some(reason.to_owned());
+        attempt.finished_at = Some(now_millis());
+        for step in &mut attempt.steps {
+            match step.state {
+                StepState::Running => step.state = StepState::Lost,
+                StepState::Pending => step.state = StepState::Skipped,
+                _ => {}
+            }
+        }
+    }
+    let lost = build
+        .attempts
+        .iter()
+        .filter(|a| a.state == AttemptState::WorkerLost)
+        .count() as u32;
+    if cancel_requested {
+        build.state = BuildState::Cancelled;
+        build.reason = Some(format!(
+            "cancelled; the worker was lost meanwhile: {reason}"
+        ));
+        build.finished_at = Some(now_millis());
+        false
+    } else if lost > build.retries {
+        build.state = BuildState::WorkerLost;
+        build.reason = Some(format!("{reason} (no retries left after {lost} attempts)"));
+        build.finished_at = Some(now_millis());
+        false
+    } else {
+        build.state = BuildState::Queued;
+        build.reason = Some(format!("retrying: {reason}"));
+        true
+    }
+}
