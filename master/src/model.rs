@@ -242,6 +242,17 @@ pub struct Build {
     pub attempts: Vec<Attempt>,
 }
 
+/// `GET /api/v1/builds/{id}`: a build and an estimate of what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildDetail {
+    #[serde(flatten)]
+    pub build: Build,
+    /// USD: each attempt's duration times its worker's hourly price (from
+    /// the ledger); absent when no attempt ran on a priced worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_cost: Option<f64>,
+}
+
 /// A build before the store gives it an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewBuild {

@@ -5,6 +5,7 @@
 //! can reconcile its ledger against reality after a crash.
 
 pub mod docker;
+pub mod ec2;
 mod error;
 pub mod local;
 mod provider;

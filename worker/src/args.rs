@@ -57,6 +57,16 @@ pub struct Args {
     #[arg(long, env = "BURST_RECONNECT_MAX", default_value = "10s",
           value_parser = humantime::parse_duration)]
     pub reconnect_max: Duration,
+
+    /// Instance metadata service to poll for spot interruption notices, e.g.
+    /// http://169.254.169.254 (EC2 user-data sets it). Unset: no polling.
+    #[arg(long, env = "BURST_IMDS_URL")]
+    pub imds_url: Option<String>,
+
+    /// How often to poll the metadata service.
+    #[arg(long, env = "BURST_IMDS_POLL", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub imds_poll: Duration,
 }
 
 /// Everything the worker needs to run, resolved from [`Args`].
@@ -72,6 +82,9 @@ pub struct Config {
     pub max_disconnected: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// Where to watch for spot interruption notices; None = nowhere.
+    pub imds_url: Option<String>,
+    pub imds_poll: Duration,
 }
 
 impl Args {
@@ -99,6 +112,8 @@ impl Args {
             max_disconnected: self.max_disconnected,
             reconnect_min: self.reconnect_min,
             reconnect_max: self.reconnect_max.max(self.reconnect_min),
+            imds_url: self.imds_url.filter(|u| !u.is_empty()),
+            imds_poll: self.imds_poll.max(std::time::Duration::from_millis(10)),
         })
     }
 }
@@ -129,6 +144,8 @@ impl fmt::Debug for Config {
             .field("max_disconnected", &self.max_disconnected)
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
+            .field("imds_url", &self.imds_url)
+            .field("imds_poll", &self.imds_poll)
             .finish()
     }
 }

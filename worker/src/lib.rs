@@ -4,6 +4,7 @@
 
 pub mod args;
 mod backoff;
+mod interruption;
 mod output;
 mod platform;
 mod running;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use burst_proto::worker_service_client::WorkerServiceClient;
 use burst_proto::{
-    master_message, worker_message, Heartbeat, Hello, MasterMessage, Platform, RunStep, Welcome,
-    WorkerMessage, PROTOCOL_VERSION,
+    master_message, notice, worker_message, Heartbeat, Hello, MasterMessage, Notice, Platform,
+    RunStep, Welcome, WorkerMessage, PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -19,6 +19,7 @@ use tonic::Streaming;
 
 use crate::args::Config;
 use crate::backoff::Backoff;
+use crate::interruption::Notices;
 use crate::platform;
 use crate::running::RunningSteps;
 use crate::step::{StepContext, Stop};
@@ -87,6 +88,10 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
         env!("CARGO_PKG_VERSION")
     );
 
+    let mut notices = match &config.imds_url {
+        Some(url) => Notices::spawn(url, config.imds_poll)?,
+        None => Notices::disabled(),
+    };
     let mut stop = pin!(stop);
     let mut token = config.token.clone();
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
@@ -106,7 +111,7 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
                 tracing::info!(master_id = %session.welcome.master_id, "connected to master");
                 // The launch token is spent; from now on we resume.
                 token = session.welcome.resume_token.clone();
-                match session.serve(&config, stop.as_mut()).await {
+                match session.serve(&config, stop.as_mut(), &mut notices).await {
                     Ended::Exit(exit) => return Ok(exit),
                     Ended::Lost(why) => tracing::warn!("lost the master: {why}; reconnecting"),
                 }
@@ -237,6 +242,7 @@ impl Session {
         mut self,
         config: &Config,
         mut stop: Pin<&mut F>,
+        notices: &mut Notices,
     ) -> Ended {
         let mut steps = RunningSteps::new(StepContext {
             worker_id: config.worker_id.clone(),
@@ -250,6 +256,8 @@ impl Session {
         let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut draining = false;
+        // Each session tells the master once; it terminates us on the notice.
+        let mut notice_sent = false;
 
         loop {
             tokio::select! {
@@ -304,6 +312,18 @@ impl Session {
                     // A full outbox means the master has plenty from us to
                     // read already; never let a heartbeat block the loop.
                     let _ = self.tx.try_send(beat);
+                }
+                detail = notices.wait(), if !notice_sent => {
+                    notice_sent = true;
+                    let notice = WorkerMessage {
+                        msg: Some(worker_message::Msg::Notice(Notice {
+                            kind: notice::Kind::Interruption as i32,
+                            detail,
+                        })),
+                    };
+                    if self.tx.send(notice).await.is_err() {
+                        return lose(steps, "the session closed".to_owned()).await;
+                    }
                 }
                 () = steps.next_done(), if steps.has_tasks() => {
                     if draining && !steps.has_tasks() {

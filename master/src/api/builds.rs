@@ -3,9 +3,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
+use super::cost;
 use super::error::{not_found, HttpError};
 use super::AppState;
-use crate::model::{Build, BuildId, BuildState, SubmitRequest, SubmitResponse};
+use crate::model::{
+    now_millis, Build, BuildDetail, BuildId, BuildState, SubmitRequest, SubmitResponse,
+};
 
 pub async fn submit(
     State(state): State<AppState>,
@@ -45,13 +48,18 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<BuildId>,
-) -> Result<Json<Build>, HttpError> {
-    state
+) -> Result<Json<BuildDetail>, HttpError> {
+    let build = state
         .store
         .get_build(id)
         .await?
-        .map(Json)
-        .ok_or_else(|| not_found(id))
+        .ok_or_else(|| not_found(id))?;
+    let prices = cost::prices(state.store.as_ref(), &build).await?;
+    let estimated_cost = cost::estimate(&build, &prices, now_millis());
+    Ok(Json(BuildDetail {
+        build,
+        estimated_cost,
+    }))
 }
 
 #[derive(serde::Serialize)]

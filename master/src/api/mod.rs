@@ -2,6 +2,7 @@
 //! first client.
 
 mod builds;
+mod cost;
 mod error;
 mod log_stream;
 mod query;

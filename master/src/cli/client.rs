@@ -7,7 +7,9 @@ use futures::{Stream, StreamExt};
 use reqwest::{Response, Url};
 use serde::de::DeserializeOwned;
 
-use crate::model::{ApiError, Build, BuildId, SubmitRequest, SubmitResponse, WorkerView};
+use crate::model::{
+    ApiError, Build, BuildDetail, BuildId, SubmitRequest, SubmitResponse, WorkerView,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounds every plain request; log streams have their own idle handling.
@@ -87,6 +89,11 @@ impl Client {
     }
 
     pub async fn build(&self, id: BuildId) -> ClientResult<Build> {
+        self.get_json(&format!("/api/v1/builds/{id}")).await
+    }
+
+    /// The build with its estimated cost.
+    pub async fn build_detail(&self, id: BuildId) -> ClientResult<BuildDetail> {
         self.get_json(&format!("/api/v1/builds/{id}")).await
     }
 

@@ -38,7 +38,8 @@ pub async fn build(
         let path = format!("/api/v1/builds/{id}");
         return print_json(out, &client.get_json::<serde_json::Value>(&path).await?);
     }
-    out.write(render::build_details(&client.build(id).await?, now_millis()).as_bytes())?;
+    let detail = client.build_detail(id).await?;
+    out.write(render::build_detail(&detail, now_millis()).as_bytes())?;
     Ok(Exit::Success)
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::model::{AttemptState, Build, Millis, StepRun, StepState, WorkerView};
+use crate::model::{AttemptState, Build, BuildDetail, Millis, StepRun, StepState, WorkerView};
 
 /// `1.2s`, `2m03s`, `1h02m`; negative spans (clock skew) show as 0.
 pub fn duration_ms(ms: i64) -> String {
@@ -124,6 +124,15 @@ pub fn builds_table(builds: &[Build], now: Millis) -> String {
 }
 
 pub fn build_details(b: &Build, now: Millis) -> String {
+    details(b, None, now)
+}
+
+/// `burst build ID`: the details plus the estimated cost, when known.
+pub fn build_detail(d: &BuildDetail, now: Millis) -> String {
+    details(&d.build, d.estimated_cost, now)
+}
+
+fn details(b: &Build, cost: Option<f64>, now: Millis) -> String {
     let mut fields = vec![
         ("state", b.state.as_str().to_owned()),
         ("builder", b.builder.clone()),
@@ -142,6 +151,9 @@ pub fn build_details(b: &Build, now: Millis) -> String {
         "elapsed"
     };
     fields.push((time_key, build_time(b, now)));
+    if let Some(cost) = cost {
+        fields.push(("est. cost", format!("${cost:.4}")));
+    }
 
     let mut s = format!("build {}\n", b.id);
     let width = fields.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
@@ -380,6 +392,22 @@ pub(crate) mod tests {
             result_line(&b),
             "build 7: failed in 1.2s: step \"greet\" exited 1"
         );
+    }
+
+    #[test]
+    fn build_detail_shows_the_estimated_cost() {
+        let b = build(3, BuildState::Succeeded, &[]);
+        let priced = BuildDetail {
+            build: b.clone(),
+            estimated_cost: Some(0.012345),
+        };
+        let d = build_detail(&priced, 10_000);
+        assert!(d.contains("  est. cost: $0.0123\n"), "{d}");
+        let unpriced = BuildDetail {
+            build: b,
+            estimated_cost: None,
+        };
+        assert!(!build_detail(&unpriced, 10_000).contains("cost"));
     }
 
     #[test]

@@ -277,6 +277,15 @@ run = "true"
     }
 
     #[test]
+    fn load_file_reads_the_ec2_example() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/ec2.toml"));
+        let config = load_file(path).unwrap();
+        let ec2 = config.pools["ec2"].ec2.as_ref().unwrap();
+        assert_eq!(ec2.market, crate::config::Ec2Market::SpotWithFallback);
+        assert_eq!(config.builders[0].name, "hello");
+    }
+
+    #[test]
     fn missing_file_names_it() {
         let err =
             load_file_with_env(Path::new("/no/such/burst.toml"), &BTreeMap::new()).unwrap_err();
@@ -296,6 +305,25 @@ run = "true"
             "{shown}"
         );
         assert_eq!(problems.len(), 1);
+    }
+
+    #[test]
+    fn ec2_problems_name_file_line_and_key() {
+        let text = "[pools.ec2]\nprovider = \"ec2\"\n\n[pools.ec2.ec2]\nregion = \"us-east-1\"\n\
+                    ami = \"ami-1\"\ninstance_types = [\"t3.micro\"]\nsubnets = [\"net-1\"]\n\
+                    market = \"sometimes\"\n";
+        let (shown, _) = load_err(text, &[]);
+        assert!(
+            shown.starts_with("FILE:9: pools.ec2.ec2.market: unknown variant `sometimes`"),
+            "{shown}"
+        );
+        let (shown, _) = load_err(&text.replace("market = \"sometimes\"\n", ""), &[]);
+        assert!(
+            shown.starts_with(
+                "FILE:8: pools.ec2.ec2.subnets[0]: must be an id starting with \"subnet-\""
+            ),
+            "{shown}"
+        );
     }
 
     #[test]

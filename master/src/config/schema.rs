@@ -100,6 +100,9 @@ pub struct PoolConfig {
     pub backoff_max: Duration,
     #[serde(default)]
     pub local: LocalPoolConfig,
+    /// `[pools.NAME.ec2]`, required when `provider = "ec2"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2: Option<Ec2PoolConfig>,
     #[serde(default)]
     pub docker: DockerPoolConfig,
     /// Required when `provider = "ssh"`.
@@ -111,6 +114,7 @@ pub struct PoolConfig {
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     Local,
+    Ec2,
     Docker,
     Ssh,
 }
@@ -124,6 +128,106 @@ pub struct LocalPoolConfig {
     pub command: Vec<String>,
     /// Extra environment for the worker process.
     pub env: BTreeMap<String, String>,
+}
+
+/// `[pools.NAME.ec2]`: workers as EC2 instances (see docs/ec2.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2PoolConfig {
+    pub region: String,
+    /// EC2 API endpoint instead of AWS's, e.g. a local moto in tests.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Picks the user-data script: POSIX shell or PowerShell.
+    #[serde(default)]
+    pub platform: Ec2Platform,
+    /// AMI id; may be left to the launch template (and overrides it).
+    #[serde(default)]
+    pub ami: Option<String>,
+    #[serde(default)]
+    pub launch_template: Option<Ec2LaunchTemplate>,
+    /// Tried as `instance_type_strategy` says; may be empty when the
+    /// launch template names the type.
+    #[serde(default)]
+    pub instance_types: Vec<String>,
+    #[serde(default)]
+    pub instance_type_strategy: Ec2TypeStrategy,
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// IAM instance profile name or ARN.
+    #[serde(default)]
+    pub instance_profile: Option<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// GiB.
+    #[serde(default)]
+    pub root_volume_size: Option<u32>,
+    #[serde(default)]
+    pub root_volume_type: Option<String>,
+    /// Defaults to the AMI's root device name.
+    #[serde(default)]
+    pub root_device_name: Option<String>,
+    /// Extra tags on instances and volumes.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub market: Ec2Market,
+    /// Spot error codes on which `spot_with_fallback` launches on-demand.
+    #[serde(default = "defaults::fallback_on")]
+    pub fallback_on: Vec<String>,
+    /// USD per hour; unset = the on-demand price.
+    #[serde(default)]
+    pub spot_max_price: Option<f64>,
+    /// The metadata service the worker polls for spot interruption notices.
+    #[serde(default = "defaults::imds_url")]
+    pub imds_url: String,
+    /// USD per hour by instance type, for cost estimates.
+    #[serde(default)]
+    pub price_per_hour: BTreeMap<String, f64>,
+    /// Retries of an EC2 call that failed transiently (throttling, 5xx).
+    #[serde(default = "defaults::api_retries")]
+    pub api_retries: u32,
+    #[serde(default = "defaults::api_retry_min", with = "humantime_serde")]
+    pub api_retry_min: Duration,
+    #[serde(default = "defaults::api_retry_max", with = "humantime_serde")]
+    pub api_retry_max: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ec2Platform {
+    #[default]
+    Linux,
+    Windows,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ec2Market {
+    Spot,
+    OnDemand,
+    #[default]
+    SpotWithFallback,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ec2TypeStrategy {
+    #[default]
+    InOrder,
+    Diversified,
+}
+
+/// A launch template by `id` or `name`, at `version` (default: the
+/// template's default version).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ec2LaunchTemplate {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
 }
 
 /// `[pools.NAME.docker]`: one container per worker, on one or several
@@ -463,5 +567,23 @@ mod defaults {
     }
     pub fn ssh_wake_timeout() -> Duration {
         Duration::from_secs(180)
+    }
+    pub fn fallback_on() -> Vec<String> {
+        burst_providers::ec2::DEFAULT_FALLBACK_CODES
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect()
+    }
+    pub fn imds_url() -> String {
+        burst_providers::ec2::contract::DEFAULT_IMDS_URL.to_owned()
+    }
+    pub fn api_retries() -> u32 {
+        6
+    }
+    pub fn api_retry_min() -> Duration {
+        Duration::from_millis(250)
+    }
+    pub fn api_retry_max() -> Duration {
+        Duration::from_secs(20)
     }
 }

@@ -9,8 +9,8 @@ use super::labels::{cell_labels, placeholders, pool_for_labels, pool_summary};
 use super::locate::KeyPath;
 use super::matrix::{cell_count, cells, MAX_CELLS};
 use super::schema::{
-    BuilderConfig, Config, MasterConfig, PoolConfig, ProviderKind, SshPlatform, SshPoolConfig,
-    StepConfig,
+    BuilderConfig, Config, Ec2Market, Ec2PoolConfig, MasterConfig, PoolConfig, ProviderKind,
+    SshPlatform, SshPoolConfig, StepConfig,
 };
 use super::validate_docker;
 
@@ -233,6 +233,18 @@ impl Checker {
             (_, Some(_)) => self.push(&path.key("ssh"), "only used when provider = \"ssh\""),
             (_, None) => {}
         }
+        match (p.provider, &p.ec2) {
+            (ProviderKind::Ec2, Some(ec2)) => self.ec2(&path.key("ec2"), ec2),
+            (ProviderKind::Ec2, None) => self.push(
+                &path.key("provider"),
+                format!("provider = \"ec2\" needs a [pools.{name}.ec2] section"),
+            ),
+            (_, Some(_)) => self.push(
+                &path.key("ec2"),
+                "is only read when provider = \"ec2\"; remove it or change the provider",
+            ),
+            (_, None) => {}
+        }
     }
 
     fn ssh(&mut self, pool: &KeyPath, p: &PoolConfig, ssh: &SshPoolConfig) {
@@ -350,6 +362,220 @@ impl Checker {
                     p.min_idle
                 ),
             );
+        }
+    }
+
+    /// `[pools.NAME.ec2]`: catches what EC2 would refuse at the first
+    /// launch, and typos that would silently cost money.
+    fn ec2(&mut self, path: &KeyPath, e: &Ec2PoolConfig) {
+        if e.region.is_empty()
+            || !e
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            self.push(
+                &path.key("region"),
+                format!(
+                    "must be a region name like \"us-east-1\" (got {:?})",
+                    e.region
+                ),
+            );
+        }
+        if let Some(url) = &e.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.push(
+                    &path.key("endpoint_url"),
+                    format!("must start with http:// or https:// (got {url:?})"),
+                );
+            }
+        }
+        if let Some(ami) = &e.ami {
+            self.prefixed(&path.key("ami"), ami, "ami-");
+        }
+        match &e.launch_template {
+            None if e.ami.is_none() => self.push(
+                path,
+                "set ami or launch_template: there is nothing to launch",
+            ),
+            None => {}
+            Some(lt) => {
+                let lt_path = path.key("launch_template");
+                match (&lt.id, &lt.name) {
+                    (Some(id), None) => self.prefixed(&lt_path.key("id"), id, "lt-"),
+                    (None, Some(name)) if name.is_empty() => {
+                        self.push(&lt_path.key("name"), "must not be empty")
+                    }
+                    (None, Some(_)) => {}
+                    _ => self.push(&lt_path, "set exactly one of id and name"),
+                }
+                if lt.version.as_deref() == Some("") {
+                    self.push(&lt_path.key("version"), "must not be empty");
+                }
+            }
+        }
+        let types = path.key("instance_types");
+        if e.instance_types.is_empty() && e.launch_template.is_none() {
+            self.push(
+                &types,
+                "list at least one instance type, e.g. [\"t3.small\"] (or set launch_template)",
+            );
+        }
+        self.id_list(&types, &e.instance_types, None);
+        for (i, t) in e.instance_types.iter().enumerate() {
+            if !t.is_empty() && !t.contains('.') {
+                self.push(
+                    &types.index(i),
+                    format!("{t:?} is not an instance type like \"t3.small\""),
+                );
+            }
+        }
+        self.id_list(&path.key("subnets"), &e.subnets, Some("subnet-"));
+        self.id_list(
+            &path.key("security_groups"),
+            &e.security_groups,
+            Some("sg-"),
+        );
+        if e.instance_profile.as_deref() == Some("") {
+            self.push(&path.key("instance_profile"), "must not be empty");
+        }
+        if e.key_name.as_deref() == Some("") {
+            self.push(&path.key("key_name"), "must not be empty");
+        }
+        if let Some(size) = e.root_volume_size {
+            if !(1..=65536).contains(&size) {
+                self.push(
+                    &path.key("root_volume_size"),
+                    format!("must be 1 to 65536 GiB (got {size})"),
+                );
+            }
+        }
+        const VOLUME_TYPES: &[&str] = &["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
+        if let Some(t) = &e.root_volume_type {
+            if !VOLUME_TYPES.contains(&t.as_str()) {
+                self.push(
+                    &path.key("root_volume_type"),
+                    format!(
+                        "unknown volume type {t:?} (one of {})",
+                        VOLUME_TYPES.join(", ")
+                    ),
+                );
+            }
+        }
+        let resizes = e.root_volume_size.is_some() || e.root_volume_type.is_some();
+        if resizes && e.ami.is_none() && e.root_device_name.is_none() {
+            self.push(
+                &path.key("root_device_name"),
+                "is required to size the root volume when the AMI comes from the launch template",
+            );
+        }
+        if let Some(dev) = &e.root_device_name {
+            if !dev.starts_with("/dev/") && !dev.starts_with("xvd") {
+                self.push(
+                    &path.key("root_device_name"),
+                    format!("must be a device name like \"/dev/xvda\" (got {dev:?})"),
+                );
+            }
+        }
+        // EC2 allows 50 tags; burst adds four.
+        if e.tags.len() > 46 {
+            self.push(
+                &path.key("tags"),
+                format!("at most 46 extra tags (got {})", e.tags.len()),
+            );
+        }
+        for (key, value) in &e.tags {
+            let tag = path.key("tags").key(key);
+            if key.is_empty() || key.len() > 128 {
+                self.push(&tag, "tag key must be 1 to 128 characters");
+            } else if key.starts_with("aws:") || key.starts_with("burst:") {
+                self.push(
+                    &tag,
+                    format!("tag key {key:?} is reserved (aws: and burst: prefixes)"),
+                );
+            }
+            if value.len() > 256 {
+                self.push(&tag, "tag value must be at most 256 characters");
+            }
+        }
+        if let Some(price) = e.spot_max_price {
+            if e.market == Ec2Market::OnDemand {
+                self.push(
+                    &path.key("spot_max_price"),
+                    "only applies when market is spot or spot_with_fallback",
+                );
+            } else if !(price.is_finite() && price > 0.0) {
+                self.push(
+                    &path.key("spot_max_price"),
+                    format!("must be a positive price in USD per hour (got {price})"),
+                );
+            }
+        }
+        for (i, code) in e.fallback_on.iter().enumerate() {
+            if code.is_empty() {
+                self.push(&path.key("fallback_on").index(i), "must not be empty");
+            }
+        }
+        if !e.imds_url.starts_with("http://") {
+            self.push(
+                &path.key("imds_url"),
+                format!(
+                    "must start with http:// (the worker polls it over plain HTTP; got {:?})",
+                    e.imds_url
+                ),
+            );
+        }
+        for (t, price) in &e.price_per_hour {
+            let key = path.key("price_per_hour").key(t);
+            if !(price.is_finite() && *price >= 0.0) {
+                self.push(
+                    &key,
+                    format!("must be a price in USD per hour (got {price})"),
+                );
+            } else if !e.instance_types.is_empty() && !e.instance_types.contains(t) {
+                self.push(
+                    &key,
+                    format!(
+                        "{t:?} is not one of instance_types ({})",
+                        e.instance_types.join(", ")
+                    ),
+                );
+            }
+        }
+        self.positive(&path.key("api_retry_min"), e.api_retry_min);
+        if e.api_retry_min > e.api_retry_max {
+            self.push(
+                &path.key("api_retry_min"),
+                format!(
+                    "must not exceed api_retry_max (got {} > {})",
+                    humantime::format_duration(e.api_retry_min),
+                    humantime::format_duration(e.api_retry_max)
+                ),
+            );
+        }
+    }
+
+    /// An AWS id with its prefix, e.g. "ami-0abc".
+    fn prefixed(&mut self, path: &KeyPath, value: &str, prefix: &str) {
+        if value.len() <= prefix.len() || !value.starts_with(prefix) {
+            self.push(
+                path,
+                format!("must be an id starting with {prefix:?} (got {value:?})"),
+            );
+        }
+    }
+
+    /// Non-empty, unique entries, each with `prefix` if given.
+    fn id_list(&mut self, path: &KeyPath, values: &[String], prefix: Option<&str>) {
+        let mut seen = BTreeSet::new();
+        for (i, value) in values.iter().enumerate() {
+            if value.is_empty() {
+                self.push(&path.index(i), "must not be empty");
+            } else if !seen.insert(value) {
+                self.push(&path.index(i), format!("duplicate entry {value:?}"));
+            } else if let Some(prefix) = prefix {
+                self.prefixed(&path.index(i), value, prefix);
+            }
         }
     }
 
@@ -969,6 +1195,28 @@ name = "s"
 run = "true"
 "#;
 
+    const EC2: &str = r#"
+[pools.ec2]
+provider = "ec2"
+labels = ["linux"]
+
+[pools.ec2.ec2]
+region = "us-east-1"
+ami = "ami-0123456789abcdef0"
+instance_types = ["t3.small", "t3a.small"]
+subnets = ["subnet-1"]
+security_groups = ["sg-1"]
+price_per_hour = { "t3.small" = 0.0208 }
+
+[[builders]]
+name = "b"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "s"
+run = "true"
+"#;
+
     #[test]
     fn ssh_pool_is_valid() {
         assert_eq!(issues(SSH), Vec::<String>::new());
@@ -990,6 +1238,40 @@ run = "true"
         assert!(
             has(&found, "pools.ssh.ssh: only used when provider = \"ssh\""),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn ec2_pool_is_valid_with_defaults() {
+        assert_eq!(issues(EC2), Vec::<String>::new());
+        let config: Config = toml::from_str(EC2).expect("parse");
+        let ec2 = config.pools["ec2"].ec2.as_ref().expect("ec2 section");
+        assert_eq!(ec2.market, Ec2Market::SpotWithFallback);
+        assert_eq!(
+            ec2.fallback_on,
+            [
+                "InsufficientInstanceCapacity",
+                "SpotMaxPriceTooLow",
+                "MaxSpotInstanceCountExceeded"
+            ]
+        );
+        assert_eq!(ec2.imds_url, "http://169.254.169.254");
+    }
+
+    #[test]
+    fn ec2_section_must_match_the_provider() {
+        let missing = EC2.replace("[pools.ec2.ec2]", "[pools.ec2.local]").replace(
+            "region = \"us-east-1\"\nami = \"ami-0123456789abcdef0\"\ninstance_types = [\"t3.small\", \"t3a.small\"]\nsubnets = [\"subnet-1\"]\nsecurity_groups = [\"sg-1\"]\nprice_per_hour = { \"t3.small\" = 0.0208 }\n",
+            "",
+        );
+        assert_eq!(
+            issues(&missing),
+            ["pools.ec2.provider: provider = \"ec2\" needs a [pools.ec2.ec2] section"]
+        );
+        let stray = EC2.replace("provider = \"ec2\"", "provider = \"local\"");
+        assert_eq!(
+            issues(&stray),
+            ["pools.ec2.ec2: is only read when provider = \"ec2\"; remove it or change the provider"]
         );
     }
 
@@ -1065,6 +1347,75 @@ run = "true"
         let win = config.pools["windows"].ssh.as_ref().expect("ssh section");
         assert_eq!(win.hosts[0].state_dir.as_deref(), Some("C:\\burst\\state"));
         assert_eq!(config.builders[0].name, "hello");
+    }
+
+    #[test]
+    fn ec2_settings_are_checked() {
+        let text = EC2
+            .replace("region = \"us-east-1\"", "region = \"US East\"\nendpoint_url = \"localhost:5000\"\nmarket = \"on_demand\"\nspot_max_price = 0.1\nimds_url = \"https://x\"\nroot_volume_size = 0\nroot_volume_type = \"ssd\"\ntags = { \"burst:pool\" = \"x\" }\napi_retry_min = \"1m\"\napi_retry_max = \"1s\"")
+            .replace("ami-0123456789abcdef0", "0123")
+            .replace("[\"t3.small\", \"t3a.small\"]", "[\"t3.small\", \"t3.small\", \"large\"]")
+            .replace("[\"subnet-1\"]", "[\"sn-1\"]")
+            .replace("[\"sg-1\"]", "[\"\"]")
+            .replace("\"t3.small\" = 0.0208", "\"t3.smal\" = 0.0208");
+        let found = issues(&text);
+        for want in [
+            "pools.ec2.ec2.region: must be a region name",
+            "pools.ec2.ec2.endpoint_url: must start with http:// or https://",
+            "pools.ec2.ec2.ami: must be an id starting with \"ami-\"",
+            "pools.ec2.ec2.instance_types[1]: duplicate entry \"t3.small\"",
+            "pools.ec2.ec2.instance_types[2]: \"large\" is not an instance type",
+            "pools.ec2.ec2.subnets[0]: must be an id starting with \"subnet-\"",
+            "pools.ec2.ec2.security_groups[0]: must not be empty",
+            "pools.ec2.ec2.root_volume_size: must be 1 to 65536 GiB",
+            "pools.ec2.ec2.root_volume_type: unknown volume type \"ssd\"",
+            "pools.ec2.ec2.tags.\"burst:pool\": tag key \"burst:pool\" is reserved",
+            "pools.ec2.ec2.spot_max_price: only applies when market is spot",
+            "pools.ec2.ec2.imds_url: must start with http://",
+            "pools.ec2.ec2.price_per_hour.\"t3.smal\": \"t3.smal\" is not one of instance_types",
+            "pools.ec2.ec2.api_retry_min: must not exceed api_retry_max",
+        ] {
+            assert!(has(&found, want), "missing {want:?} in {found:?}");
+        }
+        assert_eq!(found.len(), 14, "{found:?}");
+    }
+
+    #[test]
+    fn ec2_needs_something_to_launch() {
+        let text = EC2
+            .replace("ami = \"ami-0123456789abcdef0\"\n", "")
+            .replace("instance_types = [\"t3.small\", \"t3a.small\"]\n", "")
+            .replace("price_per_hour = { \"t3.small\" = 0.0208 }\n", "");
+        let found = issues(&text);
+        assert!(
+            has(&found, "pools.ec2.ec2: set ami or launch_template"),
+            "{found:?}"
+        );
+        assert!(
+            has(&found, "pools.ec2.ec2.instance_types: list at least one"),
+            "{found:?}"
+        );
+        let lt = text.replace(
+            "region = \"us-east-1\"",
+            "region = \"us-east-1\"\nlaunch_template = { name = \"burst-linux\", version = \"$Latest\" }",
+        );
+        assert_eq!(issues(&lt), Vec::<String>::new());
+        let both = text.replace(
+            "region = \"us-east-1\"",
+            "region = \"us-east-1\"\nlaunch_template = { id = \"lt-1\", name = \"x\" }\nroot_volume_size = 30",
+        );
+        let found = issues(&both);
+        assert!(
+            has(
+                &found,
+                "pools.ec2.ec2.launch_template: set exactly one of id and name"
+            ),
+            "{found:?}"
+        );
+        assert!(
+            has(&found, "pools.ec2.ec2.root_device_name: is required"),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -4,15 +4,21 @@ use std::time::Duration;
 
 use anyhow::Context;
 use burst_providers::docker::{self, DockerProvider, DockerSettings, HostSettings};
+use burst_providers::ec2::{
+    Ec2Provider, Ec2Settings, LaunchTemplateRef, Market, Platform, RetrySettings, RootVolume,
+    TypeStrategy,
+};
 use burst_providers::local::{LocalProvider, LocalSettings};
 use burst_providers::ssh::{
-    HostKeyCheck, HostSettings as SshHostSettings, Platform, SshProvider, SshSettings,
+    HostKeyCheck, HostSettings as SshHostSettings, Platform as SshHostPlatform, SshProvider,
+    SshSettings,
 };
 use burst_providers::Provider;
 
 use crate::config::{
-    DockerPlatform, DockerPoolConfig, HostKeyCheckConfig, PoolConfig, ProviderKind, PullPolicy,
-    SshHostConfig, SshPlatform, SshPoolConfig,
+    DockerPlatform, DockerPoolConfig, Ec2Market, Ec2Platform, Ec2PoolConfig, Ec2TypeStrategy,
+    HostKeyCheckConfig, PoolConfig, ProviderKind, PullPolicy, SshHostConfig, SshPlatform,
+    SshPoolConfig,
 };
 
 /// Builds the provider a pool's config names.
@@ -57,6 +63,14 @@ pub fn build(
                 .with_context(|| format!("failed to set up pool {name}"))?;
             Ok(Arc::new(provider))
         }
+        ProviderKind::Ec2 => {
+            let ec2 = pool.ec2.as_ref().with_context(|| {
+                format!("failed to set up pool {name}: no [pools.{name}.ec2] section")
+            })?;
+            let provider = Ec2Provider::new(ec2_settings(name, master_id, ec2))
+                .with_context(|| format!("failed to set up pool {name}"))?;
+            Ok(Arc::new(provider))
+        }
     }
 }
 
@@ -95,9 +109,9 @@ fn ssh_settings(
 
 fn host_settings(h: &SshHostConfig) -> SshHostSettings {
     let platform = match h.platform {
-        SshPlatform::Linux => Platform::Linux,
-        SshPlatform::Macos => Platform::Macos,
-        SshPlatform::Windows => Platform::Windows,
+        SshPlatform::Linux => SshHostPlatform::Linux,
+        SshPlatform::Macos => SshHostPlatform::Macos,
+        SshPlatform::Windows => SshHostPlatform::Windows,
     };
     SshHostSettings {
         name: h.display_name(),
@@ -115,6 +129,65 @@ fn host_settings(h: &SshHostConfig) -> SshHostSettings {
         wake: h.wake.clone(),
         sleep: h.sleep.clone(),
         wake_timeout: h.wake_timeout,
+    }
+}
+
+/// The provider's view of `[pools.NAME.ec2]`.
+pub fn ec2_settings(name: &str, master_id: &str, c: &Ec2PoolConfig) -> Ec2Settings {
+    let launch_template = c.launch_template.as_ref().and_then(|lt| {
+        let version = lt.version.clone();
+        match (&lt.id, &lt.name) {
+            (Some(id), _) => Some(LaunchTemplateRef::Id {
+                id: id.clone(),
+                version,
+            }),
+            (None, Some(name)) => Some(LaunchTemplateRef::Name {
+                name: name.clone(),
+                version,
+            }),
+            (None, None) => None,
+        }
+    });
+    Ec2Settings {
+        master_id: master_id.to_owned(),
+        pool: name.to_owned(),
+        region: c.region.clone(),
+        endpoint_url: c.endpoint_url.clone(),
+        platform: match c.platform {
+            Ec2Platform::Linux => Platform::Linux,
+            Ec2Platform::Windows => Platform::Windows,
+        },
+        ami: c.ami.clone(),
+        launch_template,
+        instance_types: c.instance_types.clone(),
+        type_strategy: match c.instance_type_strategy {
+            Ec2TypeStrategy::InOrder => TypeStrategy::InOrder,
+            Ec2TypeStrategy::Diversified => TypeStrategy::Diversified,
+        },
+        subnets: c.subnets.clone(),
+        security_groups: c.security_groups.clone(),
+        instance_profile: c.instance_profile.clone(),
+        key_name: c.key_name.clone(),
+        root_volume: RootVolume {
+            size_gib: c.root_volume_size.and_then(|s| i32::try_from(s).ok()),
+            volume_type: c.root_volume_type.clone(),
+            device_name: c.root_device_name.clone(),
+        },
+        tags: c.tags.clone(),
+        market: match c.market {
+            Ec2Market::Spot => Market::Spot,
+            Ec2Market::OnDemand => Market::OnDemand,
+            Ec2Market::SpotWithFallback => Market::SpotWithFallback,
+        },
+        fallback_codes: c.fallback_on.clone(),
+        spot_max_price: c.spot_max_price.map(|p| p.to_string()),
+        imds_url: c.imds_url.clone(),
+        price_per_hour: c.price_per_hour.clone(),
+        retry: RetrySettings {
+            max_retries: c.api_retries as usize,
+            min_delay: c.api_retry_min,
+            max_delay: c.api_retry_max,
+        },
     }
 }
 

@@ -58,6 +58,9 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces one ledger row.
     async fn save_instance(&self, instance: &Instance) -> StoreResult<()>;
 
+    /// One worker's ledger row.
+    async fn get_instance(&self, worker_id: &str) -> StoreResult<Option<Instance>>;
+
     /// Ledger rows that may still exist at a provider.
     async fn live_instances(&self) -> StoreResult<Vec<Instance>>;
 

@@ -147,6 +147,14 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn get_instance(&self, worker_id: &str) -> StoreResult<Option<Instance>> {
+        let inner = self.lock();
+        Ok(inner
+            .instances
+            .get(worker_id)
+            .map(|row| row.instance.clone()))
+    }
+
     async fn live_instances(&self) -> StoreResult<Vec<Instance>> {
         let inner = self.lock();
         let rows = inner.instances_sorted(|i| i.state.is_live());

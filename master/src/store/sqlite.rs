@@ -124,6 +124,10 @@ impl Store for SqliteStore {
         sqlite_ledger::save_instance(&self.pool, instance).await
     }
 
+    async fn get_instance(&self, worker_id: &str) -> StoreResult<Option<Instance>> {
+        sqlite_ledger::get_instance(&self.pool, worker_id).await
+    }
+
     async fn live_instances(&self) -> StoreResult<Vec<Instance>> {
         sqlite_ledger::live_instances(&self.pool).await
     }

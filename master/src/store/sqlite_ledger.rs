@@ -47,6 +47,19 @@ pub(super) async fn save_instance(pool: &SqlitePool, instance: &Instance) -> Sto
     Ok(())
 }
 
+pub(super) async fn get_instance(
+    pool: &SqlitePool,
+    worker_id: &str,
+) -> StoreResult<Option<Instance>> {
+    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE worker_id = ?");
+    let row = sqlx::query(&sql)
+        .bind(worker_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(query_err("read an instance"))?;
+    row.as_ref().map(decode_instance).transpose()
+}
+
 /// Oldest launch first.
 pub(super) async fn live_instances(pool: &SqlitePool) -> StoreResult<Vec<Instance>> {
     let sql = format!(

@@ -6,6 +6,7 @@ mod auth;
 mod cancel;
 mod config;
 mod docker;
+mod ec2;
 mod logs;
 mod master_crash;
 mod matrix;

@@ -254,6 +254,8 @@ pub fn config(master_url: &str, dir: &Path) -> Config {
         max_disconnected: Duration::from_secs(60),
         reconnect_min: Duration::from_millis(50),
         reconnect_max: Duration::from_millis(500),
+        imds_url: None,
+        imds_poll: Duration::from_secs(5),
     }
 }
 

@@ -240,6 +240,12 @@ pub(super) async fn ledger_upserts_and_orders(store: &dyn Store) {
     failed.error = Some("failed to start the container".to_string());
     store.save_instance(&failed).await.unwrap();
 
+    assert_eq!(
+        store.get_instance("w-a").await.unwrap(),
+        Some(connected.clone())
+    );
+    assert_eq!(store.get_instance("w-z").await.unwrap(), None);
+
     let listed = store.list_instances(10).await.unwrap();
     assert_eq!(
         listed,

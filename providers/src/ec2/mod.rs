@@ -1,0 +1,23 @@
+//! Workers as EC2 instances: spot, on-demand, or spot falling back to
+//! on-demand, tagged at launch so a restarted master finds them again.
+
+mod client;
+pub mod contract;
+mod errors;
+mod launch;
+mod pricing;
+mod provider;
+mod retry;
+mod settings;
+mod tags;
+mod userdata;
+
+pub use client::build as build_client;
+pub use errors::{classify_code, CodeClass};
+pub use launch::{next_step, NextStep};
+pub use provider::Ec2Provider;
+pub use settings::{
+    Ec2Settings, LaunchTemplateRef, Market, Platform, RetrySettings, RootVolume, TypeStrategy,
+    DEFAULT_FALLBACK_CODES,
+};
+pub use userdata::{placeholders, render_user_data, template, UserDataValues};

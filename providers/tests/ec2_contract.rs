@@ -1,0 +1,372 @@
+//! The EC2 contract is written down in four places: the provider
+//! (`providers/src/ec2/contract.rs`, the user-data templates), the worker
+//! (its flags), the Terraform module and the Packer images. These tests
+//! parse the HCL and read the scripts, and fail when any of them drifts.
+
+use std::path::{Path, PathBuf};
+
+use burst_providers::ec2::contract::*;
+use burst_providers::ec2::{placeholders, template, Platform};
+use hcl::eval::{Context, Evaluate};
+use hcl::{Block, Body, Expression, Value};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn read(rel: &str) -> String {
+    let path = repo().join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn parse(rel: &str) -> Body {
+    hcl::parse(&read(rel)).unwrap_or_else(|e| panic!("parse {rel}: {e}"))
+}
+
+/// Every top-level block of every `.tf` file of the module.
+fn module_blocks() -> Vec<Block> {
+    let dir = repo().join("terraform/modules/burst");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tf"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .tf files in {}", dir.display());
+    files
+        .iter()
+        .flat_map(|p| {
+            let rel = p
+                .strip_prefix(repo())
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned();
+            parse(&rel).into_blocks()
+        })
+        .collect()
+}
+
+fn labels(b: &Block) -> Vec<&str> {
+    b.labels.iter().map(|l| l.as_str()).collect()
+}
+
+fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
+    body.attributes()
+        .find(|a| a.key.as_str() == key)
+        .map(|a| &a.expr)
+}
+
+fn blocks<'a>(body: &'a Body, ident: &'a str) -> impl Iterator<Item = &'a Block> + 'a {
+    body.blocks()
+        .filter(move |b| b.identifier.as_str() == ident)
+}
+
+/// The module's `locals`, as an evaluation context (`local.NAME`).
+fn locals_context(all: &[Block]) -> (Context<'static>, hcl::Map<String, Value>) {
+    let plain = Context::new();
+    let mut locals = hcl::Map::new();
+    for b in all.iter().filter(|b| b.identifier.as_str() == "locals") {
+        for a in b.body.attributes() {
+            // Only literal locals evaluate without AWS data sources; the
+            // contract ones are literal on purpose.
+            if let Ok(v) = a.expr.evaluate(&plain) {
+                locals.insert(a.key.to_string(), v);
+            }
+        }
+    }
+    let mut ctx = Context::new();
+    ctx.declare_var("local", Value::Object(locals.clone()));
+    (ctx, locals)
+}
+
+fn string(v: &Value) -> &str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v:?}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected a list, got {v:?}"))
+        .iter()
+        .map(|s| string(s).to_owned())
+        .collect()
+}
+
+#[test]
+fn terraform_locals_match_the_provider() {
+    let all = module_blocks();
+    let (_, locals) = locals_context(&all);
+    assert_eq!(string(&locals["tag_master"]), TAG_MASTER);
+    assert_eq!(string(&locals["tag_pool"]), TAG_POOL);
+    assert_eq!(string(&locals["tag_worker"]), TAG_WORKER);
+    assert_eq!(strings(&locals["user_data_settings"]), USER_DATA_SETTINGS);
+}
+
+/// One IAM statement, evaluated as far as the contract needs.
+#[derive(Debug)]
+struct Statement {
+    sid: String,
+    actions: Vec<String>,
+    /// The resource expressions, as written.
+    resources: Vec<String>,
+    /// (test, variable, values as written)
+    conditions: Vec<(String, String, String)>,
+}
+
+fn master_policy() -> Vec<Statement> {
+    let all = module_blocks();
+    let (ctx, _) = locals_context(&all);
+    let doc = all
+        .iter()
+        .find(|b| {
+            b.identifier.as_str() == "data" && labels(b) == ["aws_iam_policy_document", "master"]
+        })
+        .expect("data \"aws_iam_policy_document\" \"master\" in terraform/modules/burst");
+    blocks(&doc.body, "statement")
+        .map(|st| {
+            let eval = |key: &str| {
+                attr(&st.body, key)
+                    .unwrap_or_else(|| panic!("statement without {key}: {st:?}"))
+                    .evaluate(&ctx)
+                    .unwrap_or_else(|e| panic!("evaluate {key}: {e}"))
+            };
+            let resources = match attr(&st.body, "resources") {
+                Some(Expression::Array(items)) => items.iter().map(|e| e.to_string()).collect(),
+                other => panic!("resources must be a list: {other:?}"),
+            };
+            Statement {
+                sid: string(&eval("sid")).to_owned(),
+                actions: strings(&eval("actions")),
+                resources,
+                conditions: blocks(&st.body, "condition")
+                    .map(|c| {
+                        let get = |k: &str| {
+                            attr(&c.body, k).unwrap_or_else(|| panic!("condition without {k}"))
+                        };
+                        let test = get("test").evaluate(&ctx).map(|v| string(&v).to_owned());
+                        let var = get("variable")
+                            .evaluate(&ctx)
+                            .map(|v| string(&v).to_owned());
+                        (
+                            test.unwrap_or_else(|e| panic!("{e}")),
+                            var.unwrap_or_else(|e| panic!("{e}")),
+                            get("values").to_string(),
+                        )
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn has_condition(st: &Statement, variable: &str, values: &str) -> bool {
+    st.conditions
+        .iter()
+        .any(|(_, v, vals)| v == variable && vals.split_whitespace().collect::<String>() == values)
+}
+
+#[test]
+fn iam_grants_every_action_the_provider_calls() {
+    let policy = master_policy();
+    for action in IAM_ACTIONS {
+        assert!(
+            policy.iter().any(|s| s.actions.iter().any(|a| a == action)),
+            "the master policy does not grant {action}"
+        );
+    }
+}
+
+#[test]
+fn iam_launches_only_tagged_instances() {
+    let policy = master_policy();
+    let request_master = format!("aws:RequestTag/{TAG_MASTER}");
+    let mut covered = false;
+    for st in &policy {
+        let on_instances = st.resources.iter().any(|r| r.contains(":instance/*"));
+        if st.actions.iter().any(|a| a == "ec2:RunInstances") && on_instances {
+            covered = true;
+            assert!(
+                has_condition(st, &request_master, "[var.master_id]"),
+                "{}: RunInstances on instances without the {request_master} condition: {st:?}",
+                st.sid
+            );
+            for tag in [TAG_POOL, TAG_WORKER] {
+                assert!(
+                    has_condition(st, &format!("aws:RequestTag/{tag}"), "[\"false\"]"),
+                    "{}: RunInstances does not require the {tag} tag: {st:?}",
+                    st.sid
+                );
+            }
+        }
+        if st.actions.iter().any(|a| a == "ec2:CreateTags") {
+            assert!(
+                has_condition(st, "ec2:CreateAction", "[\"RunInstances\"]"),
+                "{}: CreateTags outside RunInstances: {st:?}",
+                st.sid
+            );
+            assert!(
+                has_condition(st, &request_master, "[var.master_id]"),
+                "{}: CreateTags without the master tag: {st:?}",
+                st.sid
+            );
+        }
+        if st.actions.iter().any(|a| a == "ec2:TerminateInstances") {
+            assert!(
+                has_condition(
+                    st,
+                    &format!("ec2:ResourceTag/{TAG_MASTER}"),
+                    "[var.master_id]"
+                ),
+                "{}: TerminateInstances on instances of other masters: {st:?}",
+                st.sid
+            );
+        }
+        if st.actions.iter().any(|a| a == "iam:PassRole") {
+            assert_eq!(
+                st.resources,
+                ["aws_iam_role.worker.arn"],
+                "{}: PassRole beyond the worker role",
+                st.sid
+            );
+        }
+        // Wildcard resources only for read-only calls.
+        if st.resources.iter().any(|r| r == "\"*\"") {
+            assert!(
+                st.actions.iter().all(|a| a.starts_with("ec2:Describe")),
+                "{}: '*' resource for {:?}",
+                st.sid,
+                st.actions
+            );
+        }
+    }
+    assert!(covered, "no statement lets the master run instances");
+}
+
+#[test]
+fn launch_templates_require_imdsv2() {
+    let all = module_blocks();
+    let templates: Vec<&Block> = all
+        .iter()
+        .filter(|b| b.identifier.as_str() == "resource" && labels(b)[0] == "aws_launch_template")
+        .collect();
+    let names: Vec<&str> = templates.iter().map(|b| labels(b)[1]).collect();
+    assert_eq!(names, ["linux", "windows"]);
+    let ctx = Context::new();
+    for t in templates {
+        let meta = blocks(&t.body, "metadata_options")
+            .next()
+            .unwrap_or_else(|| panic!("{:?} has no metadata_options", labels(t)));
+        let tokens = attr(&meta.body, "http_tokens").map(|e| e.evaluate(&ctx));
+        assert_eq!(
+            tokens.and_then(Result::ok),
+            Some(Value::from("required")),
+            "{:?}",
+            labels(t)
+        );
+        let shutdown = attr(&t.body, "instance_initiated_shutdown_behavior")
+            .map(|e| e.evaluate(&ctx))
+            .and_then(Result::ok);
+        assert_eq!(shutdown, Some(Value::from("terminate")), "{:?}", labels(t));
+    }
+}
+
+#[test]
+fn packer_images_require_imdsv2() {
+    let ctx = Context::new();
+    for rel in [
+        "images/linux/burst-worker.pkr.hcl",
+        "images/windows/burst-worker.pkr.hcl",
+    ] {
+        let body = parse(rel);
+        let source = blocks(&body, "source")
+            .find(|b| labels(b)[0] == "amazon-ebs")
+            .unwrap_or_else(|| panic!("{rel}: no amazon-ebs source"));
+        let eval = |b: &Body, k: &str| attr(b, k).map(|e| e.evaluate(&ctx)).and_then(Result::ok);
+        assert_eq!(
+            eval(&source.body, "imds_support"),
+            Some(Value::from("v2.0")),
+            "{rel}"
+        );
+        let meta = blocks(&source.body, "metadata_options")
+            .next()
+            .unwrap_or_else(|| panic!("{rel}: no metadata_options"));
+        assert_eq!(
+            eval(&meta.body, "http_tokens"),
+            Some(Value::from("required")),
+            "{rel}"
+        );
+        assert!(
+            blocks(&body, "build").next().is_some(),
+            "{rel}: no build block"
+        );
+    }
+}
+
+#[test]
+fn linux_image_and_user_data_agree() {
+    let unit = read("images/linux/burst-worker.service");
+    assert!(
+        unit.lines()
+            .any(|l| l == format!("EnvironmentFile={LINUX_ENV_FILE}")),
+        "the unit must read {LINUX_ENV_FILE}"
+    );
+    assert!(unit
+        .lines()
+        .any(|l| l == format!("ExecStart={LINUX_WORKER_PATH}")));
+    let install = read("images/linux/install.sh");
+    assert!(install.contains(&format!("/tmp/burst-worker {LINUX_WORKER_PATH}")));
+    assert!(install.contains(&format!("/etc/systemd/system/{LINUX_SERVICE}")));
+    let pkr = read("images/linux/burst-worker.pkr.hcl");
+    assert!(pkr.contains("\"${path.root}/burst-worker.service\""));
+    assert!(pkr.contains("\"${path.root}/install.sh\""));
+
+    let user_data = template(Platform::Linux);
+    for needle in [
+        LINUX_ENV_FILE,
+        LINUX_SERVICE,
+        LINUX_WORKER_PATH,
+        WORKER_BIN_OVERRIDE,
+    ] {
+        assert!(user_data.contains(needle), "linux user-data lacks {needle}");
+    }
+}
+
+#[test]
+fn windows_image_and_user_data_agree() {
+    let install = read("images/windows/install.ps1");
+    assert!(install.contains(&format!("$worker = '{WINDOWS_WORKER_PATH}'")));
+    assert!(install.contains(&format!("& $nssm install {WINDOWS_SERVICE} $worker")));
+    let pkr = read("images/windows/burst-worker.pkr.hcl");
+    assert!(pkr.contains("\"${path.root}/install.ps1\""));
+
+    let user_data = template(Platform::Windows);
+    for needle in [
+        format!("Get-Service -Name '{WINDOWS_SERVICE}'"),
+        format!("Services\\{WINDOWS_SERVICE}'"),
+        format!("Start-Service -Name '{WINDOWS_SERVICE}'"),
+        format!("& '{WINDOWS_WORKER_PATH}'"),
+        WORKER_BIN_OVERRIDE.to_owned(),
+    ] {
+        assert!(
+            user_data.contains(&needle),
+            "windows user-data lacks {needle}"
+        );
+    }
+}
+
+#[test]
+fn the_worker_reads_every_user_data_setting() {
+    let args = read("worker/src/args.rs");
+    for setting in USER_DATA_SETTINGS {
+        assert!(
+            args.contains(&format!("env = \"{setting}\"")),
+            "burst-worker has no flag reading {setting}"
+        );
+    }
+    for platform in [Platform::Linux, Platform::Windows] {
+        assert_eq!(placeholders(template(platform)), USER_DATA_SETTINGS);
+    }
+}

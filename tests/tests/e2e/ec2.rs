@@ -1,0 +1,410 @@
+//! The ec2 provider end to end, on loopback only: moto is EC2 (behind a
+//! fault-injecting proxy), a fake IMDS serves spot notices, and the boot
+//! harness runs each new instance's real user-data with burst-worker.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use burst_e2e::ec2_harness::{tail, wait_for, Booter, Ec2Master};
+use burst_e2e::fake_imds::FakeImds;
+use burst_e2e::fault_proxy::FaultProxy;
+use burst_e2e::moto::{ec2_client, instances_with_tag, Moto};
+use serde_json::Value;
+
+const BUILD_TIMEOUT: Duration = Duration::from_secs(90);
+const LIVE: &[&str] = &["pending", "running", "stopping", "stopped"];
+
+/// moto, the proxy before it, a fake IMDS, a boot harness and a master.
+struct Env {
+    _dir: tempfile::TempDir,
+    _moto: Moto,
+    proxy: FaultProxy,
+    imds: FakeImds,
+    client: aws_sdk_ec2::Client,
+    booter: Booter,
+    master: Ec2Master,
+}
+
+struct Pool {
+    idle_timeout: &'static str,
+    step: &'static str,
+    max_workers: u32,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            idle_timeout: "2s",
+            step: "echo \"hello from $BURST_WORKER_ID\"",
+            max_workers: 2,
+        }
+    }
+}
+
+fn config(proxy: &str, imds: &str, mark: &str, p: &Pool) -> String {
+    format!(
+        r#"
+[master]
+state_dir = "{{STATE}}"
+http_listen = "127.0.0.1:0"
+grpc_listen = "127.0.0.1:0"
+heartbeat_interval = "1s"
+build_retries = 2
+
+[pools.ec2]
+provider = "ec2"
+labels = ["linux", "ec2"]
+max_workers = {max}
+max_starting = {max}
+idle_timeout = "{idle}"
+start_timeout = "60s"
+backoff_min = "200ms"
+backoff_max = "2s"
+
+[pools.ec2.ec2]
+region = "us-east-1"
+endpoint_url = "{proxy}"
+ami = "ami-12c6146b"
+instance_types = ["t3.micro", "t3.small"]
+market = "spot_with_fallback"
+imds_url = "{imds}"
+tags = {{ team = "e2e" }}
+price_per_hour = {{ "t3.micro" = 0.0104, "t3.small" = 0.0208 }}
+api_retries = 8
+api_retry_min = "50ms"
+api_retry_max = "400ms"
+
+[[builders]]
+name = "hello"
+labels = ["linux", "ec2"]
+
+[[builders.steps]]
+name = "greet"
+run = '{step}'
+env = {{ MARK = "{mark}" }}
+"#,
+        max = p.max_workers,
+        idle = p.idle_timeout,
+        step = p.step,
+    )
+}
+
+impl Env {
+    async fn start(pool: Pool) -> Result<Env> {
+        let dir = tempfile::tempdir()?;
+        let moto = Moto::start().await?;
+        let proxy = FaultProxy::start(&moto.url).await?;
+        let imds = FakeImds::start().await?;
+        let client = ec2_client(&moto.url).await;
+        let booter = Booter::start(
+            client.clone(),
+            &dir.path().join("instances"),
+            vec![("BURST_IMDS_POLL".into(), "100ms".into())],
+        )?;
+        let mark = dir.path().join("mark").display().to_string();
+        let text = config(&proxy.url, &imds.url, &mark, &pool);
+        let master = Ec2Master::start(dir.path(), &text, &proxy.url).await?;
+        Ok(Env {
+            _dir: dir,
+            _moto: moto,
+            proxy,
+            imds,
+            client,
+            booter,
+            master,
+        })
+    }
+
+    /// The ledger row of `worker_id`.
+    async fn ledger(&self, worker_id: &str) -> Result<Value> {
+        self.master
+            .instances()
+            .await?
+            .into_iter()
+            .find(|i| i["worker_id"] == worker_id)
+            .with_context(|| format!("no ledger row for {worker_id}"))
+    }
+
+    /// Waits until moto has no live burst instance.
+    async fn wait_no_live_instances(&self, timeout: Duration) -> Result<()> {
+        wait_for("no live burst instance in moto", timeout, || async {
+            let live = instances_with_tag(&self.client, "burst:worker-id", LIVE).await?;
+            Ok(live.is_empty().then_some(()))
+        })
+        .await
+        .with_context(|| format!("master log:\n{}", tail(&self.master.log(), 40)))
+    }
+}
+
+fn succeeded(b: &Value) -> bool {
+    b["state"] == "succeeded"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_spot_worker_boots_from_user_data_runs_the_build_and_is_terminated() -> Result<()> {
+    let env = Env::start(Pool::default()).await?;
+    let ids = env.master.submit("hello").await?;
+    let build = env.master.wait_finished(ids[0], BUILD_TIMEOUT).await?;
+    assert!(
+        succeeded(&build),
+        "{build:#}\n{}",
+        tail(&env.master.log(), 40)
+    );
+    let worker = build["attempts"][0]["worker_id"]
+        .as_str()
+        .context("worker")?
+        .to_owned();
+
+    // The ledger: an instance id, bought on spot, with type, zone and price.
+    let row = env.ledger(&worker).await?;
+    let instance_id = row["provider_id"]
+        .as_str()
+        .context("provider_id")?
+        .to_owned();
+    assert!(instance_id.starts_with("i-"), "{row:#}");
+    let d = &row["details"];
+    assert_eq!(d["market"], "spot", "{row:#}");
+    assert_eq!(d["instance_type"], "t3.micro", "{row:#}");
+    assert!(
+        d["az"].as_str().is_some_and(|z| z.starts_with("us-east-1")),
+        "{row:#}"
+    );
+    assert_eq!(d["price_source"], "spot-price-history", "{row:#}");
+    assert!(d["price_per_hour"].as_f64().is_some(), "{row:#}");
+
+    // Tagged at launch; IMDSv2 required; user-data carries nothing long-lived.
+    let described = env
+        .client
+        .describe_instances()
+        .instance_ids(&instance_id)
+        .send()
+        .await?;
+    let inst = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .context("instance in moto")?;
+    let tags: std::collections::BTreeMap<_, _> = inst
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+        .collect();
+    assert_eq!(tags.get("burst:master"), Some(&env.master.master_id));
+    assert_eq!(tags.get("burst:pool").map(String::as_str), Some("ec2"));
+    assert_eq!(tags.get("burst:worker-id"), Some(&worker));
+    assert_eq!(tags.get("team").map(String::as_str), Some("e2e"));
+    let tokens = inst
+        .metadata_options()
+        .and_then(|m| m.http_tokens())
+        .map(|t| t.as_str().to_owned());
+    assert_eq!(tokens.as_deref(), Some("required"));
+    assert!(env.booter.booted().contains(&instance_id));
+
+    // The build's estimated cost, in the API and in `burst build`.
+    assert!(build["estimated_cost"].as_f64().is_some(), "{build:#}");
+    let out = env.master.cli(&["build", &ids[0].to_string()]).await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("est. cost: $"), "{text}");
+
+    // Idle: terminated in moto, gone in the ledger.
+    env.wait_no_live_instances(Duration::from_secs(60)).await?;
+    wait_for(
+        "the ledger row to be gone",
+        Duration::from_secs(30),
+        || async {
+            let row = env.ledger(&worker).await?;
+            Ok((row["state"] == "gone" && row["terminated_at"].is_i64()).then_some(()))
+        },
+    )
+    .await?;
+    assert!(env.booter.errors().is_empty(), "{:?}", env.booter.errors());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_no_spot_capacity_falls_back_to_on_demand_through_throttling() -> Result<()> {
+    let env = Env::start(Pool::default()).await?;
+    env.proxy.faults.refuse_spot.store(true, Ordering::SeqCst);
+    env.proxy
+        .faults
+        .throttle_run_instances
+        .store(3, Ordering::SeqCst);
+    let ids = env.master.submit("hello").await?;
+    let build = env.master.wait_finished(ids[0], BUILD_TIMEOUT).await?;
+    assert!(
+        succeeded(&build),
+        "{build:#}\n{}",
+        tail(&env.master.log(), 40)
+    );
+
+    let f = &env.proxy.faults;
+    assert_eq!(
+        f.throttled.load(Ordering::SeqCst),
+        3,
+        "throttled calls were retried"
+    );
+    // Both instance types were tried on spot before on-demand.
+    assert_eq!(f.spot_refused.load(Ordering::SeqCst), 2);
+    let worker = build["attempts"][0]["worker_id"]
+        .as_str()
+        .context("worker")?;
+    let row = env.ledger(worker).await?;
+    let d = &row["details"];
+    assert_eq!(d["market"], "on-demand", "{row:#}");
+    assert_eq!(d["fell_back_on"], "InsufficientInstanceCapacity", "{row:#}");
+    assert_eq!(d["instance_type"], "t3.micro", "{row:#}");
+    assert_eq!(d["price_per_hour"].as_f64(), Some(0.0104), "{row:#}");
+    assert_eq!(d["price_source"], "config", "{row:#}");
+    env.wait_no_live_instances(Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_permanent_error_fails_the_build_fast_with_the_aws_code() -> Result<()> {
+    let env = Env::start(Pool::default()).await?;
+    if let Ok(mut code) = env.proxy.faults.permanent_error.lock() {
+        *code = Some("InvalidAMIID.NotFound".to_owned());
+    }
+    let ids = env.master.submit("hello").await?;
+    let build = env
+        .master
+        .wait_finished(ids[0], Duration::from_secs(30))
+        .await?;
+    assert_eq!(build["state"], "failed", "{build:#}");
+    let reason = build["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("InvalidAMIID.NotFound"), "{build:#}");
+    let failed: Vec<Value> = env.master.instances().await?;
+    assert!(
+        failed
+            .iter()
+            .all(|i| i["state"] == "failed" && i["provider_id"].is_null()),
+        "{failed:#?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_spot_interruption_notice_retries_the_build_on_another_instance() -> Result<()> {
+    // The first attempt waits (and leaves a mark); the retry finds the mark.
+    let env = Env::start(Pool {
+        step: r#"if [ -e "$MARK" ]; then echo "second attempt"; else touch "$MARK"; sleep 120; fi"#,
+        ..Pool::default()
+    })
+    .await?;
+    let ids = env.master.submit("hello").await?;
+    let id = ids[0];
+    let first = wait_for("the first attempt's step to run", BUILD_TIMEOUT, || async {
+        let b = env.master.build(id).await?;
+        let step = &b["attempts"][0]["steps"][0];
+        Ok((step["state"] == "running").then(|| b["attempts"][0]["worker_id"].clone()))
+    })
+    .await
+    .with_context(|| tail(&env.master.log(), 40))?;
+    env.imds.arm_notice();
+    let build = env.master.wait_finished(id, BUILD_TIMEOUT).await?;
+    assert!(
+        succeeded(&build),
+        "{build:#}\n{}",
+        tail(&env.master.log(), 40)
+    );
+    assert_eq!(env.imds.state.notices_served.load(Ordering::SeqCst), 1);
+    let attempts = build["attempts"].as_array().context("attempts")?;
+    assert_eq!(attempts.len(), 2, "{build:#}");
+    assert_eq!(attempts[0]["worker_id"], first);
+    assert!(
+        attempts[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("interruption notice")),
+        "{build:#}"
+    );
+    assert_ne!(attempts[1]["worker_id"], first, "retried elsewhere");
+    // The interrupted instance is terminated.
+    let row = env.ledger(first.as_str().context("worker")?).await?;
+    let instance = row["provider_id"]
+        .as_str()
+        .context("provider_id")?
+        .to_owned();
+    wait_for(
+        "the interrupted instance to be terminated",
+        Duration::from_secs(30),
+        || async {
+            let live = instances_with_tag(&env.client, "burst:worker-id", LIVE).await?;
+            Ok((!live.iter().any(|(i, _)| *i == instance)).then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_master_sigkill_then_restart_terminates_every_instance_it_owns() -> Result<()> {
+    let mut env = Env::start(Pool {
+        idle_timeout: "10m",
+        ..Pool::default()
+    })
+    .await?;
+    let ids = env.master.submit("hello").await?;
+    let build = env.master.wait_finished(ids[0], BUILD_TIMEOUT).await?;
+    assert!(succeeded(&build), "{build:#}");
+    // An idle worker stays up (long idle timeout); add an orphan the ledger
+    // never saw (this master's tags), and a stranger (another master's).
+    let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+    let launch = |master: String, worker: &'static str| {
+        let client = env.client.clone();
+        async move {
+            let spec = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(tag("burst:master", &master))
+                .tags(tag("burst:pool", "ec2"))
+                .tags(tag("burst:worker-id", worker))
+                .build();
+            let out = client
+                .run_instances()
+                .image_id("ami-12c6146b")
+                .min_count(1)
+                .max_count(1)
+                .tag_specifications(spec)
+                .send()
+                .await?;
+            out.instances()
+                .first()
+                .and_then(|i| i.instance_id())
+                .map(str::to_owned)
+                .context("instance id")
+        }
+    };
+    let orphan = launch(env.master.master_id.clone(), "ec2-orphan").await?;
+    let stranger = launch("another-master".to_owned(), "ec2-stranger").await?;
+
+    env.master.sigkill().await?;
+    env.master.restart().await?;
+
+    wait_for(
+        "only the stranger left running",
+        Duration::from_secs(60),
+        || async {
+            let live = instances_with_tag(&env.client, "burst:worker-id", LIVE).await?;
+            let ids: Vec<&str> = live.iter().map(|(i, _)| i.as_str()).collect();
+            Ok((ids == [stranger.as_str()]).then_some(()))
+        },
+    )
+    .await
+    .with_context(|| tail(&env.master.log(), 60))?;
+    let worker = build["attempts"][0]["worker_id"]
+        .as_str()
+        .context("worker")?;
+    wait_for(
+        "the idle worker's ledger row to be gone",
+        Duration::from_secs(30),
+        || async { Ok((env.ledger(worker).await?["state"] == "gone").then_some(())) },
+    )
+    .await?;
+    let all = instances_with_tag(&env.client, "burst:worker-id", &["terminated"]).await?;
+    assert!(
+        all.iter().any(|(i, _)| *i == orphan),
+        "orphan terminated: {all:?}"
+    );
+    Ok(())
+}
