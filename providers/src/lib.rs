@@ -4,6 +4,7 @@
 //! launch a worker, terminate it, and list the ones that exist so the master
 //! can reconcile its ledger against reality after a crash.
 
+pub mod docker;
 mod error;
 pub mod local;
 mod provider;

@@ -135,6 +135,15 @@ impl Provider for LocalProvider {
         if procfs::worker_id_of(pid).as_deref() == Some(worker_id) {
             procfs::stop_group(pid, self.settings.stop_grace).await?;
         }
+        // Steps run in process groups of their own, which a worker that died
+        // abruptly (SIGKILL, OOM) could not stop.
+        let (master_id, id) = (self.settings.master_id.clone(), worker_id.to_owned());
+        let steps = tokio::task::spawn_blocking(move || procfs::find_step_groups(&master_id, &id))
+            .await
+            .map_err(|e| ProviderError::transient(format!("failed to scan processes: {e}")))??;
+        for group in steps {
+            procfs::stop_group(group, self.settings.stop_grace).await?;
+        }
         let work_dir = self.work_dir(worker_id);
         if let Err(e) = tokio::fs::remove_dir_all(&work_dir).await {
             if e.kind() != std::io::ErrorKind::NotFound {

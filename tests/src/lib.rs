@@ -1,2 +1,15 @@
-//! End-to-end helpers.
+//! End-to-end helpers: real `burst` and `burst-worker` processes, found and
+//! cleaned up through `/proc`, driven over the HTTP API and the CLI.
+
+pub mod api;
+pub mod bins;
+pub mod cmd;
+pub mod docker_support;
+pub mod master;
+pub mod procs;
 pub mod sshd;
+pub mod wait;
+pub mod wine;
+
+pub use bins::Bins;
+pub use master::{Master, MasterBuilder};

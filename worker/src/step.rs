@@ -1,6 +1,7 @@
 //! Running one step: prepare its directory and command, spawn it, stream its
 //! output, enforce its timeout, and report how it ended.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -104,13 +105,14 @@ async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Opt
         step_run_id: run.step_run_id.clone(),
         ..Default::default()
     };
-    let mut cmd = match prepare(run, ctx).await {
-        Ok(cmd) => cmd,
+    let (mut cmd, script_file) = match prepare(run, ctx).await {
+        Ok(prepared) => prepared,
         Err(error) => {
             finished.error = error;
             return Some(finished);
         }
     };
+    let _script_file = script_file.map(RemoveOnDrop);
     let (mut child, tree) = match platform::spawn(&mut cmd) {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -178,42 +180,76 @@ async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Opt
     Some(finished)
 }
 
-/// The directory and command for `run`.
-async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<Command, String> {
+/// The directory and command for `run`, and the script file written for
+/// it, if any (a multi-line cmd script on Windows).
+async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<PathBuf>), String> {
     let dir = step_dir(&ctx.work_dir, &run.build_key, &run.working_dir)?;
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| format!("failed to create working dir {}: {e}", dir.display()))?;
-    let mut cmd = match &run.command {
+    let (mut cmd, script_file) = match &run.command {
         Some(run_step::Command::Script(script)) => {
             let shell = if run.shell.is_empty() {
                 platform::DEFAULT_SHELL
             } else {
                 run.shell.as_str()
             };
-            platform::shell_command(shell, script)?
+            let scratch = ctx
+                .work_dir
+                .join(SCRIPTS_DIR)
+                .join(file_stem(&run.step_run_id));
+            platform::shell_command(shell, script, &scratch)?
         }
         Some(run_step::Command::Argv(argv)) => {
-            let Some((program, args)) = argv.args.split_first() else {
-                return Err("failed to run step: argv is empty".to_owned());
-            };
-            let mut cmd = Command::new(program);
-            cmd.args(args);
-            cmd
+            (platform::argv_command(&argv.args, &run.shell)?, None)
         }
         None => return Err("failed to run step: it has neither a script nor an argv".to_owned()),
     };
+    // Sorted, so that on Windows, where names are case-insensitive, `Path`
+    // and `PATH` in one step resolve the same way every time.
+    let env: BTreeMap<&String, &String> = run.env.iter().collect();
     cmd.current_dir(&dir)
         // The launch token is the worker's, not the build's.
         .env_remove("BURST_TOKEN")
-        .envs(&run.env)
+        .envs(env)
         .env("BURST_WORKER_ID", &ctx.worker_id)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Last resort if this task is aborted; the normal paths kill the tree.
         .kill_on_drop(true);
-    Ok(cmd)
+    Ok((cmd, script_file))
+}
+
+/// Where script files go, inside the worker's work dir (build keys are
+/// `build-…`, so no build directory can be named like it).
+const SCRIPTS_DIR: &str = ".scripts";
+
+/// `id` as a file name: anything but ASCII letters, digits, `-` and `_`
+/// becomes `_`.
+fn file_stem(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Removes a step's script file once the step is over.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("failed to remove script file {}: {e}", self.0.display());
+            }
+        }
+    }
 }
 
 /// `<work_dir>/<build_key>/<working_dir>`, refusing anything that would
@@ -231,17 +267,25 @@ pub(crate) fn step_dir(
         ));
     }
     let mut dir = work_dir.join(build_key);
-    let sub = Path::new(working_dir);
-    for part in sub.components() {
-        match part {
-            Component::Normal(name) => dir.push(name),
-            Component::CurDir => {}
-            Component::ParentDir => {
+    // Configs are shared by Linux and Windows workers: `/` and `\` both
+    // separate, and the path gets this OS's own separators.
+    if working_dir.starts_with(['/', '\\']) {
+        return Err(format!(
+            "failed to use working dir {working_dir:?}: it must be relative"
+        ));
+    }
+    for part in working_dir.split(['/', '\\']) {
+        let mut parts = Path::new(part).components();
+        match (parts.next(), parts.next()) {
+            (None | Some(Component::CurDir), None) => {}
+            (Some(Component::Normal(name)), None) => dir.push(name),
+            (Some(Component::ParentDir), None) => {
                 return Err(format!(
                     "failed to use working dir {working_dir:?}: it must not contain '..'"
                 ))
             }
-            Component::RootDir | Component::Prefix(_) => {
+            // A drive (`C:`) or anything else that is not a plain name.
+            _ => {
                 return Err(format!(
                     "failed to use working dir {working_dir:?}: it must be relative"
                 ))
@@ -350,5 +394,22 @@ mod tests {
         assert!(step_dir(work, ".", "").is_err());
         assert!(step_dir(work, "a/b", "").is_err());
         assert!(step_dir(work, "/abs", "").is_err());
+    }
+
+    #[test]
+    fn step_dir_takes_both_separators() {
+        let work = Path::new("/w");
+        let want: PathBuf = ["/w", "b1", "a", "b", "c"].iter().collect();
+        assert_eq!(step_dir(work, "b1", "a\\b/c"), Ok(want.clone()));
+        assert_eq!(step_dir(work, "b1", "a//b\\.\\c\\"), Ok(want));
+        assert!(step_dir(work, "b1", "a\\..\\..\\x").is_err());
+        assert!(step_dir(work, "b1", "\\abs").is_err());
+        assert!(step_dir(work, "b1", "\\\\server\\share").is_err());
+    }
+
+    #[test]
+    fn file_stem_is_a_plain_name() {
+        assert_eq!(file_stem("12.0.3"), "12_0_3");
+        assert_eq!(file_stem("a/b\\c:d"), "a_b_c_d");
     }
 }

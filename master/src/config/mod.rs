@@ -10,6 +10,7 @@ mod locate;
 mod matrix;
 mod schema;
 mod validate;
+mod validate_docker;
 
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};

@@ -71,7 +71,7 @@ impl MasterConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Which provider section applies: "local" or "ssh".
+    /// Which provider section applies: "local", "docker" or "ssh".
     pub provider: ProviderKind,
     #[serde(default)]
     pub labels: Vec<String>,
@@ -100,6 +100,8 @@ pub struct PoolConfig {
     pub backoff_max: Duration,
     #[serde(default)]
     pub local: LocalPoolConfig,
+    #[serde(default)]
+    pub docker: DockerPoolConfig,
     /// Required when `provider = "ssh"`.
     #[serde(default)]
     pub ssh: Option<SshPoolConfig>,
@@ -109,6 +111,7 @@ pub struct PoolConfig {
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     Local,
+    Docker,
     Ssh,
 }
 
@@ -121,6 +124,115 @@ pub struct LocalPoolConfig {
     pub command: Vec<String>,
     /// Extra environment for the worker process.
     pub env: BTreeMap<String, String>,
+}
+
+/// `[pools.NAME.docker]`: one container per worker, on one or several
+/// Docker hosts. See docs/docker.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerPoolConfig {
+    /// The worker image (built by images/docker/build.sh).
+    pub image: String,
+    pub pull: PullPolicy,
+    /// A directory with a Dockerfile: a host that lacks the image builds
+    /// it from here (relative to the master's working directory).
+    pub build_context: Option<PathBuf>,
+    /// The Dockerfile inside `build_context`; default `Dockerfile`.
+    pub dockerfile: Option<String>,
+    /// Where containers run; empty = the local engine only.
+    pub hosts: Vec<DockerHostConfig>,
+    /// The network containers join; default: the engine's bridge.
+    pub network: Option<String>,
+    /// `SOURCE:TARGET[:OPTIONS]`, as `docker run -v`.
+    pub binds: Vec<String>,
+    /// Anonymous volumes (container paths), removed with the container.
+    pub volumes: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// CPUs per container, e.g. 1.5.
+    pub cpus: Option<f64>,
+    /// Memory per container: "512m", "2g", "1.5GiB".
+    pub memory: Option<String>,
+    /// Extra container labels; `io.burst.*` are burst's own.
+    pub labels: BTreeMap<String, String>,
+    pub privileged: bool,
+    /// The URL workers dial; default: the master's advertised URL, its
+    /// loopback host replaced by the network's gateway.
+    pub master_url: Option<String>,
+    /// The worker's work directory inside the container.
+    pub work_dir: String,
+}
+
+impl Default for DockerPoolConfig {
+    fn default() -> Self {
+        Self {
+            image: "burst-worker:latest".to_owned(),
+            pull: PullPolicy::default(),
+            build_context: None,
+            dockerfile: None,
+            hosts: Vec::new(),
+            network: None,
+            binds: Vec::new(),
+            volumes: Vec::new(),
+            env: BTreeMap::new(),
+            cpus: None,
+            memory: None,
+            labels: BTreeMap::new(),
+            privileged: false,
+            master_url: None,
+            work_dir: "/work".to_owned(),
+        }
+    }
+}
+
+/// When a Docker host fetches the worker image from its registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Use only images the host has.
+    Never,
+    /// Pull (or build, with a build context) when the host lacks it.
+    #[default]
+    IfMissing,
+    /// Pull before launching (at most once a minute per host).
+    Always,
+}
+
+/// `[[pools.NAME.docker.hosts]]`: one Docker engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerHostConfig {
+    /// Shown in logs and kept in provider ids; default: "local", or the
+    /// endpoint's host:port.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// "local", unix:///path, tcp://host:port, http://host:port or
+    /// https://host:port.
+    #[serde(default = "defaults::docker_endpoint")]
+    pub endpoint: String,
+    /// A directory with ca.pem, cert.pem and key.pem for a TLS endpoint.
+    #[serde(default)]
+    pub tls_dir: Option<PathBuf>,
+    /// Containers of this pool at once on this host; default: no limit
+    /// beyond the pool's max_workers.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+}
+
+impl DockerHostConfig {
+    /// The name, or the one derived from the endpoint.
+    pub fn name(&self, index: usize) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        let endpoint = self.endpoint.trim();
+        if endpoint.is_empty() || endpoint == "local" {
+            return "local".to_owned();
+        }
+        match endpoint.split_once("://") {
+            Some(("unix", _)) | None => format!("host{index}"),
+            Some((_, rest)) => rest.trim_end_matches('/').to_owned(),
+        }
+    }
 }
 
 /// `[pools.NAME.ssh]`: workers on build machines reached over SSH.
@@ -294,6 +406,10 @@ impl StepConfig {
 
 mod defaults {
     use std::time::Duration;
+
+    pub fn docker_endpoint() -> String {
+        "local".to_owned()
+    }
 
     pub fn max_workers() -> u32 {
         4

@@ -12,6 +12,7 @@ use super::schema::{
     BuilderConfig, Config, MasterConfig, PoolConfig, ProviderKind, SshPlatform, SshPoolConfig,
     StepConfig,
 };
+use super::validate_docker;
 
 /// Shells a worker knows how to run a script with.
 pub const SHELLS: &[&str] = &["sh", "bash", "cmd", "powershell", "pwsh"];
@@ -54,6 +55,14 @@ pub(crate) fn check(config: &Config) -> Vec<Issue> {
     }
     for (name, pool) in &config.pools {
         v.pool(&pools.key(name), name, pool);
+        if pool.provider == ProviderKind::Docker {
+            let found = validate_docker::check(
+                &pools.key(name).key("docker"),
+                &pool.docker,
+                &config.master,
+            );
+            v.issues.extend(found);
+        }
     }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, builder) in config.builders.iter().enumerate() {

@@ -3,12 +3,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use burst_providers::docker::{self, DockerProvider, DockerSettings, HostSettings};
 use burst_providers::local::{LocalProvider, LocalSettings};
-use burst_providers::ssh::{HostKeyCheck, HostSettings, Platform, SshProvider, SshSettings};
+use burst_providers::ssh::{
+    HostKeyCheck, HostSettings as SshHostSettings, Platform, SshProvider, SshSettings,
+};
 use burst_providers::Provider;
 
 use crate::config::{
-    HostKeyCheckConfig, PoolConfig, ProviderKind, SshHostConfig, SshPlatform, SshPoolConfig,
+    DockerPoolConfig, HostKeyCheckConfig, PoolConfig, ProviderKind, PullPolicy, SshHostConfig,
+    SshPlatform, SshPoolConfig,
 };
 
 /// Builds the provider a pool's config names.
@@ -37,6 +41,13 @@ pub fn build(
                 .with_context(|| format!("failed to set up pool {name}"))?;
             Ok(Arc::new(provider))
         }
+        ProviderKind::Docker => {
+            let settings = docker_settings(name, &pool.docker, master_id)
+                .with_context(|| format!("failed to set up pool {name}"))?;
+            let provider = DockerProvider::new(settings)
+                .with_context(|| format!("failed to set up pool {name}"))?;
+            Ok(Arc::new(provider))
+        }
         ProviderKind::Ssh => {
             let ssh = pool.ssh.as_ref().with_context(|| {
                 format!("failed to set up pool {name}: no [pools.{name}.ssh] section")
@@ -47,6 +58,58 @@ pub fn build(
             Ok(Arc::new(provider))
         }
     }
+}
+
+/// The provider's settings from a `[pools.NAME.docker]` section that
+/// validation has accepted.
+fn docker_settings(
+    name: &str,
+    d: &DockerPoolConfig,
+    master_id: &str,
+) -> anyhow::Result<DockerSettings> {
+    let mut s = DockerSettings::new(master_id, name);
+    s.image = d.image.clone();
+    s.pull = match d.pull {
+        PullPolicy::Never => docker::PullPolicy::Never,
+        PullPolicy::IfMissing => docker::PullPolicy::IfMissing,
+        PullPolicy::Always => docker::PullPolicy::Always,
+    };
+    s.build_context = d.build_context.clone();
+    if let Some(dockerfile) = &d.dockerfile {
+        s.dockerfile = dockerfile.clone();
+    }
+    if !d.hosts.is_empty() {
+        s.hosts = d
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let endpoint = docker::parse_endpoint(&h.endpoint, h.tls_dir.clone())
+                    .map_err(anyhow::Error::msg)?;
+                Ok(HostSettings {
+                    name: h.name(i),
+                    endpoint,
+                    capacity: h.capacity,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    s.network = d.network.clone();
+    s.binds = d.binds.clone();
+    s.volumes = d.volumes.clone();
+    s.env = d.env.clone();
+    s.cpus = d.cpus;
+    s.memory = d
+        .memory
+        .as_deref()
+        .map(docker::parse_memory)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    s.labels = d.labels.clone();
+    s.privileged = d.privileged;
+    s.master_url = d.master_url.clone();
+    s.work_dir = d.work_dir.clone();
+    Ok(s)
 }
 
 fn ssh_settings(
@@ -65,7 +128,7 @@ fn ssh_settings(
     SshSettings {
         master_id: master_id.to_owned(),
         pool: name.to_owned(),
-        hosts: ssh.hosts.iter().map(host_settings).collect(),
+        hosts: ssh.hosts.iter().map(ssh_host_settings).collect(),
         known_hosts: ssh.known_hosts.clone(),
         host_key_check: match ssh.host_key_check {
             HostKeyCheckConfig::Strict => HostKeyCheck::Strict,
@@ -82,13 +145,13 @@ fn ssh_settings(
     }
 }
 
-fn host_settings(h: &SshHostConfig) -> HostSettings {
+fn ssh_host_settings(h: &SshHostConfig) -> SshHostSettings {
     let platform = match h.platform {
         SshPlatform::Linux => Platform::Linux,
         SshPlatform::Macos => Platform::Macos,
         SshPlatform::Windows => Platform::Windows,
     };
-    HostSettings {
+    SshHostSettings {
         name: h.display_name(),
         address: h.address.clone(),
         port: h.port,

@@ -267,6 +267,7 @@ pub fn pool(max_workers: u32) -> PoolConfig {
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(60),
         local: LocalPoolConfig::default(),
+        docker: Default::default(),
         ssh: None,
     }
 }

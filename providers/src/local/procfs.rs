@@ -1,5 +1,6 @@
 //! Finding and stopping local worker processes through `/proc` and signals.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::{env, ListedInstance, ProviderError};
@@ -19,12 +20,27 @@ pub fn worker_id_of(pid: i32) -> Option<String> {
     environ_var(pid, env::WORKER_ID)
 }
 
+/// When the process started, in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`, counted after the parenthesised command name, which may
+/// hold spaces).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_comm) = stat.rsplit_once(')')?;
+    // After ")" come field 3 (state) onwards; start time is field 22.
+    after_comm.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// Worker processes launched by this master for this pool. Only the leader
 /// of each process group counts: a worker's children inherit its environment.
+/// Some lead groups of their own with that environment (a step's process
+/// group; under wine every Windows child, and the wineserver the first
+/// worker starts, runs in a session of its own), so per worker id only the
+/// process that started first counts: the worker itself.
 pub fn find_workers(master_id: &str, pool: &str) -> Result<Vec<ListedInstance>, ProviderError> {
     let entries = std::fs::read_dir("/proc")
         .map_err(|e| ProviderError::transient(format!("failed to read /proc: {e}")))?;
-    let mut found = Vec::new();
+    // worker id -> (start time, pid)
+    let mut found: BTreeMap<String, (u64, i32)> = BTreeMap::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -39,15 +55,43 @@ pub fn find_workers(master_id: &str, pool: &str) -> Result<Vec<ListedInstance>, 
         {
             continue;
         }
-        if let Some(worker_id) = worker_id_of(pid) {
-            found.push(ListedInstance {
-                worker_id,
-                provider_id: pid.to_string(),
-            });
+        let (Some(worker_id), Some(started)) = (worker_id_of(pid), start_time(pid)) else {
+            continue;
+        };
+        let entry = found.entry(worker_id).or_insert((started, pid));
+        if (started, pid) < *entry {
+            *entry = (started, pid);
         }
     }
-    Ok(found)
+    Ok(found
+        .into_iter()
+        .map(|(worker_id, (_, pid))| ListedInstance {
+            worker_id,
+            provider_id: pid.to_string(),
+        })
+        .collect())
 }
+
+/// Leaders of the process groups of steps `worker_id` ran: the master gives
+/// every step `BURST_BUILD_ID`, which the worker itself (and anything it
+/// starts on its own, like a wineserver) does not carry.
+pub fn find_step_groups(master_id: &str, worker_id: &str) -> Result<Vec<i32>, ProviderError> {
+    let entries = std::fs::read_dir("/proc")
+        .map_err(|e| ProviderError::transient(format!("failed to read /proc: {e}")))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            is_group_leader(pid)
+                && environ_var(pid, env::MASTER_ID).as_deref() == Some(master_id)
+                && worker_id_of(pid).as_deref() == Some(worker_id)
+                && environ_var(pid, STEP_BUILD_ID).is_some()
+        })
+        .collect())
+}
+
+/// Set by the master in every step's environment.
+const STEP_BUILD_ID: &str = "BURST_BUILD_ID";
 
 #[cfg(unix)]
 fn is_group_leader(pid: i32) -> bool {
@@ -99,4 +143,18 @@ pub async fn stop_group(pid: i32, _grace: Duration) -> Result<(), ProviderError>
     Err(ProviderError::permanent(format!(
         "failed to stop local worker {pid}: the local provider supports Unix masters only"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_reads_field_22() {
+        let me = i32::try_from(std::process::id()).expect("pid");
+        let mine = start_time(me).expect("own start time");
+        // pid 1 started before this test.
+        assert!(start_time(1).is_none_or(|init| init <= mine));
+        assert_eq!(start_time(-1), None);
+    }
 }

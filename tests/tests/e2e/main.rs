@@ -1,1 +1,18 @@
+//! End-to-end tests: real `burst` and `burst-worker` processes on loopback.
+//! Build the binaries first: `cargo build --workspace --bins` (scripts/test
+//! does it). One module per topic.
+
+mod auth;
+mod cancel;
+mod config;
+mod docker;
+mod logs;
+mod master_crash;
+mod matrix;
+mod quickstart;
+mod shutdown;
 mod ssh;
+mod submit;
+mod timeout;
+mod windows;
+mod worker_lost;

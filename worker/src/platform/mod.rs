@@ -11,3 +11,6 @@ pub(crate) use unix::*;
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::*;
+
+// Compiled everywhere so its tests run on every CI host.
+mod windows_args;

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use nix::errno::Errno;
@@ -12,8 +13,14 @@ use tokio::process::{Child, Command};
 /// The shell a script step runs with when it names none.
 pub(crate) const DEFAULT_SHELL: &str = "sh";
 
-/// The command that runs `script` with `shell`.
-pub(crate) fn shell_command(shell: &str, script: &str) -> Result<Command, String> {
+/// The command that runs `script` with `shell`. Unix shells take any
+/// script as one argument, so `_scratch` (where Windows writes batch files)
+/// is never used and no file is returned.
+pub(crate) fn shell_command(
+    shell: &str,
+    script: &str,
+    _scratch: &Path,
+) -> Result<(Command, Option<PathBuf>), String> {
     let mut cmd = match shell {
         "sh" | "bash" => {
             let mut cmd = Command::new(shell);
@@ -33,6 +40,17 @@ pub(crate) fn shell_command(shell: &str, script: &str) -> Result<Command, String
         other => return Err(format!("failed to run script: unknown shell {other:?}")),
     };
     cmd.arg(script);
+    Ok((cmd, None))
+}
+
+/// The command that runs `argv`: the program directly (a step's shell only
+/// matters for argv steps on Windows).
+pub(crate) fn argv_command(argv: &[String], _shell: &str) -> Result<Command, String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("failed to run step: argv is empty".to_owned());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
     Ok(cmd)
 }
 

@@ -1,0 +1,18 @@
+//! Workers as Docker containers, on one or several Docker hosts.
+//!
+//! Every container carries labels naming its master, pool and worker, so the
+//! containers of a pool are found again on every host after a master crash.
+
+mod errors;
+mod hosts;
+mod image;
+mod labels;
+mod provider;
+mod settings;
+pub mod url;
+
+pub use labels::{LABEL_MASTER, LABEL_POOL, LABEL_PREFIX, LABEL_WORKER};
+pub use provider::DockerProvider;
+pub use settings::{
+    parse_endpoint, parse_memory, DockerSettings, Endpoint, HostSettings, PullPolicy,
+};

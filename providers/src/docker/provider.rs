@@ -1,0 +1,572 @@
+//! The Docker provider: one container per worker, placed on the emptiest
+//! healthy host of the pool.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use super::errors::{self, Class};
+use super::hosts::{Host, Hosts};
+use super::image;
+use super::labels::{pool_filter, LABEL_MASTER, LABEL_POOL, LABEL_WORKER};
+use super::settings::{DockerSettings, PullPolicy};
+use super::url::{plan, with_host, Plan};
+use crate::{env, Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
+
+/// Log lines a failed start reports.
+const LOG_TAIL: &str = "20";
+
+pub struct DockerProvider {
+    settings: DockerSettings,
+    hosts: Hosts,
+}
+
+/// A failed launch on one host, and whether the host itself is at fault.
+struct Failure {
+    error: ProviderError,
+    host_down: bool,
+}
+
+impl From<ProviderError> for Failure {
+    fn from(error: ProviderError) -> Self {
+        Self {
+            error,
+            host_down: false,
+        }
+    }
+}
+
+fn api_failure(what: &str, host: &Host, e: &bollard::errors::Error) -> Failure {
+    Failure {
+        error: errors::provider_error(what, host.name(), e),
+        host_down: errors::class(e) == Class::HostDown,
+    }
+}
+
+impl DockerProvider {
+    pub fn new(settings: DockerSettings) -> Result<Self, ProviderError> {
+        let bad = |m: String| {
+            ProviderError::permanent(format!("failed to configure the docker provider: {m}"))
+        };
+        if settings.image.trim().is_empty() {
+            return Err(bad("empty image".into()));
+        }
+        if settings.hosts.is_empty() {
+            return Err(bad("no hosts".into()));
+        }
+        let mut names = BTreeSet::new();
+        for host in &settings.hosts {
+            if host.name.is_empty() || host.name.contains('/') {
+                return Err(bad(format!(
+                    "host name {:?} must be non-empty without '/'",
+                    host.name
+                )));
+            }
+            if !names.insert(host.name.as_str()) {
+                return Err(bad(format!("duplicate host name {:?}", host.name)));
+            }
+        }
+        let hosts = Hosts::new(
+            settings.hosts.clone(),
+            settings.api_timeout,
+            settings.quarantine_min,
+            settings.quarantine_max,
+        );
+        Ok(Self { settings, hosts })
+    }
+
+    fn container_name(worker_id: &str) -> String {
+        format!("burst-{worker_id}")
+    }
+
+    /// The host's name and the container id in one handle.
+    fn provider_id(host: &Host, container_id: &str) -> String {
+        format!("{}/{container_id}", host.name())
+    }
+
+    fn parse_provider_id(provider_id: &str) -> Result<(&str, &str), ProviderError> {
+        provider_id
+            .rsplit_once('/')
+            .filter(|(h, c)| !h.is_empty() && !c.is_empty())
+            .ok_or_else(|| {
+                ProviderError::permanent(format!(
+                    "failed to parse docker provider id {provider_id:?} (want HOST/CONTAINER)"
+                ))
+            })
+    }
+
+    fn host(&self, name: &str) -> Result<&Host, ProviderError> {
+        self.hosts.by_name(name).map(AsRef::as_ref).ok_or_else(|| {
+            ProviderError::permanent(format!(
+                "failed to find docker host {name:?} in the pool's settings: it was removed \
+                 from the config; remove its burst containers by hand"
+            ))
+        })
+    }
+
+    /// The URL the worker on `host` dials.
+    async fn worker_url(&self, host: &Host, spec: &LaunchSpec) -> Result<String, ProviderError> {
+        let s = &self.settings;
+        let decided = plan(
+            &spec.master_url,
+            s.master_url.as_deref(),
+            s.network.as_deref(),
+            host.settings.endpoint.is_local(),
+        )
+        .map_err(ProviderError::permanent)?;
+        match decided {
+            Plan::Use(url) => Ok(url),
+            Plan::Gateway => {
+                let gateway = host.gateway(s.network.as_deref()).await?;
+                with_host(&spec.master_url, Some(gateway)).map_err(ProviderError::permanent)
+            }
+        }
+    }
+
+    fn container_body(&self, spec: &LaunchSpec, url: &str) -> ContainerCreateBody {
+        let s = &self.settings;
+        // The pool's own variables first: burst's come later and win.
+        let mut vars: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for (key, value) in [
+            (env::MASTER_URL, url),
+            (env::WORKER_ID, spec.worker_id.as_str()),
+            (env::TOKEN, spec.token.as_str()),
+            (env::LABELS, &spec.labels.join(",")),
+            (env::WORK_DIR, s.work_dir.as_str()),
+            (env::MASTER_ID, spec.master_id.as_str()),
+            (env::POOL, spec.pool.as_str()),
+        ] {
+            vars.push(format!("{key}={value}"));
+        }
+        let mut labels: HashMap<String, String> = s.labels.clone().into_iter().collect();
+        labels.insert(LABEL_MASTER.to_owned(), spec.master_id.clone());
+        labels.insert(LABEL_POOL.to_owned(), spec.pool.clone());
+        labels.insert(LABEL_WORKER.to_owned(), spec.worker_id.clone());
+        let host_config = HostConfig {
+            binds: (!s.binds.is_empty()).then(|| s.binds.clone()),
+            network_mode: s.network.clone(),
+            nano_cpus: s.cpus.map(|c| (c * 1e9).round() as i64),
+            memory: s.memory.and_then(|m| i64::try_from(m).ok()),
+            privileged: Some(s.privileged),
+            ..Default::default()
+        };
+        ContainerCreateBody {
+            image: Some(s.image.clone()),
+            env: Some(vars),
+            labels: Some(labels),
+            volumes: (!s.volumes.is_empty()).then(|| s.volumes.clone()),
+            host_config: Some(host_config),
+            ..Default::default()
+        }
+    }
+
+    async fn launch_on(&self, host: &Host, spec: &LaunchSpec) -> Result<Launched, Failure> {
+        let s = &self.settings;
+        let began = Instant::now();
+        let docker = host.client().await.map_err(|error| Failure {
+            host_down: !error.is_permanent(),
+            error,
+        })?;
+        let url = self.worker_url(host, spec).await.map_err(|error| Failure {
+            host_down: !error.is_permanent(),
+            error,
+        })?;
+        if s.pull == PullPolicy::Always && s.build_context.is_none() {
+            image::refresh(host, docker, &s.image).await?;
+        }
+        let name = Self::container_name(&spec.worker_id);
+        let body = self.container_body(spec, &url);
+        let create = || {
+            let options = CreateContainerOptionsBuilder::new().name(&name).build();
+            docker.create_container(Some(options), body.clone())
+        };
+        let created = match create().await {
+            Ok(created) => created,
+            Err(e)
+                if errors::is_not_found(&e) && !image::exists(host, docker, &s.image).await? =>
+            {
+                image::provide(host, docker, s).await?;
+                create()
+                    .await
+                    .map_err(|e| api_failure("create a container", host, &e))?
+            }
+            Err(e) => return Err(api_failure("create a container", host, &e)),
+        };
+        let id = created.id;
+        if let Err(e) = docker
+            .start_container(&id, None::<StartContainerOptions>)
+            .await
+        {
+            // Nothing is left behind: the created container goes too.
+            if let Err(rm) = remove(docker, &id).await {
+                tracing::warn!(container = %id, host = host.name(), error = %rm, "failed to remove a container that did not start");
+            }
+            return Err(api_failure("start a container", host, &e));
+        }
+        tracing::debug!(worker = %spec.worker_id, host = host.name(), container = %id, %url, "container started");
+        Ok(Launched {
+            provider_id: Self::provider_id(host, &id),
+            details: serde_json::json!({
+                "host": host.name(),
+                "container_id": id,
+                "container_name": name,
+                "image": s.image,
+                "master_url": url,
+                // Create + start as the engine took them: the bulk of a cold start.
+                "launch_ms": began.elapsed().as_millis() as u64,
+            }),
+        })
+    }
+
+    /// `exited with code 1: <error>; last log lines: ...`
+    async fn exit_detail(
+        docker: &Docker,
+        id: &str,
+        code: Option<i64>,
+        oom: bool,
+        error: Option<String>,
+    ) -> String {
+        let mut detail = format!(
+            "container {} exited with code {}",
+            short(id),
+            code.map_or_else(|| "?".to_owned(), |c| c.to_string())
+        );
+        if oom {
+            detail.push_str(" (killed: out of memory)");
+        }
+        if let Some(error) = error.filter(|e| !e.is_empty()) {
+            detail.push_str(&format!(": {error}"));
+        }
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(LOG_TAIL)
+            .build();
+        let mut logs = Vec::new();
+        let mut stream = docker.logs(id, Some(options));
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => logs.extend_from_slice(chunk.as_ref()),
+                Err(e) => {
+                    logs.extend_from_slice(format!("(failed to read the logs: {e})").as_bytes());
+                    break;
+                }
+            }
+        }
+        let logs = String::from_utf8_lossy(&logs);
+        let logs = logs.trim_end();
+        if logs.is_empty() {
+            detail.push_str("; it logged nothing");
+        } else {
+            detail.push_str(&format!("; last log lines:\n{logs}"));
+        }
+        detail
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// Force-removes a container with its anonymous volumes; gone is success.
+async fn remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    let options = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(id, Some(options)).await {
+        Err(e) if errors::is_not_found(&e) => Ok(()),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Provider for DockerProvider {
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, ProviderError> {
+        let mut failures: Vec<ProviderError> = Vec::new();
+        for host in self.hosts.by_load() {
+            if !host.reserve(&spec.worker_id, Instant::now()) {
+                continue;
+            }
+            match self.launch_on(&host, spec).await {
+                Ok(launched) => {
+                    host.healthy();
+                    return Ok(launched);
+                }
+                Err(Failure { error, host_down }) => {
+                    host.release(&spec.worker_id);
+                    if host_down {
+                        let delay = self.hosts.quarantine(&host, &error);
+                        tracing::warn!(host = host.name(), ?delay, error = %error, "docker host quarantined");
+                    }
+                    failures.push(error);
+                }
+            }
+        }
+        if failures.is_empty() {
+            return Err(ProviderError::transient(format!(
+                "failed to place worker {}: no docker host can take a container now ({})",
+                spec.worker_id,
+                self.hosts.describe(Instant::now())
+            )));
+        }
+        // One host's error as it is; several: permanent only if all agree.
+        if failures.len() == 1 {
+            return Err(failures.remove(0));
+        }
+        let all_permanent = failures.iter().all(ProviderError::is_permanent);
+        let message = failures
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(if all_permanent {
+            ProviderError::permanent(message)
+        } else {
+            ProviderError::transient(message)
+        })
+    }
+
+    async fn terminate(&self, worker_id: &str, provider_id: &str) -> Result<(), ProviderError> {
+        let (host_name, id) = Self::parse_provider_id(provider_id)?;
+        let host = self.host(host_name)?;
+        let docker = host.client().await?;
+        remove(docker, id).await.map_err(|e| {
+            errors::provider_error(&format!("remove container {}", short(id)), host.name(), &e)
+        })?;
+        host.release(worker_id);
+        tracing::debug!(
+            worker = worker_id,
+            host = host.name(),
+            container = short(id),
+            "container removed"
+        );
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<ListedInstance>, ProviderError> {
+        let filters = pool_filter(&self.settings.master_id, &self.settings.pool);
+        let mut found = Vec::new();
+        let mut failures = Vec::new();
+        for host in self.hosts.all() {
+            let listed = async {
+                let docker = host.client().await?;
+                let options = ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filters)
+                    .build();
+                docker
+                    .list_containers(Some(options))
+                    .await
+                    .map_err(|e| errors::provider_error("list containers", host.name(), &e))
+            }
+            .await;
+            match listed {
+                Ok(containers) => {
+                    for c in containers {
+                        let worker = c.labels.as_ref().and_then(|l| l.get(LABEL_WORKER)).cloned();
+                        if let (Some(worker_id), Some(id)) = (worker, c.id) {
+                            host.adopt(&worker_id);
+                            found.push(ListedInstance {
+                                worker_id,
+                                provider_id: Self::provider_id(host, &id),
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(host = host.name(), error = %e, "failed to list a docker host's containers");
+                    failures.push(e);
+                }
+            }
+        }
+        // A partial listing still lets the others be reconciled.
+        if failures.len() == self.hosts.all().len() {
+            if let Some(first) = failures.into_iter().next() {
+                return Err(first);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn health(&self, _worker_id: &str, provider_id: &str) -> Result<Health, ProviderError> {
+        let (host_name, id) = Self::parse_provider_id(provider_id)?;
+        let host = self.host(host_name)?;
+        let docker = host.client().await?;
+        let inspect = match docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspect) => inspect,
+            Err(e) if errors::is_not_found(&e) => {
+                return Ok(Health::Exited {
+                    detail: format!(
+                        "container {} on docker host {} is gone",
+                        short(id),
+                        host.name()
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(errors::provider_error(
+                    "inspect a container",
+                    host.name(),
+                    &e,
+                ))
+            }
+        };
+        let state = inspect.state.unwrap_or_default();
+        match state.status {
+            Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD) => {
+                let detail = Self::exit_detail(
+                    docker,
+                    id,
+                    state.exit_code,
+                    state.oom_killed.unwrap_or(false),
+                    state.error,
+                )
+                .await;
+                Ok(Health::Exited { detail })
+            }
+            _ => Ok(Health::Running),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::settings::HostSettings;
+
+    fn provider() -> DockerProvider {
+        let mut s = DockerSettings::new("m1", "pool-a");
+        s.env.insert("CI".into(), "1".into());
+        s.env.insert(env::WORKER_ID.into(), "spoofed".into());
+        s.labels.insert("team".into(), "infra".into());
+        s.binds = vec!["/cache:/cache:ro".into()];
+        s.volumes = vec!["/scratch".into()];
+        s.cpus = Some(1.5);
+        s.memory = Some(512 << 20);
+        s.network = Some("ci".into());
+        match DockerProvider::new(s) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn spec() -> LaunchSpec {
+        LaunchSpec {
+            worker_id: "pool-a-0011aabb".into(),
+            pool: "pool-a".into(),
+            master_id: "m1".into(),
+            master_url: "http://127.0.0.1:8481".into(),
+            token: "secret".into(),
+            labels: vec!["linux".into(), "docker".into()],
+        }
+    }
+
+    #[test]
+    fn container_carries_labels_env_and_limits() {
+        let p = provider();
+        let body = p.container_body(&spec(), "http://172.17.0.1:8481");
+        let labels = body.labels.unwrap_or_default();
+        assert_eq!(labels.get(LABEL_MASTER).map(String::as_str), Some("m1"));
+        assert_eq!(labels.get(LABEL_POOL).map(String::as_str), Some("pool-a"));
+        assert_eq!(
+            labels.get(LABEL_WORKER).map(String::as_str),
+            Some("pool-a-0011aabb")
+        );
+        assert_eq!(labels.get("team").map(String::as_str), Some("infra"));
+        let vars = body.env.unwrap_or_default();
+        assert!(vars.contains(&"BURST_MASTER_URL=http://172.17.0.1:8481".to_owned()));
+        assert!(vars.contains(&"BURST_LABELS=linux,docker".to_owned()));
+        assert!(vars.contains(&"BURST_WORK_DIR=/work".to_owned()));
+        assert!(vars.contains(&"CI=1".to_owned()));
+        // Docker keeps the last of duplicate variables: burst's own id wins.
+        let ids: Vec<&String> = vars
+            .iter()
+            .filter(|v| v.starts_with("BURST_WORKER_ID="))
+            .collect();
+        assert_eq!(
+            ids.last().map(|s| s.as_str()),
+            Some("BURST_WORKER_ID=pool-a-0011aabb")
+        );
+        let hc = body.host_config.unwrap_or_default();
+        assert_eq!(hc.nano_cpus, Some(1_500_000_000));
+        assert_eq!(hc.memory, Some(512 << 20));
+        assert_eq!(hc.privileged, Some(false));
+        assert_eq!(hc.network_mode.as_deref(), Some("ci"));
+        assert_eq!(hc.binds, Some(vec!["/cache:/cache:ro".to_owned()]));
+        assert_eq!(body.volumes, Some(vec!["/scratch".to_owned()]));
+        assert_eq!(body.image.as_deref(), Some("burst-worker:latest"));
+    }
+
+    #[test]
+    fn provider_ids_round_trip() {
+        let p = provider();
+        let host = &p.hosts.all()[0];
+        let id = DockerProvider::provider_id(host, "abc123");
+        assert_eq!(id, "local/abc123");
+        assert!(matches!(
+            DockerProvider::parse_provider_id(&id),
+            Ok(("local", "abc123"))
+        ));
+        assert!(DockerProvider::parse_provider_id("abc").is_err());
+        assert!(DockerProvider::parse_provider_id("/abc").is_err());
+        assert!(p.host("elsewhere").is_err());
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let mut s = DockerSettings::new("m", "p");
+        s.hosts.push(HostSettings::local());
+        assert!(DockerProvider::new(s).is_err_and(|e| e.message.contains("duplicate host")));
+        let mut s = DockerSettings::new("m", "p");
+        s.hosts.clear();
+        assert!(DockerProvider::new(s).is_err());
+        let mut s = DockerSettings::new("m", "p");
+        s.image = " ".into();
+        assert!(DockerProvider::new(s).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_host_is_transient_and_quarantined() {
+        // Port 9 on loopback: nothing listens, the connection is refused.
+        let mut s = DockerSettings::new("m", "p");
+        s.hosts = vec![HostSettings {
+            name: "down".into(),
+            endpoint: crate::docker::Endpoint::Http("tcp://127.0.0.1:9".into()),
+            capacity: Some(2),
+        }];
+        let p = match DockerProvider::new(s) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let err = match p.launch(&spec()).await {
+            Ok(l) => panic!("launched {l:?}"),
+            Err(e) => e,
+        };
+        assert!(!err.is_permanent(), "{err}");
+        assert!(err.message.contains("docker host down"), "{err}");
+        // Quarantined: the next launch does not even try it.
+        let again = match p.launch(&spec()).await {
+            Ok(l) => panic!("launched {l:?}"),
+            Err(e) => e,
+        };
+        assert!(again.message.contains("quarantined"), "{again}");
+        assert!(!again.is_permanent());
+        assert!(p.list().await.is_err(), "the only host is down");
+    }
+}

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# The worker image the Docker provider tests run: burst-worker:latest.
+set -euo pipefail
+exec "$(dirname "$0")/../../images/docker/build.sh"

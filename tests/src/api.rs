@@ -1,0 +1,154 @@
+//! The master's HTTP API as the tests use it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use burst_master::model::{Build, BuildId, Instance, SubmitRequest, SubmitResponse, WorkerView};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::master::Master;
+use crate::wait;
+
+impl Master {
+    /// GETs `path` (e.g. `/api/v1/workers`); a non-2xx answer is an error.
+    pub async fn api_get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let url = format!("{}{path}", self.url());
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status();
+        let body = resp.text().await.with_context(|| format!("GET {url}"))?;
+        if !status.is_success() {
+            bail!("GET {url}: {status}: {body}");
+        }
+        serde_json::from_str(&body).with_context(|| format!("GET {url}: bad JSON {body}"))
+    }
+
+    /// POSTs JSON to `path`; returns the status and the JSON answer.
+    pub async fn api_post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let url = format!("{}{path}", self.url());
+        let resp = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.with_context(|| format!("POST {url}"))?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, json))
+    }
+
+    /// Submits `builder` with `params`; the ids of the builds it created.
+    pub async fn submit(
+        &self,
+        builder: &str,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<Vec<BuildId>> {
+        let req = SubmitRequest {
+            builder: builder.to_owned(),
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        };
+        let (status, body) = self
+            .api_post("/api/v1/builds", &serde_json::to_value(&req)?)
+            .await?;
+        if status != 201 {
+            bail!("submit {builder}: HTTP {status}: {body}");
+        }
+        let resp: SubmitResponse = serde_json::from_value(body)?;
+        Ok(resp.builds)
+    }
+
+    pub async fn build(&self, id: BuildId) -> anyhow::Result<Build> {
+        self.api_get(&format!("/api/v1/builds/{id}")).await
+    }
+
+    /// Waits for build `id` to finish, at most `timeout`.
+    pub async fn wait_build(&self, id: BuildId, timeout: Duration) -> anyhow::Result<Build> {
+        wait::until(&format!("build {id} to finish"), timeout, || async move {
+            let b = self.build(id).await?;
+            Ok(b.state.is_finished().then_some(b))
+        })
+        .await
+    }
+
+    /// Waits until build `id`'s step `index` of its latest attempt runs.
+    pub async fn wait_step_running(
+        &self,
+        id: BuildId,
+        index: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<Build> {
+        use burst_master::model::StepState;
+        wait::until(
+            &format!("build {id} step {index} to run"),
+            timeout,
+            || async move {
+                let b = self.build(id).await?;
+                if b.state.is_finished() {
+                    bail!(
+                        "build {id} finished ({:?}) before step {index} ran: {b:?}",
+                        b.state
+                    );
+                }
+                let running = b.attempts.last().is_some_and(|a| {
+                    a.steps
+                        .iter()
+                        .any(|s| s.index == index && s.state == StepState::Running)
+                });
+                Ok(running.then_some(b))
+            },
+        )
+        .await
+    }
+
+    /// `GET /api/v1/workers`: the scheduler's live view.
+    pub async fn workers(&self) -> anyhow::Result<Vec<WorkerView>> {
+        self.api_get("/api/v1/workers").await
+    }
+
+    /// `GET /api/v1/instances`: the whole ledger, newest first.
+    pub async fn instances(&self) -> anyhow::Result<Vec<Instance>> {
+        self.api_get("/api/v1/instances").await
+    }
+
+    /// `GET /api/v1/instances?live=true`.
+    pub async fn live_instances(&self) -> anyhow::Result<Vec<Instance>> {
+        self.api_get("/api/v1/instances?live=true").await
+    }
+
+    /// The whole log of build `id`, as `burst logs` prints it.
+    pub async fn log_text(&self, id: BuildId) -> anyhow::Result<String> {
+        let url = format!("{}/api/v1/builds/{id}/log", self.url());
+        let resp = self.http.get(&url).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("GET {url}: {status}: {text}");
+        }
+        Ok(text)
+    }
+
+    /// Waits until at least `n` workers are idle.
+    pub async fn wait_idle_workers(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<WorkerView>> {
+        wait::until(&format!("{n} idle workers"), timeout, || async move {
+            let workers = self.workers().await?;
+            let idle = workers.iter().filter(|w| w.state == "idle").count();
+            Ok((idle >= n).then_some(workers))
+        })
+        .await
+    }
+}

@@ -1,0 +1,409 @@
+//! A real `burst master` process on a fresh state directory, and everything
+//! a test does with it. Dropping it kills the master and every process that
+//! carries its master id, so no test leaks workers, even when it fails.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use burst_master::daemon::RunInfo;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+use crate::bins::Bins;
+use crate::{procs, wait};
+
+/// How long a master may take to write run.json and answer /healthz.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default deadline of a CLI command.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+/// At most this much of the master's log is printed when a test ends.
+const LOG_TAIL: usize = 64 * 1024;
+
+enum ConfigSource {
+    Text(String),
+    File(PathBuf),
+}
+
+/// How to start a master: its config and extra environment.
+pub struct MasterBuilder {
+    config: ConfigSource,
+    env: Vec<(String, String)>,
+    bins: Option<Bins>,
+    quiet: bool,
+}
+
+impl MasterBuilder {
+    /// Config text, written to `burst.toml` in the master's directory.
+    pub fn config(text: &str) -> Self {
+        Self {
+            config: ConfigSource::Text(text.to_owned()),
+            env: Vec::new(),
+            bins: None,
+            quiet: false,
+        }
+    }
+
+    /// An existing config file, used unchanged (the state dir and listen
+    /// addresses still come from environment overrides).
+    pub fn config_file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            config: ConfigSource::File(path.into()),
+            env: Vec::new(),
+            bins: None,
+            quiet: false,
+        }
+    }
+
+    /// An extra environment variable for the master (e.g. a `BURST__…`
+    /// config override).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn bins(mut self, bins: Bins) -> Self {
+        self.bins = Some(bins);
+        self
+    }
+
+    /// Do not print the master's log when it is dropped (tests want it,
+    /// captured and shown on failure; the benchmark does not).
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
+    pub async fn start(self) -> anyhow::Result<Master> {
+        let bins = match self.bins {
+            Some(b) => b,
+            None => Bins::locate()?,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("burst-e2e-")
+            .tempdir()
+            .context("failed to create the master's temp dir")?;
+        let config_path = match self.config {
+            ConfigSource::Text(text) => {
+                let path = dir.path().join("burst.toml");
+                std::fs::write(&path, text).context("failed to write the config")?;
+                path
+            }
+            ConfigSource::File(path) => path,
+        };
+        let mut env = vec![
+            (
+                "BURST__MASTER__STATE_DIR".to_owned(),
+                dir.path().join("state").display().to_string(),
+            ),
+            (
+                "BURST__MASTER__HTTP_LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            (
+                "BURST__MASTER__GRPC_LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            ("RUST_LOG".to_owned(), "info".to_owned()),
+            ("NO_COLOR".to_owned(), "1".to_owned()),
+        ];
+        env.extend(self.env);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("failed to build the HTTP client")?;
+        let log_path = dir.path().join("master.log");
+        let cmd = master_command(&bins, &config_path, dir.path(), &env);
+        let state_dir = dir.path().join("state");
+        let (child, info) = match spawn_master(cmd, &state_dir, &log_path, &http).await {
+            Ok(started) => started,
+            Err(e) => {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(e.context(format!("master log:\n{}", tail(&log, LOG_TAIL))));
+            }
+        };
+        let master = Master {
+            bins,
+            log_path,
+            dir,
+            config_path,
+            env,
+            child: Some(child),
+            info,
+            http,
+            quiet: self.quiet,
+        };
+        Ok(master)
+    }
+}
+
+/// A running (or stopped, between restarts) `burst master`.
+pub struct Master {
+    pub bins: Bins,
+    dir: TempDir,
+    config_path: PathBuf,
+    env: Vec<(String, String)>,
+    log_path: PathBuf,
+    child: Option<Child>,
+    /// From the latest start's run.json.
+    info: RunInfo,
+    pub(crate) http: reqwest::Client,
+    quiet: bool,
+}
+
+impl Master {
+    /// A master on `config` with default settings.
+    pub async fn start(config: &str) -> anyhow::Result<Master> {
+        MasterBuilder::config(config).start().await
+    }
+
+    /// The master's own temp directory (config, log, state).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    fn info(&self) -> &RunInfo {
+        &self.info
+    }
+
+    /// The HTTP API's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.info().http)
+    }
+
+    /// The URL workers dial.
+    pub fn worker_url(&self) -> String {
+        self.info().advertise_url.clone()
+    }
+
+    pub fn master_id(&self) -> String {
+        self.info().master_id.clone()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.info().pid as i32
+    }
+
+    /// Everything the master (and its local workers) wrote to stderr.
+    pub fn log(&self) -> String {
+        std::fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Processes (workers and their steps) that carry this master's id.
+    pub fn processes(&self) -> Vec<procs::BurstProcess> {
+        procs::with_master_id(&self.master_id())
+    }
+
+    /// The `burst-worker` agents among [`Master::processes`].
+    pub fn worker_processes(&self) -> Vec<procs::BurstProcess> {
+        self.processes()
+            .into_iter()
+            .filter(|p| p.is_worker_agent())
+            .collect()
+    }
+
+    /// A `burst` CLI command aimed at this master, for tests that drive the
+    /// process themselves.
+    pub fn cli_command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.bins.burst);
+        cmd.arg("--url").arg(self.url()).args(args);
+        clean_env(&mut cmd);
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Runs the `burst` CLI with `--url` of this master.
+    pub async fn cli(&self, args: &[&str]) -> anyhow::Result<crate::cmd::Output> {
+        self.cli_timeout(args, CLI_TIMEOUT).await
+    }
+
+    pub async fn cli_timeout(
+        &self,
+        args: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<crate::cmd::Output> {
+        crate::cmd::run(self.cli_command(args), timeout).await
+    }
+
+    /// SIGKILLs the master alone (its workers live on) and reaps it.
+    pub fn sigkill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERMs the master and waits at most `timeout` for it to exit.
+    pub async fn sigterm_and_wait(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let Some(child) = self.child.as_mut() else {
+            bail!("the master is not running");
+        };
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)
+            .context("failed to send SIGTERM to the master")?;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().context("failed to wait for the master")? {
+                self.child = None;
+                return Ok(status);
+            }
+            if start.elapsed() >= timeout {
+                bail!("the master did not exit within {timeout:?} of SIGTERM");
+            }
+            tokio::time::sleep(wait::POLL).await;
+        }
+    }
+
+    /// Starts the master again on the same config and state directory
+    /// (after [`Master::sigkill`] or [`Master::sigterm_and_wait`]).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("restart: the master is still running; stop it first");
+        }
+        self.spawn().await
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let cmd = master_command(&self.bins, &self.config_path, self.dir.path(), &self.env);
+        let (child, info) = spawn_master(cmd, &self.state_dir(), &self.log_path, &self.http)
+            .await
+            .map_err(|e| e.context(format!("master log:\n{}", tail(&self.log(), LOG_TAIL))))?;
+        self.child = Some(child);
+        self.info = info;
+        Ok(())
+    }
+}
+
+/// `burst master --config FILE` in `dir`, with only the given `BURST…`
+/// variables.
+fn master_command(
+    bins: &Bins,
+    config_path: &Path,
+    dir: &Path,
+    env: &[(String, String)],
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(&bins.burst);
+    cmd.arg("master")
+        .arg("--config")
+        .arg(config_path)
+        .current_dir(dir);
+    for var in burst_vars() {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// Starts `cmd` (a `burst master`), logging to `log_path`, and waits for its
+/// run.json and /healthz; the process is killed if it does not get there.
+async fn spawn_master(
+    mut cmd: std::process::Command,
+    state_dir: &Path,
+    log_path: &Path,
+    http: &reqwest::Client,
+) -> anyhow::Result<(Child, RunInfo)> {
+    let run_json = state_dir.join("run.json");
+    // A SIGKILLed master leaves its run.json behind.
+    let _ = std::fs::remove_file(&run_json);
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .context("failed to open the master's log file")?;
+    let _ = writeln!(log, "=== e2e: starting burst master ===");
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    let mut child = cmd.spawn().context("failed to start burst master")?;
+    match wait_ready(&mut child, &run_json, http).await {
+        Ok(info) => Ok((child, info)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
+async fn wait_ready(
+    child: &mut Child,
+    run_json: &Path,
+    http: &reqwest::Client,
+) -> anyhow::Result<RunInfo> {
+    let pid = child.id();
+    let info = wait::until("the master's run.json", START_TIMEOUT, || {
+        let exited = child.try_wait().ok().flatten();
+        let info = std::fs::read(run_json)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<RunInfo>(&b).ok())
+            .filter(|i| i.pid == pid);
+        async move {
+            if let Some(status) = exited {
+                bail!("the master exited during startup ({status})");
+            }
+            Ok(info)
+        }
+    })
+    .await?;
+    let health = format!("http://{}/healthz", info.http);
+    wait::until("the master's /healthz", START_TIMEOUT, || {
+        let req = http.get(&health).send();
+        async move { Ok(req.await?.status().is_success().then_some(())) }
+    })
+    .await?;
+    Ok(info)
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        self.sigkill();
+        procs::kill_all_with_master_id(&self.info.master_id);
+        if self.quiet {
+            return;
+        }
+        // Captured by the test harness: shown only when the test fails.
+        eprintln!(
+            "--- burst master log ({}) ---\n{}\n--- end of master log ---",
+            self.log_path.display(),
+            tail(&self.log(), LOG_TAIL)
+        );
+    }
+}
+
+/// Names of `BURST…` variables in this process's environment, which must
+/// not leak into the processes under test.
+fn burst_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.to_uppercase().starts_with("BURST"))
+        .collect()
+}
+
+fn clean_env(cmd: &mut tokio::process::Command) {
+    for var in burst_vars() {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1");
+}
+
+fn tail(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}

@@ -1,0 +1,150 @@
+//! Finding processes by the environment burst gave them, from `/proc`:
+//! workers (and the steps they run) carry `BURST_MASTER_ID` and
+//! `BURST_WORKER_ID`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// A live process that carries a burst master id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BurstProcess {
+    pub pid: i32,
+    pub worker_id: Option<String>,
+    /// The command line, spaces between arguments.
+    pub cmdline: String,
+}
+
+impl BurstProcess {
+    /// The worker agent itself, not a step it runs.
+    pub fn is_worker_agent(&self) -> bool {
+        self.cmdline
+            .split(' ')
+            .next()
+            .is_some_and(|exe| exe.ends_with("burst-worker"))
+    }
+}
+
+/// A process's initial environment; `None` when it is gone or unreadable.
+pub fn environ(pid: i32) -> Option<BTreeMap<String, String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter_map(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_owned(), v.to_owned()))
+            })
+            .collect(),
+    )
+}
+
+/// Running (not zombie) processes whose environment has
+/// `BURST_MASTER_ID=<master_id>`.
+pub fn with_master_id(master_id: &str) -> Vec<BurstProcess> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me || !is_running(pid) {
+            continue;
+        }
+        let Some(env) = environ(pid) else { continue };
+        if env.get("BURST_MASTER_ID").map(String::as_str) != Some(master_id) {
+            continue;
+        }
+        found.push(BurstProcess {
+            pid,
+            worker_id: env.get("BURST_WORKER_ID").cloned(),
+            cmdline: cmdline(pid),
+        });
+    }
+    found.sort_by_key(|p| p.pid);
+    found
+}
+
+/// Whether `pid` exists and is not a zombie (a killed process whose parent
+/// has not reaped it yet is gone for our purposes).
+pub fn is_running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => match stat.rsplit_once(')') {
+            Some((_, rest)) => !matches!(rest.trim_start().chars().next(), Some('Z' | 'X')),
+            None => true,
+        },
+        Err(_) => false,
+    }
+}
+
+pub fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// Resident set size in KiB, from `/proc/<pid>/status`.
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+pub fn sigkill(pid: i32) {
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+}
+
+/// SIGKILLs every process carrying `master_id` until none is left (steps
+/// may fork while we look); bounded.
+pub fn kill_all_with_master_id(master_id: &str) {
+    for _ in 0..20 {
+        let procs = with_master_id(master_id);
+        if procs.is_empty() {
+            return;
+        }
+        for p in procs {
+            sigkill(p.pid);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a step to write its pid (a number and a newline) to `path`.
+pub async fn wait_pid_file(path: &std::path::Path, timeout: Duration) -> anyhow::Result<i32> {
+    crate::wait::until(&format!("a pid in {}", path.display()), timeout, || {
+        let pid = std::fs::read_to_string(path)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        async move { Ok(pid) }
+    })
+    .await
+}
+
+/// Waits until `pid` no longer runs.
+pub async fn wait_gone(pid: i32, timeout: Duration) -> anyhow::Result<()> {
+    crate::wait::until_true(
+        &format!("process {pid} ({}) to be gone", cmdline(pid)),
+        timeout,
+        || !is_running(pid),
+    )
+    .await
+}

@@ -1,0 +1,707 @@
+//! The Docker provider against the machine's real Docker engine. Each test
+//! has its own pool name (so its own container label) and master state dir,
+//! and removes its containers, images and networks even when it fails.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use burst_e2e::docker_support::{
+    builder, config, docker, eventually, pool_containers, require_docker_and_image, unique,
+    Cleanup, Master, IMAGE,
+};
+use serde_json::Value;
+
+const BUILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn state(build: &Value) -> &str {
+    build["state"].as_str().unwrap_or("")
+}
+
+fn attempts(build: &Value) -> Vec<Value> {
+    build["attempts"].as_array().cloned().unwrap_or_default()
+}
+
+/// The ledger row of `worker`, once it names the worker's container: the
+/// worker may connect, even finish its build, before the launch call has
+/// returned and the ledger has its container.
+async fn instance(master: &Master, worker: &str) -> anyhow::Result<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = master
+            .instances()
+            .await?
+            .into_iter()
+            .find(|row| row["worker_id"] == worker);
+        if let Some(row) = row.filter(|r| r["details"]["container_id"].is_string()) {
+            return Ok(row);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("no ledger row with a container for worker {worker}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn docker_build_runs_inside_a_container() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-host");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_builds = 1",
+        "",
+        &builder(
+            "where",
+            &pool,
+            "echo \"HOSTNAME=$(hostname)\"; test -d /work && test -x /bin/burst-worker",
+        ),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("where").await?[0];
+    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
+    let log = master.log(id).await?;
+    ensure!(
+        state(&build) == "succeeded",
+        "build: {build:#}\nlog:\n{log}"
+    );
+
+    let seen = log
+        .lines()
+        .find_map(|l| l.split("HOSTNAME=").nth(1))
+        .map(str::trim)
+        .with_context(|| format!("no hostname in the log:\n{log}"))?
+        .to_owned();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    ensure!(
+        seen != host.trim(),
+        "the step saw the host's own hostname {seen}"
+    );
+    // Docker names a container's host after its id.
+    let worker = attempts(&build)[0]["worker_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let row = instance(&master, &worker).await?;
+    let container = row["details"]["container_id"].as_str().unwrap_or("");
+    ensure!(
+        !container.is_empty() && container.starts_with(&seen),
+        "hostname {seen} is not container {container}'s; row: {row:#}"
+    );
+    ensure!(row["provider"] == "docker", "{row:#}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_fresh_container_per_build_isolates_builds() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-iso");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    // Fails if an earlier build's file is visible, then leaves its own.
+    let step = "for f in /tmp/burst-marker /burst-marker; do \
+                  if [ -e $f ]; then echo \"SEEN $f from build $(cat $f)\"; exit 1; fi; done; \
+                echo $BURST_BUILD_ID > /tmp/burst-marker && echo $BURST_BUILD_ID > /burst-marker && \
+                cat /tmp/burst-marker /burst-marker";
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_builds = 1\nmax_workers = 1",
+        "",
+        &builder("mark", &pool, step),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let id = master.submit("mark").await?[0];
+        let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
+        let log = master.log(id).await?;
+        ensure!(
+            state(&build) == "succeeded",
+            "build {id}: {build:#}\nlog:\n{log}"
+        );
+        ensure!(
+            log.lines().filter(|l| l.trim() == id.to_string()).count() == 2,
+            "build {id} did not write its markers:\n{log}"
+        );
+        workers.push(attempts(&build)[0]["worker_id"].clone());
+    }
+    ensure!(
+        workers[0] != workers[1],
+        "both builds ran on {}",
+        workers[0]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_ten_builds_never_exceed_max_workers() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-ten");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_workers = 4\nidle_timeout = \"2s\"",
+        "",
+        &format!(
+            "{}\n[builders.matrix]\nn = [\"0\", \"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\"]\n",
+            builder("ten", &pool, "echo build $N on $(hostname); sleep 1")
+        ),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let ids = master.submit("ten").await?;
+    ensure!(ids.len() == 10, "submitted {ids:?}");
+
+    // Sample the engine while the builds run.
+    let mut most = 0;
+    let mut samples = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let running = pool_containers(&pool)?.len();
+        most = most.max(running);
+        samples += 1;
+        ensure!(
+            running <= 4,
+            "{running} containers of pool {pool} at once (max_workers = 4)"
+        );
+        let mut finished = 0;
+        for id in &ids {
+            if !matches!(state(&master.build(*id).await?), "queued" | "running") {
+                finished += 1;
+            }
+        }
+        if finished == ids.len() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{finished}/10 builds finished within 180s:\n{}",
+                master.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(most >= 1, "no container seen in {samples} samples");
+    for id in &ids {
+        let build = master.build(*id).await?;
+        ensure!(state(&build) == "succeeded", "build {id}: {build:#}");
+    }
+    // Idle workers go after idle_timeout (2s), containers with them.
+    eventually(
+        Duration::from_secs(30),
+        "containers removed after idle_timeout",
+        || Ok(pool_containers(&pool)?.is_empty().then_some(())),
+    )
+    .await
+    .with_context(|| master.log_tail())?;
+    let live = master
+        .instances()
+        .await?
+        .into_iter()
+        .filter(|r| !matches!(r["state"].as_str(), Some("gone" | "failed")))
+        .count();
+    ensure!(live == 0, "{live} ledger rows still live");
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_killed_container_is_replaced_and_the_build_retried() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-kill");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_builds = 1",
+        "",
+        &builder(
+            "slow",
+            &pool,
+            "echo attempt $BURST_ATTEMPT on $(hostname); sleep 4; echo done",
+        ),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("slow").await?[0];
+    let running = master
+        .wait_build(id, BUILD_TIMEOUT, "a running step", |b| {
+            attempts(b)
+                .first()
+                .and_then(|a| a["steps"].as_array().cloned())
+                .is_some_and(|steps| steps.iter().any(|s| s["state"] == "running"))
+        })
+        .await?;
+    let first_worker = attempts(&running)[0]["worker_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let row = instance(&master, &first_worker).await?;
+    let container = row["details"]["container_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    docker(&["kill", &container])?;
+
+    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
+    let log = master.log(id).await?;
+    ensure!(
+        state(&build) == "succeeded",
+        "build: {build:#}\nlog:\n{log}"
+    );
+    let all = attempts(&build);
+    ensure!(all.len() == 2, "want 2 attempts: {build:#}");
+    ensure!(
+        all[0]["state"] == "worker_lost",
+        "first attempt: {:#}",
+        all[0]
+    );
+    ensure!(
+        all[1]["worker_id"] != first_worker.as_str(),
+        "retried on the killed worker"
+    );
+    ensure!(
+        log.contains("attempt 2 on") && log.contains("done"),
+        "log:\n{log}"
+    );
+    // The killed container is removed, not just stopped.
+    eventually(Duration::from_secs(20), "killed container removed", || {
+        Ok(docker(&["inspect", &container]).is_err().then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_missing_image_fails_the_build_with_a_permanent_error() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-noimg");
+    let _cleanup = Cleanup::new(&pool);
+    let missing = format!("{}:none", unique("burst-e2e-missing"));
+    let dir = tempfile::tempdir()?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "",
+        "",
+        &builder("never", &pool, "true"),
+    )
+    .replace(
+        &format!("image = \"{IMAGE}\""),
+        &format!("image = \"{missing}\""),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("never").await?[0];
+    let build = master.wait_finished(id, Duration::from_secs(30)).await?;
+    ensure!(state(&build) == "failed", "{build:#}");
+    let reason = build["reason"].as_str().unwrap_or("");
+    ensure!(
+        reason.contains(&format!(
+            "failed to find image {missing} on docker host local: build it with images/docker/build.sh \
+             or set pull = \"if-missing\""
+        )),
+        "reason: {reason}"
+    );
+    ensure!(
+        pool_containers(&pool)?.is_empty(),
+        "a container was left behind"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_master_sigkill_then_restart_removes_orphans() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-orphan");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_builds = 1",
+        "",
+        &builder("long", &pool, "sleep 120"),
+    );
+    let mut master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("long").await?[0];
+    master
+        .wait_build(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .await?;
+    let orphans = pool_containers(&pool)?;
+    ensure!(
+        orphans.len() == 1,
+        "containers before the crash: {orphans:?}"
+    );
+
+    master.kill();
+    // Nothing removes it while no master runs.
+    ensure!(
+        docker(&["inspect", "--format", "{{.State.Running}}", &orphans[0]])?.trim() == "true",
+        "the container died with the master"
+    );
+    master.restart().await?;
+    eventually(
+        Duration::from_secs(30),
+        "orphan removed by reconciliation",
+        || Ok(docker(&["inspect", &orphans[0]]).is_err().then_some(())),
+    )
+    .await
+    .with_context(|| master.log_tail())?;
+    master.cancel(id).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_master_builds_a_missing_image_from_its_build_context() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-ctx");
+    let mut cleanup = Cleanup::new(&pool);
+    let image = format!("{}:latest", unique("burst-e2e-ctx"));
+    cleanup.images.push(image.clone());
+    let dir = tempfile::tempdir()?;
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context)?;
+    // Derived from the worker image, so no registry is needed.
+    std::fs::write(
+        context.join("Dockerfile.ci"),
+        format!("FROM {IMAGE}\nRUN echo built-by-burst > /built\n"),
+    )?;
+    let docker_extra = format!(
+        "pull = \"if-missing\"\nbuild_context = \"{}\"\ndockerfile = \"Dockerfile.ci\"",
+        context.display()
+    );
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_builds = 1",
+        &docker_extra,
+        &builder("ctx", &pool, "cat /built"),
+    )
+    .replace(
+        &format!("image = \"{IMAGE}\""),
+        &format!("image = \"{image}\""),
+    )
+    .replace("pull = \"never\"\n", "");
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("ctx").await?[0];
+    let build = master.wait_finished(id, Duration::from_secs(120)).await?;
+    let log = master.log(id).await?;
+    ensure!(
+        state(&build) == "succeeded",
+        "build: {build:#}\nlog:\n{log}\n{}",
+        master.log_tail()
+    );
+    ensure!(log.contains("built-by-burst"), "log:\n{log}");
+    docker(&["image", "inspect", &image]).context("the built image")?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_container_exiting_before_connecting_reports_its_logs() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-exit");
+    let mut cleanup = Cleanup::new(&pool);
+    let image = format!("{}:latest", unique("burst-e2e-exit"));
+    cleanup.images.push(image.clone());
+    let dir = tempfile::tempdir()?;
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context)?;
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {IMAGE}\nENTRYPOINT [\"/bin/sh\", \"-c\", \"echo worker-cannot-start >&2; exit 3\"]\n"
+        ),
+    )?;
+    docker(&["build", "-q", "-t", &image, &context.to_string_lossy()])?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "start_timeout = \"60s\"",
+        "",
+        &builder("doomed", &pool, "true"),
+    )
+    .replace(
+        &format!("image = \"{IMAGE}\""),
+        &format!("image = \"{image}\""),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("doomed").await?[0];
+    // Well before start_timeout, the ledger says why the launch failed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let rows = master.instances().await?;
+        if let Some(row) = rows.into_iter().find(|r| {
+            r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("exited with code 3"))
+        }) {
+            break row;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "no failed launch in the ledger within 30s:\n{}",
+                master.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let error = row["error"].as_str().unwrap_or("");
+    ensure!(
+        error.contains("worker-cannot-start"),
+        "no log lines in: {error}"
+    );
+    // The exited container is removed.
+    let container = row["details"]["container_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    eventually(Duration::from_secs(20), "exited container removed", || {
+        Ok(docker(&["inspect", &container]).is_err().then_some(()))
+    })
+    .await?;
+    master.cancel(id).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_container_that_never_connects_is_removed_after_start_timeout() -> anyhow::Result<()>
+{
+    require_docker_and_image()?;
+    let pool = unique("dk-silent");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    // Port 9 on the container's own loopback: the worker keeps retrying.
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "start_timeout = \"3s\"\nmax_workers = 1",
+        "master_url = \"http://127.0.0.1:9\"",
+        &builder("silent", &pool, "true"),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("silent").await?[0];
+    let first = eventually(Duration::from_secs(20), "a container started", || {
+        Ok(pool_containers(&pool)?.into_iter().next())
+    })
+    .await?;
+    eventually(Duration::from_secs(30), "silent container removed", || {
+        Ok(docker(&["inspect", &first]).is_err().then_some(()))
+    })
+    .await
+    .with_context(|| master.log_tail())?;
+    let row = instance(&master, &worker_of(&master, &first).await?).await?;
+    ensure!(row["state"] == "gone", "{row:#}");
+    let lived =
+        row["terminated_at"].as_u64().unwrap_or(0) - row["launched_at"].as_u64().unwrap_or(0);
+    ensure!(
+        lived >= 3000,
+        "removed {lived} ms after launch, before start_timeout (3s)"
+    );
+    let log = master.master_log();
+    ensure!(
+        log.contains("did not connect within start_timeout (3s)"),
+        "master log:\n{}",
+        master.log_tail()
+    );
+    master.cancel(id).await?;
+    Ok(())
+}
+
+/// The worker id of a container, from its label.
+async fn worker_of(master: &Master, container: &str) -> anyhow::Result<String> {
+    let rows = master.instances().await?;
+    rows.iter()
+        .find(|r| r["details"]["container_id"] == container)
+        .and_then(|r| r["worker_id"].as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("no ledger row for container {container}: {rows:#?}"))
+}
+
+#[tokio::test]
+async fn docker_hosts_share_the_load_within_capacity_and_a_dead_host_is_skipped(
+) -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-hosts");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    // Two names for the one engine here, one slot each, and a host nothing
+    // answers on (port 9 of loopback), which must not stop the others.
+    let hosts = r#"
+[[pools.POOL.docker.hosts]]
+name = "a"
+capacity = 1
+
+[[pools.POOL.docker.hosts]]
+name = "b"
+endpoint = "unix:///var/run/docker.sock"
+capacity = 1
+
+[[pools.POOL.docker.hosts]]
+name = "dead"
+endpoint = "tcp://127.0.0.1:9"
+capacity = 4
+"#
+    .replace("POOL", &pool);
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_workers = 4\nmax_builds = 1",
+        &hosts,
+        &format!(
+            "{}\n[builders.matrix]\nn = [\"0\", \"1\", \"2\", \"3\"]\n",
+            builder("spread", &pool, "sleep 1")
+        ),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let ids = master.submit("spread").await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let running = pool_containers(&pool)?.len();
+        ensure!(
+            running <= 2,
+            "{running} containers: more than the hosts' capacity of 1 + 1"
+        );
+        let mut finished = 0;
+        for id in &ids {
+            if !matches!(state(&master.build(*id).await?), "queued" | "running") {
+                finished += 1;
+            }
+        }
+        if finished == ids.len() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{finished}/{} builds finished within 120s:\n{}",
+                ids.len(),
+                master.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in &ids {
+        let build = master.build(*id).await?;
+        ensure!(state(&build) == "succeeded", "build {id}: {build:#}");
+    }
+    let mut used = std::collections::BTreeSet::new();
+    for row in master.instances().await? {
+        if let Some(host) = row["details"]["host"].as_str() {
+            used.insert(host.to_owned());
+        }
+    }
+    ensure!(
+        used.iter().map(String::as_str).collect::<Vec<_>>() == ["a", "b"],
+        "containers ran on {used:?}"
+    );
+    let log = master.master_log();
+    ensure!(
+        log.lines()
+            .any(|l| l.contains("docker host quarantined") && l.contains("dead")),
+        "the dead host was never quarantined:\n{}",
+        master.log_tail()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_workers_on_a_user_network_dial_its_gateway() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-net");
+    let mut cleanup = Cleanup::new(&pool);
+    let network = unique("burst-e2e-net");
+    docker(&["network", "create", &network])?;
+    cleanup.networks.push(network.clone());
+    let gateway = docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+        &network,
+    ])?
+    .trim()
+    .to_owned();
+    ensure!(!gateway.is_empty(), "network {network} has no gateway");
+    let dir = tempfile::tempdir()?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_builds = 1",
+        &format!("network = \"{network}\"\nlabels = {{ \"com.example.suite\" = \"e2e\" }}"),
+        &builder("net", &pool, "echo on the network; hostname"),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("net").await?[0];
+    let running = master
+        .wait_build(id, BUILD_TIMEOUT, "running", |b| !attempts(b).is_empty())
+        .await?;
+    let worker = attempts(&running)[0]["worker_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
+    ensure!(
+        state(&build) == "succeeded",
+        "build: {build:#}\n{}",
+        master.log_tail()
+    );
+    let row = instance(&master, &worker).await?;
+    let url = row["details"]["master_url"].as_str().unwrap_or("");
+    ensure!(
+        url.starts_with(&format!("http://{gateway}:")),
+        "worker dialled {url}, not network {network}'s gateway {gateway}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_containers_carry_the_pool_settings() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-opts");
+    let _cleanup = Cleanup::new(&pool);
+    let dir = tempfile::tempdir()?;
+    let text = config(
+        &dir.path().join("state"),
+        &pool,
+        "max_builds = 1",
+        "env = { CI_FLAVOUR = \"e2e\" }\nmemory = \"256m\"\ncpus = 0.5\nvolumes = [\"/scratch\"]\n\
+         labels = { \"com.example.suite\" = \"e2e\" }",
+        &builder(
+            "opts",
+            &pool,
+            "echo flavour=$CI_FLAVOUR; test -d /scratch && echo scratch-ok; sleep 3",
+        ),
+    );
+    let master = Master::start(dir.path(), &text).await?;
+    let id = master.submit("opts").await?[0];
+    master
+        .wait_build(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .await?;
+    let ids = pool_containers(&pool)?;
+    ensure!(ids.len() == 1, "{ids:?}");
+    let seen = docker(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.Privileged}} \
+         {{index .Config.Labels \"com.example.suite\"}} {{index .Config.Labels \"io.burst.master\"}}",
+        &ids[0],
+    ])?;
+    let want = format!("{} 500000000 false e2e {}", 256 << 20, master.master_id);
+    ensure!(
+        seen.trim() == want,
+        "container settings {seen:?}, want {want:?}"
+    );
+    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
+    let log = master.log(id).await?;
+    ensure!(
+        state(&build) == "succeeded",
+        "build: {build:#}\nlog:\n{log}"
+    );
+    ensure!(
+        log.contains("flavour=e2e") && log.contains("scratch-ok"),
+        "log:\n{log}"
+    );
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! Windows workers for real: `burst-worker.exe` under wine, dialing a master
+//! on loopback through a local pool, running `cmd` steps.
+//!
+//! Needs `scripts/setup/build-windows-worker.sh` (the exe, its wine shim,
+//! echoargs.exe and the wine prefix) and `cargo build --workspace --bins`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use burst_e2e::wine::{self, Master, WineSetup};
+use serde_json::Value;
+
+/// Wine starts slowly, and two tests may start it at once on two cores.
+const BUILD_BOUND: Duration = Duration::from_secs(120);
+
+fn setup() -> WineSetup {
+    match WineSetup::require() {
+        Ok(setup) => setup,
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
+/// A `[[builders]]` entry with one step per `(name, extra TOML)`.
+fn builder(name: &str, labels: &[&str], steps: &[(&str, String)]) -> String {
+    let mut out = format!(
+        "[[builders]]\nname = \"{name}\"\nlabels = {}\nretries = 0\n\n",
+        wine::toml_list(labels)
+    );
+    for (step, body) in steps {
+        out.push_str(&format!(
+            "[[builders.steps]]\nname = \"{step}\"\n{body}\n\n"
+        ));
+    }
+    out
+}
+
+fn step_of(build: &Value, index: usize) -> &Value {
+    &build["attempts"][0]["steps"][index]
+}
+
+async fn run_one(master: &Master, builder: &str) -> Result<(Value, String)> {
+    let ids = master.submit(builder).await?;
+    assert_eq!(ids.len(), 1, "one build for {builder}");
+    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
+    let log = String::from_utf8_lossy(&master.log(ids[0]).await?).into_owned();
+    Ok((build, log))
+}
+
+#[tokio::test]
+async fn windows_exit_codes_survive() -> Result<()> {
+    let setup = setup();
+    let mut config = setup.windows_pool("win", &["windows"]);
+    config.push_str(&builder(
+        "three",
+        &["windows"],
+        &[("exit", "run = \"exit /b 3\"".into())],
+    ));
+    // 0xC000013A, STATUS_CONTROL_C_EXIT: an NTSTATUS that only fits an i32
+    // as a negative number.
+    config.push_str(&builder(
+        "ntstatus",
+        &["windows"],
+        &[("exit", "run = \"exit /b -1073741510\"".into())],
+    ));
+    config.push_str(&builder(
+        "multi",
+        &["windows"],
+        &[(
+            "batch",
+            "run = \"\"\"\nset X=1\nif \"%X%\"==\"1\" (\n  echo in batch\n  exit /b 4\n)\nexit /b 0\n\"\"\""
+                .into(),
+        )],
+    ));
+    let master = Master::start(&setup, &config).await?;
+
+    let (build, log) = run_one(&master, "three").await?;
+    assert_eq!(build["state"], "failed", "{build}\n{log}");
+    assert_eq!(step_of(&build, 0)["exit_code"], 3, "{build}");
+
+    let (build, _) = run_one(&master, "ntstatus").await?;
+    assert_eq!(build["state"], "failed", "{build}");
+    assert_eq!(
+        step_of(&build, 0)["exit_code"],
+        0xC000_013Au32 as i32,
+        "{build}"
+    );
+
+    let (build, log) = run_one(&master, "multi").await?;
+    assert_eq!(step_of(&build, 0)["exit_code"], 4, "{build}\n{log}");
+    assert!(log.contains("in batch"), "{log}");
+    // `@echo off`: the script's commands are not echoed.
+    assert!(!log.contains("set X=1"), "{log}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn windows_env_working_dir_and_crlf() -> Result<()> {
+    let setup = setup();
+    let mut config = setup.windows_pool("win", &["windows"]);
+    config.push_str(&builder(
+        "env",
+        &["windows"],
+        &[
+            (
+                "vars",
+                // The pool gives the worker BURST_TEST_CASE=outer; the step
+                // overrides it in another case, and PATH as Path.
+                // (`set X & …` would look up "X ", trailing space included.)
+                "run = \"echo [%FOO%] & set BURST_TEST_CASE& set PATH\"\n\
+                 env = { FOO = \"bar baz\", burst_test_case = \"inner\", Path = 'C:\\windows\\system32;C:\\windows' }"
+                    .into(),
+            ),
+            (
+                "dir",
+                "run = \"cd\"\nworking_dir = \"sub/dir\"".into(),
+            ),
+        ],
+    ));
+    let master = Master::start(&setup, &config).await?;
+    let ids = master.submit("env").await?;
+    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
+    let raw = master.log(ids[0]).await?;
+    let log = String::from_utf8_lossy(&raw).into_owned();
+    assert_eq!(build["state"], "succeeded", "{build}\n{log}");
+
+    assert!(log.contains("[bar baz]"), "{log}");
+    let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let case: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.to_ascii_lowercase().starts_with("burst_test_case="))
+        .collect();
+    assert_eq!(case.len(), 1, "one BURST_TEST_CASE, overridden: {log}");
+    assert!(case[0].ends_with("=inner"), "{log}");
+    let path: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.to_ascii_lowercase().starts_with("path="))
+        .collect();
+    assert_eq!(path.len(), 1, "one PATH, overridden: {log}");
+    assert!(
+        path[0].ends_with("=C:\\windows\\system32;C:\\windows"),
+        "{log}"
+    );
+
+    // `sub/dir` became the worker's own separators.
+    let want = format!("\\build-{}\\sub\\dir", ids[0]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Z:\\") && l.ends_with(&want)),
+        "no line ending in {want}: {log}"
+    );
+    // cmd's echo ends lines with CRLF, and the log keeps them.
+    assert!(
+        raw.windows(b"[bar baz] \r\n".len())
+            .any(|w| w == b"[bar baz] \r\n"),
+        "CRLF lost: {log:?}"
+    );
+    Ok(())
+}
+
+/// Arguments that break naive quoting, for CommandLineToArgvW and for cmd.
+const HOSTILE: &[&str] = &[
+    "plain",
+    "a b",
+    "",
+    "\"",
+    "a\"b",
+    "\"quoted\"",
+    "a\\",
+    "a b\\",
+    "a\\\\\"b",
+    "trailing\\\\",
+    "C:\\Program Files\\",
+    "%PATH%",
+    "%OS%",
+    "100%",
+    "a\\%b",
+    "^",
+    "a^b",
+    "&",
+    "a&b",
+    "|",
+    "a|b",
+    "<in>",
+    "2>&1",
+    "(x)",
+    "!x!",
+    "\"&echo pwned&\"",
+    "a\"&echo pwned&\"b",
+];
+
+fn echoed(log: &str) -> Vec<String> {
+    log.lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter_map(|l| l.strip_prefix('<').and_then(|l| l.strip_suffix('>')))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn windows_argv_quoting_round_trips() -> Result<()> {
+    let setup = setup();
+    let mut argv = vec![wine::windows_path(&setup.echoargs)];
+    argv.extend(HOSTILE.iter().map(|s| (*s).to_owned()));
+    let mut config = setup.windows_pool("win", &["windows"]);
+    config.push_str(&builder(
+        "direct",
+        &["windows"],
+        &[("args", format!("argv = {}", wine::toml_list(&argv)))],
+    ));
+    // Through cmd: caret escaping on top of CommandLineToArgvW quoting.
+    config.push_str(&builder(
+        "viacmd",
+        &["windows"],
+        &[(
+            "args",
+            format!("argv = {}\nshell = \"cmd\"", wine::toml_list(&argv)),
+        )],
+    ));
+    let master = Master::start(&setup, &config).await?;
+    for name in ["direct", "viacmd"] {
+        let (build, log) = run_one(&master, name).await?;
+        assert_eq!(build["state"], "succeeded", "{name}: {build}\n{log}");
+        assert_eq!(echoed(&log), HOSTILE, "{name}: {log}");
+    }
+    Ok(())
+}
+
+/// Waits until a process whose command line holds all `needles` exists.
+async fn wait_running(needles: &[&str]) -> Result<()> {
+    wine::wait_for(
+        &format!("a process matching {needles:?}"),
+        Duration::from_secs(60),
+        || (!wine::processes_matching(needles).is_empty()).then_some(()),
+    )
+    .await
+}
+
+/// Waits until no process whose command line holds all `needles` is left.
+async fn wait_gone(needles: &[&str]) -> Result<()> {
+    let left = wine::wait_for(
+        &format!("no process matching {needles:?}"),
+        Duration::from_secs(15),
+        || wine::processes_matching(needles).is_empty().then_some(()),
+    )
+    .await;
+    if left.is_err() {
+        panic!(
+            "processes left behind: {:?}",
+            wine::processes_matching(needles)
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn windows_timeout_kills_the_whole_tree() -> Result<()> {
+    let setup = setup();
+    let mut config = setup.windows_pool("win", &["windows"]);
+    // A background child (`start /b`) and a foreground one; each count
+    // marks this test's pings.
+    config.push_str(&builder(
+        "hang",
+        &["windows"],
+        &[(
+            "ping",
+            "run = \"start /b ping -n 1001 127.0.0.1 & ping -n 1002 127.0.0.1\"\ntimeout = \"8s\""
+                .into(),
+        )],
+    ));
+    let master = Master::start(&setup, &config).await?;
+    let ids = master.submit("hang").await?;
+    wait_running(&["ping", "-n 1001"]).await?;
+    wait_running(&["ping", "-n 1002"]).await?;
+    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
+    assert_eq!(build["state"], "timed_out", "{build}");
+    assert_eq!(step_of(&build, 0)["state"], "timed_out", "{build}");
+    wait_gone(&["ping", "-n 1001"]).await?;
+    wait_gone(&["ping", "-n 1002"]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn windows_cancel_kills_the_whole_tree() -> Result<()> {
+    let setup = setup();
+    let mut config = setup.windows_pool("win", &["windows"]);
+    config.push_str(&builder(
+        "hang",
+        &["windows"],
+        &[(
+            "ping",
+            "run = \"start /b ping -n 1003 127.0.0.1 & ping -n 1004 127.0.0.1\"".into(),
+        )],
+    ));
+    let master = Master::start(&setup, &config).await?;
+    let ids = master.submit("hang").await?;
+    wait_running(&["ping", "-n 1003"]).await?;
+    wait_running(&["ping", "-n 1004"]).await?;
+    master.cancel(ids[0]).await?;
+    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
+    assert_eq!(build["state"], "cancelled", "{build}");
+    wait_gone(&["ping", "-n 1003"]).await?;
+    wait_gone(&["ping", "-n 1004"]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn windows_and_linux_legs_from_one_submit() -> Result<()> {
+    let setup = setup();
+    let mut config = setup.linux_pool("linux", &["linux"]);
+    config.push_str(&setup.windows_pool("win", &["windows"]));
+    config.push_str(
+        "[[builders]]\nname = \"both\"\nlabels = [\"{os}\"]\nretries = 0\n\
+         matrix = { os = [\"linux\", \"windows\"] }\n\n\
+         [[builders.steps]]\nname = \"where\"\n\
+         run = 'echo \"leg $OS on $(uname -s)\"'\n\
+         run_windows = 'echo leg %OS% on & ver'\n\n",
+    );
+    let master = Master::start(&setup, &config).await?;
+    let started = Instant::now();
+    let out = tokio::time::timeout(
+        BUILD_BOUND,
+        master.cli().args(["submit", "both", "--follow"]).output(),
+    )
+    .await??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "submit --follow after {:?}:\n{stdout}\n{stderr}\nmaster:\n{}",
+        started.elapsed(),
+        master.log_tail()
+    );
+
+    // Each pool's worker reported its own platform in its hello.
+    let workers: Value = reqwest::get(format!("http://{}/api/v1/workers", master.http))
+        .await?
+        .json()
+        .await?;
+    let os_of = |pool: &str| -> Vec<String> {
+        workers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| w["pool"] == pool)
+            .map(|w| w["os"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(os_of("win"), ["windows"], "{workers}");
+    assert_eq!(os_of("linux"), ["linux"], "{workers}");
+
+    // Each leg ran where its cell says.
+    let builds: Value = reqwest::get(format!("http://{}/api/v1/builds", master.http))
+        .await?
+        .json()
+        .await?;
+    let builds = builds
+        .as_array()
+        .or_else(|| builds["builds"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(builds.len(), 2, "{builds:?}");
+    for build in builds {
+        let id = build["id"].as_u64().unwrap_or_default();
+        let os = build["cell"]["os"].as_str().unwrap_or_default().to_owned();
+        let log = String::from_utf8_lossy(&master.log(id).await?).into_owned();
+        assert_eq!(build["state"], "succeeded", "{build}");
+        match os.as_str() {
+            "linux" => assert!(log.contains("leg linux on Linux"), "{log}"),
+            // The cell's OS=windows overrides Windows' own OS=Windows_NT.
+            "windows" => {
+                assert!(log.contains("leg windows on"), "{log}");
+                assert!(log.contains("Microsoft Windows"), "{log}");
+            }
+            other => panic!("unexpected cell os {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn windows_worker_crash_kills_its_steps() -> Result<()> {
+    let setup = setup();
+    let mut config = setup.windows_pool("win", &["windows"]);
+    config.push_str(&builder(
+        "hang",
+        &["windows"],
+        &[(
+            "ping",
+            "run = \"start /b ping -n 1005 127.0.0.1 & ping -n 1006 127.0.0.1\"".into(),
+        )],
+    ));
+    let master = Master::start(&setup, &config).await?;
+    let ids = master.submit("hang").await?;
+    wait_running(&["ping", "-n 1005"]).await?;
+    wait_running(&["ping", "-n 1006"]).await?;
+    let workers = wine::worker_pids(&master.master_id);
+    assert_eq!(workers.len(), 1, "one worker: {workers:?}");
+    // No chance to clean up: the job object's kill-on-close must do it.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(workers[0])?);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)?;
+    wait_gone(&["ping", "-n 1005"]).await?;
+    wait_gone(&["ping", "-n 1006"]).await?;
+    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
+    assert_eq!(build["state"], "worker_lost", "{build}");
+    Ok(())
+}
