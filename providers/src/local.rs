@@ -170,7 +170,7 @@ impl Provider for LocalProvider {
             Ok(Health::Running)
         } else {
             Ok(Health::Exited {
-                detail: format!("worker process {pid} exited before connecting"),
+                detail: format!("worker process {pid} is gone"),
             })
         }
     }

@@ -183,7 +183,7 @@ impl Master {
         let state = dir.path().join("state");
         let config = format!(
             "[master]\nstate_dir = {}\nhttp_listen = \"127.0.0.1:0\"\n\
-             grpc_listen = \"127.0.0.1:0\"\nshutdown_grace = \"2s\"\nheartbeat_interval = \"2s\"\n\n{body}",
+             grpc_listen = \"127.0.0.1:0\"\nshutdown_grace = \"2s\"\nheartbeat_interval = \"5s\"\n\n{body}",
             toml_str(&state.to_string_lossy())
         );
         let config_path = dir.path().join("burst.toml");

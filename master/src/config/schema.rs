@@ -158,8 +158,14 @@ pub struct DockerPoolConfig {
     /// The URL workers dial; default: the master's advertised URL, its
     /// loopback host replaced by the network's gateway.
     pub master_url: Option<String>,
-    /// The worker's work directory inside the container.
-    pub work_dir: String,
+    /// The OS of the containers: "linux" (default) or "windows".
+    pub platform: DockerPlatform,
+    /// The worker's executable in the image; default: the image's
+    /// entrypoint on Linux, `C:\burst\burst-worker.exe` on Windows.
+    pub worker_path: Option<String>,
+    /// The worker's work directory inside the container; default `/work`
+    /// on Linux, `C:\burst\work` on Windows.
+    pub work_dir: Option<String>,
 }
 
 impl Default for DockerPoolConfig {
@@ -179,9 +185,20 @@ impl Default for DockerPoolConfig {
             labels: BTreeMap::new(),
             privileged: false,
             master_url: None,
-            work_dir: "/work".to_owned(),
+            platform: DockerPlatform::default(),
+            worker_path: None,
+            work_dir: None,
         }
     }
+}
+
+/// The operating system of a docker pool's containers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DockerPlatform {
+    #[default]
+    Linux,
+    Windows,
 }
 
 /// When a Docker host fetches the worker image from its registry.

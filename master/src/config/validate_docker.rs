@@ -3,16 +3,22 @@
 
 use std::collections::BTreeSet;
 
-use burst_providers::docker::{parse_endpoint, parse_memory, url, Endpoint, LABEL_PREFIX};
+use burst_providers::docker::{
+    parse_endpoint, parse_memory, url, Endpoint, Platform, LABEL_PREFIX,
+};
 
 use super::locate::KeyPath;
-use super::schema::{DockerPoolConfig, MasterConfig, PullPolicy};
+use super::schema::{DockerPlatform, DockerPoolConfig, MasterConfig, PullPolicy};
 use super::validate::{is_env_name, Issue};
 
 /// The issues of one docker section at `path` (`pools.NAME.docker`).
 pub(crate) fn check(path: &KeyPath, d: &DockerPoolConfig, master: &MasterConfig) -> Vec<Issue> {
     let mut issues = Vec::new();
     let mut push = |path: KeyPath, message: String| issues.push(Issue { path, message });
+    let platform = match d.platform {
+        DockerPlatform::Linux => Platform::Linux,
+        DockerPlatform::Windows => Platform::Windows,
+    };
 
     if d.image.trim().is_empty() {
         push(
@@ -68,16 +74,20 @@ pub(crate) fn check(path: &KeyPath, d: &DockerPoolConfig, master: &MasterConfig)
         }
     }
     for (i, bind) in d.binds.iter().enumerate() {
-        let parts: Vec<&str> = bind.split(':').collect();
+        let parts = bind_parts(bind, platform);
         if parts.len() < 2 || parts.len() > 3 || parts[..2].iter().any(|p| p.is_empty()) {
+            let example = match platform {
+                Platform::Linux => "/srv/cache:/cache:ro",
+                Platform::Windows => r"C:\cache:C:\cache:ro",
+            };
             push(
                 path.key("binds").index(i),
-                format!("{bind:?} must be SOURCE:TARGET[:OPTIONS], e.g. \"/srv/cache:/cache:ro\""),
+                format!("{bind:?} must be SOURCE:TARGET[:OPTIONS], e.g. {example:?}"),
             );
         }
     }
     for (i, volume) in d.volumes.iter().enumerate() {
-        if !volume.starts_with('/') {
+        if !platform.is_absolute(volume) {
             push(
                 path.key("volumes").index(i),
                 format!("{volume:?} must be an absolute path inside the container"),
@@ -111,10 +121,19 @@ pub(crate) fn check(path: &KeyPath, d: &DockerPoolConfig, master: &MasterConfig)
             );
         }
     }
-    if !d.work_dir.starts_with('/') {
+    for (key, value) in [("work_dir", &d.work_dir), ("worker_path", &d.worker_path)] {
+        if let Some(value) = value.as_ref().filter(|v| !platform.is_absolute(v)) {
+            push(
+                path.key(key),
+                format!("must be an absolute path in a {platform:?} container (got {value:?})"),
+            );
+        }
+    }
+    if d.privileged && platform == Platform::Windows {
         push(
-            path.key("work_dir"),
-            format!("must be an absolute path (got {:?})", d.work_dir),
+            path.key("privileged"),
+            "windows containers have no privileged mode: remove it or use platform = \"linux\""
+                .into(),
         );
     }
     if let Some(u) = &d.master_url {
@@ -162,12 +181,40 @@ pub(crate) fn check(path: &KeyPath, d: &DockerPoolConfig, master: &MasterConfig)
     issues
 }
 
+/// A bind's `:`-separated parts; on Windows a drive letter's colon
+/// (`C:\x`, `C:/x`) stays inside its part.
+fn bind_parts(bind: &str, platform: Platform) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut drive: Option<&str> = None;
+    for part in bind.split(':') {
+        if let Some(letter) = drive.take() {
+            if part.starts_with(['\\', '/']) {
+                parts.push(format!("{letter}:{part}"));
+                continue;
+            }
+            parts.push(letter.to_owned());
+        }
+        let is_drive = platform == Platform::Windows
+            && part.len() == 1
+            && part.bytes().all(|b| b.is_ascii_alphabetic());
+        if is_drive {
+            drive = Some(part);
+        } else {
+            parts.push(part.to_owned());
+        }
+    }
+    if let Some(letter) = drive {
+        parts.push(letter.to_owned());
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
 
-    use crate::config::{load_str, Config, ConfigError, PullPolicy};
+    use crate::config::{load_str, Config, ConfigError, DockerPlatform, PullPolicy};
 
     const BASE: &str = r#"[master]
 grpc_listen = "0.0.0.0:8481"
@@ -259,7 +306,84 @@ capacity = 8"#,
         assert_eq!(d.image, "burst-worker:latest");
         assert_eq!(d.pull, PullPolicy::IfMissing);
         assert!(d.hosts.is_empty() && !d.privileged);
-        assert_eq!(d.work_dir, "/work");
+        assert_eq!(d.work_dir, None);
+        assert_eq!(d.platform, DockerPlatform::Linux);
+        assert_eq!(d.worker_path, None);
+    }
+
+    #[test]
+    fn a_windows_section_loads() {
+        let text = with(
+            r#"platform = "windows"
+image = "burst-worker-windows:ltsc2022"
+worker_path = 'C:\tools\burst-worker.exe'
+work_dir = 'D:\work'
+binds = ['C:\cache:C:\cache:ro', 'cache:C:\data']
+volumes = ['C:\scratch']
+memory = "2g"
+cpus = 2.0
+
+[[pools.dock.docker.hosts]]
+name = "win"
+endpoint = "tcp://127.0.0.1:2375""#,
+        );
+        let config = match load(&text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let d = &config.pools["dock"].docker;
+        assert_eq!(d.platform, DockerPlatform::Windows);
+        assert_eq!(d.worker_path.as_deref(), Some(r"C:\tools\burst-worker.exe"));
+        assert_eq!(d.work_dir.as_deref(), Some(r"D:\work"));
+    }
+
+    #[test]
+    fn windows_values_name_file_line_and_key() {
+        let text = with(
+            r#"platform = "windows"
+privileged = true
+work_dir = "/work"
+worker_path = 'burst-worker.exe'
+volumes = ["/scratch"]
+binds = ['C:\only']"#,
+        );
+        let found = problems(&text);
+        let expect = [
+            "F:11: pools.dock.docker.privileged: windows containers have no privileged mode",
+            "F:12: pools.dock.docker.work_dir: must be an absolute path in a Windows container",
+            "F:13: pools.dock.docker.worker_path: must be an absolute path in a Windows container",
+            "F:14: pools.dock.docker.volumes[0]: \"/scratch\" must be an absolute path",
+            "F:15: pools.dock.docker.binds[0]: \"C:\\\\only\" must be SOURCE:TARGET",
+        ];
+        for e in expect {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        let unknown = problems(&with("platform = \"macos\""));
+        assert!(
+            unknown.len() == 1
+                && unknown[0]
+                    .starts_with("F:10: pools.dock.docker.platform: unknown variant `macos`"),
+            "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn windows_binds_keep_drive_letters() {
+        use super::{bind_parts, Platform};
+        assert_eq!(
+            bind_parts(r"C:\src:C:\dst:ro", Platform::Windows),
+            [r"C:\src", r"C:\dst", "ro"]
+        );
+        assert_eq!(
+            bind_parts("cache:c:/data", Platform::Windows),
+            ["cache", "c:/data"]
+        );
+        assert_eq!(bind_parts("/a:/b:ro", Platform::Linux), ["/a", "/b", "ro"]);
+        assert_eq!(bind_parts("C:x", Platform::Windows), ["C", "x"]);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use burst_providers::ssh::{
 use burst_providers::Provider;
 
 use crate::config::{
-    DockerPoolConfig, HostKeyCheckConfig, PoolConfig, ProviderKind, PullPolicy, SshHostConfig,
-    SshPlatform, SshPoolConfig,
+    DockerPlatform, DockerPoolConfig, HostKeyCheckConfig, PoolConfig, ProviderKind, PullPolicy,
+    SshHostConfig, SshPlatform, SshPoolConfig,
 };
 
 /// Builds the provider a pool's config names.
@@ -57,6 +57,64 @@ pub fn build(
                 .with_context(|| format!("failed to set up pool {name}"))?;
             Ok(Arc::new(provider))
         }
+    }
+}
+
+fn ssh_settings(
+    name: &str,
+    pool: &PoolConfig,
+    ssh: &SshPoolConfig,
+    master_id: &str,
+    state_dir: &Path,
+) -> SshSettings {
+    let mut worker_binaries = ssh.worker_binaries.clone();
+    if !worker_binaries.contains_key("linux-x86_64") {
+        if let Some(local) = SshProvider::default_linux_worker() {
+            worker_binaries.insert("linux-x86_64".to_owned(), local);
+        }
+    }
+    SshSettings {
+        master_id: master_id.to_owned(),
+        pool: name.to_owned(),
+        hosts: ssh.hosts.iter().map(host_settings).collect(),
+        known_hosts: ssh.known_hosts.clone(),
+        host_key_check: match ssh.host_key_check {
+            HostKeyCheckConfig::Strict => HostKeyCheck::Strict,
+            HostKeyCheckConfig::AcceptNew => HostKeyCheck::AcceptNew,
+        },
+        connect_timeout: ssh.connect_timeout,
+        stop_grace: ssh.stop_grace,
+        upload: ssh.upload,
+        worker_binaries,
+        env: ssh.env.clone(),
+        control_dir: state_dir.join("ssh").join(name),
+        backoff_min: pool.backoff_min,
+        backoff_max: pool.backoff_max,
+    }
+}
+
+fn host_settings(h: &SshHostConfig) -> SshHostSettings {
+    let platform = match h.platform {
+        SshPlatform::Linux => Platform::Linux,
+        SshPlatform::Macos => Platform::Macos,
+        SshPlatform::Windows => Platform::Windows,
+    };
+    SshHostSettings {
+        name: h.display_name(),
+        address: h.address.clone(),
+        port: h.port,
+        user: h.user.clone(),
+        key_file: h.key_file.clone(),
+        platform,
+        max_workers: h.max_workers,
+        install_dir: h
+            .install_dir
+            .clone()
+            .unwrap_or_else(|| ".burst/bin".to_owned()),
+        state_dir: h.state_dir.clone().unwrap_or_else(|| ".burst".to_owned()),
+        wake: h.wake.clone(),
+        sleep: h.sleep.clone(),
+        wake_timeout: h.wake_timeout,
     }
 }
 
@@ -108,64 +166,14 @@ fn docker_settings(
     s.labels = d.labels.clone();
     s.privileged = d.privileged;
     s.master_url = d.master_url.clone();
-    s.work_dir = d.work_dir.clone();
-    Ok(s)
-}
-
-fn ssh_settings(
-    name: &str,
-    pool: &PoolConfig,
-    ssh: &SshPoolConfig,
-    master_id: &str,
-    state_dir: &Path,
-) -> SshSettings {
-    let mut worker_binaries = ssh.worker_binaries.clone();
-    if !worker_binaries.contains_key("linux-x86_64") {
-        if let Some(local) = SshProvider::default_linux_worker() {
-            worker_binaries.insert("linux-x86_64".to_owned(), local);
-        }
-    }
-    SshSettings {
-        master_id: master_id.to_owned(),
-        pool: name.to_owned(),
-        hosts: ssh.hosts.iter().map(ssh_host_settings).collect(),
-        known_hosts: ssh.known_hosts.clone(),
-        host_key_check: match ssh.host_key_check {
-            HostKeyCheckConfig::Strict => HostKeyCheck::Strict,
-            HostKeyCheckConfig::AcceptNew => HostKeyCheck::AcceptNew,
-        },
-        connect_timeout: ssh.connect_timeout,
-        stop_grace: ssh.stop_grace,
-        upload: ssh.upload,
-        worker_binaries,
-        env: ssh.env.clone(),
-        control_dir: state_dir.join("ssh").join(name),
-        backoff_min: pool.backoff_min,
-        backoff_max: pool.backoff_max,
-    }
-}
-
-fn ssh_host_settings(h: &SshHostConfig) -> SshHostSettings {
-    let platform = match h.platform {
-        SshPlatform::Linux => Platform::Linux,
-        SshPlatform::Macos => Platform::Macos,
-        SshPlatform::Windows => Platform::Windows,
+    s.platform = match d.platform {
+        DockerPlatform::Linux => docker::Platform::Linux,
+        DockerPlatform::Windows => docker::Platform::Windows,
     };
-    SshHostSettings {
-        name: h.display_name(),
-        address: h.address.clone(),
-        port: h.port,
-        user: h.user.clone(),
-        key_file: h.key_file.clone(),
-        platform,
-        max_workers: h.max_workers,
-        install_dir: h
-            .install_dir
-            .clone()
-            .unwrap_or_else(|| ".burst/bin".to_owned()),
-        state_dir: h.state_dir.clone().unwrap_or_else(|| ".burst".to_owned()),
-        wake: h.wake.clone(),
-        sleep: h.sleep.clone(),
-        wake_timeout: h.wake_timeout,
-    }
+    s.worker_path = d.worker_path.clone();
+    s.work_dir = d
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| s.platform.default_work_dir().to_owned());
+    Ok(s)
 }

@@ -7,11 +7,13 @@ mod errors;
 mod hosts;
 mod image;
 mod labels;
+mod platform;
 mod provider;
 mod settings;
 pub mod url;
 
 pub use labels::{LABEL_MASTER, LABEL_POOL, LABEL_PREFIX, LABEL_WORKER};
+pub use platform::{Platform, LINUX_WORK_DIR, WINDOWS_WORKER_PATH, WINDOWS_WORK_DIR};
 pub use provider::DockerProvider;
 pub use settings::{
     parse_endpoint, parse_memory, DockerSettings, Endpoint, HostSettings, PullPolicy,

@@ -17,9 +17,10 @@ use super::errors::{self, Class};
 use super::hosts::{Host, Hosts};
 use super::image;
 use super::labels::{pool_filter, LABEL_MASTER, LABEL_POOL, LABEL_WORKER};
+use super::platform::{self, Platform, WorkerVars};
 use super::settings::{DockerSettings, PullPolicy};
 use super::url::{plan, with_host, Plan};
-use crate::{env, Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
+use crate::{Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
 
 /// Log lines a failed start reports.
 const LOG_TAIL: &str = "20";
@@ -61,6 +62,9 @@ impl DockerProvider {
         }
         if settings.hosts.is_empty() {
             return Err(bad("no hosts".into()));
+        }
+        if settings.privileged && settings.platform == Platform::Windows {
+            return Err(bad("windows containers cannot run privileged".into()));
         }
         let mut names = BTreeSet::new();
         for host in &settings.hosts {
@@ -133,19 +137,20 @@ impl DockerProvider {
 
     fn container_body(&self, spec: &LaunchSpec, url: &str) -> ContainerCreateBody {
         let s = &self.settings;
-        // The pool's own variables first: burst's come later and win.
-        let mut vars: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        for (key, value) in [
-            (env::MASTER_URL, url),
-            (env::WORKER_ID, spec.worker_id.as_str()),
-            (env::TOKEN, spec.token.as_str()),
-            (env::LABELS, &spec.labels.join(",")),
-            (env::WORK_DIR, s.work_dir.as_str()),
-            (env::MASTER_ID, spec.master_id.as_str()),
-            (env::POOL, spec.pool.as_str()),
-        ] {
-            vars.push(format!("{key}={value}"));
-        }
+        let process = platform::process(
+            s.platform,
+            s.worker_path.as_deref(),
+            &s.work_dir,
+            &s.env,
+            &WorkerVars {
+                master_url: url,
+                worker_id: &spec.worker_id,
+                token: &spec.token,
+                labels: &spec.labels,
+                master_id: &spec.master_id,
+                pool: &spec.pool,
+            },
+        );
         let mut labels: HashMap<String, String> = s.labels.clone().into_iter().collect();
         labels.insert(LABEL_MASTER.to_owned(), spec.master_id.clone());
         labels.insert(LABEL_POOL.to_owned(), spec.pool.clone());
@@ -160,7 +165,9 @@ impl DockerProvider {
         };
         ContainerCreateBody {
             image: Some(s.image.clone()),
-            env: Some(vars),
+            entrypoint: process.entrypoint,
+            env: Some(process.env),
+            working_dir: process.working_dir,
             labels: Some(labels),
             volumes: (!s.volumes.is_empty()).then(|| s.volumes.clone()),
             host_config: Some(host_config),
@@ -449,6 +456,7 @@ impl Provider for DockerProvider {
 mod tests {
     use super::*;
     use crate::docker::settings::HostSettings;
+    use crate::env;
 
     fn provider() -> DockerProvider {
         let mut s = DockerSettings::new("m1", "pool-a");
@@ -511,6 +519,39 @@ mod tests {
         assert_eq!(hc.binds, Some(vec!["/cache:/cache:ro".to_owned()]));
         assert_eq!(body.volumes, Some(vec!["/scratch".to_owned()]));
         assert_eq!(body.image.as_deref(), Some("burst-worker:latest"));
+        // Linux keeps the image's entrypoint and working directory.
+        assert_eq!(body.entrypoint, None);
+        assert_eq!(body.cmd, None);
+        assert_eq!(body.working_dir, None);
+    }
+
+    #[test]
+    fn a_windows_container_runs_the_exe() {
+        let mut s = DockerSettings::new("m1", "pool-a");
+        s.platform = Platform::Windows;
+        s.work_dir = Platform::Windows.default_work_dir().to_owned();
+        s.binds = vec![r"C:\cache:C:\cache:ro".into()];
+        s.cpus = Some(2.0);
+        s.memory = Some(1 << 30);
+        let p = match DockerProvider::new(s) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let body = p.container_body(&spec(), "http://10.0.0.2:8481");
+        assert_eq!(
+            body.entrypoint,
+            Some(vec![r"C:\burst\burst-worker.exe".to_owned()])
+        );
+        assert_eq!(body.cmd, None);
+        assert_eq!(body.working_dir.as_deref(), Some(r"C:\burst\work"));
+        let vars = body.env.unwrap_or_default();
+        assert!(vars.contains(&r"BURST_WORK_DIR=C:\burst\work".to_owned()));
+        assert!(vars.contains(&"BURST_TOKEN=secret".to_owned()));
+        let hc = body.host_config.unwrap_or_default();
+        assert_eq!(hc.nano_cpus, Some(2_000_000_000));
+        assert_eq!(hc.memory, Some(1 << 30));
+        assert_eq!(hc.privileged, Some(false));
+        assert_eq!(hc.binds, Some(vec![r"C:\cache:C:\cache:ro".to_owned()]));
     }
 
     #[test]
@@ -539,6 +580,10 @@ mod tests {
         let mut s = DockerSettings::new("m", "p");
         s.image = " ".into();
         assert!(DockerProvider::new(s).is_err());
+        let mut s = DockerSettings::new("m", "p");
+        s.platform = Platform::Windows;
+        s.privileged = true;
+        assert!(DockerProvider::new(s).is_err_and(|e| e.message.contains("privileged")));
     }
 
     #[tokio::test]

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::platform::Platform;
+
 /// When to pull the worker image from its registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullPolicy {
@@ -143,6 +145,11 @@ pub struct DockerSettings {
     /// The URL workers dial, overriding the one derived from the master's
     /// advertised URL.
     pub master_url: Option<String>,
+    /// The OS of the containers (and so of the hosts that run them).
+    pub platform: Platform,
+    /// The worker's executable in the image; `None` = the image's entrypoint
+    /// on Linux, `C:\burst\burst-worker.exe` on Windows.
+    pub worker_path: Option<String>,
     /// The worker's work directory inside the container.
     pub work_dir: String,
     /// Per-request timeout of Docker API calls (pulls and builds excepted).
@@ -172,7 +179,9 @@ impl DockerSettings {
             labels: BTreeMap::new(),
             privileged: false,
             master_url: None,
-            work_dir: "/work".to_owned(),
+            platform: Platform::Linux,
+            worker_path: None,
+            work_dir: Platform::Linux.default_work_dir().to_owned(),
             api_timeout: Duration::from_secs(60),
             quarantine_min: Duration::from_secs(1),
             quarantine_max: Duration::from_secs(60),
