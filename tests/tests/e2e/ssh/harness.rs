@@ -9,27 +9,14 @@ use std::time::{Duration, Instant};
 use burst_e2e::sshd::{ClientKey, Sshd};
 use serde_json::Value;
 
-/// `target/debug` (or release): where the test binary's own build put
-/// `burst` and `burst-worker`. `BURST_E2E_BIN_DIR` points elsewhere (e.g.
-/// a copy, when several checkouts share one target directory).
+/// The directory of the `burst` and `burst-worker` under test (see
+/// `burst_e2e::Bins`; `BURST_E2E_BIN_DIR` overrides it).
 pub fn bin_dir() -> PathBuf {
-    let dir = match std::env::var_os("BURST_E2E_BIN_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => std::env::current_exe()
-            .expect("current exe")
-            .parent()
-            .and_then(Path::parent)
-            .expect("target profile dir")
-            .to_owned(),
-    };
-    for bin in ["burst", "burst-worker"] {
-        assert!(
-            dir.join(bin).is_file(),
-            "{} is missing: run `cargo build --workspace --bins` first",
-            dir.join(bin).display()
-        );
-    }
-    dir
+    let bins = burst_e2e::Bins::locate().unwrap_or_else(|e| panic!("{e}"));
+    bins.burst
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// A TOML basic string (JSON's escapes are a subset of TOML's).
