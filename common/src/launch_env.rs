@@ -1,0 +1,40 @@
+//! The launch-environment contract: the variables a provider hands to the
+//! worker it launches, which the worker reads back (see `burst-worker --help`).
+//! One list, so the names cannot drift between the three sides.
+
+pub const MASTER_URL: &str = "BURST_MASTER_URL";
+pub const WORKER_ID: &str = "BURST_WORKER_ID";
+/// The one-time launch token. Never log it.
+pub const TOKEN: &str = "BURST_TOKEN";
+pub const LABELS: &str = "BURST_LABELS";
+pub const WORK_DIR: &str = "BURST_WORK_DIR";
+/// Which master launched the worker: lets a provider's `list` find its workers.
+pub const MASTER_ID: &str = "BURST_MASTER_ID";
+pub const POOL: &str = "BURST_POOL";
+
+/// Every variable a provider sets for a worker itself. Config may not set
+/// these: a user value would be overridden for one provider and break the
+/// launch for another, so every provider refuses them the same way.
+pub const RESERVED: &[&str] = &[
+    MASTER_URL, WORKER_ID, TOKEN, LABELS, WORK_DIR, MASTER_ID, POOL,
+];
+
+/// Whether `name` belongs to the launch contract.
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_name_is_reserved_and_others_are_not() {
+        for name in RESERVED {
+            assert!(is_reserved(name), "{name}");
+            assert!(name.starts_with("BURST_"), "{name}");
+        }
+        assert!(!is_reserved("BURST_BUILD_ID"));
+        assert!(!is_reserved("PATH"));
+    }
+}

@@ -1,0 +1,6 @@
+//! Building blocks that master, worker and providers must agree on, kept in
+//! one small crate with no async runtime and no heavy dependencies so that
+//! `burst-worker` can link it.
+
+pub mod error_chain;
+pub mod launch_env;
