@@ -12,6 +12,11 @@ pub const WORK_DIR: &str = "BURST_WORK_DIR";
 pub const MASTER_ID: &str = "BURST_MASTER_ID";
 pub const POOL: &str = "BURST_POOL";
 
+/// Set only by the EC2 provider's user data: the instance metadata service
+/// the worker polls for spot interruption notices. Not reserved: config may
+/// point a worker elsewhere.
+pub const IMDS_URL: &str = "BURST_IMDS_URL";
+
 /// Every variable a provider sets for a worker itself. Config may not set
 /// these: a user value would be overridden for one provider and break the
 /// launch for another, so every provider refuses them the same way.
@@ -36,5 +41,6 @@ mod tests {
         }
         assert!(!is_reserved("BURST_BUILD_ID"));
         assert!(!is_reserved("PATH"));
+        assert!(!is_reserved(IMDS_URL));
     }
 }

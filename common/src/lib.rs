@@ -2,5 +2,8 @@
 //! one small crate with no async runtime and no heavy dependencies so that
 //! `burst-worker` can link it.
 
+pub mod backoff;
 pub mod error_chain;
+pub mod host_slots;
 pub mod launch_env;
+pub mod windows_quote;

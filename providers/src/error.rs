@@ -1,4 +1,6 @@
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
 /// Whether retrying the same call can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,6 +30,10 @@ pub struct ProviderError {
     pub message: String,
     /// The backend's own error code where it has one (e.g. an AWS error code).
     pub code: Option<String>,
+    /// The library error underneath (bollard, the AWS SDK, openssh, io), for
+    /// logs that print the whole chain. Shared, so the error stays `Clone`.
+    #[source]
+    source: Option<Arc<dyn Error + Send + Sync>>,
 }
 
 impl ProviderError {
@@ -36,6 +42,7 @@ impl ProviderError {
             kind: ErrorKind::Transient,
             message: message.into(),
             code: None,
+            source: None,
         }
     }
 
@@ -44,6 +51,7 @@ impl ProviderError {
             kind: ErrorKind::Permanent,
             message: message.into(),
             code: None,
+            source: None,
         }
     }
 
@@ -52,7 +60,39 @@ impl ProviderError {
         self
     }
 
+    /// Keeps `source` as the cause of this error.
+    pub fn with_source(mut self, source: impl Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
     pub fn is_permanent(&self) -> bool {
         self.kind == ErrorKind::Permanent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burst_common::error_chain::Chain;
+
+    use super::*;
+
+    #[test]
+    fn the_chain_of_a_provider_error_prints_its_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let e = ProviderError::transient("failed to start a local worker").with_source(io);
+        assert_eq!(
+            Chain(&e).to_string(),
+            "failed to start a local worker: permission denied"
+        );
+        // Clones share the cause.
+        let copy = e.clone();
+        assert!(copy
+            .source()
+            .is_some_and(|s| s.to_string() == "permission denied"));
+        assert_eq!(
+            Chain(&ProviderError::permanent("failed to x")).to_string(),
+            "failed to x"
+        );
     }
 }

@@ -2,27 +2,16 @@
 //!
 //! Every backend (local processes, Docker, EC2, SSH) implements [`Provider`]:
 //! launch a worker, terminate it, and list the ones that exist so the master
-//! can reconcile its ledger against reality after a crash.
+//! can reconcile its ledger against reality after a crash. The variables a
+//! provider hands its workers are `burst_common::launch_env`.
 
 pub mod docker;
 pub mod ec2;
 mod error;
+mod host_choice;
 pub mod local;
 mod provider;
 pub mod ssh;
 
 pub use error::{ErrorKind, ProviderError};
 pub use provider::{Health, LaunchSpec, Launched, ListedInstance, Provider};
-
-/// Environment variables a provider hands to the worker it launches. The
-/// worker reads the same names (see `burst-worker --help`).
-pub mod env {
-    pub const MASTER_URL: &str = "BURST_MASTER_URL";
-    pub const WORKER_ID: &str = "BURST_WORKER_ID";
-    pub const TOKEN: &str = "BURST_TOKEN";
-    pub const LABELS: &str = "BURST_LABELS";
-    pub const WORK_DIR: &str = "BURST_WORK_DIR";
-    /// Which master launched the worker: lets `list` find its workers.
-    pub const MASTER_ID: &str = "BURST_MASTER_ID";
-    pub const POOL: &str = "BURST_POOL";
-}

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use burst_common::launch_env;
 
-use crate::{env, Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
+use crate::{Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
 
 /// Settings of one local pool.
 #[derive(Debug, Clone)]
@@ -81,17 +82,18 @@ impl Provider for LocalProvider {
                 "failed to create work dir {}: {e}",
                 work_dir.display()
             ))
+            .with_source(e)
         })?;
         let mut cmd = tokio::process::Command::new(&s.command[0]);
         cmd.args(&s.command[1..])
             .envs(&s.env)
-            .env(env::MASTER_URL, &spec.master_url)
-            .env(env::WORKER_ID, &spec.worker_id)
-            .env(env::TOKEN, &spec.token)
-            .env(env::LABELS, spec.labels.join(","))
-            .env(env::WORK_DIR, &work_dir)
-            .env(env::MASTER_ID, &spec.master_id)
-            .env(env::POOL, &spec.pool)
+            .env(launch_env::MASTER_URL, &spec.master_url)
+            .env(launch_env::WORKER_ID, &spec.worker_id)
+            .env(launch_env::TOKEN, &spec.token)
+            .env(launch_env::LABELS, spec.labels.join(","))
+            .env(launch_env::WORK_DIR, &work_dir)
+            .env(launch_env::MASTER_ID, &spec.master_id)
+            .env(launch_env::POOL, &spec.pool)
             .stdin(std::process::Stdio::null())
             // The worker logs to stderr; the master's own stderr is where a
             // local operator looks.
@@ -103,11 +105,12 @@ impl Provider for LocalProvider {
         cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|e| {
             let msg = format!("failed to start worker process {:?}: {e}", s.command[0]);
-            if e.kind() == std::io::ErrorKind::NotFound {
+            let err = if e.kind() == std::io::ErrorKind::NotFound {
                 ProviderError::permanent(msg)
             } else {
                 ProviderError::transient(msg)
-            }
+            };
+            err.with_source(e)
         })?;
         let pid = child.id().ok_or_else(|| {
             ProviderError::transient("failed to read the worker's pid: it exited at once")

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use burst_common::launch_env;
 use clap::Parser;
 
 /// `burst-worker`'s flags. Every flag can also come from the environment,
 /// which is how providers pass them (the token in particular: flags show up
-/// in `ps`).
+/// in `ps`); those names are the launch contract in `burst_common::launch_env`.
 #[derive(Parser)]
 #[command(
     name = "burst-worker",
@@ -18,19 +19,19 @@ use clap::Parser;
 )]
 pub struct Args {
     /// The master's gRPC address, e.g. http://127.0.0.1:8481.
-    #[arg(long, env = "BURST_MASTER_URL")]
+    #[arg(long, env = launch_env::MASTER_URL)]
     pub master_url: String,
 
     /// This worker's id, as the master knows it.
-    #[arg(long, env = "BURST_WORKER_ID")]
+    #[arg(long, env = launch_env::WORKER_ID)]
     pub worker_id: String,
 
     /// One-time launch token proving the master launched this worker.
-    #[arg(long, env = "BURST_TOKEN", hide_env_values = true)]
+    #[arg(long, env = launch_env::TOKEN, hide_env_values = true)]
     pub token: String,
 
     /// Comma-separated labels the master matches builders against.
-    #[arg(long, env = "BURST_LABELS", value_delimiter = ',')]
+    #[arg(long, env = launch_env::LABELS, value_delimiter = ',')]
     pub labels: Vec<String>,
 
     /// How many steps to run at once.
@@ -39,7 +40,7 @@ pub struct Args {
     pub capacity: u32,
 
     /// Where builds get their directories [default: <temp dir>/burst-work/<worker-id>].
-    #[arg(long, env = "BURST_WORK_DIR")]
+    #[arg(long, env = launch_env::WORK_DIR)]
     pub work_dir: Option<PathBuf>,
 
     /// Exit (code 3) after this long without a master, so an orphaned cloud
@@ -60,7 +61,7 @@ pub struct Args {
 
     /// Instance metadata service to poll for spot interruption notices, e.g.
     /// http://169.254.169.254 (EC2 user-data sets it). Unset: no polling.
-    #[arg(long, env = "BURST_IMDS_URL")]
+    #[arg(long, env = launch_env::IMDS_URL)]
     pub imds_url: Option<String>,
 
     /// How often to poll the metadata service.

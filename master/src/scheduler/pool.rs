@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use burst_common::backoff::Backoff;
 use burst_providers::{Provider, ProviderError};
 use tokio::time::Instant;
 
@@ -12,7 +12,8 @@ pub struct Pool {
     pub name: String,
     pub cfg: PoolConfig,
     pub provider: Arc<dyn Provider>,
-    backoff: Option<ExponentialBackoff>,
+    /// Jittered exponential from `backoff_min` up to `backoff_max`.
+    backoff: Backoff,
     /// No launch before this instant.
     pub retry_at: Option<Instant>,
     /// Why the last launch failed, for the status of waiting builds.
@@ -29,9 +30,9 @@ impl Pool {
     pub fn new(name: String, cfg: PoolConfig, provider: Arc<dyn Provider>) -> Self {
         Self {
             name,
+            backoff: Backoff::new(cfg.backoff_min, cfg.backoff_max),
             cfg,
             provider,
-            backoff: None,
             retry_at: None,
             last_error: None,
             last_delay: Duration::ZERO,
@@ -51,21 +52,11 @@ impl Pool {
     /// Starts or extends the backoff: jittered exponential up to
     /// `backoff_max`; a permanent error waits the maximum at once.
     pub fn record_failure(&mut self, err: &ProviderError, now: Instant) -> Duration {
-        let max = self.cfg.backoff_max;
         let delay = if err.is_permanent() {
             self.permanent_error = Some(err.to_string());
-            max
+            self.backoff.max()
         } else {
-            let (min, max_) = (self.cfg.backoff_min, max);
-            let backoff = self.backoff.get_or_insert_with(|| {
-                ExponentialBuilder::default()
-                    .with_min_delay(min)
-                    .with_max_delay(max_)
-                    .with_jitter()
-                    .without_max_times()
-                    .build()
-            });
-            backoff.next().unwrap_or(max).min(max)
+            self.backoff.next_delay()
         };
         self.retry_at = Some(now + delay);
         self.last_error = Some(err.to_string());
@@ -75,7 +66,7 @@ impl Pool {
 
     /// A worker connected: the pool is healthy again.
     pub fn record_success(&mut self) {
-        self.backoff = None;
+        self.backoff.reset();
         self.retry_at = None;
         self.last_error = None;
         self.permanent_error = None;

@@ -51,23 +51,27 @@ pub(super) fn message(e: &Error) -> String {
     }
 }
 
-/// `failed to WHAT on host HOST: MESSAGE`, transient or permanent by class.
-pub(super) fn provider_error(what: &str, host: &str, e: &Error) -> ProviderError {
-    let text = format!("failed to {what} on docker host {host}: {}", message(e));
-    let err = match class(e) {
+/// `failed to WHAT on host HOST: MESSAGE`, transient or permanent by class,
+/// with bollard's error as its source.
+pub(super) fn provider_error(what: &str, host: &str, e: Error) -> ProviderError {
+    let text = format!("failed to {what} on docker host {host}: {}", message(&e));
+    let err = match class(&e) {
         Class::HostDown | Class::Busy => ProviderError::transient(text),
         Class::NotFound | Class::Refused => ProviderError::permanent(text),
     };
-    match e {
+    let err = match &e {
         Error::DockerResponseServerError { status_code, .. } => {
             err.with_code(status_code.to_string())
         }
         _ => err,
-    }
+    };
+    err.with_source(e)
 }
 
 #[cfg(test)]
 mod tests {
+    use burst_common::error_chain::Chain;
+
     use super::*;
 
     fn status(code: u16) -> Error {
@@ -98,14 +102,32 @@ mod tests {
 
     #[test]
     fn provider_errors() {
-        let e = provider_error("create a container", "h1", &status(500));
+        let e = provider_error("create a container", "h1", status(500));
         assert!(!e.is_permanent());
         assert_eq!(e.code.as_deref(), Some("500"));
         assert_eq!(
             e.message,
             "failed to create a container on docker host h1: boom (HTTP 500)"
         );
-        assert!(provider_error("x", "h", &status(400)).is_permanent());
-        assert!(!provider_error("x", "h", &Error::RequestTimeoutError).is_permanent());
+        assert!(provider_error("x", "h", status(400)).is_permanent());
+        assert!(!provider_error("x", "h", Error::RequestTimeoutError).is_permanent());
+    }
+
+    #[test]
+    fn provider_errors_keep_bollards_error_as_their_cause() {
+        let e = provider_error("create a container", "h1", status(500));
+        let chain = Chain(&e).to_string();
+        assert!(
+            chain.starts_with("failed to create a container on docker host h1: boom (HTTP 500): ")
+                && chain.contains("500"),
+            "{chain}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        // A cause the message already quotes is printed once.
+        let e = provider_error("reach the engine", "h1", Error::RequestTimeoutError);
+        assert_eq!(
+            Chain(&e).to_string(),
+            "failed to reach the engine on docker host h1: Timeout error"
+        );
     }
 }

@@ -1,21 +1,30 @@
 //! The Docker hosts of a pool: their clients, their capacity, and the
 //! quarantine that keeps launches away from a failing host while it recovers.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use bollard::query_parameters::InspectNetworkOptions;
 use bollard::{Docker, API_DEFAULT_VERSION};
+use burst_common::backoff::Backoff;
+use burst_common::error_chain::Chain;
+use burst_common::host_slots::HostSlots;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::errors;
 use super::settings::{Endpoint, HostSettings};
 use super::url;
+use crate::host_choice::{SharedSlots, SlotHost, Words};
 use crate::ProviderError;
+
+/// How launch errors speak of Docker hosts.
+pub(super) const WORDS: Words = Words {
+    kind: "docker",
+    unit: "containers",
+    resting: "quarantined",
+};
 
 /// One Docker engine.
 pub(super) struct Host {
@@ -28,28 +37,20 @@ pub(super) struct Host {
     gateway: OnceCell<IpAddr>,
     /// Serialises pulls and builds of the pool's image on this host.
     pub image_lock: tokio::sync::Mutex<Option<Instant>>,
-    state: Mutex<HostState>,
-}
-
-#[derive(Default)]
-struct HostState {
-    /// Workers placed here whose containers may still exist.
-    workers: HashSet<String>,
-    quarantined_until: Option<Instant>,
-    /// Delays of the current run of failures; reset by a success.
-    backoff: Option<ExponentialBackoff>,
-    last_error: Option<String>,
+    /// Its containers (for the capacity) and its quarantine.
+    slots: SharedSlots,
 }
 
 impl Host {
-    pub fn new(settings: HostSettings, api_timeout: Duration) -> Self {
+    pub fn new(settings: HostSettings, api_timeout: Duration, quarantine: Backoff) -> Self {
+        let capacity = settings.capacity.map(|c| c as usize);
         Self {
             settings,
             api_timeout,
             client: OnceCell::new(),
             gateway: OnceCell::new(),
             image_lock: tokio::sync::Mutex::new(None),
-            state: Mutex::new(HostState::default()),
+            slots: SharedSlots::new(HostSlots::new(capacity, quarantine)),
         }
     }
 
@@ -57,23 +58,17 @@ impl Host {
         &self.settings.name
     }
 
-    fn state(&self) -> MutexGuard<'_, HostState> {
-        // A panic while holding this lock leaves plain counters behind;
-        // they are still usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The API client, connected on first use.
     pub async fn client(&self) -> Result<&Docker, ProviderError> {
         self.client
             .get_or_try_init(|| async {
                 let docker = connect(&self.settings.endpoint, self.api_timeout)
-                    .map_err(|e| errors::provider_error("connect", self.name(), &e))?;
+                    .map_err(|e| errors::provider_error("connect", self.name(), e))?;
                 // Older engines refuse a client that speaks a newer API.
                 docker
                     .negotiate_version()
                     .await
-                    .map_err(|e| errors::provider_error("reach the engine", self.name(), &e))
+                    .map_err(|e| errors::provider_error("reach the engine", self.name(), e))
             })
             .await
     }
@@ -93,7 +88,7 @@ impl Host {
                         errors::provider_error(
                             &format!("inspect network {network}"),
                             self.name(),
-                            &e,
+                            e,
                         )
                     })?;
                 let configs: Vec<(Option<String>, Option<String>)> = inspect
@@ -114,86 +109,28 @@ impl Host {
             .await?;
         Ok(*found)
     }
+}
 
+impl Host {
     /// A failure that says the host itself is in trouble: keep launches
-    /// away from it for the next backoff delay.
-    pub fn quarantine(&self, builder: &ExponentialBuilder, error: &ProviderError) -> Duration {
-        let mut state = self.state();
-        let delay = state
-            .backoff
-            .get_or_insert_with(|| builder.build())
-            .next()
-            .unwrap_or(Duration::from_secs(60));
-        state.quarantined_until = Some(Instant::now() + delay);
-        state.last_error = Some(error.message.clone());
+    /// away from it for the next backoff delay. Returns the delay.
+    pub fn quarantine(&self, error: &ProviderError) -> Duration {
+        let delay = self.slots.lock().quarantine(
+            Instant::now(),
+            error.message.clone(),
+            error.is_permanent(),
+        );
+        tracing::warn!(host = self.name(), ?delay, error = %Chain(error), "docker host quarantined");
         delay
     }
+}
 
-    /// A call succeeded: the host is healthy again.
-    pub fn healthy(&self) {
-        let mut state = self.state();
-        state.quarantined_until = None;
-        state.backoff = None;
-        state.last_error = None;
+impl SlotHost for Host {
+    fn name(&self) -> &str {
+        Host::name(self)
     }
-
-    /// Takes a slot for `worker_id` if the host has one and is not
-    /// quarantined.
-    pub fn reserve(&self, worker_id: &str, now: Instant) -> bool {
-        let mut state = self.state();
-        if state.quarantined_until.is_some_and(|t| t > now) {
-            return false;
-        }
-        let full = self
-            .settings
-            .capacity
-            .is_some_and(|cap| state.workers.len() >= cap as usize);
-        if full {
-            return false;
-        }
-        state.workers.insert(worker_id.to_owned());
-        true
-    }
-
-    pub fn release(&self, worker_id: &str) {
-        self.state().workers.remove(worker_id);
-    }
-
-    /// Records a container found on this host (after a restart, say) so it
-    /// counts against the capacity until it is terminated.
-    pub fn adopt(&self, worker_id: &str) {
-        self.state().workers.insert(worker_id.to_owned());
-    }
-
-    /// For ordering placements: the emptiest host first.
-    fn load(&self) -> (u64, usize) {
-        let state = self.state();
-        let used = state.workers.len();
-        // Fraction of capacity in thousandths; unlimited hosts count by
-        // their container count alone.
-        let fraction = match self.settings.capacity {
-            Some(cap) if cap > 0 => (used as u64 * 1000) / u64::from(cap),
-            _ => 0,
-        };
-        (fraction, used)
-    }
-
-    /// "h1: 4/4 containers" or "h2: quarantined for 3s after: ...".
-    fn describe(&self, now: Instant) -> String {
-        let state = self.state();
-        let cap = self
-            .settings
-            .capacity
-            .map_or_else(|| "unlimited".to_owned(), |c| c.to_string());
-        match state.quarantined_until.filter(|t| *t > now) {
-            Some(until) => format!(
-                "{}: quarantined for {:?} after: {}",
-                self.name(),
-                until - now,
-                state.last_error.as_deref().unwrap_or("an error")
-            ),
-            None => format!("{}: {}/{cap} containers", self.name(), state.workers.len()),
-        }
+    fn slots(&self) -> &SharedSlots {
+        &self.slots
     }
 }
 
@@ -225,7 +162,6 @@ fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, bollard::er
 /// All hosts of a pool.
 pub(super) struct Hosts {
     hosts: Vec<Arc<Host>>,
-    quarantine: ExponentialBuilder,
 }
 
 impl Hosts {
@@ -238,13 +174,11 @@ impl Hosts {
         Self {
             hosts: hosts
                 .into_iter()
-                .map(|h| Arc::new(Host::new(h, api_timeout)))
+                .map(|h| {
+                    let quarantine = Backoff::new(quarantine_min, quarantine_max);
+                    Arc::new(Host::new(h, api_timeout, quarantine))
+                })
                 .collect(),
-            quarantine: ExponentialBuilder::default()
-                .with_min_delay(quarantine_min)
-                .with_max_delay(quarantine_max)
-                .with_jitter()
-                .without_max_times(),
         }
     }
 
@@ -255,31 +189,12 @@ impl Hosts {
     pub fn by_name(&self, name: &str) -> Option<&Arc<Host>> {
         self.hosts.iter().find(|h| h.name() == name)
     }
-
-    pub fn quarantine(&self, host: &Host, error: &ProviderError) -> Duration {
-        host.quarantine(&self.quarantine, error)
-    }
-
-    /// Hosts in placement order, emptiest first (config order breaks ties).
-    pub fn by_load(&self) -> Vec<Arc<Host>> {
-        let mut hosts: Vec<(usize, Arc<Host>)> = self.hosts.iter().cloned().enumerate().collect();
-        hosts.sort_by_key(|(i, h)| (h.load(), *i));
-        hosts.into_iter().map(|(_, h)| h).collect()
-    }
-
-    /// Why no host could take a container.
-    pub fn describe(&self, now: Instant) -> String {
-        self.hosts
-            .iter()
-            .map(|h| h.describe(now))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_choice::{candidates, describe};
 
     fn hosts(caps: &[Option<u32>]) -> Hosts {
         let settings = caps
@@ -300,11 +215,14 @@ mod tests {
     }
 
     fn names(hosts: &Hosts) -> Vec<String> {
-        hosts
-            .by_load()
-            .iter()
-            .map(|h| h.name().to_owned())
+        candidates(hosts.all(), Instant::now())
+            .into_iter()
+            .map(|i| hosts.all()[i].name().to_owned())
             .collect()
+    }
+
+    fn reserve(host: &Host, worker_id: &str, now: Instant) -> bool {
+        host.slots.lock().reserve(worker_id, now)
     }
 
     #[test]
@@ -312,18 +230,18 @@ mod tests {
         let hosts = hosts(&[Some(2), Some(4)]);
         let now = Instant::now();
         assert_eq!(names(&hosts), ["h0", "h1"]);
-        let first = hosts.by_load()[0].clone();
-        assert!(first.reserve("w1", now));
+        let first = hosts.all()[candidates(hosts.all(), now)[0]].clone();
+        assert!(reserve(&first, "w1", now));
         // h0 is half full, h1 empty.
         assert_eq!(names(&hosts), ["h1", "h0"]);
-        assert!(hosts.all()[1].reserve("w2", now));
+        assert!(reserve(&hosts.all()[1], "w2", now));
         // 1/2 against 1/4.
         assert_eq!(names(&hosts), ["h1", "h0"]);
-        assert!(hosts.all()[0].reserve("w3", now));
-        assert!(!hosts.all()[0].reserve("w4", now), "h0 is full");
-        assert!(hosts.describe(now).contains("h0: 2/2 containers"));
-        hosts.all()[0].release("w1");
-        assert!(hosts.all()[0].reserve("w4", now));
+        assert!(reserve(&hosts.all()[0], "w3", now));
+        assert!(!reserve(&hosts.all()[0], "w4", now), "h0 is full");
+        assert!(describe(hosts.all(), &WORDS, now).contains("h0: 2/2 containers"));
+        hosts.all()[0].slots.lock().release("w1");
+        assert!(reserve(&hosts.all()[0], "w4", now));
     }
 
     #[test]
@@ -331,11 +249,11 @@ mod tests {
         let hosts = hosts(&[None, None]);
         let now = Instant::now();
         for i in 0..4 {
-            let host = hosts.by_load()[0].clone();
-            assert!(host.reserve(&format!("w{i}"), now));
+            let host = hosts.all()[candidates(hosts.all(), now)[0]].clone();
+            assert!(reserve(&host, &format!("w{i}"), now));
         }
-        assert!(hosts.describe(now).contains("h0: 2/unlimited"));
-        assert!(hosts.describe(now).contains("h1: 2/unlimited"));
+        assert!(describe(hosts.all(), &WORDS, now).contains("h0: 2/unlimited"));
+        assert!(describe(hosts.all(), &WORDS, now).contains("h1: 2/unlimited"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -343,17 +261,17 @@ mod tests {
         let hosts = hosts(&[None, None]);
         let h0 = hosts.all()[0].clone();
         let err = ProviderError::transient("failed to reach h0");
-        let first = hosts.quarantine(&h0, &err);
+        let first = h0.quarantine(&err);
         assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(2));
-        assert!(!h0.reserve("w1", Instant::now()));
-        assert!(hosts.describe(Instant::now()).contains("quarantined"));
-        assert!(hosts.all()[1].reserve("w1", Instant::now()));
-        let second = hosts.quarantine(&h0, &err);
+        assert!(!reserve(&h0, "w1", Instant::now()));
+        assert!(describe(hosts.all(), &WORDS, Instant::now()).contains("quarantined"));
+        assert!(reserve(&hosts.all()[1], "w1", Instant::now()));
+        let second = h0.quarantine(&err);
         assert!(second >= Duration::from_secs(2), "{second:?} grows");
         tokio::time::advance(second + Duration::from_millis(1)).await;
-        assert!(h0.reserve("w2", Instant::now()), "quarantine over");
-        h0.healthy();
-        let again = hosts.quarantine(&h0, &err);
+        assert!(reserve(&h0, "w2", Instant::now()), "quarantine over");
+        h0.slots.lock().healthy();
+        let again = h0.quarantine(&err);
         assert!(
             again <= Duration::from_secs(2),
             "a success resets: {again:?}"

@@ -47,7 +47,7 @@ pub(super) async fn exists(
         Err(e) => Err(errors::provider_error(
             &format!("inspect image {image}"),
             host.name(),
-            &e,
+            e,
         )),
     }
 }
@@ -108,7 +108,7 @@ async fn pull(host: &Host, docker: &Docker, image: &str) -> Result<(), ProviderE
     let mut progress = docker.create_image(Some(options), None, None);
     while let Some(item) = progress.next().await {
         if let Err(e) = item {
-            return Err(pull_error(image, host.name(), &e));
+            return Err(pull_error(image, host.name(), e));
         }
     }
     Ok(())
@@ -116,12 +116,12 @@ async fn pull(host: &Host, docker: &Docker, image: &str) -> Result<(), ProviderE
 
 /// A registry that does not know the image, or refuses us, is permanent;
 /// a network problem on the way is not.
-fn pull_error(image: &str, host: &str, e: &Error) -> ProviderError {
+fn pull_error(image: &str, host: &str, e: Error) -> ProviderError {
     let text = format!(
         "failed to pull image {image} on docker host {host}: {}",
-        errors::message(e)
+        errors::message(&e)
     );
-    let permanent = match e {
+    let permanent = match &e {
         Error::DockerStreamError { error } => {
             let error = error.to_ascii_lowercase();
             [
@@ -136,11 +136,12 @@ fn pull_error(image: &str, host: &str, e: &Error) -> ProviderError {
         }
         other => matches!(errors::class(other), Class::NotFound | Class::Refused),
     };
-    if permanent {
+    let err = if permanent {
         ProviderError::permanent(text)
     } else {
         ProviderError::transient(text)
-    }
+    };
+    err.with_source(e)
 }
 
 async fn build(
@@ -251,15 +252,15 @@ mod tests {
     #[test]
     fn pull_errors_sorted() {
         let stream = |m: &str| Error::DockerStreamError { error: m.into() };
-        assert!(pull_error("i", "h", &stream("manifest unknown")).is_permanent());
-        assert!(pull_error("i", "h", &stream("pull access denied for i")).is_permanent());
-        assert!(!pull_error("i", "h", &stream("unexpected EOF")).is_permanent());
+        assert!(pull_error("i", "h", stream("manifest unknown")).is_permanent());
+        assert!(pull_error("i", "h", stream("pull access denied for i")).is_permanent());
+        assert!(!pull_error("i", "h", stream("unexpected EOF")).is_permanent());
         let server = |code| Error::DockerResponseServerError {
             status_code: code,
             message: "x".into(),
         };
-        assert!(pull_error("i", "h", &server(404)).is_permanent());
-        assert!(!pull_error("i", "h", &server(500)).is_permanent());
+        assert!(pull_error("i", "h", server(404)).is_permanent());
+        assert!(!pull_error("i", "h", server(500)).is_permanent());
     }
 
     #[test]

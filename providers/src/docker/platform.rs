@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::env;
+use burst_common::launch_env;
 
 /// The worker's executable in a Windows worker image.
 pub const WINDOWS_WORKER_PATH: &str = r"C:\burst\burst-worker.exe";
@@ -81,13 +81,13 @@ pub fn process(
     let mut env_list: Vec<String> = pool_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let labels = vars.labels.join(",");
     for (key, value) in [
-        (env::MASTER_URL, vars.master_url),
-        (env::WORKER_ID, vars.worker_id),
-        (env::TOKEN, vars.token),
-        (env::LABELS, labels.as_str()),
-        (env::WORK_DIR, work_dir),
-        (env::MASTER_ID, vars.master_id),
-        (env::POOL, vars.pool),
+        (launch_env::MASTER_URL, vars.master_url),
+        (launch_env::WORKER_ID, vars.worker_id),
+        (launch_env::TOKEN, vars.token),
+        (launch_env::LABELS, labels.as_str()),
+        (launch_env::WORK_DIR, work_dir),
+        (launch_env::MASTER_ID, vars.master_id),
+        (launch_env::POOL, vars.pool),
     ] {
         env_list.push(format!("{key}={value}"));
     }

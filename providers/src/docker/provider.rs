@@ -14,12 +14,13 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::errors::{self, Class};
-use super::hosts::{Host, Hosts};
+use super::hosts::{Host, Hosts, WORDS};
 use super::image;
 use super::labels::{pool_filter, LABEL_MASTER, LABEL_POOL, LABEL_WORKER};
 use super::platform::{self, Platform, WorkerVars};
 use super::settings::{DockerSettings, PullPolicy};
 use super::url::{plan, with_host, Plan};
+use crate::host_choice::{self, Failure, SlotHost};
 use crate::{Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
 
 /// Log lines a failed start reports.
@@ -30,25 +31,11 @@ pub struct DockerProvider {
     hosts: Hosts,
 }
 
-/// A failed launch on one host, and whether the host itself is at fault.
-struct Failure {
-    error: ProviderError,
-    host_down: bool,
-}
-
-impl From<ProviderError> for Failure {
-    fn from(error: ProviderError) -> Self {
-        Self {
-            error,
-            host_down: false,
-        }
-    }
-}
-
-fn api_failure(what: &str, host: &Host, e: &bollard::errors::Error) -> Failure {
+/// A failed API call on `host`: the host is at fault when it is down.
+fn api_failure(what: &str, host: &Host, e: bollard::errors::Error) -> Failure {
     Failure {
+        host_at_fault: errors::class(&e) == Class::HostDown,
         error: errors::provider_error(what, host.name(), e),
-        host_down: errors::class(e) == Class::HostDown,
     }
 }
 
@@ -179,11 +166,11 @@ impl DockerProvider {
         let s = &self.settings;
         let began = Instant::now();
         let docker = host.client().await.map_err(|error| Failure {
-            host_down: !error.is_permanent(),
+            host_at_fault: !error.is_permanent(),
             error,
         })?;
         let url = self.worker_url(host, spec).await.map_err(|error| Failure {
-            host_down: !error.is_permanent(),
+            host_at_fault: !error.is_permanent(),
             error,
         })?;
         if s.pull == PullPolicy::Always && s.build_context.is_none() {
@@ -203,9 +190,9 @@ impl DockerProvider {
                 image::provide(host, docker, s).await?;
                 create()
                     .await
-                    .map_err(|e| api_failure("create a container", host, &e))?
+                    .map_err(|e| api_failure("create a container", host, e))?
             }
-            Err(e) => return Err(api_failure("create a container", host, &e)),
+            Err(e) => return Err(api_failure("create a container", host, e)),
         };
         let id = created.id;
         if let Err(e) = docker
@@ -216,7 +203,7 @@ impl DockerProvider {
             if let Err(rm) = remove(docker, &id).await {
                 tracing::warn!(container = %id, host = host.name(), error = %rm, "failed to remove a container that did not start");
             }
-            return Err(api_failure("start a container", host, &e));
+            return Err(api_failure("start a container", host, e));
         }
         tracing::debug!(worker = %spec.worker_id, host = host.name(), container = %id, %url, "container started");
         Ok(Launched {
@@ -302,48 +289,16 @@ impl Provider for DockerProvider {
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, ProviderError> {
-        let mut failures: Vec<ProviderError> = Vec::new();
-        for host in self.hosts.by_load() {
-            if !host.reserve(&spec.worker_id, Instant::now()) {
-                continue;
-            }
-            match self.launch_on(&host, spec).await {
-                Ok(launched) => {
-                    host.healthy();
-                    return Ok(launched);
-                }
-                Err(Failure { error, host_down }) => {
-                    host.release(&spec.worker_id);
-                    if host_down {
-                        let delay = self.hosts.quarantine(&host, &error);
-                        tracing::warn!(host = host.name(), ?delay, error = %error, "docker host quarantined");
-                    }
-                    failures.push(error);
-                }
-            }
-        }
-        if failures.is_empty() {
-            return Err(ProviderError::transient(format!(
-                "failed to place worker {}: no docker host can take a container now ({})",
-                spec.worker_id,
-                self.hosts.describe(Instant::now())
-            )));
-        }
-        // One host's error as it is; several: permanent only if all agree.
-        if failures.len() == 1 {
-            return Err(failures.remove(0));
-        }
-        let all_permanent = failures.iter().all(ProviderError::is_permanent);
-        let message = failures
-            .iter()
-            .map(|e| e.message.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(if all_permanent {
-            ProviderError::permanent(message)
-        } else {
-            ProviderError::transient(message)
-        })
+        host_choice::launch(
+            self.hosts.all(),
+            &spec.worker_id,
+            &WORDS,
+            |host| self.launch_on(host, spec),
+            |host, error| {
+                host.quarantine(error);
+            },
+        )
+        .await
     }
 
     async fn terminate(&self, worker_id: &str, provider_id: &str) -> Result<(), ProviderError> {
@@ -351,9 +306,9 @@ impl Provider for DockerProvider {
         let host = self.host(host_name)?;
         let docker = host.client().await?;
         remove(docker, id).await.map_err(|e| {
-            errors::provider_error(&format!("remove container {}", short(id)), host.name(), &e)
+            errors::provider_error(&format!("remove container {}", short(id)), host.name(), e)
         })?;
-        host.release(worker_id);
+        host.slots().lock().release(worker_id);
         tracing::debug!(
             worker = worker_id,
             host = host.name(),
@@ -377,7 +332,7 @@ impl Provider for DockerProvider {
                 docker
                     .list_containers(Some(options))
                     .await
-                    .map_err(|e| errors::provider_error("list containers", host.name(), &e))
+                    .map_err(|e| errors::provider_error("list containers", host.name(), e))
             }
             .await;
             match listed {
@@ -385,7 +340,7 @@ impl Provider for DockerProvider {
                     for c in containers {
                         let worker = c.labels.as_ref().and_then(|l| l.get(LABEL_WORKER)).cloned();
                         if let (Some(worker_id), Some(id)) = (worker, c.id) {
-                            host.adopt(&worker_id);
+                            host.slots().lock().adopt(&worker_id);
                             found.push(ListedInstance {
                                 worker_id,
                                 provider_id: Self::provider_id(host, &id),
@@ -430,7 +385,7 @@ impl Provider for DockerProvider {
                 return Err(errors::provider_error(
                     "inspect a container",
                     host.name(),
-                    &e,
+                    e,
                 ))
             }
         };
@@ -456,12 +411,12 @@ impl Provider for DockerProvider {
 mod tests {
     use super::*;
     use crate::docker::settings::HostSettings;
-    use crate::env;
+    use burst_common::launch_env;
 
     fn provider() -> DockerProvider {
         let mut s = DockerSettings::new("m1", "pool-a");
         s.env.insert("CI".into(), "1".into());
-        s.env.insert(env::WORKER_ID.into(), "spoofed".into());
+        s.env.insert(launch_env::WORKER_ID.into(), "spoofed".into());
         s.labels.insert("team".into(), "infra".into());
         s.binds = vec!["/cache:/cache:ro".into()];
         s.volumes = vec!["/scratch".into()];

@@ -3,6 +3,8 @@
 //! settings user-data hands the worker, and where the images put things.
 //! `tests` in this crate check that those files agree with these names.
 
+use burst_common::launch_env;
+
 /// Tag keys every instance gets at launch (TagSpecifications). The Terraform
 /// IAM policy conditions on them.
 pub const TAG_MASTER: &str = "burst:master";
@@ -11,13 +13,13 @@ pub const TAG_WORKER: &str = "burst:worker-id";
 
 /// Settings the user-data sets for the worker, by environment variable name.
 /// Everything here is either public or one-time: nothing long-lived.
-pub const SETTING_MASTER_URL: &str = crate::env::MASTER_URL;
-pub const SETTING_WORKER_ID: &str = crate::env::WORKER_ID;
-pub const SETTING_TOKEN: &str = crate::env::TOKEN;
-pub const SETTING_LABELS: &str = crate::env::LABELS;
+pub const SETTING_MASTER_URL: &str = launch_env::MASTER_URL;
+pub const SETTING_WORKER_ID: &str = launch_env::WORKER_ID;
+pub const SETTING_TOKEN: &str = launch_env::TOKEN;
+pub const SETTING_LABELS: &str = launch_env::LABELS;
 /// Base URL of the instance metadata service; enables the worker's spot
 /// interruption watch.
-pub const SETTING_IMDS_URL: &str = "BURST_IMDS_URL";
+pub const SETTING_IMDS_URL: &str = launch_env::IMDS_URL;
 
 /// Every setting the user-data templates must set, in template order.
 pub const USER_DATA_SETTINGS: &[&str] = &[

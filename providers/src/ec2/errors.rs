@@ -94,12 +94,13 @@ pub fn code_class(e: &ProviderError) -> Option<CodeClass> {
     e.code.as_deref().and_then(classify_code)
 }
 
-/// Converts an SDK error; `action` completes "failed to …".
+/// Converts an SDK error, which stays its source; `action` completes
+/// "failed to …".
 pub fn from_sdk<E>(action: &str, err: SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match &err {
+    let converted = match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().map(str::to_owned);
             let status = service.raw().status().as_u16();
@@ -134,7 +135,8 @@ where
         }
         // Timeouts, connection failures, unreadable responses.
         _ => ProviderError::transient(format!("failed to {action}: {}", DisplayErrorContext(&err))),
-    }
+    };
+    converted.with_source(err)
 }
 
 #[cfg(test)]
@@ -205,6 +207,19 @@ mod tests {
         assert!(!e.is_permanent());
         assert!(!is_retryable(&e), "capacity moves on, it does not retry");
         assert_eq!(code_class(&e), Some(CodeClass::Capacity));
+    }
+
+    #[test]
+    fn sdk_errors_stay_the_cause() {
+        let e = service_error("InvalidAMIID.Malformed", 400);
+        let chain = burst_common::error_chain::Chain(&e).to_string();
+        assert!(
+            chain.starts_with(
+                "failed to launch an instance: InvalidAMIID.Malformed: something went wrong: "
+            ),
+            "{chain}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::{env, ListedInstance, ProviderError};
+use burst_common::launch_env;
+
+use crate::{ListedInstance, ProviderError};
 
 /// Reads one variable from a process's initial environment.
 fn environ_var(pid: i32, name: &str) -> Option<String> {
@@ -17,7 +19,7 @@ fn environ_var(pid: i32, name: &str) -> Option<String> {
 /// The burst worker id a live process was launched with, if any. Zombies
 /// have an empty environ, so they read as gone.
 pub fn worker_id_of(pid: i32) -> Option<String> {
-    environ_var(pid, env::WORKER_ID)
+    environ_var(pid, launch_env::WORKER_ID)
 }
 
 /// When the process started, in clock ticks since boot (field 22 of
@@ -49,8 +51,8 @@ pub fn find_workers(master_id: &str, pool: &str) -> Result<Vec<ListedInstance>, 
         else {
             continue;
         };
-        if environ_var(pid, env::MASTER_ID).as_deref() != Some(master_id)
-            || environ_var(pid, env::POOL).as_deref() != Some(pool)
+        if environ_var(pid, launch_env::MASTER_ID).as_deref() != Some(master_id)
+            || environ_var(pid, launch_env::POOL).as_deref() != Some(pool)
             || !is_group_leader(pid)
         {
             continue;
@@ -83,7 +85,7 @@ pub fn find_step_groups(master_id: &str, worker_id: &str) -> Result<Vec<i32>, Pr
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| {
             is_group_leader(pid)
-                && environ_var(pid, env::MASTER_ID).as_deref() == Some(master_id)
+                && environ_var(pid, launch_env::MASTER_ID).as_deref() == Some(master_id)
                 && worker_id_of(pid).as_deref() == Some(worker_id)
                 && environ_var(pid, STEP_BUILD_ID).is_some()
         })

@@ -70,7 +70,7 @@ pub async fn connect(
     let limit = settings.connect_timeout * 3;
     match tokio::time::timeout(limit, b.connect_mux(&host.address)).await {
         Ok(Ok(session)) => Ok(session),
-        Ok(Err(e)) => Err(classify(settings, host, &error_text(&e))),
+        Ok(Err(e)) => Err(classify(settings, host, &error_text(&e)).with_source(e)),
         Err(_) => Err(ProviderError::transient(format!(
             "failed to connect to ssh host {} ({}): no answer within {}s",
             host.name,

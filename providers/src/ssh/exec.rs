@@ -47,6 +47,7 @@ pub async fn exec(
                     "failed to {what} on ssh host {host}: cannot read {}: {e}",
                     path.display()
                 ))
+                .with_source(e)
             })?;
             cmd.stdin(file);
         }
@@ -71,7 +72,7 @@ pub async fn exec(
             if let Some(source) = std::error::Error::source(&e) {
                 text = format!("{text}: {source}");
             }
-            return Err(fail(text));
+            return Err(fail(text).with_source(e));
         }
         Ok(Ok(output)) => output,
     };

@@ -13,6 +13,6 @@ mod settings;
 mod upload;
 mod windows;
 
+pub use burst_common::windows_quote::cmd_path_problem as windows_path_problem;
 pub use provider::SshProvider;
-pub use quote::cmd_path_problem as windows_path_problem;
 pub use settings::{HostKeyCheck, HostSettings, Platform, SshSettings};

@@ -8,17 +8,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use burst_common::backoff::Backoff;
+use burst_common::error_chain::Chain;
 use openssh::Session;
 use tokio::time::Instant;
 
 use super::commands::{parse_health, parse_list, parse_number, Remote};
 use super::connect::{connect, connect_or_wake};
 use super::exec::{exec, Input};
-use super::hosts::HostState;
+use super::hosts::{HostState, WORDS};
 use super::power;
 use super::settings::SshSettings;
 use super::upload::{ensure_worker, LocalSums};
-use crate::{env, Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
+use crate::host_choice::{self, Failure, SlotHost};
+use crate::{Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
+use burst_common::launch_env;
 
 /// Start, probe, list and health commands are quick; stop adds the grace.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,7 +47,7 @@ impl SshProvider {
             return Err(fail("no hosts".into()));
         }
         for h in settings.hosts.iter().filter(|h| h.platform.is_windows()) {
-            if let Some(why) = super::quote::cmd_path_problem(&h.state_dir) {
+            if let Some(why) = super::windows_path_problem(&h.state_dir) {
                 return Err(fail(format!("host {}: state_dir {why}", h.name)));
             }
         }
@@ -77,6 +81,7 @@ impl SshProvider {
                 HostState::new(
                     h.clone(),
                     Remote::new(h, &settings.master_id, &settings.pool),
+                    Backoff::new(settings.backoff_min, settings.backoff_max),
                 )
             })
             .collect();
@@ -94,65 +99,6 @@ impl SshProvider {
         let candidate = exe.with_file_name("burst-worker");
         (cfg!(all(target_os = "linux", target_arch = "x86_64")) && candidate.is_file())
             .then_some(candidate)
-    }
-
-    /// Hosts a launch may use, best first: least loaded (by fraction of
-    /// capacity), then in config order.
-    fn candidates(&self, now: Instant) -> Vec<usize> {
-        let mut free: Vec<(usize, usize, usize)> = self
-            .hosts
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.backing_off(now).is_none())
-            .filter_map(|(i, h)| {
-                let (used, cap) = h.load();
-                (used < cap).then_some((i, used, cap))
-            })
-            .collect();
-        free.sort_by(|a, b| (a.1 * b.2).cmp(&(b.1 * a.2)).then(a.0.cmp(&b.0)));
-        free.into_iter().map(|(i, _, _)| i).collect()
-    }
-
-    /// Why no host could take a launch, host by host.
-    fn busy_message(&self, now: Instant) -> String {
-        let states: Vec<String> = self
-            .hosts
-            .iter()
-            .map(|h| match h.backing_off(now) {
-                Some((left, why)) => format!(
-                    "{}: backing off for {}s after: {why}",
-                    h.name(),
-                    left.as_secs() + 1
-                ),
-                None => {
-                    let (used, cap) = h.load();
-                    format!("{}: {used}/{cap} workers", h.name())
-                }
-            })
-            .collect();
-        format!(
-            "failed to launch an ssh worker: no host has room ({})",
-            states.join("; ")
-        )
-    }
-
-    /// No host could be tried. Permanent when every host is out for a
-    /// reason only a config change fixes (so waiting builds fail with it
-    /// instead of waiting), transient otherwise.
-    fn no_room(&self, now: Instant) -> ProviderError {
-        let permanent: Vec<String> = self
-            .hosts
-            .iter()
-            .filter_map(|h| h.permanent_failure(now))
-            .collect();
-        match permanent.len() {
-            n if n < self.hosts.len() => ProviderError::transient(self.busy_message(now)),
-            1 => ProviderError::permanent(permanent.join("")),
-            _ => ProviderError::permanent(format!(
-                "failed to launch an ssh worker on any host ({})",
-                permanent.join("; ")
-            )),
-        }
     }
 
     fn host(&self, name: &str) -> Result<&HostState, ProviderError> {
@@ -194,12 +140,16 @@ impl SshProvider {
             .inspect_err(|e| self.host_failed(host, e))
     }
 
+    /// Starts or extends the host's backoff.
     fn host_failed(&self, host: &HostState, err: &ProviderError) {
-        let delay = host.record_failure(err, self.settings.backoff_min, self.settings.backoff_max);
+        let delay =
+            host.slots()
+                .lock()
+                .quarantine(Instant::now(), err.to_string(), err.is_permanent());
         tracing::warn!(
             host = %host.name(),
             delay_secs = delay.as_secs_f64(),
-            error = %err,
+            error = %Chain(err),
             "ssh host backs off"
         );
     }
@@ -212,11 +162,11 @@ impl SshProvider {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         vars.extend([
-            (env::MASTER_URL.to_owned(), spec.master_url.clone()),
-            (env::WORKER_ID.to_owned(), spec.worker_id.clone()),
-            (env::LABELS.to_owned(), spec.labels.join(",")),
-            (env::MASTER_ID.to_owned(), spec.master_id.clone()),
-            (env::POOL.to_owned(), spec.pool.clone()),
+            (launch_env::MASTER_URL.to_owned(), spec.master_url.clone()),
+            (launch_env::WORKER_ID.to_owned(), spec.worker_id.clone()),
+            (launch_env::LABELS.to_owned(), spec.labels.join(",")),
+            (launch_env::MASTER_ID.to_owned(), spec.master_id.clone()),
+            (launch_env::POOL.to_owned(), spec.pool.clone()),
         ]);
         vars
     }
@@ -277,7 +227,7 @@ impl SshProvider {
         }
         // Launches take this lock to connect: none can start mid-sleep.
         let mut guard = host.session.lock().await;
-        if host.load().0 > 0 {
+        if host.slots().lock().used() > 0 {
             return;
         }
         if let Some(session) = guard.take() {
@@ -321,42 +271,21 @@ impl Provider for SshProvider {
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, ProviderError> {
-        let mut errors: Vec<(String, ProviderError)> = Vec::new();
-        for idx in self.candidates(Instant::now()) {
-            let host = &self.hosts[idx];
-            if !host.try_reserve(&spec.worker_id, Instant::now()) {
-                continue;
-            }
-            match self.launch_on(host, spec).await {
-                Ok(launched) => {
-                    host.record_success();
-                    return Ok(launched);
-                }
-                Err(e) => {
-                    host.release(&spec.worker_id);
-                    self.host_failed(host, &e);
-                    errors.push((host.name().to_owned(), e));
-                }
-            }
-        }
-        match errors.len() {
-            0 => Err(self.no_room(Instant::now())),
-            1 => Err(errors.remove(0).1),
-            _ => {
-                let permanent = errors.iter().all(|(_, e)| e.is_permanent());
-                let text = errors
-                    .iter()
-                    .map(|(h, e)| format!("{h}: {e}"))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let message = format!("failed to launch an ssh worker on any host ({text})");
-                Err(if permanent {
-                    ProviderError::permanent(message)
-                } else {
-                    ProviderError::transient(message)
+        // Whatever failed (connecting, waking, uploading, starting), the
+        // host backs off and the launch moves on.
+        host_choice::launch(
+            &self.hosts,
+            &spec.worker_id,
+            &WORDS,
+            |host| async move {
+                self.launch_on(host, spec).await.map_err(|error| Failure {
+                    error,
+                    host_at_fault: true,
                 })
-            }
-        }
+            },
+            |host, error| self.host_failed(host, error),
+        )
+        .await
     }
 
     async fn terminate(&self, worker_id: &str, provider_id: &str) -> Result<(), ProviderError> {
@@ -364,7 +293,7 @@ impl Provider for SshProvider {
         let host = self.host(name)?;
         // The slot frees now: a host that cannot be reached must not keep
         // its capacity tied up by a worker that is most likely gone with it.
-        host.release(worker_id);
+        host.slots().lock().release(worker_id);
         let session = self.reach(host).await?;
         let grace = self.settings.stop_grace;
         let line = host.remote.stop(worker_id, pid, grace.as_secs().max(1));
@@ -403,7 +332,7 @@ impl Provider for SshProvider {
             match listed {
                 Ok(out) => {
                     for (worker_id, pid) in parse_list(&out) {
-                        host.adopt(&worker_id);
+                        host.slots().lock().adopt(&worker_id);
                         found.push(ListedInstance {
                             worker_id,
                             provider_id: format!("{}:{pid}", host.name()),
@@ -429,7 +358,10 @@ impl Provider for SshProvider {
     async fn health(&self, worker_id: &str, provider_id: &str) -> Result<Health, ProviderError> {
         let (name, pid) = parse_provider_id(provider_id)?;
         let host = self.host(name)?;
-        if let Some((_, why)) = host.backing_off(Instant::now()) {
+        let backing_off = (host.slots().lock())
+            .quarantined(Instant::now())
+            .map(|(_, why)| why.to_owned());
+        if let Some(why) = backing_off {
             return Err(ProviderError::transient(format!(
                 "failed to check worker {worker_id}: ssh host {name} is backing off after: {why}"
             )));
@@ -495,26 +427,27 @@ mod tests {
         }
     }
 
+    fn try_reserve(host: &HostState, worker_id: &str, now: Instant) -> bool {
+        host.slots().lock().reserve(worker_id, now)
+    }
+
     #[tokio::test]
     async fn candidates_spread_by_load_and_skip_full_or_backing_off_hosts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = SshProvider::new(settings(dir.path(), &[2, 1, 1])).expect("provider");
+        let candidates = |now| host_choice::candidates(&p.hosts, now);
         let now = Instant::now();
-        assert_eq!(p.candidates(now), vec![0, 1, 2]);
-        assert!(p.hosts[0].try_reserve("a", now));
+        assert_eq!(candidates(now), vec![0, 1, 2]);
+        assert!(try_reserve(&p.hosts[0], "a", now));
         // h0 is half full, h1 and h2 empty.
-        assert_eq!(p.candidates(now), vec![1, 2, 0]);
-        assert!(p.hosts[1].try_reserve("b", now));
-        assert_eq!(p.candidates(now), vec![2, 0]);
-        p.hosts[2].record_failure(
-            &ProviderError::transient("down"),
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-        );
-        assert_eq!(p.candidates(Instant::now()), vec![0]);
-        assert!(p.hosts[0].try_reserve("c", now));
-        assert!(p.candidates(Instant::now()).is_empty());
-        let busy = p.busy_message(Instant::now());
+        assert_eq!(candidates(now), vec![1, 2, 0]);
+        assert!(try_reserve(&p.hosts[1], "b", now));
+        assert_eq!(candidates(now), vec![2, 0]);
+        p.host_failed(&p.hosts[2], &ProviderError::transient("down"));
+        assert_eq!(candidates(Instant::now()), vec![0]);
+        assert!(try_reserve(&p.hosts[0], "c", now));
+        assert!(candidates(Instant::now()).is_empty());
+        let busy = host_choice::describe(&p.hosts, &WORDS, Instant::now());
         assert!(busy.contains("h0: 2/2 workers"), "{busy}");
         assert!(busy.contains("h2: backing off"), "{busy}");
     }
@@ -546,29 +479,27 @@ mod tests {
         // Both hosts now back off: the next launch fails without trying.
         let err = p.launch(&spec).await.expect_err("all backing off");
         assert!(err.message.contains("no host has room"), "{err}");
-        assert_eq!(p.hosts[0].load().0, 0);
+        assert_eq!(p.hosts[0].slots().lock().used(), 0);
     }
 
     #[tokio::test]
     async fn hosts_refused_for_good_make_the_launch_fail_for_good() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = SshProvider::new(settings(dir.path(), &[1, 1])).expect("provider");
-        let (min, max) = (Duration::from_secs(5), Duration::from_secs(5));
-        p.hosts[0].record_failure(
+        let no_room = |now| host_choice::no_room(&p.hosts, "p-1", &WORDS, now);
+        p.host_failed(
+            &p.hosts[0],
             &ProviderError::permanent("failed to connect: host key"),
-            min,
-            max,
         );
         // One host is only busy: builds may still get it.
-        assert!(p.hosts[1].try_reserve("a", Instant::now()));
-        assert!(!p.no_room(Instant::now()).is_permanent());
-        p.hosts[1].release("a");
-        p.hosts[1].record_failure(
+        assert!(try_reserve(&p.hosts[1], "a", Instant::now()));
+        assert!(!no_room(Instant::now()).is_permanent());
+        p.hosts[1].slots().lock().release("a");
+        p.host_failed(
+            &p.hosts[1],
             &ProviderError::permanent("failed to authenticate"),
-            min,
-            max,
         );
-        let err = p.no_room(Instant::now());
+        let err = no_room(Instant::now());
         assert!(err.is_permanent(), "{err}");
         assert!(
             err.message.contains("host key") && err.message.contains("failed to authenticate"),

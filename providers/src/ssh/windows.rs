@@ -10,6 +10,7 @@
 //! the session's job object, WMI's are not.
 
 use base64::Engine;
+use burst_common::windows_quote;
 
 use super::quote;
 
@@ -45,7 +46,7 @@ fn render(script: &str) -> String {
         "-EncodedCommand",
         &encoded,
     ];
-    quote::windows_command_line(&argv)
+    windows_quote::command_line(&argv)
 }
 
 /// Prints `burst-probe <architecture> <sha256|missing>`.
@@ -90,7 +91,7 @@ pub fn worker_command_line(bin: &str, worker_id: &str, log: &str) -> String {
     let argv = [bin, "--worker-id", worker_id];
     format!(
         "cmd.exe /d /v:off /c {} 2>\"{log}\"",
-        quote::cmd_escape(&quote::windows_command_line(&argv))
+        windows_quote::escape_cmd(&windows_quote::command_line(&argv))
     )
 }
 
