@@ -74,11 +74,70 @@ impl Master {
 
     /// Waits for build `id` to finish, at most `timeout`.
     pub async fn wait_build(&self, id: BuildId, timeout: Duration) -> anyhow::Result<Build> {
-        wait::until(&format!("build {id} to finish"), timeout, || async move {
-            let b = self.build(id).await?;
-            Ok(b.state.is_finished().then_some(b))
+        wait::until_seen(
+            &format!("build {id} to finish"),
+            timeout,
+            || self.build(id),
+            |b| b.state.is_finished(),
+        )
+        .await
+    }
+
+    /// Build `id` as the API's JSON, for tests that look at its fields.
+    pub async fn build_json(&self, id: BuildId) -> anyhow::Result<Value> {
+        self.api_get(&format!("/api/v1/builds/{id}")).await
+    }
+
+    /// Waits until `done` holds for build `id`'s JSON; the error names
+    /// `what` and shows the build as last seen.
+    pub async fn wait_build_json(
+        &self,
+        id: BuildId,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        wait::until_seen(
+            &format!("build {id}: {what}"),
+            timeout,
+            || self.build_json(id),
+            done,
+        )
+        .await
+    }
+
+    /// Waits for build `id` to finish, whatever its outcome; its JSON.
+    pub async fn finished_json(&self, id: BuildId, timeout: Duration) -> anyhow::Result<Value> {
+        self.wait_build_json(id, timeout, "a final state", |b| {
+            !matches!(b["state"].as_str(), Some("queued" | "running"))
         })
         .await
+    }
+
+    /// Every ledger row as JSON, newest first.
+    pub async fn instances_json(&self) -> anyhow::Result<Vec<Value>> {
+        self.api_get("/api/v1/instances?limit=1000").await
+    }
+
+    /// The ledger row of `worker_id` as JSON.
+    pub async fn instance_json(&self, worker_id: &str) -> anyhow::Result<Value> {
+        self.instances_json()
+            .await?
+            .into_iter()
+            .find(|r| r["worker_id"] == worker_id)
+            .with_context(|| format!("no ledger row for {worker_id}"))
+    }
+
+    /// Asks the master to cancel build `id`.
+    pub async fn cancel(&self, id: BuildId) -> anyhow::Result<()> {
+        let (status, body) = self
+            .api_post(&format!("/api/v1/builds/{id}/cancel"), &Value::Null)
+            .await?;
+        // 409: it finished first, which is what a cleanup cancel wants too.
+        if !(200..300).contains(&status) && status != 409 {
+            bail!("cancel build {id}: HTTP {status}: {body}");
+        }
+        Ok(())
     }
 
     /// Waits until build `id`'s step `index` of its latest attempt runs.
@@ -128,14 +187,24 @@ impl Master {
 
     /// The whole log of build `id`, as `burst logs` prints it.
     pub async fn log_text(&self, id: BuildId) -> anyhow::Result<String> {
+        Ok(String::from_utf8_lossy(&self.log_bytes(id).await?).into_owned())
+    }
+
+    /// The whole log of build `id`, bytes as the steps printed them.
+    pub async fn log_bytes(&self, id: BuildId) -> anyhow::Result<Vec<u8>> {
         let url = format!("{}/api/v1/builds/{id}/log", self.url());
-        let resp = self.http.get(&url).send().await?;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
         let status = resp.status();
-        let text = resp.text().await?;
+        let bytes = resp.bytes().await.with_context(|| format!("GET {url}"))?;
         if !status.is_success() {
-            bail!("GET {url}: {status}: {text}");
+            bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&bytes));
         }
-        Ok(text)
+        Ok(bytes.to_vec())
     }
 
     /// Waits until at least `n` workers are idle.

@@ -1,14 +1,14 @@
-//! Helpers of the Docker provider's end-to-end tests: a real `burst master`
-//! process on a docker pool of the test's own, the `docker` CLI to look at
-//! (and break) its containers, and a guard that removes everything the test
-//! created, even when it fails.
+//! The Docker provider's fixture: a docker pool of the test's own for the
+//! one [`MasterBuilder`], the `docker` CLI to look at (and break) its
+//! containers, and a guard that removes everything the test created, even
+//! when it fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
-use serde_json::Value;
+
+use crate::MasterBuilder;
 
 /// The image `scripts/setup/build-docker-image.sh` builds.
 pub const IMAGE: &str = "burst-worker:latest";
@@ -119,62 +119,79 @@ impl Drop for Cleanup {
     }
 }
 
-/// `target/debug/burst`, next to the directory of this test binary, or in
-/// `$BURST_E2E_BIN_DIR` when set (a copy no concurrent build overwrites).
-pub fn burst_bin() -> anyhow::Result<PathBuf> {
-    let dir = match std::env::var_os("BURST_E2E_BIN_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let exe = std::env::current_exe().context("failed to locate the test binary")?;
-            exe.parent()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .ok_or_else(|| anyhow!("test binary {} has no target dir", exe.display()))?
-        }
-    };
-    let bin = dir.join("burst");
-    if !bin.is_file() {
-        bail!(
-            "{} missing: run `cargo build --workspace --bins` before the tests",
-            bin.display()
-        );
-    }
-    Ok(bin)
+/// A docker pool of the test's own, as a section for [`MasterBuilder`]:
+/// `[pools.NAME]` (labelled NAME) on [`IMAGE`], never pulled, with a short
+/// backoff.
+#[derive(Debug, Clone)]
+pub struct DockerPool {
+    name: String,
+    image: String,
+    pull: Option<String>,
+    pool_extra: Vec<String>,
+    docker_extra: Vec<String>,
 }
 
-/// A `[pools.POOL]` docker pool plus builders, with the master listening
-/// where the default bridge reaches it.
-pub fn config(
-    state_dir: &Path,
-    pool: &str,
-    pool_extra: &str,
-    docker_extra: &str,
-    builders: &str,
-) -> String {
-    format!(
-        r#"[master]
-state_dir = "{state}"
-http_listen = "127.0.0.1:0"
-grpc_listen = "0.0.0.0:0"
-heartbeat_interval = "1s"
-shutdown_grace = "2s"
+impl DockerPool {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            image: IMAGE.to_owned(),
+            pull: Some("never".to_owned()),
+            pool_extra: Vec::new(),
+            docker_extra: Vec::new(),
+        }
+    }
 
-[pools.{pool}]
-provider = "docker"
-labels = ["{pool}"]
-backoff_min = "200ms"
-backoff_max = "2s"
-{pool_extra}
+    /// More lines for `[pools.NAME]`.
+    pub fn pool(mut self, toml: &str) -> Self {
+        self.pool_extra.push(toml.to_owned());
+        self
+    }
 
-[pools.{pool}.docker]
-image = "{IMAGE}"
-pull = "never"
-{docker_extra}
+    /// More lines for `[pools.NAME.docker]` (and its sub-tables, last).
+    pub fn docker(mut self, toml: &str) -> Self {
+        self.docker_extra.push(toml.to_owned());
+        self
+    }
 
-{builders}
-"#,
-        state = state_dir.display()
-    )
+    pub fn image(mut self, image: &str) -> Self {
+        image.clone_into(&mut self.image);
+        self
+    }
+
+    /// The `pull` setting; `None` leaves it out (the provider's default).
+    pub fn pull(mut self, pull: Option<&str>) -> Self {
+        self.pull = pull.map(str::to_owned);
+        self
+    }
+
+    /// The `[pools.NAME]` and `[pools.NAME.docker]` sections.
+    pub fn section(&self) -> String {
+        let pull = self
+            .pull
+            .as_ref()
+            .map(|p| format!("pull = \"{p}\"\n"))
+            .unwrap_or_default();
+        format!(
+            "[pools.{pool}]\nprovider = \"docker\"\nlabels = [\"{pool}\"]\n\
+             backoff_min = \"200ms\"\nbackoff_max = \"2s\"\n{pool_extra}\n\n\
+             [pools.{pool}.docker]\nimage = \"{image}\"\n{pull}{docker_extra}\n",
+            pool = self.name,
+            image = self.image,
+            pool_extra = self.pool_extra.join("\n"),
+            docker_extra = self.docker_extra.join("\n"),
+        )
+    }
+
+    /// A master on this pool, listening where the default bridge reaches
+    /// it; add builders with [`MasterBuilder::section`].
+    pub fn master(&self) -> MasterBuilder {
+        MasterBuilder::new()
+            .master_toml("heartbeat_interval = \"1s\"\nshutdown_grace = \"2s\"")
+            .grpc_listen("0.0.0.0:0")
+            .rust_log("info,burst_providers=debug")
+            .section(&self.section())
+    }
 }
 
 /// A builder of one `run` step that the test's pool serves.
@@ -182,227 +199,4 @@ pub fn builder(name: &str, pool: &str, run: &str) -> String {
     format!(
         "[[builders]]\nname = \"{name}\"\nlabels = [\"{pool}\"]\n\n[[builders.steps]]\nname = \"main\"\nrun = '''{run}'''\n"
     )
-}
-
-/// A `burst master` process and its API.
-pub struct Master {
-    child: Option<Child>,
-    pub dir: PathBuf,
-    pub config: PathBuf,
-    pub http: String,
-    pub master_id: String,
-    client: reqwest::Client,
-}
-
-impl Master {
-    /// Writes `config` to `dir/burst.toml` and starts a master on it.
-    pub async fn start(dir: &Path, config: &str) -> anyhow::Result<Self> {
-        let path = dir.join("burst.toml");
-        std::fs::write(&path, config).context("failed to write the config")?;
-        let mut master = Self {
-            child: None,
-            dir: dir.to_owned(),
-            config: path,
-            http: String::new(),
-            master_id: String::new(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()?,
-        };
-        master.spawn().await?;
-        Ok(master)
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.join("state")
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("master.log")
-    }
-
-    /// Everything the master logged (both runs, across a restart).
-    pub fn master_log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    /// The master's last log lines, for failure messages.
-    pub fn log_tail(&self) -> String {
-        let text = self.master_log();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    async fn spawn(&mut self) -> anyhow::Result<()> {
-        let run_json = self.state_dir().join("run.json");
-        let _ = std::fs::remove_file(&run_json);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())?;
-        let child = Command::new(burst_bin()?)
-            .args(["master", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "info,burst_providers=debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("failed to start burst master")?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&run_json) {
-                if let Ok(info) = serde_json::from_str::<Value>(&text) {
-                    self.http = format!("http://{}", info["http"].as_str().unwrap_or_default());
-                    self.master_id = info["master_id"].as_str().unwrap_or_default().to_owned();
-                    return Ok(());
-                }
-            }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                bail!("burst master exited with {status}:\n{}", self.log_tail());
-            }
-            if Instant::now() > deadline {
-                bail!("burst master not ready within 30s:\n{}", self.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL: no shutdown, containers are left behind.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the master again on the same config and state.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.kill();
-        self.spawn().await
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.http))
-            .send()
-            .await?;
-        let status = resp.status();
-        let body: Value = resp.json().await?;
-        if !status.is_success() {
-            bail!("GET {path}: {status}: {body}");
-        }
-        Ok(body)
-    }
-
-    /// Submits `builder`; returns its build ids.
-    pub async fn submit(&self, builder: &str) -> anyhow::Result<Vec<u64>> {
-        let resp = self
-            .client
-            .post(format!("{}/api/v1/builds", self.http))
-            .json(&serde_json::json!({ "builder": builder }))
-            .send()
-            .await?;
-        let status = resp.status();
-        let body: Value = resp.json().await?;
-        if !status.is_success() {
-            bail!("submit {builder}: {status}: {body}");
-        }
-        Ok(body["builds"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default())
-    }
-
-    pub async fn build(&self, id: u64) -> anyhow::Result<Value> {
-        self.get(&format!("/api/v1/builds/{id}")).await
-    }
-
-    /// Every ledger row, newest first.
-    pub async fn instances(&self) -> anyhow::Result<Vec<Value>> {
-        let rows = self.get("/api/v1/instances?limit=1000").await?;
-        Ok(rows.as_array().cloned().unwrap_or_default())
-    }
-
-    pub async fn cancel(&self, id: u64) -> anyhow::Result<()> {
-        self.client
-            .post(format!("{}/api/v1/builds/{id}/cancel", self.http))
-            .send()
-            .await?;
-        Ok(())
-    }
-
-    /// The build's whole log.
-    pub async fn log(&self, id: u64) -> anyhow::Result<String> {
-        let resp = self
-            .client
-            .get(format!("{}/api/v1/builds/{id}/log", self.http))
-            .send()
-            .await?;
-        Ok(resp.text().await?)
-    }
-
-    /// Polls until `done(build)` holds; fails after `timeout` with the build
-    /// and the master's log.
-    pub async fn wait_build(
-        &self,
-        id: u64,
-        timeout: Duration,
-        what: &str,
-        done: impl Fn(&Value) -> bool,
-    ) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let build = self.build(id).await?;
-            if done(&build) {
-                return Ok(build);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "build {id}: {what} not reached within {timeout:?}; build: {build:#}\nmaster log:\n{}",
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits for the build to finish, whatever its outcome.
-    pub async fn wait_finished(&self, id: u64, timeout: Duration) -> anyhow::Result<Value> {
-        self.wait_build(id, timeout, "a final state", |b| {
-            !matches!(b["state"].as_str(), Some("queued" | "running"))
-        })
-        .await
-    }
-}
-
-impl Drop for Master {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most
-/// `timeout`.
-pub async fn eventually<T>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check()? {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("{what}: not within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

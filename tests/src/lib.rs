@@ -12,8 +12,10 @@ pub mod master;
 pub mod moto;
 pub mod procs;
 pub mod sshd;
+pub mod toml_text;
 pub mod wait;
 pub mod wine;
 
 pub use bins::Bins;
+pub use burst_master::model::BuildId;
 pub use master::{Master, MasterBuilder};

@@ -18,51 +18,113 @@ use crate::bins::Bins;
 use crate::{procs, wait};
 
 /// How long a master may take to write run.json and answer /healthz.
-pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default deadline of a CLI command.
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 /// At most this much of the master's log is printed when a test ends.
 const LOG_TAIL: usize = 64 * 1024;
 
-enum ConfigSource {
-    Text(String),
-    File(PathBuf),
+/// How a master is stopped when its [`Master`] is dropped.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// SIGKILL at once; the sweep by master id removes its workers.
+    Kill,
+    /// SIGTERM, so the master stops its workers through their provider
+    /// (remote ssh workers, wine jobs), then SIGKILL after the bound.
+    Graceful(Duration),
 }
 
-/// How to start a master: its config and extra environment.
+/// How to start a master: its config (whole, or a `[master]` section plus
+/// sections such as a provider fixture's pool), and extra environment.
+/// The state dir and listen addresses always come from the environment.
 pub struct MasterBuilder {
-    config: ConfigSource,
+    config_file: Option<PathBuf>,
+    master_lines: Vec<String>,
+    sections: Vec<String>,
     env: Vec<(String, String)>,
     bins: Option<Bins>,
     quiet: bool,
+    rust_log: String,
+    stop: Stop,
+}
+
+impl Default for MasterBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MasterBuilder {
-    /// Config text, written to `burst.toml` in the master's directory.
-    pub fn config(text: &str) -> Self {
+    /// An empty config, to be filled with [`MasterBuilder::master_toml`] and
+    /// [`MasterBuilder::section`].
+    pub fn new() -> Self {
         Self {
-            config: ConfigSource::Text(text.to_owned()),
+            config_file: None,
+            master_lines: Vec::new(),
+            sections: Vec::new(),
             env: Vec::new(),
             bins: None,
             quiet: false,
+            rust_log: "info".to_owned(),
+            stop: Stop::Kill,
         }
+    }
+
+    /// Config text, written to `burst.toml` in the master's directory.
+    pub fn config(text: &str) -> Self {
+        Self::new().section(text)
     }
 
     /// An existing config file, used unchanged (the state dir and listen
     /// addresses still come from environment overrides).
     pub fn config_file(path: impl Into<PathBuf>) -> Self {
         Self {
-            config: ConfigSource::File(path.into()),
-            env: Vec::new(),
-            bins: None,
-            quiet: false,
+            config_file: Some(path.into()),
+            ..Self::new()
         }
+    }
+
+    /// Lines of the `[master]` section (e.g. `heartbeat_interval = "1s"`).
+    pub fn master_toml(mut self, lines: &str) -> Self {
+        self.master_lines.push(lines.to_owned());
+        self
+    }
+
+    /// TOML appended to the config: a pool section from a provider
+    /// fixture, `[[builders]]`, or a whole config.
+    pub fn section(mut self, toml: &str) -> Self {
+        self.sections.push(toml.to_owned());
+        self
     }
 
     /// An extra environment variable for the master (e.g. a `BURST__…`
     /// config override).
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
+    /// Where the master listens for workers (default `127.0.0.1:0`; Docker
+    /// containers need an address their bridge reaches).
+    pub fn grpc_listen(self, addr: &str) -> Self {
+        self.env("BURST__MASTER__GRPC_LISTEN", addr)
+    }
+
+    /// The master's `RUST_LOG` (default `info`).
+    pub fn rust_log(mut self, filter: &str) -> Self {
+        filter.clone_into(&mut self.rust_log);
+        self
+    }
+
+    /// On drop, SIGTERM the master and give it `bound` to stop its workers
+    /// itself before the SIGKILL and the sweep.
+    pub fn stop_gracefully(mut self, bound: Duration) -> Self {
+        self.stop = Stop::Graceful(bound);
         self
     }
 
@@ -78,8 +140,26 @@ impl MasterBuilder {
         self
     }
 
+    /// The config text this builder writes (none for `config_file`).
+    fn text(&self) -> String {
+        let mut text = String::new();
+        if !self.master_lines.is_empty() {
+            text.push_str("[master]\n");
+            for lines in &self.master_lines {
+                text.push_str(lines.trim_end());
+                text.push('\n');
+            }
+            text.push('\n');
+        }
+        for section in &self.sections {
+            text.push_str(section.trim_end());
+            text.push_str("\n\n");
+        }
+        text
+    }
+
     pub async fn start(self) -> anyhow::Result<Master> {
-        let bins = match self.bins {
+        let bins = match self.bins.clone() {
             Some(b) => b,
             None => Bins::locate()?,
         };
@@ -87,13 +167,13 @@ impl MasterBuilder {
             .prefix("burst-e2e-")
             .tempdir()
             .context("failed to create the master's temp dir")?;
-        let config_path = match self.config {
-            ConfigSource::Text(text) => {
+        let config_path = match &self.config_file {
+            None => {
                 let path = dir.path().join("burst.toml");
-                std::fs::write(&path, text).context("failed to write the config")?;
+                std::fs::write(&path, self.text()).context("failed to write the config")?;
                 path
             }
-            ConfigSource::File(path) => path,
+            Some(path) => path.clone(),
         };
         let mut env = vec![
             (
@@ -108,9 +188,10 @@ impl MasterBuilder {
                 "BURST__MASTER__GRPC_LISTEN".to_owned(),
                 "127.0.0.1:0".to_owned(),
             ),
-            ("RUST_LOG".to_owned(), "info".to_owned()),
+            ("RUST_LOG".to_owned(), self.rust_log.clone()),
             ("NO_COLOR".to_owned(), "1".to_owned()),
         ];
+        // Later entries win: the builder's own overrides come last.
         env.extend(self.env);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -123,7 +204,11 @@ impl MasterBuilder {
             Ok(started) => started,
             Err(e) => {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(e.context(format!("master log:\n{}", tail(&log, LOG_TAIL))));
+                let config = std::fs::read_to_string(&config_path).unwrap_or_default();
+                return Err(e.context(format!(
+                    "master log:\n{}\nconfig:\n{config}",
+                    tail(&log, LOG_TAIL)
+                )));
             }
         };
         let master = Master {
@@ -136,6 +221,7 @@ impl MasterBuilder {
             info,
             http,
             quiet: self.quiet,
+            stop: self.stop,
         };
         Ok(master)
     }
@@ -153,6 +239,7 @@ pub struct Master {
     info: RunInfo,
     pub(crate) http: reqwest::Client,
     quiet: bool,
+    stop: Stop,
 }
 
 impl Master {
@@ -196,11 +283,17 @@ impl Master {
         self.info().pid as i32
     }
 
-    /// Everything the master (and its local workers) wrote to stderr.
+    /// Everything the master (and its local workers) wrote to stderr,
+    /// across restarts.
     pub fn log(&self) -> String {
         std::fs::read(&self.log_path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+
+    /// The last 40 lines of [`Master::log`], for failure messages.
+    pub fn log_tail(&self) -> String {
+        last_lines(&self.log(), 40)
     }
 
     /// Processes (workers and their steps) that carry this master's id.
@@ -367,6 +460,13 @@ async fn wait_ready(
 
 impl Drop for Master {
     fn drop(&mut self) {
+        if let (Stop::Graceful(bound), Some(child)) = (self.stop, self.child.as_mut()) {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let start = Instant::now();
+            while start.elapsed() < bound && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(wait::POLL);
+            }
+        }
         self.sigkill();
         procs::kill_all_with_master_id(&self.info.master_id);
         if self.quiet {
@@ -395,6 +495,12 @@ fn clean_env(cmd: &mut tokio::process::Command) {
         cmd.env_remove(var);
     }
     cmd.env("NO_COLOR", "1");
+}
+
+/// The last `n` lines of `text`.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn tail(s: &str, max: usize) -> &str {

@@ -8,6 +8,12 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+// The launch-environment names the tests look for, in one place.
+/// Every worker and step carries its master's id.
+pub const MASTER_ID_VAR: &str = "BURST_MASTER_ID";
+/// And its worker's id.
+pub const WORKER_ID_VAR: &str = "BURST_WORKER_ID";
+
 /// A live process that carries a burst master id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BurstProcess {
@@ -24,6 +30,15 @@ impl BurstProcess {
             .split(' ')
             .next()
             .is_some_and(|exe| exe.ends_with("burst-worker"))
+    }
+
+    /// A wineserver the first wine worker started carries that worker's
+    /// environment, but every wine test of the prefix shares it.
+    pub fn is_wineserver(&self) -> bool {
+        self.cmdline
+            .split(' ')
+            .next()
+            .is_some_and(|exe| exe.ends_with("wineserver"))
     }
 }
 
@@ -61,12 +76,12 @@ pub fn with_master_id(master_id: &str) -> Vec<BurstProcess> {
             continue;
         }
         let Some(env) = environ(pid) else { continue };
-        if env.get("BURST_MASTER_ID").map(String::as_str) != Some(master_id) {
+        if env.get(MASTER_ID_VAR).map(String::as_str) != Some(master_id) {
             continue;
         }
         found.push(BurstProcess {
             pid,
-            worker_id: env.get("BURST_WORKER_ID").cloned(),
+            worker_id: env.get(WORKER_ID_VAR).cloned(),
             cmdline: cmdline(pid),
         });
     }
@@ -112,16 +127,57 @@ pub fn sigkill(pid: i32) {
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
 }
 
-/// SIGKILLs every process carrying `master_id` until none is left (steps
-/// may fork while we look); bounded.
+/// SIGKILLs every process carrying `master_id` (but a shared wineserver)
+/// until none is left (steps may fork while we look); bounded.
 pub fn kill_all_with_master_id(master_id: &str) {
     for _ in 0..20 {
-        let procs = with_master_id(master_id);
+        let procs: Vec<_> = with_master_id(master_id)
+            .into_iter()
+            .filter(|p| !p.is_wineserver())
+            .collect();
         if procs.is_empty() {
             return;
         }
         for p in procs {
             sigkill(p.pid);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Live processes whose command line contains every one of `needles`,
+/// with their command lines.
+pub fn matching(needles: &[&str]) -> Vec<(i32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if pid == me || !is_running(pid) {
+            continue;
+        }
+        let line = cmdline(pid);
+        if needles.iter().all(|n| line.contains(n)) {
+            found.push((pid, line));
+        }
+    }
+    found
+}
+
+/// SIGKILLs what [`matching`] finds; a test's guard, so that what a failed
+/// run started cannot outlive it and meet a later run.
+pub fn kill_matching(needles: &[&str]) {
+    for _ in 0..20 {
+        let found = matching(needles);
+        if found.is_empty() {
+            return;
+        }
+        for (pid, _) in found {
+            sigkill(pid);
         }
         std::thread::sleep(Duration::from_millis(50));
     }

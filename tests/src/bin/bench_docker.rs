@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use burst_e2e::docker_support::{
-    builder, config, docker, pool_containers, require_docker_and_image, unique, Cleanup, Master,
-    IMAGE,
+    builder, docker, pool_containers, require_docker_and_image, unique, Cleanup, DockerPool, IMAGE,
 };
+use burst_e2e::Master;
 use serde_json::Value;
 
 fn ms(d: Duration) -> f64 {
@@ -61,10 +61,14 @@ async fn burst_cold_start(master: &Master, pool: &str) -> anyhow::Result<BurstSa
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let start = Instant::now();
-    let id = *master.submit("cold").await?.first().context("no build")?;
+    let id = *master
+        .submit("cold", &[])
+        .await?
+        .first()
+        .context("no build")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let (build, client) = loop {
-        let build = master.build(id).await?;
+        let build = master.build_json(id).await?;
         let started = build["attempts"]
             .as_array()
             .and_then(|a| a.first())
@@ -87,9 +91,9 @@ async fn burst_cold_start(master: &Master, pool: &str) -> anyhow::Result<BurstSa
     let step_started = attempt["steps"][0]["started_at"].as_u64().unwrap_or(0);
     let worker = attempt["worker_id"].as_str().unwrap_or("").to_owned();
     // The ledger row is complete once the build is over.
-    master.wait_finished(id, Duration::from_secs(60)).await?;
+    master.finished_json(id, Duration::from_secs(60)).await?;
     let row: Value = master
-        .instances()
+        .instances_json()
         .await?
         .into_iter()
         .find(|r| r["worker_id"] == worker.as_str())
@@ -113,15 +117,13 @@ async fn main() -> anyhow::Result<()> {
     require_docker_and_image()?;
     let pool = unique("bench-docker");
     let _cleanup = Cleanup::new(&pool);
-    let dir = tempfile::tempdir()?;
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_builds = 1\nmax_workers = 1",
-        "",
-        &builder("cold", &pool, "true"),
-    );
-    let master = Master::start(dir.path(), &text).await?;
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1\nmax_workers = 1")
+        .master()
+        .section(&builder("cold", &pool, "true"))
+        .quiet()
+        .start()
+        .await?;
 
     // One untimed round each: page cache, image layers, the master's client.
     docker_run_true()?;

@@ -10,8 +10,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use burst_e2e::ec2_harness::{tail, wait_for, Booter, Ec2Master};
+use burst_e2e::ec2_harness::{self, Booter};
+use burst_e2e::master::last_lines as tail;
 use burst_e2e::moto::{ec2_client, Moto};
+use burst_e2e::wait;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -27,11 +29,6 @@ async fn main() -> Result<()> {
     let booter = Booter::start(client, &dir.path().join("instances"), vec![])?;
     let config = format!(
         r#"
-[master]
-state_dir = "{{STATE}}"
-http_listen = "127.0.0.1:0"
-grpc_listen = "127.0.0.1:0"
-
 [pools.ec2]
 provider = "ec2"
 labels = ["linux"]
@@ -62,26 +59,30 @@ steps = [{{ name = "s", run = "sleep 5" }}]
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let master = Ec2Master::start(dir.path(), &config, &moto.url).await?;
+    let master = ec2_harness::master(&moto.url)
+        .section(&config)
+        .quiet()
+        .start()
+        .await?;
 
     let start = Instant::now();
     // One submit: a matrix of n cells is n builds requested at once.
-    let ids = master.submit("b").await?;
+    let ids = master.submit("b", &[]).await?;
     let submitted = start.elapsed();
     let limit = Duration::from_secs(600);
-    let recorded = wait_for(
+    let recorded = wait::until(
         "every launch recorded with an instance id",
         limit,
         || async {
-            let rows = master.instances().await?;
+            let rows = master.instances_json().await?;
             let with_id = rows.iter().filter(|r| r["provider_id"].is_string()).count();
             Ok((with_id >= n).then(|| start.elapsed()))
         },
     )
     .await
     .with_context(|| tail(&master.log(), 30))?;
-    let connected = wait_for("every worker connected", limit, || async {
-        let rows = master.instances().await?;
+    let connected = wait::until("every worker connected", limit, || async {
+        let rows = master.instances_json().await?;
         let up = rows.iter().filter(|r| r["connected_at"].is_i64()).count();
         eprint!(
             "\r  {:6.1}s: {up} connected ",
@@ -91,13 +92,13 @@ steps = [{{ name = "s", run = "sleep 5" }}]
     })
     .await?;
     for id in &ids {
-        let b = master.wait_finished(*id, limit).await?;
+        let b = master.finished_json(*id, limit).await?;
         if b["state"] != "succeeded" {
             bail!("build {id} did not succeed: {b}");
         }
     }
     let finished = start.elapsed();
-    let rows = master.instances().await?;
+    let rows = master.instances_json().await?;
     let launched = rows.iter().filter(|r| r["provider_id"].is_string()).count();
 
     println!("ec2 launch benchmark (moto on loopback, max_starting = 20)");

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use burst_e2e::docker_support::{
-    builder, config, docker, eventually, pool_containers, require_docker_and_image, unique,
-    Cleanup, Master, IMAGE,
+    builder, docker, pool_containers, require_docker_and_image, unique, Cleanup, DockerPool, IMAGE,
 };
+use burst_e2e::{wait, Master};
 use serde_json::Value;
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,21 +25,19 @@ fn attempts(build: &Value) -> Vec<Value> {
 /// worker may connect, even finish its build, before the launch call has
 /// returned and the ledger has its container.
 async fn instance(master: &Master, worker: &str) -> anyhow::Result<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let row = master
-            .instances()
-            .await?
-            .into_iter()
-            .find(|row| row["worker_id"] == worker);
-        if let Some(row) = row.filter(|r| r["details"]["container_id"].is_string()) {
-            return Ok(row);
-        }
-        if std::time::Instant::now() > deadline {
-            bail!("no ledger row with a container for worker {worker}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait::until(
+        &format!("a ledger row with a container for worker {worker}"),
+        Duration::from_secs(20),
+        || async {
+            let row = master
+                .instances_json()
+                .await?
+                .into_iter()
+                .find(|row| row["worker_id"] == worker);
+            Ok(row.filter(|r| r["details"]["container_id"].is_string()))
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -47,22 +45,19 @@ async fn docker_build_runs_inside_a_container() -> anyhow::Result<()> {
     require_docker_and_image()?;
     let pool = unique("dk-host");
     let _cleanup = Cleanup::new(&pool);
-    let dir = tempfile::tempdir()?;
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_builds = 1",
-        "",
-        &builder(
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .master()
+        .section(&builder(
             "where",
             &pool,
             "echo \"HOSTNAME=$(hostname)\"; test -d /work && test -x /bin/burst-worker",
-        ),
-    );
-    let master = Master::start(dir.path(), &text).await?;
-    let id = master.submit("where").await?[0];
-    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
-    let log = master.log(id).await?;
+        ))
+        .start()
+        .await?;
+    let id = master.submit("where", &[]).await?[0];
+    let build = master.finished_json(id, BUILD_TIMEOUT).await?;
+    let log = master.log_text(id).await?;
     ensure!(
         state(&build) == "succeeded",
         "build: {build:#}\nlog:\n{log}"
@@ -99,25 +94,22 @@ async fn docker_fresh_container_per_build_isolates_builds() -> anyhow::Result<()
     require_docker_and_image()?;
     let pool = unique("dk-iso");
     let _cleanup = Cleanup::new(&pool);
-    let dir = tempfile::tempdir()?;
     // Fails if an earlier build's file is visible, then leaves its own.
     let step = "for f in /tmp/burst-marker /burst-marker; do \
                   if [ -e $f ]; then echo \"SEEN $f from build $(cat $f)\"; exit 1; fi; done; \
                 echo $BURST_BUILD_ID > /tmp/burst-marker && echo $BURST_BUILD_ID > /burst-marker && \
                 cat /tmp/burst-marker /burst-marker";
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_builds = 1\nmax_workers = 1",
-        "",
-        &builder("mark", &pool, step),
-    );
-    let master = Master::start(dir.path(), &text).await?;
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1\nmax_workers = 1")
+        .master()
+        .section(&builder("mark", &pool, step))
+        .start()
+        .await?;
     let mut workers = Vec::new();
     for _ in 0..2 {
-        let id = master.submit("mark").await?[0];
-        let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
-        let log = master.log(id).await?;
+        let id = master.submit("mark", &[]).await?[0];
+        let build = master.finished_json(id, BUILD_TIMEOUT).await?;
+        let log = master.log_text(id).await?;
         ensure!(
             state(&build) == "succeeded",
             "build {id}: {build:#}\nlog:\n{log}"
@@ -141,19 +133,16 @@ async fn docker_ten_builds_never_exceed_max_workers() -> anyhow::Result<()> {
     require_docker_and_image()?;
     let pool = unique("dk-ten");
     let _cleanup = Cleanup::new(&pool);
-    let dir = tempfile::tempdir()?;
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_workers = 4\nidle_timeout = \"2s\"",
-        "",
-        &format!(
+    let master = DockerPool::new(&pool)
+        .pool("max_workers = 4\nidle_timeout = \"2s\"")
+        .master()
+        .section(&format!(
             "{}\n[builders.matrix]\nn = [\"0\", \"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\"]\n",
             builder("ten", &pool, "echo build $N on $(hostname); sleep 1")
-        ),
-    );
-    let master = Master::start(dir.path(), &text).await?;
-    let ids = master.submit("ten").await?;
+        ))
+        .start()
+        .await?;
+    let ids = master.submit("ten", &[]).await?;
     ensure!(ids.len() == 10, "submitted {ids:?}");
 
     // Sample the engine while the builds run.
@@ -170,7 +159,7 @@ async fn docker_ten_builds_never_exceed_max_workers() -> anyhow::Result<()> {
         );
         let mut finished = 0;
         for id in &ids {
-            if !matches!(state(&master.build(*id).await?), "queued" | "running") {
+            if !matches!(state(&master.build_json(*id).await?), "queued" | "running") {
                 finished += 1;
             }
         }
@@ -187,19 +176,19 @@ async fn docker_ten_builds_never_exceed_max_workers() -> anyhow::Result<()> {
     }
     ensure!(most >= 1, "no container seen in {samples} samples");
     for id in &ids {
-        let build = master.build(*id).await?;
+        let build = master.build_json(*id).await?;
         ensure!(state(&build) == "succeeded", "build {id}: {build:#}");
     }
     // Idle workers go after idle_timeout (2s), containers with them.
-    eventually(
-        Duration::from_secs(30),
+    wait::until(
         "containers removed after idle_timeout",
-        || Ok(pool_containers(&pool)?.is_empty().then_some(())),
+        Duration::from_secs(30),
+        || async { Ok(pool_containers(&pool)?.is_empty().then_some(())) },
     )
     .await
     .with_context(|| master.log_tail())?;
     let live = master
-        .instances()
+        .instances_json()
         .await?
         .into_iter()
         .filter(|r| !matches!(r["state"].as_str(), Some("gone" | "failed")))
@@ -213,22 +202,19 @@ async fn docker_killed_container_is_replaced_and_the_build_retried() -> anyhow::
     require_docker_and_image()?;
     let pool = unique("dk-kill");
     let _cleanup = Cleanup::new(&pool);
-    let dir = tempfile::tempdir()?;
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_builds = 1",
-        "",
-        &builder(
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .master()
+        .section(&builder(
             "slow",
             &pool,
             "echo attempt $BURST_ATTEMPT on $(hostname); sleep 4; echo done",
-        ),
-    );
-    let master = Master::start(dir.path(), &text).await?;
-    let id = master.submit("slow").await?[0];
+        ))
+        .start()
+        .await?;
+    let id = master.submit("slow", &[]).await?[0];
     let running = master
-        .wait_build(id, BUILD_TIMEOUT, "a running step", |b| {
+        .wait_build_json(id, BUILD_TIMEOUT, "a running step", |b| {
             attempts(b)
                 .first()
                 .and_then(|a| a["steps"].as_array().cloned())
@@ -246,8 +232,8 @@ async fn docker_killed_container_is_replaced_and_the_build_retried() -> anyhow::
         .to_owned();
     docker(&["kill", &container])?;
 
-    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
-    let log = master.log(id).await?;
+    let build = master.finished_json(id, BUILD_TIMEOUT).await?;
+    let log = master.log_text(id).await?;
     ensure!(
         state(&build) == "succeeded",
         "build: {build:#}\nlog:\n{log}"
@@ -268,9 +254,11 @@ async fn docker_killed_container_is_replaced_and_the_build_retried() -> anyhow::
         "log:\n{log}"
     );
     // The killed container is removed, not just stopped.
-    eventually(Duration::from_secs(20), "killed container removed", || {
-        Ok(docker(&["inspect", &container]).is_err().then_some(()))
-    })
+    wait::until(
+        "killed container removed",
+        Duration::from_secs(20),
+        || async { Ok(docker(&["inspect", &container]).is_err().then_some(())) },
+    )
     .await?;
     Ok(())
 }
@@ -281,21 +269,14 @@ async fn docker_missing_image_fails_the_build_with_a_permanent_error() -> anyhow
     let pool = unique("dk-noimg");
     let _cleanup = Cleanup::new(&pool);
     let missing = format!("{}:none", unique("burst-e2e-missing"));
-    let dir = tempfile::tempdir()?;
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "",
-        "",
-        &builder("never", &pool, "true"),
-    )
-    .replace(
-        &format!("image = \"{IMAGE}\""),
-        &format!("image = \"{missing}\""),
-    );
-    let master = Master::start(dir.path(), &text).await?;
-    let id = master.submit("never").await?[0];
-    let build = master.wait_finished(id, Duration::from_secs(30)).await?;
+    let master = DockerPool::new(&pool)
+        .image(&missing)
+        .master()
+        .section(&builder("never", &pool, "true"))
+        .start()
+        .await?;
+    let id = master.submit("never", &[]).await?[0];
+    let build = master.finished_json(id, Duration::from_secs(30)).await?;
     ensure!(state(&build) == "failed", "{build:#}");
     let reason = build["reason"].as_str().unwrap_or("");
     ensure!(
@@ -317,18 +298,15 @@ async fn docker_master_sigkill_then_restart_removes_orphans() -> anyhow::Result<
     require_docker_and_image()?;
     let pool = unique("dk-orphan");
     let _cleanup = Cleanup::new(&pool);
-    let dir = tempfile::tempdir()?;
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_builds = 1",
-        "",
-        &builder("long", &pool, "sleep 120"),
-    );
-    let mut master = Master::start(dir.path(), &text).await?;
-    let id = master.submit("long").await?[0];
+    let mut master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .master()
+        .section(&builder("long", &pool, "sleep 120"))
+        .start()
+        .await?;
+    let id = master.submit("long", &[]).await?[0];
     master
-        .wait_build(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
         .await?;
     let orphans = pool_containers(&pool)?;
     ensure!(
@@ -336,17 +314,17 @@ async fn docker_master_sigkill_then_restart_removes_orphans() -> anyhow::Result<
         "containers before the crash: {orphans:?}"
     );
 
-    master.kill();
+    master.sigkill();
     // Nothing removes it while no master runs.
     ensure!(
         docker(&["inspect", "--format", "{{.State.Running}}", &orphans[0]])?.trim() == "true",
         "the container died with the master"
     );
     master.restart().await?;
-    eventually(
-        Duration::from_secs(30),
+    wait::until(
         "orphan removed by reconciliation",
-        || Ok(docker(&["inspect", &orphans[0]]).is_err().then_some(())),
+        Duration::from_secs(30),
+        || async { Ok(docker(&["inspect", &orphans[0]]).is_err().then_some(())) },
     )
     .await
     .with_context(|| master.log_tail())?;
@@ -373,22 +351,18 @@ async fn docker_master_builds_a_missing_image_from_its_build_context() -> anyhow
         "pull = \"if-missing\"\nbuild_context = \"{}\"\ndockerfile = \"Dockerfile.ci\"",
         context.display()
     );
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_builds = 1",
-        &docker_extra,
-        &builder("ctx", &pool, "cat /built"),
-    )
-    .replace(
-        &format!("image = \"{IMAGE}\""),
-        &format!("image = \"{image}\""),
-    )
-    .replace("pull = \"never\"\n", "");
-    let master = Master::start(dir.path(), &text).await?;
-    let id = master.submit("ctx").await?[0];
-    let build = master.wait_finished(id, Duration::from_secs(120)).await?;
-    let log = master.log(id).await?;
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .docker(&docker_extra)
+        .image(&image)
+        .pull(None)
+        .master()
+        .section(&builder("ctx", &pool, "cat /built"))
+        .start()
+        .await?;
+    let id = master.submit("ctx", &[]).await?[0];
+    let build = master.finished_json(id, Duration::from_secs(120)).await?;
+    let log = master.log_text(id).await?;
     ensure!(
         state(&build) == "succeeded",
         "build: {build:#}\nlog:\n{log}\n{}",
@@ -416,38 +390,29 @@ async fn docker_container_exiting_before_connecting_reports_its_logs() -> anyhow
         ),
     )?;
     docker(&["build", "-q", "-t", &image, &context.to_string_lossy()])?;
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "start_timeout = \"60s\"",
-        "",
-        &builder("doomed", &pool, "true"),
-    )
-    .replace(
-        &format!("image = \"{IMAGE}\""),
-        &format!("image = \"{image}\""),
-    );
-    let master = Master::start(dir.path(), &text).await?;
-    let id = master.submit("doomed").await?[0];
+    let master = DockerPool::new(&pool)
+        .pool("start_timeout = \"60s\"")
+        .image(&image)
+        .master()
+        .section(&builder("doomed", &pool, "true"))
+        .start()
+        .await?;
+    let id = master.submit("doomed", &[]).await?[0];
     // Well before start_timeout, the ledger says why the launch failed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let row = loop {
-        let rows = master.instances().await?;
-        if let Some(row) = rows.into_iter().find(|r| {
-            r["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("exited with code 3"))
-        }) {
-            break row;
-        }
-        if std::time::Instant::now() > deadline {
-            bail!(
-                "no failed launch in the ledger within 30s:\n{}",
-                master.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let row = wait::until(
+        "a failed launch in the ledger",
+        Duration::from_secs(30),
+        || async {
+            let rows = master.instances_json().await?;
+            Ok(rows.into_iter().find(|r| {
+                r["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("exited with code 3"))
+            }))
+        },
+    )
+    .await
+    .with_context(|| master.log_tail())?;
     let error = row["error"].as_str().unwrap_or("");
     ensure!(
         error.contains("worker-cannot-start"),
@@ -458,9 +423,11 @@ async fn docker_container_exiting_before_connecting_reports_its_logs() -> anyhow
         .as_str()
         .unwrap_or("")
         .to_owned();
-    eventually(Duration::from_secs(20), "exited container removed", || {
-        Ok(docker(&["inspect", &container]).is_err().then_some(()))
-    })
+    wait::until(
+        "exited container removed",
+        Duration::from_secs(20),
+        || async { Ok(docker(&["inspect", &container]).is_err().then_some(())) },
+    )
     .await?;
     master.cancel(id).await?;
     Ok(())
@@ -472,24 +439,24 @@ async fn docker_container_that_never_connects_is_removed_after_start_timeout() -
     require_docker_and_image()?;
     let pool = unique("dk-silent");
     let _cleanup = Cleanup::new(&pool);
-    let dir = tempfile::tempdir()?;
     // Port 9 on the container's own loopback: the worker keeps retrying.
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "start_timeout = \"3s\"\nmax_workers = 1",
-        "master_url = \"http://127.0.0.1:9\"",
-        &builder("silent", &pool, "true"),
-    );
-    let master = Master::start(dir.path(), &text).await?;
-    let id = master.submit("silent").await?[0];
-    let first = eventually(Duration::from_secs(20), "a container started", || {
+    let master = DockerPool::new(&pool)
+        .pool("start_timeout = \"3s\"\nmax_workers = 1")
+        .docker("master_url = \"http://127.0.0.1:9\"")
+        .master()
+        .section(&builder("silent", &pool, "true"))
+        .start()
+        .await?;
+    let id = master.submit("silent", &[]).await?[0];
+    let first = wait::until("a container started", Duration::from_secs(20), || async {
         Ok(pool_containers(&pool)?.into_iter().next())
     })
     .await?;
-    eventually(Duration::from_secs(30), "silent container removed", || {
-        Ok(docker(&["inspect", &first]).is_err().then_some(()))
-    })
+    wait::until(
+        "silent container removed",
+        Duration::from_secs(30),
+        || async { Ok(docker(&["inspect", &first]).is_err().then_some(())) },
+    )
     .await
     .with_context(|| master.log_tail())?;
     let row = instance(&master, &worker_of(&master, &first).await?).await?;
@@ -500,7 +467,7 @@ async fn docker_container_that_never_connects_is_removed_after_start_timeout() -
         lived >= 3000,
         "removed {lived} ms after launch, before start_timeout (3s)"
     );
-    let log = master.master_log();
+    let log = master.log();
     ensure!(
         log.contains("did not connect within start_timeout (3s)"),
         "master log:\n{}",
@@ -512,7 +479,7 @@ async fn docker_container_that_never_connects_is_removed_after_start_timeout() -
 
 /// The worker id of a container, from its label.
 async fn worker_of(master: &Master, container: &str) -> anyhow::Result<String> {
-    let rows = master.instances().await?;
+    let rows = master.instances_json().await?;
     rows.iter()
         .find(|r| r["details"]["container_id"] == container)
         .and_then(|r| r["worker_id"].as_str())
@@ -526,7 +493,6 @@ async fn docker_hosts_share_the_load_within_capacity_and_a_dead_host_is_skipped(
     require_docker_and_image()?;
     let pool = unique("dk-hosts");
     let _cleanup = Cleanup::new(&pool);
-    let dir = tempfile::tempdir()?;
     // Two names for the one engine here, one slot each, and a host nothing
     // answers on (port 9 of loopback), which must not stop the others.
     let hosts = r#"
@@ -545,18 +511,17 @@ endpoint = "tcp://127.0.0.1:9"
 capacity = 4
 "#
     .replace("POOL", &pool);
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_workers = 4\nmax_builds = 1",
-        &hosts,
-        &format!(
+    let master = DockerPool::new(&pool)
+        .pool("max_workers = 4\nmax_builds = 1")
+        .docker(&hosts)
+        .master()
+        .section(&format!(
             "{}\n[builders.matrix]\nn = [\"0\", \"1\", \"2\", \"3\"]\n",
             builder("spread", &pool, "sleep 1")
-        ),
-    );
-    let master = Master::start(dir.path(), &text).await?;
-    let ids = master.submit("spread").await?;
+        ))
+        .start()
+        .await?;
+    let ids = master.submit("spread", &[]).await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let running = pool_containers(&pool)?.len();
@@ -566,7 +531,7 @@ capacity = 4
         );
         let mut finished = 0;
         for id in &ids {
-            if !matches!(state(&master.build(*id).await?), "queued" | "running") {
+            if !matches!(state(&master.build_json(*id).await?), "queued" | "running") {
                 finished += 1;
             }
         }
@@ -583,11 +548,11 @@ capacity = 4
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for id in &ids {
-        let build = master.build(*id).await?;
+        let build = master.build_json(*id).await?;
         ensure!(state(&build) == "succeeded", "build {id}: {build:#}");
     }
     let mut used = std::collections::BTreeSet::new();
-    for row in master.instances().await? {
+    for row in master.instances_json().await? {
         if let Some(host) = row["details"]["host"].as_str() {
             used.insert(host.to_owned());
         }
@@ -596,7 +561,7 @@ capacity = 4
         used.iter().map(String::as_str).collect::<Vec<_>>() == ["a", "b"],
         "containers ran on {used:?}"
     );
-    let log = master.master_log();
+    let log = master.log();
     ensure!(
         log.lines()
             .any(|l| l.contains("docker host quarantined") && l.contains("dead")),
@@ -624,24 +589,24 @@ async fn docker_workers_on_a_user_network_dial_its_gateway() -> anyhow::Result<(
     .trim()
     .to_owned();
     ensure!(!gateway.is_empty(), "network {network} has no gateway");
-    let dir = tempfile::tempdir()?;
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_builds = 1",
-        &format!("network = \"{network}\"\nlabels = {{ \"com.example.suite\" = \"e2e\" }}"),
-        &builder("net", &pool, "echo on the network; hostname"),
-    );
-    let master = Master::start(dir.path(), &text).await?;
-    let id = master.submit("net").await?[0];
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .docker(&format!(
+            "network = \"{network}\"\nlabels = {{ \"com.example.suite\" = \"e2e\" }}"
+        ))
+        .master()
+        .section(&builder("net", &pool, "echo on the network; hostname"))
+        .start()
+        .await?;
+    let id = master.submit("net", &[]).await?[0];
     let running = master
-        .wait_build(id, BUILD_TIMEOUT, "running", |b| !attempts(b).is_empty())
+        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| !attempts(b).is_empty())
         .await?;
     let worker = attempts(&running)[0]["worker_id"]
         .as_str()
         .unwrap_or("")
         .to_owned();
-    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
+    let build = master.finished_json(id, BUILD_TIMEOUT).await?;
     ensure!(
         state(&build) == "succeeded",
         "build: {build:#}\n{}",
@@ -661,23 +626,21 @@ async fn docker_containers_carry_the_pool_settings() -> anyhow::Result<()> {
     require_docker_and_image()?;
     let pool = unique("dk-opts");
     let _cleanup = Cleanup::new(&pool);
-    let dir = tempfile::tempdir()?;
-    let text = config(
-        &dir.path().join("state"),
-        &pool,
-        "max_builds = 1",
-        "env = { CI_FLAVOUR = \"e2e\" }\nmemory = \"256m\"\ncpus = 0.5\nvolumes = [\"/scratch\"]\n\
-         labels = { \"com.example.suite\" = \"e2e\" }",
-        &builder(
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .docker("env = { CI_FLAVOUR = \"e2e\" }\nmemory = \"256m\"\ncpus = 0.5\nvolumes = [\"/scratch\"]\n\
+         labels = { \"com.example.suite\" = \"e2e\" }")
+        .master()
+        .section(&builder(
             "opts",
             &pool,
             "echo flavour=$CI_FLAVOUR; test -d /scratch && echo scratch-ok; sleep 3",
-        ),
-    );
-    let master = Master::start(dir.path(), &text).await?;
-    let id = master.submit("opts").await?[0];
+        ))
+        .start()
+        .await?;
+    let id = master.submit("opts", &[]).await?[0];
     master
-        .wait_build(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
         .await?;
     let ids = pool_containers(&pool)?;
     ensure!(ids.len() == 1, "{ids:?}");
@@ -688,13 +651,13 @@ async fn docker_containers_carry_the_pool_settings() -> anyhow::Result<()> {
          {{index .Config.Labels \"com.example.suite\"}} {{index .Config.Labels \"io.burst.master\"}}",
         &ids[0],
     ])?;
-    let want = format!("{} 500000000 false e2e {}", 256 << 20, master.master_id);
+    let want = format!("{} 500000000 false e2e {}", 256 << 20, master.master_id());
     ensure!(
         seen.trim() == want,
         "container settings {seen:?}, want {want:?}"
     );
-    let build = master.wait_finished(id, BUILD_TIMEOUT).await?;
-    let log = master.log(id).await?;
+    let build = master.finished_json(id, BUILD_TIMEOUT).await?;
+    let log = master.log_text(id).await?;
     ensure!(
         state(&build) == "succeeded",
         "build: {build:#}\nlog:\n{log}"

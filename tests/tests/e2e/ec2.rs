@@ -6,10 +6,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use burst_e2e::ec2_harness::{tail, wait_for, Booter, Ec2Master};
+use burst_e2e::ec2_harness::{self, Booter};
 use burst_e2e::fake_imds::FakeImds;
 use burst_e2e::fault_proxy::FaultProxy;
+use burst_e2e::master::last_lines as tail;
 use burst_e2e::moto::{ec2_client, instances_with_tag, Moto};
+use burst_e2e::{wait, Master};
 use serde_json::Value;
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(90);
@@ -23,7 +25,7 @@ struct Env {
     imds: FakeImds,
     client: aws_sdk_ec2::Client,
     booter: Booter,
-    master: Ec2Master,
+    master: Master,
 }
 
 struct Pool {
@@ -45,13 +47,6 @@ impl Default for Pool {
 fn config(proxy: &str, imds: &str, mark: &str, p: &Pool) -> String {
     format!(
         r#"
-[master]
-state_dir = "{{STATE}}"
-http_listen = "127.0.0.1:0"
-grpc_listen = "127.0.0.1:0"
-heartbeat_interval = "1s"
-build_retries = 2
-
 [pools.ec2]
 provider = "ec2"
 labels = ["linux", "ec2"]
@@ -104,7 +99,11 @@ impl Env {
         )?;
         let mark = dir.path().join("mark").display().to_string();
         let text = config(&proxy.url, &imds.url, &mark, &pool);
-        let master = Ec2Master::start(dir.path(), &text, &proxy.url).await?;
+        let master = ec2_harness::master(&proxy.url)
+            .master_toml("heartbeat_interval = \"1s\"\nbuild_retries = 2")
+            .section(&text)
+            .start()
+            .await?;
         Ok(Env {
             _dir: dir,
             _moto: moto,
@@ -119,7 +118,7 @@ impl Env {
     /// The ledger row of `worker_id`.
     async fn ledger(&self, worker_id: &str) -> Result<Value> {
         self.master
-            .instances()
+            .instances_json()
             .await?
             .into_iter()
             .find(|i| i["worker_id"] == worker_id)
@@ -128,7 +127,7 @@ impl Env {
 
     /// Waits until moto has no live burst instance.
     async fn wait_no_live_instances(&self, timeout: Duration) -> Result<()> {
-        wait_for("no live burst instance in moto", timeout, || async {
+        wait::until("no live burst instance in moto", timeout, || async {
             let live = instances_with_tag(&self.client, "burst:worker-id", LIVE).await?;
             Ok(live.is_empty().then_some(()))
         })
@@ -144,8 +143,8 @@ fn succeeded(b: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ec2_spot_worker_boots_from_user_data_runs_the_build_and_is_terminated() -> Result<()> {
     let env = Env::start(Pool::default()).await?;
-    let ids = env.master.submit("hello").await?;
-    let build = env.master.wait_finished(ids[0], BUILD_TIMEOUT).await?;
+    let ids = env.master.submit("hello", &[]).await?;
+    let build = env.master.finished_json(ids[0], BUILD_TIMEOUT).await?;
     assert!(
         succeeded(&build),
         "{build:#}\n{}",
@@ -191,7 +190,7 @@ async fn ec2_spot_worker_boots_from_user_data_runs_the_build_and_is_terminated()
         .iter()
         .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
         .collect();
-    assert_eq!(tags.get("burst:master"), Some(&env.master.master_id));
+    assert_eq!(tags.get("burst:master"), Some(&env.master.master_id()));
     assert_eq!(tags.get("burst:pool").map(String::as_str), Some("ec2"));
     assert_eq!(tags.get("burst:worker-id"), Some(&worker));
     assert_eq!(tags.get("team").map(String::as_str), Some("e2e"));
@@ -205,12 +204,12 @@ async fn ec2_spot_worker_boots_from_user_data_runs_the_build_and_is_terminated()
     // The build's estimated cost, in the API and in `burst build`.
     assert!(build["estimated_cost"].as_f64().is_some(), "{build:#}");
     let out = env.master.cli(&["build", &ids[0].to_string()]).await?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = &out.stdout;
     assert!(text.contains("est. cost: $"), "{text}");
 
     // Idle: terminated in moto, gone in the ledger.
     env.wait_no_live_instances(Duration::from_secs(60)).await?;
-    wait_for(
+    wait::until(
         "the ledger row to be gone",
         Duration::from_secs(30),
         || async {
@@ -231,8 +230,8 @@ async fn ec2_no_spot_capacity_falls_back_to_on_demand_through_throttling() -> Re
         .faults
         .throttle_run_instances
         .store(3, Ordering::SeqCst);
-    let ids = env.master.submit("hello").await?;
-    let build = env.master.wait_finished(ids[0], BUILD_TIMEOUT).await?;
+    let ids = env.master.submit("hello", &[]).await?;
+    let build = env.master.finished_json(ids[0], BUILD_TIMEOUT).await?;
     assert!(
         succeeded(&build),
         "{build:#}\n{}",
@@ -267,15 +266,15 @@ async fn ec2_permanent_error_fails_the_build_fast_with_the_aws_code() -> Result<
     if let Ok(mut code) = env.proxy.faults.permanent_error.lock() {
         *code = Some("InvalidAMIID.NotFound".to_owned());
     }
-    let ids = env.master.submit("hello").await?;
+    let ids = env.master.submit("hello", &[]).await?;
     let build = env
         .master
-        .wait_finished(ids[0], Duration::from_secs(30))
+        .finished_json(ids[0], Duration::from_secs(30))
         .await?;
     assert_eq!(build["state"], "failed", "{build:#}");
     let reason = build["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("InvalidAMIID.NotFound"), "{build:#}");
-    let failed: Vec<Value> = env.master.instances().await?;
+    let failed: Vec<Value> = env.master.instances_json().await?;
     assert!(
         failed
             .iter()
@@ -293,17 +292,17 @@ async fn ec2_spot_interruption_notice_retries_the_build_on_another_instance() ->
         ..Pool::default()
     })
     .await?;
-    let ids = env.master.submit("hello").await?;
+    let ids = env.master.submit("hello", &[]).await?;
     let id = ids[0];
-    let first = wait_for("the first attempt's step to run", BUILD_TIMEOUT, || async {
-        let b = env.master.build(id).await?;
+    let first = wait::until("the first attempt's step to run", BUILD_TIMEOUT, || async {
+        let b = env.master.build_json(id).await?;
         let step = &b["attempts"][0]["steps"][0];
         Ok((step["state"] == "running").then(|| b["attempts"][0]["worker_id"].clone()))
     })
     .await
     .with_context(|| tail(&env.master.log(), 40))?;
     env.imds.arm_notice();
-    let build = env.master.wait_finished(id, BUILD_TIMEOUT).await?;
+    let build = env.master.finished_json(id, BUILD_TIMEOUT).await?;
     assert!(
         succeeded(&build),
         "{build:#}\n{}",
@@ -326,7 +325,7 @@ async fn ec2_spot_interruption_notice_retries_the_build_on_another_instance() ->
         .as_str()
         .context("provider_id")?
         .to_owned();
-    wait_for(
+    wait::until(
         "the interrupted instance to be terminated",
         Duration::from_secs(30),
         || async {
@@ -345,8 +344,8 @@ async fn ec2_master_sigkill_then_restart_terminates_every_instance_it_owns() -> 
         ..Pool::default()
     })
     .await?;
-    let ids = env.master.submit("hello").await?;
-    let build = env.master.wait_finished(ids[0], BUILD_TIMEOUT).await?;
+    let ids = env.master.submit("hello", &[]).await?;
+    let build = env.master.finished_json(ids[0], BUILD_TIMEOUT).await?;
     assert!(succeeded(&build), "{build:#}");
     // An idle worker stays up (long idle timeout); add an orphan the ledger
     // never saw (this master's tags), and a stranger (another master's).
@@ -375,13 +374,13 @@ async fn ec2_master_sigkill_then_restart_terminates_every_instance_it_owns() -> 
                 .context("instance id")
         }
     };
-    let orphan = launch(env.master.master_id.clone(), "ec2-orphan").await?;
+    let orphan = launch(env.master.master_id(), "ec2-orphan").await?;
     let stranger = launch("another-master".to_owned(), "ec2-stranger").await?;
 
-    env.master.sigkill().await?;
+    env.master.sigkill();
     env.master.restart().await?;
 
-    wait_for(
+    wait::until(
         "only the stranger left running",
         Duration::from_secs(60),
         || async {
@@ -395,7 +394,7 @@ async fn ec2_master_sigkill_then_restart_terminates_every_instance_it_owns() -> 
     let worker = build["attempts"][0]["worker_id"]
         .as_str()
         .context("worker")?;
-    wait_for(
+    wait::until(
         "the idle worker's ledger row to be gone",
         Duration::from_secs(30),
         || async { Ok((env.ledger(worker).await?["state"] == "gone").then_some(())) },

@@ -8,9 +8,26 @@ mod harness;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result};
 use burst_e2e::sshd::{ClientKey, Sshd};
-use harness::{eventually, write_config, write_known_hosts, HostEntry, Master, PoolSpec};
+use burst_e2e::toml_text::{list, quote};
+use burst_e2e::{wait, BuildId, Master};
+use harness::{write_known_hosts, HostEntry, PoolSpec};
 use serde_json::Value;
+
+/// A build on ssh workers: launch (upload, start), run, stop.
+const FINISH: Duration = Duration::from_secs(120);
+
+/// Submits `hello` and waits for it to finish.
+async fn run_hello(master: &Master) -> Result<Value> {
+    let id = submit_hello(master).await?;
+    master.finished_json(id, FINISH).await
+}
+
+async fn submit_hello(master: &Master) -> Result<BuildId> {
+    let ids = master.submit("hello", &[]).await?;
+    ids.first().copied().context("no build id")
+}
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -36,9 +53,16 @@ fn attempt_worker(build: &Value, n: usize) -> String {
 fn step(name: &str, run: &str, env: &str) -> String {
     format!(
         "[[builders.steps]]\nname = {}\nrun = {}\nenv = {{ {env} }}\n",
-        harness::toml_str(name),
-        harness::toml_str(run)
+        quote(name),
+        quote(run)
     )
+}
+
+/// Whether the master logged that ssh host `host` backs off.
+fn backs_off(log: &str, host: &str) -> bool {
+    let host = format!("host={host}");
+    log.lines()
+        .any(|l| l.contains("ssh host backs off") && l.contains(&host))
 }
 
 fn running_step(b: &Value) -> bool {
@@ -46,7 +70,7 @@ fn running_step(b: &Value) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ssh_build_uploads_the_worker_once_then_reuses_it() {
+async fn ssh_build_uploads_the_worker_once_then_reuses_it() -> Result<()> {
     let tmp = tempdir();
     let key = ClientKey::generate(tmp.path());
     let host = Sshd::start(tmp.path(), "alpha", &key);
@@ -55,24 +79,20 @@ async fn ssh_build_uploads_the_worker_once_then_reuses_it() {
         max_workers: 1,
         steps: step("where", "echo \"ran in $PWD\"", ""),
     };
-    let config = write_config(tmp.path(), &key, &known, &[HostEntry::new(&host, 1)], &pool);
-    let master = Master::start(&config).await;
+    let master = harness::master(&key, &known, &[HostEntry::new(&host, 1)], &pool)
+        .start()
+        .await?;
 
-    let first = master.wait_finished(master.submit("hello").await).await;
-    assert_eq!(
-        first["state"],
-        "succeeded",
-        "{first:#}\n{}",
-        master.log_text()
-    );
-    let log = master.log_of(first["id"].as_u64().expect("id")).await;
+    let first = run_hello(&master).await?;
+    assert_eq!(first["state"], "succeeded", "{first:#}\n{}", master.log());
+    let log = master.log_text(first["id"].as_i64().expect("id")).await?;
     let state_root = host.root.join("state").display().to_string();
     assert!(
         log.contains(&format!("ran in {state_root}/")),
         "the step did not run on the host: {log}"
     );
     let w1 = attempt_worker(&first, 0);
-    let row = master.instance(&w1).await;
+    let row = master.instance_json(&w1).await?;
     assert_eq!(row["provider"], "ssh");
     assert_eq!(row["details"]["host"], "alpha", "{row:#}");
     assert_eq!(row["details"]["uploaded"], true, "{row:#}");
@@ -97,20 +117,14 @@ async fn ssh_build_uploads_the_worker_once_then_reuses_it() {
             .next()
             .unwrap_or_default(),
     );
-    let mut stopped = false;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if master.instance(&w1).await["state"] == "gone" {
-            stopped = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        stopped,
-        "worker {w1} was not terminated:\n{}",
-        master.log_text()
-    );
+    let stopped = wait::until(
+        &format!("worker {w1} to be gone"),
+        Duration::from_secs(60),
+        || async { Ok((master.instance_json(&w1).await?["state"] == "gone").then_some(())) },
+    )
+    .await
+    .is_ok();
+    assert!(stopped, "worker {w1} was not terminated:\n{}", master.log());
     assert!(
         !worker_dir.exists(),
         "{} is left behind",
@@ -122,18 +136,18 @@ async fn ssh_build_uploads_the_worker_once_then_reuses_it() {
         host.worker_pids()
     );
 
-    let second = master.wait_finished(master.submit("hello").await).await;
+    let second = run_hello(&master).await?;
     assert_eq!(second["state"], "succeeded", "{second:#}");
     let w2 = attempt_worker(&second, 0);
     assert_ne!(w1, w2, "max_builds = 1 gives each build a fresh worker");
-    let row = master.instance(&w2).await;
+    let row = master.instance_json(&w2).await?;
     assert_eq!(
         row["details"]["uploaded"], false,
         "the second launch re-uploaded: {row:#}"
     );
     assert_eq!(
         row["details"]["worker_sha256"],
-        master.instance(&w1).await["details"]["worker_sha256"]
+        master.instance_json(&w1).await?["details"]["worker_sha256"]
     );
     let again = std::fs::metadata(&bin).expect("worker still installed");
     assert_eq!(
@@ -142,15 +156,16 @@ async fn ssh_build_uploads_the_worker_once_then_reuses_it() {
         "the binary was rewritten"
     );
     assert_eq!(
-        master.log_text().matches("uploaded burst-worker").count(),
+        master.log().matches("uploaded burst-worker").count(),
         1,
         "{}",
-        master.log_text()
+        master.log()
     );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ssh_hosts_cap_their_workers_and_builds_spread_across_them() {
+async fn ssh_hosts_cap_their_workers_and_builds_spread_across_them() -> Result<()> {
     let tmp = tempdir();
     let key = ClientKey::generate(tmp.path());
     let a = Sshd::start(tmp.path(), "a", &key);
@@ -162,12 +177,11 @@ async fn ssh_hosts_cap_their_workers_and_builds_spread_across_them() {
         steps: step("work", "sleep 3; echo done", ""),
     };
     let hosts = [HostEntry::new(&a, 1), HostEntry::new(&b, 1)];
-    let config = write_config(tmp.path(), &key, &known, &hosts, &pool);
-    let master = Master::start(&config).await;
+    let master = harness::master(&key, &known, &hosts, &pool).start().await?;
 
     let mut ids = Vec::new();
     for _ in 0..4 {
-        ids.push(master.submit("hello").await);
+        ids.push(submit_hello(&master).await?);
     }
     let (mut most_a, mut most_b, mut both) = (0, 0, false);
     let deadline = Instant::now() + Duration::from_secs(150);
@@ -179,7 +193,7 @@ async fn ssh_hosts_cap_their_workers_and_builds_spread_across_them() {
         let mut done = true;
         for id in &ids {
             done &= !matches!(
-                master.build(*id).await["state"].as_str(),
+                master.build_json(*id).await?["state"].as_str(),
                 Some("queued" | "running")
             );
         }
@@ -189,7 +203,7 @@ async fn ssh_hosts_cap_their_workers_and_builds_spread_across_them() {
         assert!(
             Instant::now() < deadline,
             "builds did not finish:\n{}",
-            master.log_text()
+            master.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -200,9 +214,9 @@ async fn ssh_hosts_cap_their_workers_and_builds_spread_across_them() {
     assert!(both, "the two hosts never ran workers at the same time");
     let mut used = std::collections::BTreeSet::new();
     for id in &ids {
-        let build = master.build(*id).await;
+        let build = master.build_json(*id).await?;
         assert_eq!(build["state"], "succeeded", "{build:#}");
-        let row = master.instance(&attempt_worker(&build, 0)).await;
+        let row = master.instance_json(&attempt_worker(&build, 0)).await?;
         used.insert(
             row["details"]["host"]
                 .as_str()
@@ -213,14 +227,15 @@ async fn ssh_hosts_cap_their_workers_and_builds_spread_across_them() {
     assert_eq!(used.into_iter().collect::<Vec<_>>(), ["a", "b"]);
     // Launches beyond the hosts' room were refused by the provider.
     assert!(
-        master.log_text().contains("no host has room"),
+        master.log().contains("no host has room"),
         "{}",
-        master.log_text()
+        master.log()
     );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ssh_dead_host_build_is_retried_on_the_other_host() {
+async fn ssh_dead_host_build_is_retried_on_the_other_host() -> Result<()> {
     let tmp = tempdir();
     let key = ClientKey::generate(tmp.path());
     let mut hosts = [
@@ -235,26 +250,27 @@ async fn ssh_dead_host_build_is_retried_on_the_other_host() {
         steps: step(
             "once",
             "if [ -e \"$MARK\" ]; then echo retried-ok; else touch \"$MARK\"; sleep 120; fi",
-            &format!("MARK = {}", harness::toml_str(&mark.display().to_string())),
+            &format!("MARK = {}", quote(&mark.display().to_string())),
         ),
     };
     let entries: Vec<HostEntry<'_>> = hosts.iter().map(|h| HostEntry::new(h, 1)).collect();
-    let config = write_config(tmp.path(), &key, &known, &entries, &pool);
+    let master = harness::master(&key, &known, &entries, &pool)
+        .start()
+        .await?;
     drop(entries);
-    let master = Master::start(&config).await;
 
-    let id = master.submit("hello").await;
+    let id = submit_hello(&master).await?;
     let build = master
-        .wait_build(id, Duration::from_secs(90), running_step)
-        .await;
-    eventually(
+        .wait_build_json(id, Duration::from_secs(90), "its step to run", running_step)
+        .await?;
+    wait::until_true(
         "the first attempt's step to start",
         Duration::from_secs(30),
         || mark.exists(),
     )
-    .await;
+    .await?;
     let first_worker = attempt_worker(&build, 0);
-    let dead = master.instance(&first_worker).await["details"]["host"]
+    let dead = master.instance_json(&first_worker).await?["details"]["host"]
         .as_str()
         .expect("host")
         .to_owned();
@@ -267,33 +283,36 @@ async fn ssh_dead_host_build_is_retried_on_the_other_host() {
         .expect("dead host");
     victim.kill();
 
-    let build = master.wait_finished(id).await;
-    assert_eq!(
-        build["state"],
-        "succeeded",
-        "{build:#}\n{}",
-        master.log_text()
-    );
+    let build = master.finished_json(id, FINISH).await?;
+    assert_eq!(build["state"], "succeeded", "{build:#}\n{}", master.log());
     assert_eq!(build["attempts"][0]["state"], "worker_lost", "{build:#}");
-    let retry = master.instance(&attempt_worker(&build, 1)).await;
+    let retry = master.instance_json(&attempt_worker(&build, 1)).await?;
     let other = if dead == "a" { "b" } else { "a" };
     assert_eq!(retry["details"]["host"], other, "{retry:#}");
-    assert!(master.log_of(id).await.contains("retried-ok"));
-    let log = master.log_text();
+    assert!(master.log_text(id).await?.contains("retried-ok"));
+    // The dead host backs off when a call to it fails: the retry's launch
+    // (if it tried that host first) or the lost worker's terminate, which
+    // runs beside the retry and may well end after the build. Wait for it.
+    let _ = wait::until_true(
+        &format!("host {dead} to be put into backoff"),
+        Duration::from_secs(60),
+        || backs_off(&master.log(), &dead),
+    )
+    .await;
+    let log = master.log();
     assert!(
-        log.lines()
-            .any(|l| l.contains("ssh host backs off") && l.contains(&format!("host={dead}"))),
+        backs_off(&log, &dead),
         "host {dead} was not put into backoff:\n{log}"
     );
     assert!(
-        !log.lines()
-            .any(|l| l.contains("ssh host backs off") && l.contains(&format!("host={other}"))),
+        !backs_off(&log, other),
         "the healthy host {other} was put into backoff:\n{log}"
     );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ssh_config_paths_cannot_inject_shell_syntax() {
+async fn ssh_config_paths_cannot_inject_shell_syntax() -> Result<()> {
     let tmp = tempdir();
     let key = ClientKey::generate(tmp.path());
     let host = Sshd::start(tmp.path(), "alpha", &key);
@@ -319,16 +338,12 @@ async fn ssh_config_paths_cannot_inject_shell_syntax() {
         max_workers: 1,
         steps: step("hi", "echo hi", ""),
     };
-    let config = write_config(tmp.path(), &key, &known, &[entry], &pool);
-    let master = Master::start(&config).await;
+    let master = harness::master(&key, &known, &[entry], &pool)
+        .start()
+        .await?;
 
-    let build = master.wait_finished(master.submit("hello").await).await;
-    assert_eq!(
-        build["state"],
-        "succeeded",
-        "{build:#}\n{}",
-        master.log_text()
-    );
+    let build = run_hello(&master).await?;
+    assert_eq!(build["state"], "succeeded", "{build:#}\n{}", master.log());
     assert!(
         !Path::new(&marker1).exists(),
         "{marker1} exists: install_dir was run as shell"
@@ -344,13 +359,14 @@ async fn ssh_config_paths_cannot_inject_shell_syntax() {
         install.display()
     );
     assert!(state.is_dir(), "{} was not created", state.display());
-    let row = master.instance(&attempt_worker(&build, 0)).await;
+    let row = master.instance_json(&attempt_worker(&build, 0)).await?;
     let dir = row["details"]["worker_dir"].as_str().expect("worker_dir");
     assert!(dir.starts_with(&state.display().to_string()), "{dir}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ssh_host_key_mismatch_is_refused() {
+async fn ssh_host_key_mismatch_is_refused() -> Result<()> {
     let tmp = tempdir();
     let key = ClientKey::generate(tmp.path());
     let host = Sshd::start(tmp.path(), "alpha", &key);
@@ -368,10 +384,11 @@ async fn ssh_host_key_mismatch_is_refused() {
         max_workers: 1,
         steps: step("hi", "echo hi", ""),
     };
-    let config = write_config(tmp.path(), &key, &known, &[HostEntry::new(&host, 1)], &pool);
-    let master = Master::start(&config).await;
+    let master = harness::master(&key, &known, &[HostEntry::new(&host, 1)], &pool)
+        .start()
+        .await?;
 
-    let build = master.wait_finished(master.submit("hello").await).await;
+    let build = run_hello(&master).await?;
     assert_eq!(build["state"], "failed", "{build:#}");
     let reason = build["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("host key verification failed"), "{reason}");
@@ -383,10 +400,11 @@ async fn ssh_host_key_mismatch_is_refused() {
     // Refused before authentication: nothing logged in, nothing uploaded.
     assert!(!host.log().contains("Accepted publickey"), "{}", host.log());
     assert!(!host.root.join("bin").exists());
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ssh_orphans_of_a_killed_master_are_stopped_on_restart() {
+async fn ssh_orphans_of_a_killed_master_are_stopped_on_restart() -> Result<()> {
     let tmp = tempdir();
     let key = ClientKey::generate(tmp.path());
     let host = Sshd::start(tmp.path(), "alpha", &key);
@@ -397,64 +415,61 @@ async fn ssh_orphans_of_a_killed_master_are_stopped_on_restart() {
         steps: step(
             "once",
             "if [ -e \"$MARK\" ]; then echo retried-ok; else touch \"$MARK\"; sleep 120; fi",
-            &format!("MARK = {}", harness::toml_str(&mark.display().to_string())),
+            &format!("MARK = {}", quote(&mark.display().to_string())),
         ),
     };
-    let config = write_config(tmp.path(), &key, &known, &[HostEntry::new(&host, 1)], &pool);
-    let mut master = Master::start(&config).await;
+    let mut master = harness::master(&key, &known, &[HostEntry::new(&host, 1)], &pool)
+        .start()
+        .await?;
 
-    let id = master.submit("hello").await;
+    let id = submit_hello(&master).await?;
     let build = master
-        .wait_build(id, Duration::from_secs(90), running_step)
-        .await;
-    eventually("the step to start", Duration::from_secs(30), || {
+        .wait_build_json(id, Duration::from_secs(90), "its step to run", running_step)
+        .await?;
+    wait::until_true("the step to start", Duration::from_secs(30), || {
         mark.exists()
     })
-    .await;
+    .await?;
     let orphan = attempt_worker(&build, 0);
     let pids = host.worker_pids();
     assert_eq!(pids.len(), 1, "{pids:?}");
     let orphan_pid = pids[0];
-    let orphan_dir = master.instance(&orphan).await["details"]["worker_dir"]
+    let orphan_dir = master.instance_json(&orphan).await?["details"]["worker_dir"]
         .as_str()
         .expect("worker_dir")
         .to_owned();
     assert!(Path::new(&orphan_dir).is_dir());
 
-    master.kill9();
+    master.sigkill();
     // The worker outlives the master and its SSH connection.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(alive(orphan_pid), "the worker died with the master");
 
-    master.restart().await;
-    eventually(
+    master.restart().await?;
+    wait::until_true(
         "the orphan worker to be stopped",
         Duration::from_secs(60),
         || !alive(orphan_pid),
     )
-    .await;
-    eventually(
+    .await?;
+    wait::until_true(
         "the orphan's directory to be removed",
         Duration::from_secs(10),
         || !Path::new(&orphan_dir).exists(),
     )
-    .await;
+    .await?;
     assert!(master
-        .log_text()
+        .log()
         .contains("terminating orphan from a previous run"));
-    assert_eq!(master.instance(&orphan).await["state"], "gone");
+    assert_eq!(master.instance_json(&orphan).await?["state"], "gone");
     // The interrupted build is retried on a fresh worker and finishes.
-    let build = master.wait_finished(id).await;
-    assert_eq!(
-        build["state"],
-        "succeeded",
-        "{build:#}\n{}",
-        master.log_text()
-    );
+    let build = master.finished_json(id, FINISH).await?;
+    assert_eq!(build["state"], "succeeded", "{build:#}\n{}", master.log());
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ssh_sleeping_host_is_woken_for_builds_and_put_back_to_sleep() {
+async fn ssh_sleeping_host_is_woken_for_builds_and_put_back_to_sleep() -> Result<()> {
     let tmp = tempdir();
     let key = ClientKey::generate(tmp.path());
     // No sshd runs until the wake command starts one; the sleep command
@@ -465,41 +480,40 @@ async fn ssh_sleeping_host_is_woken_for_builds_and_put_back_to_sleep() {
     let mut entry = HostEntry::new(&host, 1);
     entry.extra = format!(
         "wake = {}\nsleep = {}\nwake_timeout = \"30s\"\n",
-        harness::toml_array(&host.daemon_argv()),
-        harness::toml_array(&["sh", "-c", "kill \"$(cat \"$1\")\"", "sleep", &pid_file]),
+        list(&host.daemon_argv()),
+        list(&["sh", "-c", "kill \"$(cat \"$1\")\"", "sleep", &pid_file]),
     );
     let pool = PoolSpec {
         max_workers: 1,
         steps: step("hi", "echo awake", ""),
     };
-    let config = write_config(tmp.path(), &key, &known, &[entry], &pool);
-    let master = Master::start(&config).await;
+    let master = harness::master(&key, &known, &[entry], &pool)
+        .start()
+        .await?;
     assert_eq!(host.daemon_pid(), None, "the host should start powered off");
 
     for round in 1..=2 {
-        let build = master.wait_finished(master.submit("hello").await).await;
+        let build = run_hello(&master).await?;
         assert_eq!(
             build["state"],
             "succeeded",
             "round {round}: {build:#}\n{}",
-            master.log_text()
+            master.log()
         );
         // Once its worker is gone, the host is put to sleep.
-        let mut asleep = false;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if host.daemon_pid().is_none() {
-                asleep = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let asleep = wait::until_true(
+            "the host's sshd to be stopped",
+            Duration::from_secs(60),
+            || host.daemon_pid().is_none(),
+        )
+        .await
+        .is_ok();
         assert!(
             asleep,
             "round {round}: the host was not put to sleep:\n{}",
-            master.log_text()
+            master.log()
         );
-        let log = master.log_text();
+        let log = master.log();
         assert_eq!(
             log.matches("running the host's wake command").count(),
             round,
@@ -511,4 +525,5 @@ async fn ssh_sleeping_host_is_woken_for_builds_and_put_back_to_sleep() {
             "{log}"
         );
     }
+    Ok(())
 }

@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use burst_e2e::wine::{self, Master, WineSetup};
+use burst_e2e::toml_text;
+use burst_e2e::wine::{self, WineSetup};
+use burst_e2e::{procs, wait, Master};
 use serde_json::Value;
 
 /// Wine starts slowly, and two tests may start it at once on two cores.
@@ -24,7 +26,7 @@ fn setup() -> WineSetup {
 fn builder(name: &str, labels: &[&str], steps: &[(&str, String)]) -> String {
     let mut out = format!(
         "[[builders]]\nname = \"{name}\"\nlabels = {}\nretries = 0\n\n",
-        wine::toml_list(labels)
+        toml_text::list(labels)
     );
     for (step, body) in steps {
         out.push_str(&format!(
@@ -39,10 +41,10 @@ fn step_of(build: &Value, index: usize) -> &Value {
 }
 
 async fn run_one(master: &Master, builder: &str) -> Result<(Value, String)> {
-    let ids = master.submit(builder).await?;
+    let ids = master.submit(builder, &[]).await?;
     assert_eq!(ids.len(), 1, "one build for {builder}");
-    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
-    let log = String::from_utf8_lossy(&master.log(ids[0]).await?).into_owned();
+    let build = master.finished_json(ids[0], BUILD_BOUND).await?;
+    let log = master.log_text(ids[0]).await?;
     Ok((build, log))
 }
 
@@ -71,7 +73,7 @@ async fn windows_exit_codes_survive() -> Result<()> {
                 .into(),
         )],
     ));
-    let master = Master::start(&setup, &config).await?;
+    let master = setup.master().section(&config).start().await?;
 
     let (build, log) = run_one(&master, "three").await?;
     assert_eq!(build["state"], "failed", "{build}\n{log}");
@@ -116,10 +118,10 @@ async fn windows_env_working_dir_and_crlf() -> Result<()> {
             ),
         ],
     ));
-    let master = Master::start(&setup, &config).await?;
-    let ids = master.submit("env").await?;
-    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
-    let raw = master.log(ids[0]).await?;
+    let master = setup.master().section(&config).start().await?;
+    let ids = master.submit("env", &[]).await?;
+    let build = master.finished_json(ids[0], BUILD_BOUND).await?;
+    let raw = master.log_bytes(ids[0]).await?;
     let log = String::from_utf8_lossy(&raw).into_owned();
     assert_eq!(build["state"], "succeeded", "{build}\n{log}");
 
@@ -206,7 +208,7 @@ async fn windows_argv_quoting_round_trips() -> Result<()> {
     config.push_str(&builder(
         "direct",
         &["windows"],
-        &[("args", format!("argv = {}", wine::toml_list(&argv)))],
+        &[("args", format!("argv = {}", toml_text::list(&argv)))],
     ));
     // Through cmd: caret escaping on top of CommandLineToArgvW quoting.
     config.push_str(&builder(
@@ -214,10 +216,10 @@ async fn windows_argv_quoting_round_trips() -> Result<()> {
         &["windows"],
         &[(
             "args",
-            format!("argv = {}\nshell = \"cmd\"", wine::toml_list(&argv)),
+            format!("argv = {}\nshell = \"cmd\"", toml_text::list(&argv)),
         )],
     ));
-    let master = Master::start(&setup, &config).await?;
+    let master = setup.master().section(&config).start().await?;
     for name in ["direct", "viacmd"] {
         let (build, log) = run_one(&master, name).await?;
         assert_eq!(build["state"], "succeeded", "{name}: {build}\n{log}");
@@ -226,81 +228,129 @@ async fn windows_argv_quoting_round_trips() -> Result<()> {
     Ok(())
 }
 
-/// Waits until a process whose command line holds all `needles` exists.
-async fn wait_running(needles: &[&str]) -> Result<()> {
-    wine::wait_for(
-        &format!("a process matching {needles:?}"),
-        Duration::from_secs(60),
-        || (!wine::processes_matching(needles).is_empty()).then_some(()),
-    )
-    .await
+/// The `ping` processes of one test run, told apart from every other run
+/// (and from the `cmd` and `start` that carry the same text in their
+/// command lines) by a ping count no other run uses. Dropping it kills what
+/// is left, so a failed run leaves nothing behind for a later one to meet.
+struct Pings {
+    counts: [u32; 2],
 }
 
-/// Waits until no process whose command line holds all `needles` is left.
-async fn wait_gone(needles: &[&str]) -> Result<()> {
-    let left = wine::wait_for(
-        &format!("no process matching {needles:?}"),
-        Duration::from_secs(15),
-        || wine::processes_matching(needles).is_empty().then_some(()),
-    )
-    .await;
-    if left.is_err() {
-        panic!(
-            "processes left behind: {:?}",
-            wine::processes_matching(needles)
-        );
+impl Pings {
+    fn new() -> Self {
+        // Unique per run and per test: the pid, the clock and a counter.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = 100_000 + (std::process::id() ^ nanos ^ (n << 20)) % 1_000_000 * 2;
+        Self {
+            counts: [base, base + 1],
+        }
     }
-    Ok(())
+
+    /// `start /b` a background ping and run a foreground one.
+    fn script(&self) -> String {
+        let [bg, fg] = self.counts;
+        format!("start /b ping -n {bg} 127.0.0.1 & ping -n {fg} 127.0.0.1")
+    }
+
+    /// The live ping processes (not the cmd line that names them) with
+    /// count `n`.
+    fn running(n: u32) -> Vec<(i32, String)> {
+        let args = format!("-n {n} 127.0.0.1");
+        procs::matching(&[&args])
+            .into_iter()
+            .filter(|(_, line)| {
+                let program = line.split(' ').next().unwrap_or_default();
+                let program = program.to_ascii_lowercase();
+                program.ends_with("ping.exe") || program.ends_with("ping")
+            })
+            .collect()
+    }
+
+    /// Waits until both pings run: only then is every process of the tree
+    /// started, and a kill has the whole tree to kill.
+    async fn wait_running(&self) -> Result<()> {
+        for n in self.counts {
+            wait::until_true(
+                &format!("the ping -n {n} process to run"),
+                Duration::from_secs(60),
+                || !Self::running(n).is_empty(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until neither ping is left.
+    async fn wait_gone(&self) -> Result<()> {
+        for n in self.counts {
+            let left = wait::until_true(
+                &format!("no ping -n {n} process"),
+                Duration::from_secs(15),
+                || Self::running(n).is_empty(),
+            )
+            .await;
+            if left.is_err() {
+                panic!("processes left behind: {:?}", Self::running(n));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pings {
+    fn drop(&mut self) {
+        for n in self.counts {
+            procs::kill_matching(&["ping", &format!("-n {n} 127.0.0.1")]);
+        }
+    }
 }
 
 #[tokio::test]
 async fn windows_timeout_kills_the_whole_tree() -> Result<()> {
     let setup = setup();
+    let pings = Pings::new();
     let mut config = setup.windows_pool("win", &["windows"]);
-    // A background child (`start /b`) and a foreground one; each count
-    // marks this test's pings.
+    // A background child (`start /b`) and a foreground one.
     config.push_str(&builder(
         "hang",
         &["windows"],
         &[(
             "ping",
-            "run = \"start /b ping -n 1001 127.0.0.1 & ping -n 1002 127.0.0.1\"\ntimeout = \"8s\""
-                .into(),
+            format!("run = \"{}\"\ntimeout = \"8s\"", pings.script()),
         )],
     ));
-    let master = Master::start(&setup, &config).await?;
-    let ids = master.submit("hang").await?;
-    wait_running(&["ping", "-n 1001"]).await?;
-    wait_running(&["ping", "-n 1002"]).await?;
-    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
+    let master = setup.master().section(&config).start().await?;
+    let ids = master.submit("hang", &[]).await?;
+    pings.wait_running().await?;
+    let build = master.finished_json(ids[0], BUILD_BOUND).await?;
     assert_eq!(build["state"], "timed_out", "{build}");
     assert_eq!(step_of(&build, 0)["state"], "timed_out", "{build}");
-    wait_gone(&["ping", "-n 1001"]).await?;
-    wait_gone(&["ping", "-n 1002"]).await?;
+    pings.wait_gone().await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn windows_cancel_kills_the_whole_tree() -> Result<()> {
     let setup = setup();
+    let pings = Pings::new();
     let mut config = setup.windows_pool("win", &["windows"]);
     config.push_str(&builder(
         "hang",
         &["windows"],
-        &[(
-            "ping",
-            "run = \"start /b ping -n 1003 127.0.0.1 & ping -n 1004 127.0.0.1\"".into(),
-        )],
+        &[("ping", format!("run = \"{}\"", pings.script()))],
     ));
-    let master = Master::start(&setup, &config).await?;
-    let ids = master.submit("hang").await?;
-    wait_running(&["ping", "-n 1003"]).await?;
-    wait_running(&["ping", "-n 1004"]).await?;
+    let master = setup.master().section(&config).start().await?;
+    let ids = master.submit("hang", &[]).await?;
+    pings.wait_running().await?;
     master.cancel(ids[0]).await?;
-    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
+    let build = master.finished_json(ids[0], BUILD_BOUND).await?;
     assert_eq!(build["state"], "cancelled", "{build}");
-    wait_gone(&["ping", "-n 1003"]).await?;
-    wait_gone(&["ping", "-n 1004"]).await?;
+    pings.wait_gone().await?;
     Ok(())
 }
 
@@ -316,17 +366,14 @@ async fn windows_and_linux_legs_from_one_submit() -> Result<()> {
          run = 'echo \"leg $OS on $(uname -s)\"'\n\
          run_windows = 'echo leg %OS% on & ver'\n\n",
     );
-    let master = Master::start(&setup, &config).await?;
+    let master = setup.master().section(&config).start().await?;
     let started = Instant::now();
-    let out = tokio::time::timeout(
-        BUILD_BOUND,
-        master.cli().args(["submit", "both", "--follow"]).output(),
-    )
-    .await??;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = master
+        .cli_timeout(&["submit", "both", "--follow"], BUILD_BOUND)
+        .await?;
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     assert_eq!(
-        out.status.code(),
+        out.code,
         Some(0),
         "submit --follow after {:?}:\n{stdout}\n{stderr}\nmaster:\n{}",
         started.elapsed(),
@@ -334,10 +381,7 @@ async fn windows_and_linux_legs_from_one_submit() -> Result<()> {
     );
 
     // Each pool's worker reported its own platform in its hello.
-    let workers: Value = reqwest::get(format!("http://{}/api/v1/workers", master.http))
-        .await?
-        .json()
-        .await?;
+    let workers: Value = master.api_get("/api/v1/workers").await?;
     let os_of = |pool: &str| -> Vec<String> {
         workers
             .as_array()
@@ -351,10 +395,7 @@ async fn windows_and_linux_legs_from_one_submit() -> Result<()> {
     assert_eq!(os_of("linux"), ["linux"], "{workers}");
 
     // Each leg ran where its cell says.
-    let builds: Value = reqwest::get(format!("http://{}/api/v1/builds", master.http))
-        .await?
-        .json()
-        .await?;
+    let builds: Value = master.api_get("/api/v1/builds").await?;
     let builds = builds
         .as_array()
         .or_else(|| builds["builds"].as_array())
@@ -362,9 +403,9 @@ async fn windows_and_linux_legs_from_one_submit() -> Result<()> {
         .unwrap_or_default();
     assert_eq!(builds.len(), 2, "{builds:?}");
     for build in builds {
-        let id = build["id"].as_u64().unwrap_or_default();
+        let id = build["id"].as_i64().unwrap_or_default();
         let os = build["cell"]["os"].as_str().unwrap_or_default().to_owned();
-        let log = String::from_utf8_lossy(&master.log(id).await?).into_owned();
+        let log = master.log_text(id).await?;
         assert_eq!(build["state"], "succeeded", "{build}");
         match os.as_str() {
             "linux" => assert!(log.contains("leg linux on Linux"), "{log}"),
@@ -382,27 +423,23 @@ async fn windows_and_linux_legs_from_one_submit() -> Result<()> {
 #[tokio::test]
 async fn windows_worker_crash_kills_its_steps() -> Result<()> {
     let setup = setup();
+    let pings = Pings::new();
     let mut config = setup.windows_pool("win", &["windows"]);
     config.push_str(&builder(
         "hang",
         &["windows"],
-        &[(
-            "ping",
-            "run = \"start /b ping -n 1005 127.0.0.1 & ping -n 1006 127.0.0.1\"".into(),
-        )],
+        &[("ping", format!("run = \"{}\"", pings.script()))],
     ));
-    let master = Master::start(&setup, &config).await?;
-    let ids = master.submit("hang").await?;
-    wait_running(&["ping", "-n 1005"]).await?;
-    wait_running(&["ping", "-n 1006"]).await?;
-    let workers = wine::worker_pids(&master.master_id);
+    let master = setup.master().section(&config).start().await?;
+    let ids = master.submit("hang", &[]).await?;
+    pings.wait_running().await?;
+    let workers = wine::worker_pids(&master.master_id());
     assert_eq!(workers.len(), 1, "one worker: {workers:?}");
     // No chance to clean up: the job object's kill-on-close must do it.
     let pid = nix::unistd::Pid::from_raw(i32::try_from(workers[0])?);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)?;
-    wait_gone(&["ping", "-n 1005"]).await?;
-    wait_gone(&["ping", "-n 1006"]).await?;
-    let build = master.wait_finished(ids[0], BUILD_BOUND).await?;
+    pings.wait_gone().await?;
+    let build = master.finished_json(ids[0], BUILD_BOUND).await?;
     assert_eq!(build["state"], "worker_lost", "{build}");
     Ok(())
 }

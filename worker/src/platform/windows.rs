@@ -6,6 +6,13 @@
 //!
 //! The step is created suspended and resumed only once it is in the job, so
 //! nothing it starts can escape in between.
+//!
+//! Killing the job is repeated until the job is empty: a process that is
+//! still being created when the job is terminated is already in the job but
+//! has no running thread yet, and wine (like Windows) skips it, so a
+//! `start /b` grandchild born at that moment would live on. Until the job
+//! is empty a thread keeps its handle open, so kill-on-close cannot fire
+//! early either.
 
 // Job objects and thread resumption are Win32 calls that windows-sys exposes
 // only as `unsafe fn`s; this file is the one place in the workspace allowed
@@ -18,6 +25,7 @@ use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE};
@@ -25,9 +33,10 @@ use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, Thread32First, Thread32Next, TH32CS_SNAPTHREAD, THREADENTRY32,
 };
 use windows_sys::Win32::System::JobObjects::{
-    AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation,
-    SetInformationJobObject, TerminateJobObject, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    AssignProcessToJobObject, CreateJobObjectW, JobObjectBasicAccountingInformation,
+    JobObjectExtendedLimitInformation, QueryInformationJobObject, SetInformationJobObject,
+    TerminateJobObject, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
 use windows_sys::Win32::System::Threading::{
     OpenThread, ResumeThread, CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, CREATE_SUSPENDED,
@@ -41,6 +50,11 @@ pub(crate) const DEFAULT_SHELL: &str = "cmd";
 
 /// Exit code of processes the worker ends (what `taskkill /F` uses too).
 const KILLED_EXIT_CODE: u32 = 1;
+
+/// How often, and for how long at most, a killed job is checked for
+/// processes that were still starting when it was terminated.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+const DRAIN_BOUND: Duration = Duration::from_secs(60);
 
 /// `cmd` without AutoRun commands (/D), with command extensions (/E:ON),
 /// without delayed `!VAR!` expansion (/V:OFF), stripping only the outer
@@ -155,10 +169,19 @@ impl ProcessTree {
         self.kill();
     }
 
-    /// Ends every process of the job now.
+    /// Ends every process of the job now, then, off the caller's thread,
+    /// again until the job is empty (see the module doc).
     pub(crate) fn kill(&self) {
         if let Err(e) = self.job.terminate() {
             tracing::warn!("failed to terminate the step's job object: {e}");
+            return;
+        }
+        let job = self.job.clone();
+        let drain = std::thread::Builder::new()
+            .name("job-drain".to_owned())
+            .spawn(move || job.drain());
+        if let Err(e) = drain {
+            tracing::warn!("failed to start watching the step's job object: {e}");
         }
     }
 }
@@ -220,6 +243,53 @@ impl Job {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+
+    /// Processes in the job now, exited ones not counted.
+    fn active_processes(&self) -> io::Result<u32> {
+        let mut info = JOBOBJECT_BASIC_ACCOUNTING_INFORMATION::default();
+        let size = u32::try_from(std::mem::size_of_val(&info))
+            .map_err(|_| io::Error::other("job accounting information too large"))?;
+        // SAFETY: the handle is a live job object owned by `self`; `info` is
+        // the struct this information class fills, `size` is its size, it
+        // outlives the call, and a null return-length pointer is allowed.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                self.raw(),
+                JobObjectBasicAccountingInformation,
+                std::ptr::from_mut(&mut info).cast::<c_void>(),
+                size,
+                std::ptr::null_mut(),
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(info.ActiveProcesses)
+    }
+
+    /// Terminates the job again until no process is left in it (bounded).
+    fn drain(&self) {
+        let start = Instant::now();
+        loop {
+            match self.active_processes() {
+                Ok(0) => return,
+                Ok(_) if start.elapsed() < DRAIN_BOUND => {}
+                Ok(left) => {
+                    tracing::warn!("{left} processes of a killed step's job are still running");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("failed to count the processes of a step's job: {e}");
+                    return;
+                }
+            }
+            std::thread::sleep(DRAIN_POLL);
+            if let Err(e) = self.terminate() {
+                tracing::warn!("failed to terminate the step's job object: {e}");
+                return;
+            }
+        }
     }
 }
 
