@@ -1,6 +1,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use burst_common::error_chain::Chain;
 
 use crate::model::ApiError;
 use crate::scheduler::SchedError;
@@ -17,8 +18,9 @@ impl IntoResponse for HttpError {
 
 impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error while serving the API");
-        HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        let text = Chain(&e).to_string();
+        tracing::error!(error = %text, "store error while serving the API");
+        HttpError(StatusCode::INTERNAL_SERVER_ERROR, text)
     }
 }
 
@@ -29,7 +31,7 @@ impl From<SchedError> for HttpError {
             SchedError::NotActive(_) => StatusCode::CONFLICT,
             SchedError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        HttpError(status, e.to_string())
+        HttpError(status, Chain(&e).to_string())
     }
 }
 

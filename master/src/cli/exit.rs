@@ -2,6 +2,7 @@
 //! succeed or `config check` found the config invalid; 2 usage, connection,
 //! API or other errors (clap exits 2 on its own for usage errors).
 
+use burst_common::error_chain::Chain;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -68,7 +69,7 @@ pub fn finish(result: Result<Exit, CliError>, err: &mut dyn Write) -> Exit {
         // The reader went away (`burst logs 1 | head`): nothing to tell it.
         Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Exit::Error,
         Err(e) => {
-            let _ = writeln!(err, "burst: {e}");
+            let _ = writeln!(err, "burst: {}", Chain(&e));
             Exit::Error
         }
     }

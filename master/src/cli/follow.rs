@@ -2,6 +2,7 @@
 //! If the stream breaks, poll the build until it finishes and print the part
 //! of the log that was missed from the whole log.
 
+use burst_common::error_chain::Chain;
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -139,7 +140,8 @@ where
         Err(e) => {
             let _ = writeln!(
                 io::stderr(),
-                "burst: build {id}: could not fetch the rest of the log: {e}"
+                "burst: build {id}: could not fetch the rest of the log: {}",
+                Chain(&e)
             );
         }
     }

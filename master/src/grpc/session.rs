@@ -1,3 +1,4 @@
+use burst_common::error_chain::Chain;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,7 +150,7 @@ impl Pump {
                 .append(&self.worker_id, id, offset, data)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| Chain(&e).to_string()),
             Err(e) => Err(e),
         };
         if let Err(e) = result {

@@ -1,3 +1,4 @@
+use burst_common::error_chain::Chain;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -138,7 +139,7 @@ impl LogStore {
         let bytes = match log {
             Some(log) => {
                 if let Err(e) = log.file.lock().await.flush().await {
-                    tracing::warn!(step = %id, error = %e, "failed to flush step log");
+                    tracing::warn!(step = %id, error = %Chain(&e), "failed to flush step log");
                 }
                 log.bytes
             }
