@@ -38,3 +38,31 @@ impl From<SchedError> for HttpError {
 pub fn not_found(id: i64) -> HttpError {
     HttpError(StatusCode::NOT_FOUND, format!("build {id} does not exist"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn store_error() -> StoreError {
+        StoreError::Query {
+            action: "save build 7",
+            source: sqlx::Error::PoolTimedOut,
+        }
+    }
+
+    #[test]
+    fn store_errors_answer_with_their_cause() {
+        let cause = sqlx::Error::PoolTimedOut.to_string();
+        let HttpError(status, text) = HttpError::from(store_error());
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(text, format!("failed to save build 7: {cause}"));
+
+        let HttpError(_, text) = HttpError::from(SchedError::Store(Arc::new(store_error())));
+        assert_eq!(
+            text,
+            format!("failed to store the builds: failed to save build 7: {cause}")
+        );
+    }
+}

@@ -1,7 +1,6 @@
 //! A build's log as one text stream: every step of every attempt in order,
 //! framed by header and footer lines, complete or followed live.
 
-use burst_common::error_chain::Chain;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::Response;
+use burst_common::error_chain::Chain;
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::mpsc;

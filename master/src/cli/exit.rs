@@ -2,9 +2,10 @@
 //! succeed or `config check` found the config invalid; 2 usage, connection,
 //! API or other errors (clap exits 2 on its own for usage errors).
 
-use burst_common::error_chain::Chain;
 use std::io::{self, Write};
 use std::process::ExitCode;
+
+use burst_common::error_chain::Chain;
 
 use super::client::ClientError;
 use crate::model::BuildState;

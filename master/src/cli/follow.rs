@@ -2,10 +2,10 @@
 //! If the stream breaks, poll the build until it finishes and print the part
 //! of the log that was missed from the whole log.
 
-use burst_common::error_chain::Chain;
 use std::io::{self, Write};
 use std::time::Duration;
 
+use burst_common::error_chain::Chain;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 

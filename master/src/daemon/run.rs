@@ -1,10 +1,10 @@
-use burst_common::error_chain::Chain;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use burst_common::error_chain::Chain;
 use burst_proto::worker_service_server::WorkerServiceServer;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;

@@ -1,8 +1,8 @@
-use burst_common::error_chain::Chain;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use burst_common::error_chain::Chain;
 use burst_proto::worker_service_server::WorkerService;
 use burst_proto::{master_message, worker_message, Heartbeat, MasterMessage, WorkerMessage};
 use futures::Stream;

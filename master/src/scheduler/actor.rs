@@ -1,7 +1,7 @@
-use burst_common::error_chain::Chain;
 use std::sync::Arc;
 use std::time::Duration;
 
+use burst_common::error_chain::Chain;
 use burst_providers::Provider;
 use tokio::sync::mpsc;
 use tokio::time::Instant;

@@ -2,10 +2,10 @@
 //! runs in its own task and reports back as an event, so the actor never
 //! waits on a provider. The ledger row is written before every call.
 
-use burst_common::error_chain::Chain;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use burst_common::error_chain::Chain;
 use burst_providers::{Health, LaunchSpec, Launched, ProviderError};
 use tokio::time::Instant;
 
