@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod reason;
+pub use reason::{Expiry, LostReason, QueuedStatus, Retrying, Unservable, WaitReason};
+
 pub type BuildId = i64;
 
 /// Milliseconds since the Unix epoch (wall clock, for display and history).

@@ -1,6 +1,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use burst_common::error_chain::Chain;
 
 use crate::model::ApiError;
 use crate::scheduler::SchedError;
@@ -17,8 +18,9 @@ impl IntoResponse for HttpError {
 
 impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error while serving the API");
-        HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        let text = Chain(&e).to_string();
+        tracing::error!(error = %text, "store error while serving the API");
+        HttpError(StatusCode::INTERNAL_SERVER_ERROR, text)
     }
 }
 
@@ -29,10 +31,38 @@ impl From<SchedError> for HttpError {
             SchedError::NotActive(_) => StatusCode::CONFLICT,
             SchedError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        HttpError(status, e.to_string())
+        HttpError(status, Chain(&e).to_string())
     }
 }
 
 pub fn not_found(id: i64) -> HttpError {
     HttpError(StatusCode::NOT_FOUND, format!("build {id} does not exist"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn store_error() -> StoreError {
+        StoreError::Query {
+            action: "save build 7",
+            source: sqlx::Error::PoolTimedOut,
+        }
+    }
+
+    #[test]
+    fn store_errors_answer_with_their_cause() {
+        let cause = sqlx::Error::PoolTimedOut.to_string();
+        let HttpError(status, text) = HttpError::from(store_error());
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(text, format!("failed to save build 7: {cause}"));
+
+        let HttpError(_, text) = HttpError::from(SchedError::Store(Arc::new(store_error())));
+        assert_eq!(
+            text,
+            format!("failed to store the builds: failed to save build 7: {cause}")
+        );
+    }
 }

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::Response;
+use burst_common::error_chain::Chain;
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -82,7 +83,7 @@ impl LogWriter {
             let build = match self.state.store.get_build(self.id).await {
                 Ok(Some(b)) => b,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(Chain(&e).to_string()),
             };
             if self.copy_build(&build, &mut attempts_closed).await.is_err() {
                 return Ok(());
@@ -156,7 +157,7 @@ impl LogWriter {
             let chunk = match self.state.logs.read_from(id, offset, CHUNK).await {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    tracing::warn!(step = %id, error = %e, "failed to read step log");
+                    tracing::warn!(step = %id, error = %Chain(&e), "failed to read step log");
                     return Ok(());
                 }
             };

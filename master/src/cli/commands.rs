@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use burst_common::error_chain::Chain;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -105,7 +106,7 @@ pub fn config_check(file: &Path, out: &Output, err: &mut dyn Write) -> Result<Ex
             Ok(Exit::Success)
         }
         Err(e) => {
-            let _ = writeln!(err, "{e}");
+            let _ = writeln!(err, "{}", Chain(&e));
             Ok(Exit::ConfigInvalid)
         }
     }
@@ -123,7 +124,7 @@ pub async fn master(config_path: Option<PathBuf>) -> Result<Exit, CliError> {
             &config::env_overrides(),
         ),
     };
-    let config = loaded.map_err(|e| CliError::Config(e.to_string()))?;
+    let config = loaded.map_err(|e| CliError::Config(Chain(&e).to_string()))?;
     init_logging();
     daemon::run(config, config_path)
         .await

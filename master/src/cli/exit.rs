@@ -5,6 +5,8 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use burst_common::error_chain::Chain;
+
 use super::client::ClientError;
 use crate::model::BuildState;
 
@@ -68,7 +70,7 @@ pub fn finish(result: Result<Exit, CliError>, err: &mut dyn Write) -> Exit {
         // The reader went away (`burst logs 1 | head`): nothing to tell it.
         Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Exit::Error,
         Err(e) => {
-            let _ = writeln!(err, "burst: {e}");
+            let _ = writeln!(err, "burst: {}", Chain(&e));
             Exit::Error
         }
     }

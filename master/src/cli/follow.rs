@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+use burst_common::error_chain::Chain;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
@@ -139,7 +140,8 @@ where
         Err(e) => {
             let _ = writeln!(
                 io::stderr(),
-                "burst: build {id}: could not fetch the rest of the log: {e}"
+                "burst: build {id}: could not fetch the rest of the log: {}",
+                Chain(&e)
             );
         }
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use burst_common::error_chain::Chain;
 use burst_proto::worker_service_server::WorkerServiceServer;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -167,9 +168,9 @@ async fn write_run_info(state_dir: &std::path::Path, info: &RunInfo) {
     match serde_json::to_vec_pretty(info) {
         Ok(json) => {
             if let Err(e) = tokio::fs::write(&path, json).await {
-                tracing::warn!(path = %path.display(), error = %e, "failed to write run info");
+                tracing::warn!(path = %path.display(), error = %Chain(&e), "failed to write run info");
             }
         }
-        Err(e) => tracing::warn!(error = %e, "failed to encode run info"),
+        Err(e) => tracing::warn!(error = %Chain(&e), "failed to encode run info"),
     }
 }

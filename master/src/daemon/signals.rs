@@ -2,6 +2,7 @@
 pub async fn terminate() {
     #[cfg(unix)]
     {
+        use burst_common::error_chain::Chain;
         use tokio::signal::unix::{signal, SignalKind};
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
@@ -11,7 +12,7 @@ pub async fn terminate() {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "failed to install a SIGTERM handler; only Ctrl-C stops the master");
+                tracing::warn!(error = %Chain(&e), "failed to install a SIGTERM handler; only Ctrl-C stops the master");
                 let _ = tokio::signal::ctrl_c().await;
             }
         }

@@ -2,6 +2,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use burst_common::error_chain::Chain;
 use burst_proto::worker_service_server::WorkerService;
 use burst_proto::{master_message, worker_message, Heartbeat, MasterMessage, WorkerMessage};
 use futures::Stream;
@@ -149,7 +150,7 @@ impl Pump {
                 .append(&self.worker_id, id, offset, data)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| Chain(&e).to_string()),
             Err(e) => Err(e),
         };
         if let Err(e) = result {

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use burst_common::error_chain::Chain;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -138,7 +139,7 @@ impl LogStore {
         let bytes = match log {
             Some(log) => {
                 if let Err(e) = log.file.lock().await.flush().await {
-                    tracing::warn!(step = %id, error = %e, "failed to flush step log");
+                    tracing::warn!(step = %id, error = %Chain(&e), "failed to flush step log");
                 }
                 log.bytes
             }

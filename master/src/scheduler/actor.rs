@@ -1,20 +1,22 @@
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use burst_common::error_chain::Chain;
 use burst_providers::Provider;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::builds::Running;
 use super::events::Event;
 use super::handle::SchedulerHandle;
 use super::pool::Pool;
-use super::worker::Worker;
+use super::state::State;
 use crate::config::PoolConfig;
 use crate::logs::LogStore;
-use crate::model::{Build, BuildId};
+use crate::model::BuildId;
 use crate::store::Store;
+
+/// The longest the actor sleeps when nothing is pending.
+const IDLE_LOOK: Duration = Duration::from_secs(60);
 
 /// Master-wide settings the scheduler needs.
 #[derive(Debug, Clone)]
@@ -41,26 +43,12 @@ pub struct PoolSpec {
     pub provider: Arc<dyn Provider>,
 }
 
-pub(super) struct ShutdownState {
-    pub deadline: Instant,
-    pub waiters: Vec<oneshot::Sender<()>>,
-}
-
 pub struct Scheduler {
-    pub(super) settings: SchedulerSettings,
+    pub(super) state: State,
     pub(super) store: Arc<dyn Store>,
     pub(super) logs: Arc<LogStore>,
-    /// In name order: the first pool that serves a build's labels gets it.
-    pub(super) pools: Vec<Pool>,
-    pub(super) workers: BTreeMap<String, Worker>,
-    /// Queued and running builds; finished ones live only in the store.
-    pub(super) builds: HashMap<BuildId, Build>,
-    pub(super) queue: VecDeque<BuildId>,
-    pub(super) running: HashMap<BuildId, Running>,
     pub(super) events_tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
-    pub(super) shutdown: Option<ShutdownState>,
-    pub(super) next_session: u64,
 }
 
 impl Scheduler {
@@ -71,24 +59,16 @@ impl Scheduler {
         logs: Arc<LogStore>,
     ) -> (Self, SchedulerHandle) {
         let (tx, rx) = mpsc::channel(1024);
-        let mut pools: Vec<Pool> = pools
+        let pools = pools
             .into_iter()
             .map(|p| Pool::new(p.name, p.config, p.provider))
             .collect();
-        pools.sort_by(|a, b| a.name.cmp(&b.name));
         let scheduler = Self {
-            settings,
+            state: State::new(settings, pools),
             store,
             logs,
-            pools,
-            workers: BTreeMap::new(),
-            builds: HashMap::new(),
-            queue: VecDeque::new(),
-            running: HashMap::new(),
             events_tx: tx.clone(),
             rx,
-            shutdown: None,
-            next_session: 1,
         };
         (scheduler, SchedulerHandle::new(tx))
     }
@@ -99,11 +79,13 @@ impl Scheduler {
         self.startup().await;
         loop {
             let now = Instant::now();
-            self.reconcile(now).await;
+            let wake = self.reconcile(now).await;
             if self.shutdown_complete() {
                 break;
             }
-            let wake = self.next_wake(now);
+            // Nothing pending still gets a look now and then, so a store
+            // write that failed (a launch's ledger row) is tried again.
+            let wake = wake.unwrap_or(now + IDLE_LOOK);
             tokio::select! {
                 event = self.rx.recv() => match event {
                     Some(event) => self.handle(event).await,
@@ -148,7 +130,7 @@ impl Scheduler {
                 self.health_result(&worker_id, result, now).await
             }
             Event::Workers { reply } => {
-                let _ = reply.send(Ok(self.worker_views(now)));
+                let _ = reply.send(Ok(self.state.worker_views(now)));
             }
             Event::Shutdown { reply } => self.begin_shutdown(reply, now),
         }
@@ -157,25 +139,25 @@ impl Scheduler {
     /// Saves a build; a finished build also leaves memory and wakes its
     /// log followers.
     pub(super) async fn persist_build(&mut self, id: BuildId) {
-        let Some(build) = self.builds.get(&id) else {
+        let Some(build) = self.state.builds.get(&id) else {
             return;
         };
         if let Err(e) = self.store.save_build(build).await {
-            tracing::error!(build = id, error = %e, "failed to save build");
+            tracing::error!(build = id, error = %Chain(&e), "failed to save build");
         }
         if build.state.is_finished() {
-            self.builds.remove(&id);
-            self.queue.retain(|b| *b != id);
+            self.state.builds.remove(&id);
+            self.state.queue.retain(|b| *b != id);
         }
         self.logs.notify(id);
     }
 
     pub(super) async fn persist_worker(&mut self, worker_id: &str) {
-        let Some(w) = self.workers.get(worker_id) else {
+        let Some(w) = self.state.workers.get(worker_id) else {
             return;
         };
         if let Err(e) = self.store.save_instance(&w.ledger).await {
-            tracing::error!(worker = worker_id, error = %e, "failed to save ledger row");
+            tracing::error!(worker = worker_id, error = %Chain(&e), "failed to save ledger row");
         }
     }
 }

@@ -1,6 +1,9 @@
 //! How a build moves: queued → an attempt on a worker, one step at a time →
 //! finished, or back to the queue when its worker is lost.
 
+use std::sync::Arc;
+
+use burst_common::error_chain::Chain;
 use burst_proto::{
     run_step, worker_message, Argv, CancelStep, MasterMessage, RunStep, StepFinished,
 };
@@ -9,10 +12,12 @@ use tokio::time::Instant;
 use super::actor::Scheduler;
 use super::handle::SchedError;
 use super::lost::settle_lost_attempt;
+use super::reason::StopReason;
 use super::worker::WorkerState;
 use crate::logs::StepRunId;
 use crate::model::{
-    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, NewBuild, StepRun, StepState,
+    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, LostReason, NewBuild, StepRun,
+    StepState,
 };
 
 /// Bookkeeping for a build that runs on a worker.
@@ -35,19 +40,19 @@ impl Scheduler {
         &mut self,
         builds: Vec<NewBuild>,
     ) -> Result<Vec<BuildId>, SchedError> {
-        if self.shutdown.is_some() {
+        if self.state.shutdown.is_some() {
             return Err(SchedError::ShuttingDown);
         }
         let builds = self
             .store
             .insert_builds(builds)
             .await
-            .map_err(|e| SchedError::Store(e.to_string()))?;
+            .map_err(|e| SchedError::Store(Arc::new(e)))?;
         let ids = builds.iter().map(|b| b.id).collect();
         for build in builds {
             tracing::info!(build = build.id, builder = %build.builder, "build queued");
-            self.queue.push_back(build.id);
-            self.builds.insert(build.id, build);
+            self.state.queue.push_back(build.id);
+            self.state.builds.insert(build.id, build);
         }
         Ok(ids)
     }
@@ -57,7 +62,11 @@ impl Scheduler {
         id: BuildId,
         _now: Instant,
     ) -> Result<BuildState, SchedError> {
-        let build = self.builds.get_mut(&id).ok_or(SchedError::NotActive(id))?;
+        let build = self
+            .state
+            .builds
+            .get_mut(&id)
+            .ok_or(SchedError::NotActive(id))?;
         if build.state == BuildState::Queued {
             build.state = BuildState::Cancelled;
             build.reason = Some("cancelled before it started".into());
@@ -65,7 +74,7 @@ impl Scheduler {
             self.persist_build(id).await;
             return Ok(BuildState::Cancelled);
         }
-        let Some(run) = self.running.get_mut(&id) else {
+        let Some(run) = self.state.running.get_mut(&id) else {
             return Ok(build.state);
         };
         run.cancel_requested = true;
@@ -81,16 +90,18 @@ impl Scheduler {
             })),
         };
         let sent = self
+            .state
             .workers
             .get(&run.worker_id)
             .is_some_and(|w| w.send(msg));
         if !sent {
             let worker_id = run.worker_id.clone();
-            self.lose_build(id, "worker unreachable while cancelling")
+            self.lose_build(id, &LostReason::UnreachableWhileCancelling)
                 .await;
-            self.terminate(&worker_id, "unreachable").await;
+            self.terminate(&worker_id, &StopReason::Unreachable).await;
         }
         Ok(self
+            .state
             .builds
             .get(&id)
             .map(|b| b.state)
@@ -99,16 +110,17 @@ impl Scheduler {
 
     /// Starts a new attempt of a queued build on an idle worker.
     pub(super) async fn start_build(&mut self, id: BuildId, worker_id: &str, now: Instant) {
-        let (Some(build), Some(worker)) =
-            (self.builds.get_mut(&id), self.workers.get_mut(worker_id))
-        else {
+        let (Some(build), Some(worker)) = (
+            self.state.builds.get_mut(&id),
+            self.state.workers.get_mut(worker_id),
+        ) else {
             return;
         };
         let number = build.attempts.len() as u32 + 1;
         build.attempts.push(Attempt {
             number,
             worker_id: worker_id.to_owned(),
-            pool: self.pools[worker.pool].name.clone(),
+            pool: self.state.pools[worker.pool].name.clone(),
             state: AttemptState::Running,
             reason: None,
             started_at: now_millis(),
@@ -141,8 +153,8 @@ impl Scheduler {
             worker = worker_id,
             "build started"
         );
-        self.queue.retain(|b| *b != id);
-        self.running.insert(
+        self.state.queue.retain(|b| *b != id);
+        self.state.running.insert(
             id,
             Running {
                 worker_id: worker_id.to_owned(),
@@ -154,7 +166,12 @@ impl Scheduler {
                 failure: None,
             },
         );
-        if self.builds.get(&id).is_some_and(|b| b.steps.is_empty()) {
+        if self
+            .state
+            .builds
+            .get(&id)
+            .is_some_and(|b| b.steps.is_empty())
+        {
             self.finish_attempt(id, now).await;
         } else {
             self.run_step(id, 0, now).await;
@@ -163,10 +180,13 @@ impl Scheduler {
 
     /// Sends step `index` of a running build to its worker.
     async fn run_step(&mut self, id: BuildId, index: u32, now: Instant) {
-        let (Some(build), Some(run)) = (self.builds.get_mut(&id), self.running.get_mut(&id)) else {
+        let (Some(build), Some(run)) = (
+            self.state.builds.get_mut(&id),
+            self.state.running.get_mut(&id),
+        ) else {
             return;
         };
-        let Some(worker) = self.workers.get(&run.worker_id) else {
+        let Some(worker) = self.state.workers.get(&run.worker_id) else {
             return;
         };
         let Some(spec) = build.steps.get(index as usize) else {
@@ -211,16 +231,15 @@ impl Scheduler {
             step.started_at = Some(now_millis());
         }
         if let Err(e) = self.logs.open_step(step_id, &worker_id).await {
-            tracing::error!(step = %step_id, error = %e, "failed to open step log");
+            tracing::error!(step = %step_id, error = %Chain(&e), "failed to open step log");
         }
         let sent = worker.send(MasterMessage {
             msg: Some(burst_proto::master_message::Msg::Run(msg)),
         });
         self.persist_build(id).await;
         if !sent {
-            self.lose_build(id, "worker unreachable when its step was sent")
-                .await;
-            self.terminate(&worker_id, "unreachable").await;
+            self.lose_build(id, &LostReason::UnreachableOnStep).await;
+            self.terminate(&worker_id, &StopReason::Unreachable).await;
         }
         let _ = now;
     }
@@ -233,7 +252,7 @@ impl Scheduler {
         msg: worker_message::Msg,
         now: Instant,
     ) {
-        let Some(worker) = self.workers.get_mut(worker_id) else {
+        let Some(worker) = self.state.workers.get_mut(worker_id) else {
             return;
         };
         if worker.session.as_ref().map(|s| s.id) != Some(session) {
@@ -248,17 +267,15 @@ impl Scheduler {
             worker_message::Msg::Finished(f) => self.step_finished(worker_id, f, now).await,
             worker_message::Msg::Notice(n) => {
                 tracing::warn!(worker = worker_id, detail = %n.detail, "worker reports its host is going away");
-                if let Some(build) = self.workers.get(worker_id).and_then(|w| w.build) {
-                    self.lose_build(
-                        build,
-                        &format!(
-                            "worker {worker_id} got an interruption notice: {}",
-                            n.detail
-                        ),
-                    )
-                    .await;
+                if let Some(build) = self.state.workers.get(worker_id).and_then(|w| w.build) {
+                    let reason = LostReason::Interrupted {
+                        worker: worker_id.to_owned(),
+                        detail: n.detail.clone(),
+                    };
+                    self.lose_build(build, &reason).await;
                 }
-                self.terminate(worker_id, "interruption notice").await;
+                self.terminate(worker_id, &StopReason::InterruptionNotice)
+                    .await;
             }
             // Liveness is recorded above; output goes straight to the log store.
             worker_message::Msg::Heartbeat(_)
@@ -272,7 +289,7 @@ impl Scheduler {
             tracing::warn!(worker = worker_id, step = %f.step_run_id, "refused a result with a malformed step id");
             return;
         };
-        let current = self.running.get(&step_id.build).is_some_and(|r| {
+        let current = self.state.running.get(&step_id.build).is_some_and(|r| {
             r.worker_id == worker_id && r.attempt == step_id.attempt && r.step == step_id.index
         });
         if !current {
@@ -281,8 +298,8 @@ impl Scheduler {
         }
         let log_bytes = self.logs.close_step(step_id).await;
         let (Some(build), Some(run)) = (
-            self.builds.get_mut(&step_id.build),
-            self.running.get_mut(&step_id.build),
+            self.state.builds.get_mut(&step_id.build),
+            self.state.running.get_mut(&step_id.build),
         ) else {
             return;
         };
@@ -333,10 +350,10 @@ impl Scheduler {
 
     /// The attempt ran all its steps: settle the build and free the worker.
     async fn finish_attempt(&mut self, id: BuildId, now: Instant) {
-        let Some(run) = self.running.remove(&id) else {
+        let Some(run) = self.state.running.remove(&id) else {
             return;
         };
-        let Some(build) = self.builds.get_mut(&id) else {
+        let Some(build) = self.state.builds.get_mut(&id) else {
             return;
         };
         let (state, attempt_state, reason) = if run.cancel_requested {
@@ -375,23 +392,23 @@ impl Scheduler {
 
     /// A worker finished a build: idle again, or recycled after `max_builds`.
     async fn release_worker(&mut self, worker_id: &str, now: Instant) {
-        let Some(worker) = self.workers.get_mut(worker_id) else {
+        let Some(worker) = self.state.workers.get_mut(worker_id) else {
             return;
         };
         worker.build = None;
         worker.builds_done += 1;
         worker.set_state(WorkerState::Idle, now);
-        let max = self.pools[worker.pool].cfg.max_builds;
+        let max = self.state.pools[worker.pool].cfg.max_builds;
         if max > 0 && worker.builds_done >= max {
-            let reason = format!("recycled after {max} build(s)");
-            self.terminate(worker_id, &reason).await;
+            self.terminate(worker_id, &StopReason::Recycled { after: max })
+                .await;
         }
     }
 
     /// The build's worker is gone: record the lost attempt, then retry the
     /// build while retries remain. The caller deals with the worker.
-    pub(super) async fn lose_build(&mut self, id: BuildId, reason: &str) {
-        let Some(run) = self.running.remove(&id) else {
+    pub(super) async fn lose_build(&mut self, id: BuildId, reason: &LostReason) {
+        let Some(run) = self.state.running.remove(&id) else {
             return;
         };
         let step_id = StepRunId {
@@ -400,15 +417,15 @@ impl Scheduler {
             index: run.step,
         };
         self.logs.close_step(step_id).await;
-        if let Some(w) = self.workers.get_mut(&run.worker_id) {
+        if let Some(w) = self.state.workers.get_mut(&run.worker_id) {
             w.build = None;
         }
-        let Some(build) = self.builds.get_mut(&id) else {
+        let Some(build) = self.state.builds.get_mut(&id) else {
             return;
         };
         if settle_lost_attempt(build, reason, run.cancel_requested) {
             tracing::warn!(build = id, %reason, "worker lost; build requeued");
-            self.queue.push_front(id);
+            self.state.queue.push_front(id);
         }
         self.persist_build(id).await;
     }

@@ -1,8 +1,11 @@
+use std::sync::Arc;
+
 use burst_proto::{worker_message, Hello, MasterMessage, Refused};
 use tokio::sync::{mpsc, oneshot};
 
 use super::events::Event;
 use crate::model::{BuildId, BuildState, NewBuild, WorkerView};
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SchedError {
@@ -12,8 +15,8 @@ pub enum SchedError {
     ShuttingDown,
     #[error("build {0} does not exist or has already finished")]
     NotActive(BuildId),
-    #[error("failed to store the builds: {0}")]
-    Store(String),
+    #[error("failed to store the builds")]
+    Store(#[source] Arc<StoreError>),
 }
 
 /// The scheduler's address: cheap to clone, used by the API and the worker

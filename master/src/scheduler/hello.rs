@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::actor::Scheduler;
 use super::tokens;
 use super::worker::{Session, WorkerState};
-use crate::model::{now_millis, InstanceState};
+use crate::model::{now_millis, InstanceState, LostReason};
 
 impl Scheduler {
     pub(super) async fn hello(
@@ -48,7 +48,7 @@ impl Scheduler {
                 hello.protocol_version
             ));
         }
-        let Some(worker) = self.workers.get_mut(&hello.worker_id) else {
+        let Some(worker) = self.state.workers.get_mut(&hello.worker_id) else {
             return refuse(format!("unknown worker id {:?}", hello.worker_id));
         };
         if !matches!(
@@ -76,8 +76,8 @@ impl Scheduler {
         let resume = tokens::new_token();
         let welcome = Welcome {
             resume_token: resume.clone(),
-            heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
-            master_id: self.settings.master_id.clone(),
+            heartbeat_interval_ms: self.state.settings.heartbeat_interval.as_millis() as u64,
+            master_id: self.state.settings.master_id.clone(),
         };
         // The welcome goes first on the session, before any step.
         if tx
@@ -91,8 +91,8 @@ impl Scheduler {
                 fatal: false,
             });
         }
-        let session = self.next_session;
-        self.next_session += 1;
+        let session = self.state.next_session;
+        self.state.next_session += 1;
         worker.resume_token = Some(tokens::hash(&resume));
         worker.session = Some(Session { id: session, tx });
         worker.last_seen = now;
@@ -105,14 +105,14 @@ impl Scheduler {
         worker.ledger.state = InstanceState::Connected;
         worker.ledger.connected_at.get_or_insert_with(now_millis);
         let pool = worker.pool;
-        self.pools[pool].record_success();
+        self.state.pools[pool].record_success();
         Ok(session)
     }
 
     /// The session ended. Its build (if any) is lost; the worker gets the
     /// heartbeat window to come back with its resume token.
     pub(super) async fn disconnected(&mut self, worker_id: &str, session: u64, now: Instant) {
-        let Some(worker) = self.workers.get_mut(worker_id) else {
+        let Some(worker) = self.state.workers.get_mut(worker_id) else {
             return;
         };
         if worker.session.as_ref().map(|s| s.id) != Some(session) {
@@ -125,11 +125,13 @@ impl Scheduler {
         tracing::warn!(worker = worker_id, "worker disconnected");
         let build = worker.build;
         worker.set_state(WorkerState::Reconnecting, now);
-        worker.deadline = Some(now + self.settings.heartbeat_window());
+        worker.deadline = Some(now + self.state.settings.heartbeat_window());
         worker.next_health = now;
         if let Some(build) = build {
-            self.lose_build(build, &format!("worker {worker_id} disconnected"))
-                .await;
+            let reason = LostReason::Disconnected {
+                worker: worker_id.to_owned(),
+            };
+            self.lose_build(build, &reason).await;
         }
     }
 }

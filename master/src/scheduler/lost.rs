@@ -1,15 +1,16 @@
 //! What happens to a build whose attempt lost its worker, wherever the loss
 //! is noticed (a live session, or a restart of the master).
 
-use crate::model::{now_millis, AttemptState, Build, BuildState, StepState};
+use crate::model::{now_millis, AttemptState, Build, BuildState, LostReason, Retrying, StepState};
 
 /// Marks the build's last attempt lost and decides its fate: requeued while
 /// retries remain (returns true), otherwise finished as `worker_lost`, or
 /// `cancelled` when a cancel was already asked for.
-pub fn settle_lost_attempt(build: &mut Build, reason: &str, cancel_requested: bool) -> bool {
+pub fn settle_lost_attempt(build: &mut Build, reason: &LostReason, cancel_requested: bool) -> bool {
+    let reason = reason.to_string();
     if let Some(attempt) = build.attempts.last_mut() {
         attempt.state = AttemptState::WorkerLost;
-        attempt.reason = Some(reason.to_owned());
+        attempt.reason = Some(reason.clone());
         attempt.finished_at = Some(now_millis());
         for step in &mut attempt.steps {
             match step.state {
@@ -38,7 +39,7 @@ pub fn settle_lost_attempt(build: &mut Build, reason: &str, cancel_requested: bo
         false
     } else {
         build.state = BuildState::Queued;
-        build.reason = Some(format!("retrying: {reason}"));
+        build.reason = Retrying::of(build).map(|r| r.to_string());
         true
     }
 }

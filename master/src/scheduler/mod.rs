@@ -1,21 +1,25 @@
 //! The scheduler: one actor that owns every pool, worker and active build.
 //!
-//! Everything that changes scheduling state arrives as an [`Event`] on one
-//! channel and is applied in order, then [`Scheduler::reconcile`] compares
-//! the desired state (queued builds, `min_idle`, timeouts) with the observed
-//! one (workers and their states) and acts. One actor means no cap races and
-//! only one start or stop in flight per worker.
+//! Everything that changes scheduling state arrives as an event on one
+//! channel and is handled in order. After each one, `decide` (pure) turns
+//! the state and the time into effects and the next wake time, and `apply`
+//! performs them. One actor means no cap races and only one start or stop in
+//! flight per worker.
 
 mod actor;
+mod apply;
 mod builds;
+mod decide;
+mod effect;
 mod events;
 mod handle;
 mod hello;
 mod lost;
 mod pool;
-mod reconcile;
+mod reason;
 mod shutdown;
 mod startup;
+mod state;
 mod terminate;
 mod tokens;
 mod worker;

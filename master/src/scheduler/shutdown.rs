@@ -1,54 +1,30 @@
 //! Graceful shutdown: no new builds, running ones get the grace period,
-//! then every worker burst launched is terminated.
+//! then every worker burst launched is terminated (decided in `decide.rs`).
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::actor::{Scheduler, ShutdownState};
-use super::worker::WorkerState;
+use super::actor::Scheduler;
+use super::state::ShutdownState;
 use crate::model::{now_millis, AttemptState, BuildState};
 
 impl Scheduler {
     pub(super) fn begin_shutdown(&mut self, reply: oneshot::Sender<()>, now: Instant) {
-        match &mut self.shutdown {
+        match &mut self.state.shutdown {
             Some(s) => s.waiters.push(reply),
             None => {
-                tracing::info!(grace = ?self.settings.shutdown_grace, "shutting down: no new builds");
-                self.shutdown = Some(ShutdownState {
-                    deadline: now + self.settings.shutdown_grace,
+                tracing::info!(grace = ?self.state.settings.shutdown_grace, "shutting down: no new builds");
+                self.state.shutdown = Some(ShutdownState {
+                    deadline: now + self.state.settings.shutdown_grace,
                     waiters: vec![reply],
                 });
             }
         }
     }
 
-    pub(super) async fn reconcile_shutdown(&mut self, now: Instant) {
-        let Some(deadline) = self.shutdown.as_ref().map(|s| s.deadline) else {
-            return;
-        };
-        let grace_over = now >= deadline;
-        let ids: Vec<(String, WorkerState, Option<i64>)> = self
-            .workers
-            .values()
-            .map(|w| (w.id.clone(), w.state, w.build))
-            .collect();
-        for (id, state, build) in ids {
-            match state {
-                WorkerState::Terminating => {}
-                WorkerState::Busy if !grace_over => {}
-                _ => {
-                    if let Some(build) = build {
-                        self.cancel_for_shutdown(build).await;
-                    }
-                    self.terminate(&id, "master shutting down").await;
-                }
-            }
-        }
-    }
-
     /// The grace period ran out with the build still running.
-    async fn cancel_for_shutdown(&mut self, id: i64) {
-        let Some(run) = self.running.remove(&id) else {
+    pub(super) async fn cancel_for_shutdown(&mut self, id: i64) {
+        let Some(run) = self.state.running.remove(&id) else {
             return;
         };
         self.logs
@@ -58,7 +34,7 @@ impl Scheduler {
                 index: run.step,
             })
             .await;
-        if let Some(build) = self.builds.get_mut(&id) {
+        if let Some(build) = self.state.builds.get_mut(&id) {
             let reason = "cancelled: the master shut down before the build finished".to_owned();
             if let Some(attempt) = build.attempts.last_mut() {
                 attempt.state = AttemptState::Cancelled;
@@ -74,10 +50,10 @@ impl Scheduler {
 
     /// Shutdown is complete once every worker is gone; waiters are told.
     pub(super) fn shutdown_complete(&mut self) -> bool {
-        if self.shutdown.is_none() || !self.workers.is_empty() {
+        if self.state.shutdown.is_none() || !self.state.workers.is_empty() {
             return false;
         }
-        if let Some(s) = self.shutdown.take() {
+        if let Some(s) = self.state.shutdown.take() {
             for w in s.waiters {
                 let _ = w.send(());
             }

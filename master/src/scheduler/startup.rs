@@ -1,12 +1,13 @@
 //! What a (re)started master does first: terminate everything a previous run
 //! left behind, and take back the builds it had not finished.
 
+use burst_common::error_chain::Chain;
 use burst_providers::ListedInstance;
 use futures::future::join_all;
 
 use super::actor::Scheduler;
 use super::lost::settle_lost_attempt;
-use crate::model::{now_millis, AttemptState, BuildState, Instance, InstanceState};
+use crate::model::{now_millis, AttemptState, BuildState, Instance, InstanceState, LostReason};
 
 impl Scheduler {
     pub(super) async fn startup(&mut self) {
@@ -21,16 +22,16 @@ impl Scheduler {
         let ledger = match self.store.live_instances().await {
             Ok(rows) => rows,
             Err(e) => {
-                tracing::error!(error = %e, "failed to read the instance ledger; reconciling from provider listings only");
+                tracing::error!(error = %Chain(&e), "failed to read the instance ledger; reconciling from provider listings only");
                 Vec::new()
             }
         };
         let mut jobs = Vec::new();
-        for pool in &self.pools {
+        for pool in &self.state.pools {
             let listed = match pool.provider.list().await {
                 Ok(listed) => listed,
                 Err(e) => {
-                    tracing::error!(pool = %pool.name, error = %e, "failed to list workers; orphans may remain until the next start");
+                    tracing::error!(pool = %pool.name, error = %Chain(&e), "failed to list workers; orphans may remain until the next start");
                     Vec::new()
                 }
             };
@@ -81,13 +82,13 @@ impl Scheduler {
                     row.terminated_at = Some(now_millis());
                 }
                 Err(e) => {
-                    tracing::error!(worker = %target.worker_id, error = %e, "failed to terminate orphan; will retry at next start");
+                    tracing::error!(worker = %target.worker_id, error = %Chain(&e), "failed to terminate orphan; will retry at next start");
                     row.state = InstanceState::Terminating;
-                    row.error = Some(e.to_string());
+                    row.error = Some(Chain(&e).to_string());
                 }
             }
             if let Err(e) = self.store.save_instance(&row).await {
-                tracing::error!(worker = %row.worker_id, error = %e, "failed to update ledger");
+                tracing::error!(worker = %row.worker_id, error = %Chain(&e), "failed to update ledger");
             }
         }
         // Rows with no provider handle never got as far as a launch the
@@ -98,7 +99,7 @@ impl Scheduler {
                 .get_or_insert_with(|| "master stopped while the launch was in flight".into());
             row.terminated_at = Some(now_millis());
             if let Err(e) = self.store.save_instance(&row).await {
-                tracing::error!(worker = %row.worker_id, error = %e, "failed to update ledger");
+                tracing::error!(worker = %row.worker_id, error = %Chain(&e), "failed to update ledger");
             }
         }
     }
@@ -109,7 +110,7 @@ impl Scheduler {
         let builds = match self.store.unfinished_builds().await {
             Ok(builds) => builds,
             Err(e) => {
-                tracing::error!(error = %e, "failed to load unfinished builds");
+                tracing::error!(error = %Chain(&e), "failed to load unfinished builds");
                 return;
             }
         };
@@ -120,24 +121,20 @@ impl Scheduler {
                 .last()
                 .is_some_and(|a| a.state == AttemptState::Running);
             if build.state == BuildState::Running && interrupted {
-                settle_lost_attempt(
-                    &mut build,
-                    "the master restarted while the build ran",
-                    false,
-                );
+                settle_lost_attempt(&mut build, &LostReason::MasterRestarted, false);
             } else if build.state == BuildState::Running {
                 // Running with no running attempt cannot be resumed as is.
                 build.state = BuildState::Queued;
             }
             let queued = build.state == BuildState::Queued;
-            self.builds.insert(id, build);
+            self.state.builds.insert(id, build);
             if queued {
-                self.queue.push_back(id);
+                self.state.queue.push_back(id);
             }
             self.persist_build(id).await;
         }
-        if !self.queue.is_empty() {
-            tracing::info!(builds = self.queue.len(), "resumed queued builds");
+        if !self.state.queue.is_empty() {
+            tracing::info!(builds = self.state.queue.len(), "resumed queued builds");
         }
     }
 }

@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use burst_common::error_chain::Chain;
 use burst_providers::{Health, LaunchSpec, Launched, ProviderError};
 use tokio::time::Instant;
 
 use super::actor::Scheduler;
 use super::events::Event;
+use super::reason::StopReason;
 use super::tokens;
 use super::worker::{Worker, WorkerState};
 use crate::model::{now_millis, Instance, InstanceState};
@@ -18,9 +20,9 @@ impl Scheduler {
     /// Launches one worker in `pool`. Returns false when the ledger could
     /// not be written, in which case nothing was launched.
     pub(super) async fn launch(&mut self, pool_idx: usize, now: Instant) -> bool {
-        let pool = &self.pools[pool_idx];
+        let pool = &self.state.pools[pool_idx];
         let mut worker_id = format!("{}-{}", pool.name, tokens::short_id());
-        while self.workers.contains_key(&worker_id) {
+        while self.state.workers.contains_key(&worker_id) {
             worker_id = format!("{}-{}", pool.name, tokens::short_id());
         }
         let token = tokens::new_token();
@@ -38,14 +40,14 @@ impl Scheduler {
         };
         // The ledger first: a crash from here on leaves a row to reconcile.
         if let Err(e) = self.store.save_instance(&ledger).await {
-            tracing::error!(pool = %pool.name, error = %e, "failed to record a launch in the ledger; not launching");
+            tracing::error!(pool = %pool.name, error = %Chain(&e), "failed to record a launch in the ledger; not launching");
             return false;
         }
         let spec = LaunchSpec {
             worker_id: worker_id.clone(),
             pool: pool.name.clone(),
-            master_id: self.settings.master_id.clone(),
-            master_url: self.settings.advertise_url.clone(),
+            master_id: self.state.settings.master_id.clone(),
+            master_url: self.state.settings.advertise_url.clone(),
             token: token.clone(),
             labels: pool.cfg.labels.clone(),
         };
@@ -66,12 +68,12 @@ impl Scheduler {
             ledger,
             launch_returned: false,
             health_in_flight: false,
-            next_health: now + self.settings.health_interval,
+            next_health: now + self.state.settings.health_interval,
         };
         tracing::info!(pool = %pool.name, worker = %worker_id, "launching worker");
         let provider = pool.provider.clone();
         let tx = self.events_tx.clone();
-        self.workers.insert(worker_id.clone(), worker);
+        self.state.workers.insert(worker_id.clone(), worker);
         tokio::spawn(async move {
             let result = provider.launch(&spec).await;
             let _ = tx.send(Event::LaunchDone { worker_id, result }).await;
@@ -85,7 +87,7 @@ impl Scheduler {
         result: Result<Launched, ProviderError>,
         now: Instant,
     ) {
-        let Some(worker) = self.workers.get_mut(worker_id) else {
+        let Some(worker) = self.state.workers.get_mut(worker_id) else {
             return;
         };
         worker.launch_returned = true;
@@ -110,17 +112,17 @@ impl Scheduler {
                 self.persist_worker(worker_id).await;
             }
             Err(e) => {
-                tracing::warn!(worker = worker_id, error = %e, kind = %e.kind, "launch failed");
+                tracing::warn!(worker = worker_id, error = %Chain(&e), kind = %e.kind, "launch failed");
                 let pool = worker.pool;
                 let was_terminating = worker.state == WorkerState::Terminating;
                 worker.ledger.state = InstanceState::Failed;
-                worker.ledger.error = Some(e.to_string());
+                worker.ledger.error = Some(Chain(&e).to_string());
                 worker.ledger.terminated_at = Some(now_millis());
                 self.persist_worker(worker_id).await;
-                self.workers.remove(worker_id);
+                self.state.workers.remove(worker_id);
                 if !was_terminating {
-                    let delay = self.pools[pool].record_failure(&e, now);
-                    tracing::info!(pool = %self.pools[pool].name, ?delay, "pool backs off");
+                    let delay = self.state.pools[pool].record_failure(&e, now);
+                    tracing::info!(pool = %self.state.pools[pool].name, ?delay, "pool backs off");
                 }
             }
         }
@@ -128,8 +130,8 @@ impl Scheduler {
 
     /// Stops a worker: tells it to shut down, then asks the provider to
     /// remove it. The caller has already dealt with its build.
-    pub(super) async fn terminate(&mut self, worker_id: &str, reason: &str) {
-        let Some(worker) = self.workers.get_mut(worker_id) else {
+    pub(super) async fn terminate(&mut self, worker_id: &str, reason: &StopReason) {
+        let Some(worker) = self.state.workers.get_mut(worker_id) else {
             return;
         };
         if worker.state == WorkerState::Terminating {
@@ -156,13 +158,13 @@ impl Scheduler {
     }
 
     fn spawn_terminate(&self, worker_id: &str) {
-        let Some(worker) = self.workers.get(worker_id) else {
+        let Some(worker) = self.state.workers.get(worker_id) else {
             return;
         };
         let Some(provider_id) = worker.ledger.provider_id.clone() else {
             return;
         };
-        let provider = self.pools[worker.pool].provider.clone();
+        let provider = self.state.pools[worker.pool].provider.clone();
         let tx = self.events_tx.clone();
         let worker_id = worker_id.to_owned();
         tokio::spawn(async move {
@@ -175,7 +177,7 @@ impl Scheduler {
                         .with_max_times(6),
                 )
                 .when(|e: &ProviderError| !e.is_permanent())
-                .notify(|e, delay| tracing::warn!(worker = %worker_id, error = %e, ?delay, "terminate failed; retrying"))
+                .notify(|e, delay| tracing::warn!(worker = %worker_id, error = %Chain(e), ?delay, "terminate failed; retrying"))
                 .await;
             let _ = tx.send(Event::TerminateDone { worker_id, result }).await;
         });
@@ -194,50 +196,44 @@ impl Scheduler {
             Err(e) => {
                 // The ledger keeps the row live (terminating): the next
                 // startup's reconciliation tries again.
-                tracing::error!(worker = worker_id, error = %e, "failed to terminate worker; left for reconciliation");
-                if let Some(w) = self.workers.get_mut(worker_id) {
-                    w.ledger.error = Some(e.to_string());
+                tracing::error!(worker = worker_id, error = %Chain(&e), "failed to terminate worker; left for reconciliation");
+                if let Some(w) = self.state.workers.get_mut(worker_id) {
+                    w.ledger.error = Some(Chain(&e).to_string());
                 }
                 self.persist_worker(worker_id).await;
-                self.workers.remove(worker_id);
+                self.state.workers.remove(worker_id);
             }
         }
     }
 
     async fn forget_worker(&mut self, worker_id: &str, state: InstanceState) {
-        if let Some(w) = self.workers.get_mut(worker_id) {
+        if let Some(w) = self.state.workers.get_mut(worker_id) {
             w.ledger.state = state;
             w.ledger.terminated_at = Some(now_millis());
         }
         self.persist_worker(worker_id).await;
-        self.workers.remove(worker_id);
+        self.state.workers.remove(worker_id);
     }
 
-    /// Polls the provider about workers that should connect, so a worker
-    /// that died while starting fails fast instead of at the deadline.
-    pub(super) fn spawn_health_checks(&mut self, now: Instant) {
-        let interval = self.settings.health_interval;
-        for worker in self.workers.values_mut() {
-            let waiting = matches!(
-                worker.state,
-                WorkerState::Connecting | WorkerState::Reconnecting
-            );
-            if !waiting || worker.health_in_flight || worker.next_health > now {
-                continue;
-            }
-            let Some(provider_id) = worker.ledger.provider_id.clone() else {
-                continue;
-            };
-            worker.health_in_flight = true;
-            worker.next_health = now + interval;
-            let provider = self.pools[worker.pool].provider.clone();
-            let tx = self.events_tx.clone();
-            let worker_id = worker.id.clone();
-            tokio::spawn(async move {
-                let result = provider.health(&worker_id, &provider_id).await;
-                let _ = tx.send(Event::Health { worker_id, result }).await;
-            });
-        }
+    /// Asks the provider whether a worker that should connect still runs
+    /// (chosen by `decide`, so one that died fails fast, not at its deadline).
+    pub(super) fn spawn_health_check(&mut self, worker_id: &str, now: Instant) {
+        let interval = self.state.settings.health_interval;
+        let Some(worker) = self.state.workers.get_mut(worker_id) else {
+            return;
+        };
+        let Some(provider_id) = worker.ledger.provider_id.clone() else {
+            return;
+        };
+        worker.health_in_flight = true;
+        worker.next_health = now + interval;
+        let provider = self.state.pools[worker.pool].provider.clone();
+        let tx = self.events_tx.clone();
+        let worker_id = worker.id.clone();
+        tokio::spawn(async move {
+            let result = provider.health(&worker_id, &provider_id).await;
+            let _ = tx.send(Event::Health { worker_id, result }).await;
+        });
     }
 
     pub(super) async fn health_result(
@@ -246,7 +242,7 @@ impl Scheduler {
         result: Result<Health, ProviderError>,
         now: Instant,
     ) {
-        let Some(worker) = self.workers.get_mut(worker_id) else {
+        let Some(worker) = self.state.workers.get_mut(worker_id) else {
             return;
         };
         worker.health_in_flight = false;
@@ -254,7 +250,7 @@ impl Scheduler {
             Ok(Health::Exited { detail }) => detail,
             Ok(Health::Running) => return,
             Err(e) => {
-                tracing::debug!(worker = worker_id, error = %e, "health check failed");
+                tracing::debug!(worker = worker_id, error = %Chain(&e), "health check failed");
                 return;
             }
         };
@@ -265,10 +261,14 @@ impl Scheduler {
                 let err = ProviderError::transient(format!(
                     "worker {worker_id} failed to start: {detail}"
                 ));
-                self.pools[pool].record_failure(&err, now);
-                self.terminate(worker_id, "exited before connecting").await;
+                self.state.pools[pool].record_failure(&err, now);
+                self.terminate(worker_id, &StopReason::ExitedBeforeConnecting)
+                    .await;
             }
-            WorkerState::Reconnecting => self.terminate(worker_id, &detail).await,
+            WorkerState::Reconnecting => {
+                self.terminate(worker_id, &StopReason::Exited { detail })
+                    .await
+            }
             _ => {}
         }
     }

@@ -1,0 +1,401 @@
+//! The pure half of the scheduler: from its state and the time, what to do
+//! and when to look again. Like a kube-rs reconcile, it compares desired
+//! state (queued builds, `min_idle`, deadlines) with observed state (workers)
+//! but only returns effects; `apply` performs them.
+//!
+//! A plan is computed against the state as its own earlier effects leave it
+//! (a worker given a build is no longer idle, a timed-out pool backs off), so
+//! effects in one plan never contradict each other. Every deadline that is
+//! checked and not yet due is a candidate wake time, so the wake time and the
+//! checks cannot drift apart.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::effect::{Effect, Plan};
+use super::reason::StopReason;
+use super::state::State;
+use super::worker::{Worker, WorkerState};
+use crate::config::PoolConfig;
+use crate::model::{BuildId, Expiry, LostReason, QueuedStatus, Retrying, Unservable, WaitReason};
+
+#[cfg(test)]
+mod tests;
+
+pub fn decide(state: &State, now: Instant) -> Plan {
+    let mut pass = Pass::new(state, now);
+    pass.deadlines();
+    pass.health_checks();
+    match &state.shutdown {
+        Some(shutdown) => pass.drain(shutdown.deadline),
+        None => {
+            pass.assign();
+            pass.fail_unservable();
+            pass.scale_up();
+            pass.scale_down();
+            pass.explain();
+        }
+    }
+    Plan {
+        effects: pass.effects,
+        wake_at: pass.wake,
+    }
+}
+
+/// The pool settings decisions depend on, read in one place.
+struct Limits {
+    max_workers: u32,
+    min_idle: u32,
+    max_starting: u32,
+    idle_timeout: Duration,
+    start_timeout: Duration,
+}
+
+impl Limits {
+    fn of(cfg: &PoolConfig) -> Self {
+        Self {
+            max_workers: cfg.max_workers,
+            min_idle: cfg.min_idle,
+            max_starting: cfg.max_starting,
+            idle_timeout: cfg.idle_timeout,
+            start_timeout: cfg.start_timeout,
+        }
+    }
+}
+
+struct Pass<'a> {
+    state: &'a State,
+    now: Instant,
+    limits: Vec<Limits>,
+    /// Workers whose state this plan changes, with their state afterwards.
+    changed: HashMap<&'a str, WorkerState>,
+    /// Queued builds this plan neither starts nor fails, oldest first.
+    queue: Vec<BuildId>,
+    /// Pools this plan puts into backoff (their retry time is not known yet).
+    failing: Vec<bool>,
+    launched: Vec<u32>,
+    effects: Vec<Effect>,
+    wake: Option<Instant>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(state: &'a State, now: Instant) -> Self {
+        let n = state.pools.len();
+        Self {
+            state,
+            now,
+            limits: state.pools.iter().map(|p| Limits::of(&p.cfg)).collect(),
+            changed: HashMap::new(),
+            queue: state
+                .queue
+                .iter()
+                .copied()
+                .filter(|id| state.builds.contains_key(id))
+                .collect(),
+            failing: vec![false; n],
+            launched: vec![0; n],
+            effects: Vec::new(),
+            wake: None,
+        }
+    }
+
+    /// A deadline: true when it is due; otherwise it becomes a wake candidate.
+    fn due(&mut self, at: Instant) -> bool {
+        if at <= self.now {
+            return true;
+        }
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+        false
+    }
+
+    fn state_of(&self, w: &Worker) -> WorkerState {
+        self.changed.get(w.id.as_str()).copied().unwrap_or(w.state)
+    }
+
+    fn count(&self, p: usize, pred: impl Fn(WorkerState) -> bool) -> u32 {
+        self.state
+            .workers
+            .values()
+            .filter(|w| w.pool == p && pred(self.state_of(w)))
+            .count() as u32
+    }
+
+    fn terminate(&mut self, w: &'a Worker, reason: StopReason) {
+        self.changed.insert(&w.id, WorkerState::Terminating);
+        self.effects.push(Effect::Terminate {
+            worker: w.id.clone(),
+            reason,
+        });
+    }
+
+    /// Start timeouts, reconnect windows and missed heartbeats.
+    fn deadlines(&mut self) {
+        let state = self.state;
+        let window = state.settings.heartbeat_window();
+        for w in state.workers.values() {
+            let worker = w.id.clone();
+            let expiry = match w.state {
+                WorkerState::Launching | WorkerState::Connecting => w
+                    .deadline
+                    .filter(|d| self.due(*d))
+                    .map(|_| Expiry::StartTimeout {
+                        worker,
+                        timeout: self.limits[w.pool].start_timeout,
+                    }),
+                WorkerState::Reconnecting => w
+                    .deadline
+                    .filter(|d| self.due(*d))
+                    .map(|_| Expiry::NoReconnect { worker }),
+                WorkerState::Idle | WorkerState::Busy => self
+                    .due(w.last_seen + window)
+                    .then_some(Expiry::MissedHeartbeats { worker, window }),
+                WorkerState::Terminating => None,
+            };
+            let Some(expiry) = expiry else {
+                continue;
+            };
+            if matches!(expiry, Expiry::StartTimeout { .. }) {
+                self.failing[w.pool] = true;
+                self.effects.push(Effect::PoolFailed {
+                    pool: w.pool,
+                    cause: expiry.clone(),
+                });
+            }
+            if let Some(build) = w.build {
+                self.effects.push(Effect::LoseBuild {
+                    build,
+                    reason: LostReason::Expired(expiry.clone()),
+                });
+            }
+            self.terminate(w, StopReason::Expired(expiry));
+        }
+    }
+
+    /// Polls the provider about workers that should connect, so one that
+    /// died while starting fails fast instead of at its deadline.
+    fn health_checks(&mut self) {
+        let state = self.state;
+        for w in state.workers.values() {
+            let waiting = matches!(
+                self.state_of(w),
+                WorkerState::Connecting | WorkerState::Reconnecting
+            );
+            if !waiting || w.health_in_flight || w.ledger.provider_id.is_none() {
+                continue;
+            }
+            if self.due(w.next_health) {
+                self.effects.push(Effect::CheckHealth {
+                    worker: w.id.clone(),
+                });
+            }
+        }
+    }
+
+    /// Shutting down: running builds get the grace period, everything else
+    /// is terminated now.
+    fn drain(&mut self, deadline: Instant) {
+        let grace_over = deadline <= self.now;
+        let state = self.state;
+        for w in state.workers.values() {
+            match self.state_of(w) {
+                WorkerState::Terminating => {}
+                WorkerState::Busy if !grace_over => {
+                    self.due(deadline);
+                }
+                _ => {
+                    if let Some(build) = w.build {
+                        self.effects.push(Effect::CancelForShutdown { build });
+                    }
+                    self.terminate(w, StopReason::ShuttingDown);
+                }
+            }
+        }
+    }
+
+    /// Hands queued builds to idle workers, oldest build first.
+    fn assign(&mut self) {
+        let state = self.state;
+        let mut waiting = Vec::new();
+        for id in std::mem::take(&mut self.queue) {
+            let labels = &state.builds[&id].labels;
+            let worker = state.workers.values().find(|w| {
+                self.state_of(w) == WorkerState::Idle
+                    && w.session.is_some()
+                    && state.pools[w.pool].serves(labels)
+            });
+            match worker {
+                Some(w) => {
+                    self.changed.insert(&w.id, WorkerState::Busy);
+                    self.effects.push(Effect::Start {
+                        build: id,
+                        worker: w.id.clone(),
+                    });
+                }
+                None => waiting.push(id),
+            }
+        }
+        self.queue = waiting;
+    }
+
+    /// Fails queued builds no pool can serve: their labels match no pool
+    /// (the config changed since they were queued), or every pool that
+    /// matches failed with a permanent error.
+    fn fail_unservable(&mut self) {
+        let pools = &self.state.pools;
+        let mut waiting = Vec::new();
+        for id in std::mem::take(&mut self.queue) {
+            let build = &self.state.builds[&id];
+            let serving: Vec<_> = pools.iter().filter(|p| p.serves(&build.labels)).collect();
+            let reason = if serving.is_empty() {
+                Unservable::NoPool {
+                    labels: build.labels.clone(),
+                }
+            } else if let Some(errors) = serving
+                .iter()
+                .map(|p| Some((p.name.clone(), p.permanent_error.clone()?)))
+                .collect::<Option<Vec<_>>>()
+            {
+                Unservable::LaunchFailed { errors }
+            } else {
+                waiting.push(id);
+                continue;
+            };
+            self.effects.push(Effect::Fail { build: id, reason });
+        }
+        self.queue = waiting;
+    }
+
+    fn backing_off(&self, p: usize) -> bool {
+        self.failing[p] || self.state.pools[p].backing_off(self.now)
+    }
+
+    /// How many workers pool `p` may launch now.
+    fn room(&self, p: usize) -> u32 {
+        if self.backing_off(p) {
+            return 0;
+        }
+        let limits = &self.limits[p];
+        let alive = self.count(p, |_| true);
+        let starting = self.count(p, WorkerState::is_starting);
+        limits
+            .max_workers
+            .saturating_sub(alive)
+            .min(limits.max_starting.saturating_sub(starting))
+    }
+
+    /// Launches workers for queued builds no starting worker covers, and
+    /// for `min_idle`, within `max_workers` and `max_starting`.
+    fn scale_up(&mut self) {
+        let n = self.state.pools.len();
+        // Starting workers not yet spoken for by a queued build.
+        let mut spare: Vec<u32> = (0..n)
+            .map(|p| self.count(p, WorkerState::is_starting))
+            .collect();
+        let room: Vec<u32> = (0..n).map(|p| self.room(p)).collect();
+        let mut wanted = vec![0u32; n];
+        let mut demand = vec![false; n];
+        for id in &self.queue {
+            let labels = &self.state.builds[id].labels;
+            let serving: Vec<usize> = (0..n)
+                .filter(|&p| self.state.pools[p].serves(labels))
+                .collect();
+            for &p in &serving {
+                demand[p] = true;
+            }
+            if let Some(&p) = serving.iter().find(|&&p| spare[p] > 0) {
+                spare[p] -= 1;
+            } else if let Some(&p) = serving.iter().find(|&&p| wanted[p] < room[p]) {
+                wanted[p] += 1;
+            }
+        }
+        for p in 0..n {
+            let idle = self.count(p, |s| s == WorkerState::Idle);
+            let min_idle = self.limits[p].min_idle;
+            if idle + spare[p] < min_idle {
+                demand[p] = true;
+            }
+            let warm = idle + spare[p] + wanted[p];
+            if warm < min_idle {
+                wanted[p] += min_idle - warm;
+            }
+            let launches = wanted[p].min(room[p]);
+            self.launched[p] = launches;
+            self.effects
+                .extend((0..launches).map(|_| Effect::Launch { pool: p }));
+            // A backoff that ends is a deadline only if a launch waits for it.
+            let retry_at = self.state.pools[p].retry_at;
+            if let (true, Some(at)) = (demand[p], retry_at) {
+                self.due(at);
+            }
+        }
+    }
+
+    /// Terminates idle workers past `idle_timeout`, keeping `min_idle`.
+    /// Busy workers are never candidates.
+    fn scale_down(&mut self) {
+        let state = self.state;
+        for p in 0..state.pools.len() {
+            let (min_idle, idle_timeout) = (self.limits[p].min_idle, self.limits[p].idle_timeout);
+            let mut idle: Vec<&Worker> = state
+                .workers
+                .values()
+                .filter(|w| w.pool == p && self.state_of(w) == WorkerState::Idle)
+                .collect();
+            idle.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
+            let mut keep = idle.len() as u32;
+            for w in idle {
+                // Spares under min_idle have no deadline at all.
+                if keep <= min_idle || !self.due(w.since + idle_timeout) {
+                    break;
+                }
+                self.terminate(w, StopReason::IdleTimeout);
+                keep -= 1;
+            }
+        }
+    }
+
+    /// Keeps each queued build's status saying what it waits for.
+    fn explain(&mut self) {
+        for &id in &self.queue {
+            let build = &self.state.builds[&id];
+            let Some(p) = self
+                .state
+                .pools
+                .iter()
+                .position(|p| p.serves(&build.labels))
+            else {
+                continue;
+            };
+            // Its backoff starts when this plan is applied; explained then.
+            if self.failing[p] {
+                continue;
+            }
+            let pool = &self.state.pools[p];
+            let name = pool.name.clone();
+            let starting = self.count(p, WorkerState::is_starting) + self.launched[p];
+            let alive = self.count(p, |_| true) + self.launched[p];
+            let wait = match (&pool.last_error, pool.backing_off(self.now)) {
+                (Some(error), true) => WaitReason::Backoff {
+                    pool: name,
+                    error: error.clone(),
+                    retry_after: Duration::from_secs(pool.last_delay.as_secs().max(1)),
+                },
+                _ if starting > 0 => WaitReason::Starting { pool: name },
+                _ if alive >= self.limits[p].max_workers => WaitReason::AtCap {
+                    pool: name,
+                    max_workers: self.limits[p].max_workers,
+                },
+                _ => WaitReason::Worker { pool: name },
+            };
+            let status = QueuedStatus {
+                retry: Retrying::of(build),
+                wait,
+            };
+            if build.reason.as_deref() != Some(status.to_string().as_str()) {
+                self.effects.push(Effect::Explain { build: id, status });
+            }
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! `decide` on hand-built state: plain tests, no runtime, no provider calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use burst_providers::{LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::decide;
+use crate::config::{LocalPoolConfig, PoolConfig, ProviderKind};
+use crate::model::{
+    Attempt, AttemptState, BuildId, BuildState, Expiry, Instance, InstanceState, NewBuild,
+    QueuedStatus, Retrying, Unservable, WaitReason,
+};
+use crate::scheduler::actor::SchedulerSettings;
+use crate::scheduler::effect::Effect;
+use crate::scheduler::pool::Pool;
+use crate::scheduler::reason::StopReason;
+use crate::scheduler::state::{ShutdownState, State};
+use crate::scheduler::worker::{Session, Worker, WorkerState};
+
+const S: Duration = Duration::from_secs(1);
+/// heartbeat_interval 10s × 3 misses.
+const WINDOW: Duration = Duration::from_secs(30);
+
+/// `decide` never calls a provider; this one would say so.
+struct NoProvider;
+
+#[async_trait]
+impl Provider for NoProvider {
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+    async fn launch(&self, _: &LaunchSpec) -> Result<Launched, ProviderError> {
+        Err(ProviderError::permanent("decide called a provider"))
+    }
+    async fn terminate(&self, _: &str, _: &str) -> Result<(), ProviderError> {
+        Err(ProviderError::permanent("decide called a provider"))
+    }
+    async fn list(&self) -> Result<Vec<ListedInstance>, ProviderError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The one place these tests spell out a pool's config.
+fn pool_cfg(max_workers: u32) -> PoolConfig {
+    PoolConfig {
+        provider: ProviderKind::Local,
+        labels: vec!["linux".into()],
+        max_workers,
+        min_idle: 0,
+        max_starting: max_workers,
+        idle_timeout: 60 * S,
+        start_timeout: 30 * S,
+        max_builds: 0,
+        backoff_min: S,
+        backoff_max: 60 * S,
+        local: LocalPoolConfig::default(),
+        ec2: None,
+        docker: Default::default(),
+        ssh: None,
+    }
+}
+
+fn state(cfg: PoolConfig) -> State {
+    let settings = SchedulerSettings {
+        master_id: "m".into(),
+        advertise_url: "http://127.0.0.1:1".into(),
+        heartbeat_interval: 10 * S,
+        heartbeat_misses: 3,
+        shutdown_grace: 30 * S,
+        health_interval: S,
+    };
+    State::new(
+        settings,
+        vec![Pool::new("pool".into(), cfg, Arc::new(NoProvider))],
+    )
+}
+
+/// A worker of pool 0 that entered `state` at `since` and was last heard
+/// from `now`.
+fn add_worker(s: &mut State, id: &str, state: WorkerState, since: Instant, now: Instant) {
+    let connected = matches!(state, WorkerState::Idle | WorkerState::Busy);
+    let session = connected.then(|| Session {
+        id: 1,
+        tx: mpsc::channel(1).0,
+    });
+    let worker = Worker {
+        id: id.into(),
+        pool: 0,
+        state,
+        since,
+        deadline: (!connected).then_some(since + 30 * S),
+        launch_token: [0; 32],
+        resume_token: None,
+        session,
+        last_seen: now,
+        builds_done: 0,
+        build: None,
+        os: None,
+        labels: vec!["linux".into()],
+        ledger: Instance {
+            worker_id: id.into(),
+            pool: "pool".into(),
+            provider: "none".into(),
+            provider_id: (state != WorkerState::Launching).then(|| format!("p-{id}")),
+            state: InstanceState::Launched,
+            details: serde_json::Value::Null,
+            error: None,
+            launched_at: 0,
+            connected_at: None,
+            terminated_at: None,
+        },
+        launch_returned: state != WorkerState::Launching,
+        health_in_flight: false,
+        next_health: now + 100 * S,
+    };
+    s.workers.insert(id.into(), worker);
+}
+
+fn queue(s: &mut State, n: usize) -> Vec<BuildId> {
+    (0..n)
+        .map(|_| {
+            let id = s.builds.len() as BuildId + 1;
+            let build = NewBuild {
+                submit_id: "s".into(),
+                builder: "b".into(),
+                cell: Default::default(),
+                params: Default::default(),
+                labels: vec!["linux".into()],
+                steps: Vec::new(),
+                retries: 1,
+            }
+            .into_build(id, 0);
+            s.builds.insert(id, build);
+            s.queue.push_back(id);
+            id
+        })
+        .collect()
+}
+
+fn launches(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Launch { .. }))
+        .count()
+}
+
+fn terminated(effects: &[Effect]) -> Vec<(&str, &StopReason)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Terminate { worker, reason } => Some((worker.as_str(), reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn explained(effects: &[Effect]) -> Vec<&QueuedStatus> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Explain { status, .. } => Some(status),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_pending_asks_for_no_wake() {
+    let plan = decide(&state(pool_cfg(4)), Instant::now());
+    assert!(plan.effects.is_empty(), "{:?}", plan.effects);
+    assert_eq!(plan.wake_at, None);
+}
+
+#[test]
+fn scales_from_zero_for_a_queued_build() {
+    let mut s = state(pool_cfg(4));
+    let ids = queue(&mut s, 1);
+    let plan = decide(&s, Instant::now());
+    assert_eq!(
+        plan.effects,
+        vec![
+            Effect::Launch { pool: 0 },
+            Effect::Explain {
+                build: ids[0],
+                status: QueuedStatus {
+                    retry: None,
+                    wait: WaitReason::Starting {
+                        pool: "pool".into()
+                    },
+                },
+            },
+        ]
+    );
+    assert_eq!(plan.wake_at, None, "no deadline until the launch exists");
+}
+
+#[test]
+fn launches_stop_at_max_workers() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(3));
+    add_worker(&mut s, "a", WorkerState::Busy, now, now);
+    add_worker(&mut s, "b", WorkerState::Busy, now, now);
+    queue(&mut s, 5);
+    assert_eq!(launches(&decide(&s, now).effects), 1, "one slot left");
+
+    add_worker(&mut s, "c", WorkerState::Busy, now, now);
+    let plan = decide(&s, now);
+    assert_eq!(launches(&plan.effects), 0);
+    assert!(explained(&plan.effects).iter().all(|st| st.wait
+        == WaitReason::AtCap {
+            pool: "pool".into(),
+            max_workers: 3
+        }));
+}
+
+#[test]
+fn launches_stop_at_max_starting_and_starting_workers_count() {
+    let now = Instant::now();
+    let mut cfg = pool_cfg(8);
+    cfg.max_starting = 2;
+    let mut s = state(cfg);
+    queue(&mut s, 8);
+    assert_eq!(launches(&decide(&s, now).effects), 2);
+
+    add_worker(&mut s, "a", WorkerState::Connecting, now, now);
+    assert_eq!(launches(&decide(&s, now).effects), 1);
+}
+
+#[test]
+fn min_idle_spares_are_launched_and_kept_past_idle_timeout() {
+    let now = Instant::now();
+    let mut cfg = pool_cfg(4);
+    cfg.min_idle = 2;
+    let mut s = state(cfg);
+    assert_eq!(launches(&decide(&s, now).effects), 2);
+
+    // Idle far past idle_timeout, but they are the spares.
+    add_worker(&mut s, "a", WorkerState::Idle, now - 300 * S, now);
+    add_worker(&mut s, "b", WorkerState::Idle, now - 300 * S, now);
+    let plan = decide(&s, now);
+    assert!(plan.effects.is_empty(), "{:?}", plan.effects);
+    // Their passed idle deadline is not a wake time (that spun); their
+    // heartbeats are.
+    assert_eq!(plan.wake_at, Some(now + WINDOW));
+}
+
+#[test]
+fn a_spare_given_a_build_is_replaced() {
+    let now = Instant::now();
+    let mut cfg = pool_cfg(4);
+    cfg.min_idle = 1;
+    let mut s = state(cfg);
+    add_worker(&mut s, "a", WorkerState::Idle, now, now);
+    let ids = queue(&mut s, 1);
+    let plan = decide(&s, now);
+    assert_eq!(
+        plan.effects,
+        vec![
+            Effect::Start {
+                build: ids[0],
+                worker: "a".into()
+            },
+            Effect::Launch { pool: 0 },
+        ]
+    );
+}
+
+#[test]
+fn idle_timeout_stops_idle_workers_never_busy_ones() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    add_worker(&mut s, "old", WorkerState::Idle, now - 61 * S, now);
+    add_worker(&mut s, "busy", WorkerState::Busy, now - 1000 * S, now);
+    add_worker(&mut s, "new", WorkerState::Idle, now - 50 * S, now - 25 * S);
+    let plan = decide(&s, now);
+    assert_eq!(
+        plan.effects,
+        vec![Effect::Terminate {
+            worker: "old".into(),
+            reason: StopReason::IdleTimeout
+        }]
+    );
+    // "new" is next: its heartbeat window closes in 5s, its idle timeout in 10s.
+    assert_eq!(plan.wake_at, Some(now + 5 * S));
+}
+
+#[test]
+fn start_timeout_stops_the_worker_and_backs_the_pool_off() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    add_worker(&mut s, "slow", WorkerState::Connecting, now - 31 * S, now);
+    queue(&mut s, 1);
+    let plan = decide(&s, now);
+    let expiry = Expiry::StartTimeout {
+        worker: "slow".into(),
+        timeout: 30 * S,
+    };
+    assert_eq!(
+        plan.effects,
+        vec![
+            Effect::PoolFailed {
+                pool: 0,
+                cause: expiry.clone()
+            },
+            Effect::Terminate {
+                worker: "slow".into(),
+                reason: StopReason::Expired(expiry)
+            },
+        ],
+        "no relaunch and no status until the backoff is known"
+    );
+}
+
+#[test]
+fn missed_heartbeats_lose_the_build() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    let ids = queue(&mut s, 1);
+    s.queue.clear();
+    add_worker(
+        &mut s,
+        "gone",
+        WorkerState::Busy,
+        now - 100 * S,
+        now - WINDOW,
+    );
+    s.workers.get_mut("gone").unwrap().build = Some(ids[0]);
+    let plan = decide(&s, now);
+    assert!(
+        matches!(&plan.effects[..], [Effect::LoseBuild { build, .. }, Effect::Terminate { worker, .. }]
+            if *build == ids[0] && worker == "gone"),
+        "{:?}",
+        plan.effects
+    );
+}
+
+#[test]
+fn backoff_waits_and_wakes_when_it_ends() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    s.pools[0].retry_at = Some(now + 5 * S);
+    s.pools[0].last_error = Some("failed to reach the daemon".into());
+    s.pools[0].last_delay = Duration::from_millis(4500);
+    let plan = decide(&s, now);
+    assert_eq!(
+        plan.wake_at, None,
+        "a backoff nobody waits for is no deadline"
+    );
+
+    queue(&mut s, 1);
+    let plan = decide(&s, now);
+    assert_eq!(launches(&plan.effects), 0);
+    assert_eq!(
+        explained(&plan.effects)[0].wait,
+        WaitReason::Backoff {
+            pool: "pool".into(),
+            error: "failed to reach the daemon".into(),
+            retry_after: 4 * S,
+        }
+    );
+    assert_eq!(plan.wake_at, Some(now + 5 * S));
+}
+
+#[test]
+fn wake_is_the_earliest_pending_deadline() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    // Start deadline in 30s, health check in 7s.
+    add_worker(&mut s, "c", WorkerState::Connecting, now, now);
+    s.workers.get_mut("c").unwrap().next_health = now + 7 * S;
+    // Heartbeat window closes in 12s.
+    add_worker(&mut s, "i", WorkerState::Idle, now, now - 18 * S);
+    assert_eq!(decide(&s, now).wake_at, Some(now + 7 * S));
+
+    // A health check in flight is no deadline; the heartbeat is next.
+    s.workers.get_mut("c").unwrap().health_in_flight = true;
+    assert_eq!(decide(&s, now).wake_at, Some(now + 12 * S));
+
+    // What is due now is acted on, not slept for.
+    let plan = decide(&s, now + 12 * S);
+    assert!(terminated(&plan.effects).contains(&(
+        "i",
+        &StopReason::Expired(Expiry::MissedHeartbeats {
+            worker: "i".into(),
+            window: WINDOW
+        })
+    )));
+    assert!(plan.wake_at.is_some_and(|w| w > now + 12 * S));
+}
+
+#[test]
+fn due_health_check_is_an_effect() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    add_worker(&mut s, "c", WorkerState::Connecting, now, now);
+    s.workers.get_mut("c").unwrap().next_health = now;
+    let plan = decide(&s, now);
+    assert_eq!(
+        plan.effects,
+        vec![Effect::CheckHealth { worker: "c".into() }]
+    );
+    assert_eq!(plan.wake_at, Some(now + 30 * S), "then the start deadline");
+}
+
+#[test]
+fn retried_build_keeps_its_retry_note() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(0));
+    let ids = queue(&mut s, 1);
+    let build = s.builds.get_mut(&ids[0]).unwrap();
+    build.attempts.push(Attempt {
+        number: 1,
+        worker_id: "w".into(),
+        pool: "pool".into(),
+        state: AttemptState::WorkerLost,
+        reason: Some("worker w disconnected".into()),
+        started_at: 0,
+        finished_at: None,
+        steps: Vec::new(),
+    });
+    let plan = decide(&s, now);
+    let status = explained(&plan.effects)[0];
+    assert_eq!(
+        status.retry,
+        Some(Retrying {
+            attempt: 1,
+            cause: "worker w disconnected".into()
+        })
+    );
+    assert!(status
+        .to_string()
+        .starts_with("retrying: worker w disconnected — waiting for a free worker"));
+}
+
+#[test]
+fn unservable_builds_fail() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    let ids = queue(&mut s, 2);
+    s.builds.get_mut(&ids[0]).unwrap().labels = vec!["windows".into()];
+    s.pools[0].permanent_error = None;
+    let plan = decide(&s, now);
+    assert_eq!(
+        plan.effects[0],
+        Effect::Fail {
+            build: ids[0],
+            reason: Unservable::NoPool {
+                labels: vec!["windows".into()]
+            }
+        }
+    );
+    s.pools[0].permanent_error = Some("no such image".into());
+    let plan = decide(&s, now);
+    assert!(plan.effects.contains(&Effect::Fail {
+        build: ids[1],
+        reason: Unservable::LaunchFailed {
+            errors: vec![("pool".into(), "no such image".into())]
+        }
+    }));
+}
+
+#[test]
+fn shutdown_keeps_busy_workers_for_the_grace_period() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    queue(&mut s, 1);
+    add_worker(&mut s, "busy", WorkerState::Busy, now, now);
+    add_worker(&mut s, "idle", WorkerState::Idle, now, now);
+    s.workers.get_mut("busy").unwrap().build = Some(7);
+    s.shutdown = Some(ShutdownState {
+        deadline: now + 10 * S,
+        waiters: Vec::new(),
+    });
+    let plan = decide(&s, now);
+    assert_eq!(
+        plan.effects,
+        vec![Effect::Terminate {
+            worker: "idle".into(),
+            reason: StopReason::ShuttingDown
+        }],
+        "no launch or start while shutting down"
+    );
+    assert_eq!(plan.wake_at, Some(now + 10 * S));
+
+    let plan = decide(&s, now + 10 * S);
+    assert!(plan
+        .effects
+        .starts_with(&[Effect::CancelForShutdown { build: 7 }]));
+    assert_eq!(s.builds[&1].state, BuildState::Queued);
+}

@@ -1,0 +1,63 @@
+//! Everything the scheduler knows, owned by the actor. `decide` reads it;
+//! `apply` and the event handlers change it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::actor::SchedulerSettings;
+use super::builds::Running;
+use super::pool::Pool;
+use super::worker::Worker;
+use crate::model::{Build, BuildId, WorkerView};
+
+pub struct ShutdownState {
+    pub deadline: Instant,
+    pub waiters: Vec<oneshot::Sender<()>>,
+}
+
+pub struct State {
+    pub settings: SchedulerSettings,
+    /// In name order: the first pool that serves a build's labels gets it.
+    pub pools: Vec<Pool>,
+    pub workers: BTreeMap<String, Worker>,
+    /// Queued and running builds; finished ones live only in the store.
+    pub builds: HashMap<BuildId, Build>,
+    pub queue: VecDeque<BuildId>,
+    pub running: HashMap<BuildId, Running>,
+    pub shutdown: Option<ShutdownState>,
+    pub next_session: u64,
+}
+
+impl State {
+    pub fn new(settings: SchedulerSettings, mut pools: Vec<Pool>) -> Self {
+        pools.sort_by(|a, b| a.name.cmp(&b.name));
+        Self {
+            settings,
+            pools,
+            workers: BTreeMap::new(),
+            builds: HashMap::new(),
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            shutdown: None,
+            next_session: 1,
+        }
+    }
+
+    pub fn worker_views(&self, now: Instant) -> Vec<WorkerView> {
+        self.workers
+            .values()
+            .map(|w| WorkerView {
+                worker_id: w.id.clone(),
+                pool: self.pools[w.pool].name.clone(),
+                state: w.state.as_str().to_owned(),
+                build: w.build,
+                builds_done: w.builds_done,
+                os: w.os.clone(),
+                labels: w.labels.clone(),
+                state_age_secs: now.saturating_duration_since(w.since).as_secs(),
+            })
+            .collect()
+    }
+}
