@@ -360,11 +360,18 @@ fn windows_image_and_user_data_agree() {
 #[test]
 fn the_worker_reads_every_user_data_setting() {
     let args = read("worker/src/args.rs");
+    let contract = read("common/src/launch_env.rs");
     for setting in USER_DATA_SETTINGS {
-        assert!(
-            args.contains(&format!("env = \"{setting}\"")),
-            "burst-worker has no flag reading {setting}"
-        );
+        // The flag names the variable, or the launch-contract constant
+        // holding it.
+        let constant = contract.lines().find_map(|l| {
+            let rest = l.strip_prefix("pub const ")?;
+            let (name, value) = rest.split_once(": &str = ")?;
+            (value == format!("\"{setting}\";")).then(|| name.to_owned())
+        });
+        let reads = args.contains(&format!("env = \"{setting}\""))
+            || constant.is_some_and(|c| args.contains(&format!("env = launch_env::{c}")));
+        assert!(reads, "burst-worker has no flag reading {setting}");
     }
     for platform in [Platform::Linux, Platform::Windows] {
         assert_eq!(placeholders(template(platform)), USER_DATA_SETTINGS);
