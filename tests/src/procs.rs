@@ -32,13 +32,32 @@ impl BurstProcess {
             .is_some_and(|exe| exe.ends_with("burst-worker"))
     }
 
-    /// A wineserver the first wine worker started carries that worker's
-    /// environment, but every wine test of the prefix shares it.
-    pub fn is_wineserver(&self) -> bool {
-        self.cmdline
+    /// A process of the wine prefix itself (the wineserver, services.exe
+    /// and the like): the first wine worker starts them, so they carry its
+    /// environment, but every wine test of the prefix shares them.
+    pub fn is_shared_wine_process(&self) -> bool {
+        const PREFIX_PROCESSES: &[&str] = &[
+            "services.exe",
+            "explorer.exe",
+            "winedevice.exe",
+            "plugplay.exe",
+            "svchost.exe",
+            "rpcss.exe",
+        ];
+        let program = self
+            .cmdline
             .split(' ')
             .next()
-            .is_some_and(|exe| exe.ends_with("wineserver"))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        // `/usr/lib/wine/wineserver64` on Debian.
+        program
+            .rsplit('/')
+            .next()
+            .is_some_and(|p| p.starts_with("wineserver"))
+            || PREFIX_PROCESSES
+                .iter()
+                .any(|exe| program.ends_with(&format!("\\system32\\{exe}")))
     }
 }
 
@@ -127,13 +146,13 @@ pub fn sigkill(pid: i32) {
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
 }
 
-/// SIGKILLs every process carrying `master_id` (but a shared wineserver)
+/// SIGKILLs every process carrying `master_id` (but the wine prefix's own)
 /// until none is left (steps may fork while we look); bounded.
 pub fn kill_all_with_master_id(master_id: &str) {
     for _ in 0..20 {
         let procs: Vec<_> = with_master_id(master_id)
             .into_iter()
-            .filter(|p| !p.is_wineserver())
+            .filter(|p| !p.is_shared_wine_process())
             .collect();
         if procs.is_empty() {
             return;
