@@ -56,7 +56,7 @@ impl Pool {
             self.permanent_error = Some(err.to_string());
             max
         } else {
-            let (min, max_) = (self.cfg.backoff_min, max);
+            let (min, max_) = (self.cfg.backoff_min.get(), max);
             let backoff = self.backoff.get_or_insert_with(|| {
                 ExponentialBuilder::default()
                     .with_min_delay(min)

@@ -50,7 +50,7 @@ impl Scheduler {
             let reason = match state {
                 WorkerState::Launching | WorkerState::Connecting => {
                     let pool = self.workers.get(&id).map(|w| w.pool).unwrap_or_default();
-                    let timeout = self.pools[pool].cfg.start_timeout;
+                    let timeout = self.pools[pool].cfg.start_timeout.get();
                     let reason = format!(
                         "worker {id} did not connect within start_timeout ({})",
                         humantime::format_duration(timeout)
@@ -185,8 +185,9 @@ impl Scheduler {
         let starting = self.count(p, WorkerState::is_starting);
         pool.cfg
             .max_workers
+            .get()
             .saturating_sub(alive)
-            .min(pool.cfg.max_starting.saturating_sub(starting))
+            .min(pool.cfg.max_starting.get().saturating_sub(starting))
     }
 
     fn count(&self, p: usize, pred: impl Fn(WorkerState) -> bool) -> u32 {
@@ -201,7 +202,7 @@ impl Scheduler {
     async fn scale_down(&mut self, now: Instant) {
         for p in 0..self.pools.len() {
             let cfg = &self.pools[p].cfg;
-            let (min_idle, idle_timeout) = (cfg.min_idle, cfg.idle_timeout);
+            let (min_idle, idle_timeout) = (cfg.min_idle, cfg.idle_timeout.get());
             let mut idle: Vec<(Instant, String)> = self
                 .workers
                 .values()
@@ -243,7 +244,7 @@ impl Scheduler {
                 )
             } else if starting > 0 {
                 format!("waiting for a worker of pool {} to start", pool.name)
-            } else if self.count(p, |_| true) >= pool.cfg.max_workers {
+            } else if self.count(p, |_| true) >= pool.cfg.max_workers.get() {
                 format!(
                     "waiting for a free worker: pool {} is at max_workers ({})",
                     pool.name, pool.cfg.max_workers
@@ -295,7 +296,7 @@ impl Scheduler {
             match w.state {
                 WorkerState::Idle => {
                     consider(w.last_seen + window);
-                    consider(w.since + self.pools[w.pool].cfg.idle_timeout);
+                    consider(w.since + self.pools[w.pool].cfg.idle_timeout.get());
                 }
                 WorkerState::Busy => consider(w.last_seen + window),
                 WorkerState::Connecting | WorkerState::Reconnecting if !w.health_in_flight => {

@@ -2,6 +2,7 @@
 //! woken and put to sleep on demand.
 
 mod commands;
+mod config;
 mod connect;
 mod exec;
 mod hosts;
@@ -9,9 +10,13 @@ mod posix;
 mod power;
 mod provider;
 mod quote;
+mod section;
 mod settings;
 mod upload;
+mod validate;
 mod windows;
+
+pub use config::{SshHostConfig, SshPoolConfig};
 
 pub use provider::SshProvider;
 pub use quote::cmd_path_problem as windows_path_problem;
