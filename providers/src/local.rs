@@ -5,7 +5,10 @@
 //! environment the provider gave them (`BURST_MASTER_ID`, `BURST_POOL`,
 //! `BURST_WORKER_ID`), read back from `/proc`: no pid file can go stale.
 
+mod config;
 mod procfs;
+
+pub use config::LocalPoolConfig;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

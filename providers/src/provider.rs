@@ -49,7 +49,8 @@ pub enum Health {
 /// Implementations must be safe to call concurrently: the master runs several
 /// launches and terminations at once.
 #[async_trait]
-pub trait Provider: Send + Sync + 'static {
+// `Any`: tests reach the fake behind an `Arc<dyn Provider>` the registry built.
+pub trait Provider: std::any::Any + Send + Sync + 'static {
     /// Short name used in logs and the ledger: "local", "docker", "ec2", "ssh".
     fn kind(&self) -> &'static str;
 

@@ -23,7 +23,8 @@ pub fn embedded_default() -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{validate, ProviderKind};
+    use crate::config::validate;
+    use burst_providers::ProviderKind;
 
     #[test]
     fn embedded_default_parses_and_validates() {
@@ -33,10 +34,14 @@ mod tests {
         };
         assert!(validate(&config).is_ok());
         let pool = &config.pools["local"];
-        assert_eq!(pool.provider, ProviderKind::Local);
+        assert_eq!(pool.provider.kind(), ProviderKind::Local);
         assert_eq!(pool.labels, ["linux", "local"]);
         assert_eq!(
-            (pool.max_workers, pool.min_idle, pool.max_starting),
+            (
+                pool.max_workers.get(),
+                pool.min_idle,
+                pool.max_starting.get()
+            ),
             (4, 0, 4)
         );
         assert_eq!(pool.idle_timeout, std::time::Duration::from_secs(10));

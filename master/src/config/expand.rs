@@ -6,8 +6,8 @@ use super::error::SubmitError;
 use super::labels::{cell_labels, pool_for_labels, pool_summary};
 use super::matrix::{cell_count, cells, Matrix, MAX_CELLS};
 use super::schema::{BuilderConfig, Config};
-use super::validate::is_env_name;
 use crate::model::NewBuild;
+use burst_providers::config::is_env_name;
 
 /// The builds one submit of `builder` creates. A param named like a matrix
 /// axis picks that axis's value; every param also reaches the steps as an

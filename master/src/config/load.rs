@@ -280,8 +280,11 @@ run = "true"
     fn load_file_reads_the_ec2_example() {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/ec2.toml"));
         let config = load_file(path).unwrap();
-        let ec2 = config.pools["ec2"].ec2.as_ref().unwrap();
-        assert_eq!(ec2.market, crate::config::Ec2Market::SpotWithFallback);
+        let Some(burst_providers::ProviderConfig::Ec2(ec2)) = config.pools["ec2"].provider.config()
+        else {
+            panic!("not an ec2 section")
+        };
+        assert_eq!(ec2.market, burst_providers::ec2::Market::SpotWithFallback);
         assert_eq!(config.builders[0].name, "hello");
     }
 

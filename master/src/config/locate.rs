@@ -34,6 +34,17 @@ impl KeyPath {
         Self(segs)
     }
 
+    /// This path followed by a provider's relative one.
+    pub(crate) fn join(&self, rest: &burst_providers::config::Path) -> Self {
+        use burst_providers::config::Segment;
+        let mut segs = self.0.clone();
+        segs.extend(rest.segments().iter().map(|s| match s {
+            Segment::Key(k) => Seg::Key(k.clone()),
+            Segment::Index(i) => Seg::Index(*i),
+        }));
+        Self(segs)
+    }
+
     /// Plain dotted keys, no indexes (what an environment override can name).
     pub(crate) fn from_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
         Self(keys.into_iter().map(|k| Seg::Key(k.to_owned())).collect())

@@ -8,14 +8,17 @@ mod labels;
 mod load;
 mod locate;
 mod matrix;
+mod pool;
+#[cfg(test)]
+mod provider_tests;
 mod schema;
 mod validate;
-mod validate_docker;
 
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
 pub use expand::expand_submit;
 pub use labels::pool_for_labels;
 pub use load::{env_overrides, load_file, load_file_with_env, load_str, ENV_PREFIX, ENV_SEPARATOR};
+pub use pool::PoolConfig;
 pub use schema::*;
 pub use validate::{validate, SHELLS};

@@ -2,17 +2,15 @@
 //! tied to the key it is about, so a broken config is fixed in one pass.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+
+use burst_providers::config::{is_env_name, Check, Context, Scope};
 
 use super::error::{ConfigError, Problem};
 use super::labels::{cell_labels, placeholders, pool_for_labels, pool_summary};
 use super::locate::KeyPath;
 use super::matrix::{cell_count, cells, MAX_CELLS};
-use super::schema::{
-    BuilderConfig, Config, Ec2Market, Ec2PoolConfig, MasterConfig, PoolConfig, ProviderKind,
-    SshPlatform, SshPoolConfig, StepConfig,
-};
-use super::validate_docker;
+use super::pool::PoolConfig;
+use super::schema::{BuilderConfig, Config, MasterConfig, StepConfig};
 
 /// Shells a worker knows how to run a script with.
 pub const SHELLS: &[&str] = &["sh", "bash", "cmd", "powershell", "pwsh"];
@@ -54,15 +52,7 @@ pub(crate) fn check(config: &Config) -> Vec<Issue> {
         );
     }
     for (name, pool) in &config.pools {
-        v.pool(&pools.key(name), name, pool);
-        if pool.provider == ProviderKind::Docker {
-            let found = validate_docker::check(
-                &pools.key(name).key("docker"),
-                &pool.docker,
-                &config.master,
-            );
-            v.issues.extend(found);
-        }
+        v.pool(&pools.key(name), name, pool, &config.master);
     }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, builder) in config.builders.iter().enumerate() {
@@ -95,39 +85,6 @@ fn is_axis_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// `[A-Za-z_][A-Za-z0-9_]*`: a portable environment variable name.
-pub(crate) fn is_env_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// Variables the ssh provider sets for every worker itself.
-const RESERVED_ENV: &[&str] = &[
-    "BURST_MASTER_URL",
-    "BURST_WORKER_ID",
-    "BURST_TOKEN",
-    "BURST_LABELS",
-    "BURST_WORK_DIR",
-    "BURST_MASTER_ID",
-    "BURST_POOL",
-];
-
-/// ssh splits option values on whitespace and expands `%` tokens in file
-/// paths, so such paths would silently name another file.
-fn ssh_path_problem(p: &str) -> Option<&'static str> {
-    if p.is_empty() {
-        Some("must not be empty")
-    } else if p
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '%'))
-    {
-        Some("must not contain whitespace, quotes or '%' (ssh would read the path differently)")
-    } else {
-        None
-    }
-}
-
 /// Relative and inside the workspace, for Unix and Windows workers alike.
 fn working_dir_problem(dir: &str) -> Option<&'static str> {
     let drive =
@@ -139,6 +96,21 @@ fn working_dir_problem(dir: &str) -> Option<&'static str> {
         return Some("must not contain '..'");
     }
     None
+}
+
+/// What a pool's provider section is checked against. The master id is
+/// only known to a running daemon, and no check needs it.
+pub(crate) fn validation_context(name: &str, p: &PoolConfig, master: &MasterConfig) -> Context {
+    Context {
+        pool: name.to_owned(),
+        master_id: String::new(),
+        state_dir: master.state_dir.clone(),
+        advertise_url: master.advertise_url(),
+        grpc_listen: master.grpc_listen,
+        min_idle: p.min_idle,
+        backoff_min: p.backoff_min.get(),
+        backoff_max: p.backoff_max,
+    }
 }
 
 #[derive(Default)]
@@ -154,30 +126,18 @@ impl Checker {
         });
     }
 
-    fn at_least_one(&mut self, path: &KeyPath, value: u32) {
-        if value < 1 {
-            self.push(path, format!("must be at least 1 (got {value})"));
-        }
-    }
-
-    fn positive(&mut self, path: &KeyPath, value: Duration) {
-        if value.is_zero() {
-            self.push(path, "must be greater than zero");
+    /// The field's own check (see `burst_providers::config::Check`).
+    fn check(&mut self, path: &KeyPath, value: &impl Check) {
+        if let Some(message) = value.problem() {
+            self.push(path, message);
         }
     }
 
     fn master(&mut self, m: &MasterConfig) {
         let path = KeyPath::root().key("master");
-        self.positive(&path.key("heartbeat_interval"), m.heartbeat_interval);
-        self.at_least_one(&path.key("heartbeat_misses"), m.heartbeat_misses);
-        if let Some(url) = &m.advertise_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                self.push(
-                    &path.key("advertise_url"),
-                    format!("must start with http:// or https:// (got {url:?})"),
-                );
-            }
-        }
+        self.check(&path.key("heartbeat_interval"), &m.heartbeat_interval);
+        self.check(&path.key("heartbeat_misses"), &m.heartbeat_misses);
+        self.check(&path.key("advertise_url"), &m.advertise_url);
         // Port 0 on both is fine: each gets its own ephemeral port.
         if m.http_listen == m.grpc_listen && m.http_listen.port() != 0 {
             self.push(
@@ -190,12 +150,12 @@ impl Checker {
         }
     }
 
-    fn pool(&mut self, path: &KeyPath, name: &str, p: &PoolConfig) {
+    fn pool(&mut self, path: &KeyPath, name: &str, p: &PoolConfig, master: &MasterConfig) {
         if !is_name(name) {
             self.push(path, format!("pool name {name:?} must match [a-z0-9_-]+"));
         }
-        self.at_least_one(&path.key("max_workers"), p.max_workers);
-        if p.min_idle > p.max_workers {
+        self.check(&path.key("max_workers"), &p.max_workers);
+        if p.min_idle > p.max_workers.get() {
             self.push(
                 &path.key("min_idle"),
                 format!(
@@ -204,17 +164,16 @@ impl Checker {
                 ),
             );
         }
-        self.at_least_one(&path.key("max_starting"), p.max_starting);
-        self.positive(&path.key("start_timeout"), p.start_timeout);
-        self.positive(&path.key("idle_timeout"), p.idle_timeout);
-        // A zero backoff would retry a failing launch in a tight loop.
-        self.positive(&path.key("backoff_min"), p.backoff_min);
-        if p.backoff_min > p.backoff_max {
+        self.check(&path.key("max_starting"), &p.max_starting);
+        self.check(&path.key("start_timeout"), &p.start_timeout);
+        self.check(&path.key("idle_timeout"), &p.idle_timeout);
+        self.check(&path.key("backoff_min"), &p.backoff_min);
+        if p.backoff_min.get() > p.backoff_max {
             self.push(
                 &path.key("backoff_min"),
                 format!(
                     "must not exceed backoff_max (got {} > {})",
-                    humantime::format_duration(p.backoff_min),
+                    humantime::format_duration(p.backoff_min.get()),
                     humantime::format_duration(p.backoff_max)
                 ),
             );
@@ -224,358 +183,13 @@ impl Checker {
                 self.push(&path.key("labels").index(i), "label must not be empty");
             }
         }
-        match (p.provider, &p.ssh) {
-            (ProviderKind::Ssh, Some(ssh)) => self.ssh(path, p, ssh),
-            (ProviderKind::Ssh, None) => self.push(
-                &path.key("ssh"),
-                "required when provider = \"ssh\": add [pools.NAME.ssh] and at least one [[pools.NAME.ssh.hosts]]",
-            ),
-            (_, Some(_)) => self.push(&path.key("ssh"), "only used when provider = \"ssh\""),
-            (_, None) => {}
-        }
-        match (p.provider, &p.ec2) {
-            (ProviderKind::Ec2, Some(ec2)) => self.ec2(&path.key("ec2"), ec2),
-            (ProviderKind::Ec2, None) => self.push(
-                &path.key("provider"),
-                format!("provider = \"ec2\" needs a [pools.{name}.ec2] section"),
-            ),
-            (_, Some(_)) => self.push(
-                &path.key("ec2"),
-                "is only read when provider = \"ec2\"; remove it or change the provider",
-            ),
-            (_, None) => {}
-        }
-    }
-
-    fn ssh(&mut self, pool: &KeyPath, p: &PoolConfig, ssh: &SshPoolConfig) {
-        let path = &pool.key("ssh");
-        let hosts = path.key("hosts");
-        if ssh.hosts.is_empty() {
-            self.push(&hosts, "an ssh pool needs at least one host");
-        }
-        self.positive(&path.key("connect_timeout"), ssh.connect_timeout);
-        if let Some(file) = &ssh.known_hosts {
-            if let Some(why) = ssh_path_problem(&file.to_string_lossy()) {
-                self.push(&path.key("known_hosts"), why);
-            }
-        }
-        for target in ssh.worker_binaries.keys() {
-            let ok = target.split_once('-').is_some_and(|(os, arch)| {
-                matches!(os, "linux" | "macos" | "windows")
-                    && !arch.is_empty()
-                    && arch
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            });
-            if !ok {
-                self.push(
-                    &path.key("worker_binaries").key(target),
-                    format!("{target:?} must be <os>-<arch> with os linux, macos or windows (e.g. linux-x86_64, macos-aarch64)"),
-                );
-            }
-        }
-        for name in ssh.env.keys() {
-            let key = path.key("env").key(name);
-            if !is_env_name(name) {
-                self.push(&key, format!("{name:?} must match [A-Za-z_][A-Za-z0-9_]*"));
-            } else if RESERVED_ENV.contains(&name.as_str()) {
-                self.push(&key, format!("{name} is set by burst for every worker"));
-            }
-        }
-        let mut names: BTreeMap<String, usize> = BTreeMap::new();
-        let mut capacity = 0u32;
-        for (i, h) in ssh.hosts.iter().enumerate() {
-            let hp = hosts.index(i);
-            capacity = capacity.saturating_add(h.max_workers);
-            let name = h.display_name();
-            let name_ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
-            if !name_ok {
-                self.push(
-                    &hp.key("name"),
-                    format!("host name {name:?} must match [A-Za-z0-9._:-]+"),
-                );
-            } else if let Some(first) = names.insert(name.clone(), i) {
-                self.push(
-                    &hp.key("name"),
-                    format!(
-                        "duplicate host name {name:?} (also hosts[{first}]); set a distinct name"
-                    ),
-                );
-            }
-            if h.address.is_empty()
-                || h.address.starts_with('-')
-                || h.address
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control())
-            {
-                self.push(
-                    &hp.key("address"),
-                    format!("{:?} is not a host name or address", h.address),
-                );
-            }
-            if h.port == 0 {
-                self.push(&hp.key("port"), "must be between 1 and 65535");
-            }
-            if let Some(user) = &h.user {
-                if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    self.push(&hp.key("user"), format!("{user:?} is not a user name"));
-                }
-            }
-            if let Some(key) = &h.key_file {
-                if let Some(why) = ssh_path_problem(&key.to_string_lossy()) {
-                    self.push(&hp.key("key_file"), why);
-                }
-            }
-            self.at_least_one(&hp.key("max_workers"), h.max_workers);
-            let windows = h.platform == SshPlatform::Windows;
-            for (key, dir) in [("install_dir", &h.install_dir), ("state_dir", &h.state_dir)] {
-                let Some(dir) = dir else { continue };
-                if dir.is_empty() {
-                    self.push(&hp.key(key), "must not be empty");
-                } else if dir.chars().any(char::is_control) {
-                    self.push(&hp.key(key), "must not contain control characters");
-                } else if windows && key == "state_dir" {
-                    if let Some(why) = burst_providers::ssh::windows_path_problem(dir) {
-                        self.push(&hp.key(key), why);
-                    }
-                }
-            }
-            for key in ["wake", "sleep"] {
-                let argv = if key == "wake" { &h.wake } else { &h.sleep };
-                if argv.first().is_some_and(String::is_empty) {
-                    self.push(
-                        &hp.key(key).index(0),
-                        "must name a program (argv[0] is empty)",
-                    );
-                }
-            }
-            self.positive(&hp.key("wake_timeout"), h.wake_timeout);
-        }
-        if !ssh.hosts.is_empty() && p.min_idle > capacity {
-            self.push(
-                &pool.key("min_idle"),
-                format!(
-                    "must not exceed the ssh hosts' total max_workers (got {} > {capacity})",
-                    p.min_idle
-                ),
-            );
-        }
-    }
-
-    /// `[pools.NAME.ec2]`: catches what EC2 would refuse at the first
-    /// launch, and typos that would silently cost money.
-    fn ec2(&mut self, path: &KeyPath, e: &Ec2PoolConfig) {
-        if e.region.is_empty()
-            || !e
-                .region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            self.push(
-                &path.key("region"),
-                format!(
-                    "must be a region name like \"us-east-1\" (got {:?})",
-                    e.region
-                ),
-            );
-        }
-        if let Some(url) = &e.endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                self.push(
-                    &path.key("endpoint_url"),
-                    format!("must start with http:// or https:// (got {url:?})"),
-                );
-            }
-        }
-        if let Some(ami) = &e.ami {
-            self.prefixed(&path.key("ami"), ami, "ami-");
-        }
-        match &e.launch_template {
-            None if e.ami.is_none() => self.push(
-                path,
-                "set ami or launch_template: there is nothing to launch",
-            ),
-            None => {}
-            Some(lt) => {
-                let lt_path = path.key("launch_template");
-                match (&lt.id, &lt.name) {
-                    (Some(id), None) => self.prefixed(&lt_path.key("id"), id, "lt-"),
-                    (None, Some(name)) if name.is_empty() => {
-                        self.push(&lt_path.key("name"), "must not be empty")
-                    }
-                    (None, Some(_)) => {}
-                    _ => self.push(&lt_path, "set exactly one of id and name"),
-                }
-                if lt.version.as_deref() == Some("") {
-                    self.push(&lt_path.key("version"), "must not be empty");
-                }
-            }
-        }
-        let types = path.key("instance_types");
-        if e.instance_types.is_empty() && e.launch_template.is_none() {
-            self.push(
-                &types,
-                "list at least one instance type, e.g. [\"t3.small\"] (or set launch_template)",
-            );
-        }
-        self.id_list(&types, &e.instance_types, None);
-        for (i, t) in e.instance_types.iter().enumerate() {
-            if !t.is_empty() && !t.contains('.') {
-                self.push(
-                    &types.index(i),
-                    format!("{t:?} is not an instance type like \"t3.small\""),
-                );
-            }
-        }
-        self.id_list(&path.key("subnets"), &e.subnets, Some("subnet-"));
-        self.id_list(
-            &path.key("security_groups"),
-            &e.security_groups,
-            Some("sg-"),
-        );
-        if e.instance_profile.as_deref() == Some("") {
-            self.push(&path.key("instance_profile"), "must not be empty");
-        }
-        if e.key_name.as_deref() == Some("") {
-            self.push(&path.key("key_name"), "must not be empty");
-        }
-        if let Some(size) = e.root_volume_size {
-            if !(1..=65536).contains(&size) {
-                self.push(
-                    &path.key("root_volume_size"),
-                    format!("must be 1 to 65536 GiB (got {size})"),
-                );
-            }
-        }
-        const VOLUME_TYPES: &[&str] = &["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
-        if let Some(t) = &e.root_volume_type {
-            if !VOLUME_TYPES.contains(&t.as_str()) {
-                self.push(
-                    &path.key("root_volume_type"),
-                    format!(
-                        "unknown volume type {t:?} (one of {})",
-                        VOLUME_TYPES.join(", ")
-                    ),
-                );
-            }
-        }
-        let resizes = e.root_volume_size.is_some() || e.root_volume_type.is_some();
-        if resizes && e.ami.is_none() && e.root_device_name.is_none() {
-            self.push(
-                &path.key("root_device_name"),
-                "is required to size the root volume when the AMI comes from the launch template",
-            );
-        }
-        if let Some(dev) = &e.root_device_name {
-            if !dev.starts_with("/dev/") && !dev.starts_with("xvd") {
-                self.push(
-                    &path.key("root_device_name"),
-                    format!("must be a device name like \"/dev/xvda\" (got {dev:?})"),
-                );
-            }
-        }
-        // EC2 allows 50 tags; burst adds four.
-        if e.tags.len() > 46 {
-            self.push(
-                &path.key("tags"),
-                format!("at most 46 extra tags (got {})", e.tags.len()),
-            );
-        }
-        for (key, value) in &e.tags {
-            let tag = path.key("tags").key(key);
-            if key.is_empty() || key.len() > 128 {
-                self.push(&tag, "tag key must be 1 to 128 characters");
-            } else if key.starts_with("aws:") || key.starts_with("burst:") {
-                self.push(
-                    &tag,
-                    format!("tag key {key:?} is reserved (aws: and burst: prefixes)"),
-                );
-            }
-            if value.len() > 256 {
-                self.push(&tag, "tag value must be at most 256 characters");
-            }
-        }
-        if let Some(price) = e.spot_max_price {
-            if e.market == Ec2Market::OnDemand {
-                self.push(
-                    &path.key("spot_max_price"),
-                    "only applies when market is spot or spot_with_fallback",
-                );
-            } else if !(price.is_finite() && price > 0.0) {
-                self.push(
-                    &path.key("spot_max_price"),
-                    format!("must be a positive price in USD per hour (got {price})"),
-                );
-            }
-        }
-        for (i, code) in e.fallback_on.iter().enumerate() {
-            if code.is_empty() {
-                self.push(&path.key("fallback_on").index(i), "must not be empty");
-            }
-        }
-        if !e.imds_url.starts_with("http://") {
-            self.push(
-                &path.key("imds_url"),
-                format!(
-                    "must start with http:// (the worker polls it over plain HTTP; got {:?})",
-                    e.imds_url
-                ),
-            );
-        }
-        for (t, price) in &e.price_per_hour {
-            let key = path.key("price_per_hour").key(t);
-            if !(price.is_finite() && *price >= 0.0) {
-                self.push(
-                    &key,
-                    format!("must be a price in USD per hour (got {price})"),
-                );
-            } else if !e.instance_types.is_empty() && !e.instance_types.contains(t) {
-                self.push(
-                    &key,
-                    format!(
-                        "{t:?} is not one of instance_types ({})",
-                        e.instance_types.join(", ")
-                    ),
-                );
-            }
-        }
-        self.positive(&path.key("api_retry_min"), e.api_retry_min);
-        if e.api_retry_min > e.api_retry_max {
-            self.push(
-                &path.key("api_retry_min"),
-                format!(
-                    "must not exceed api_retry_max (got {} > {})",
-                    humantime::format_duration(e.api_retry_min),
-                    humantime::format_duration(e.api_retry_max)
-                ),
-            );
-        }
-    }
-
-    /// An AWS id with its prefix, e.g. "ami-0abc".
-    fn prefixed(&mut self, path: &KeyPath, value: &str, prefix: &str) {
-        if value.len() <= prefix.len() || !value.starts_with(prefix) {
-            self.push(
-                path,
-                format!("must be an id starting with {prefix:?} (got {value:?})"),
-            );
-        }
-    }
-
-    /// Non-empty, unique entries, each with `prefix` if given.
-    fn id_list(&mut self, path: &KeyPath, values: &[String], prefix: Option<&str>) {
-        let mut seen = BTreeSet::new();
-        for (i, value) in values.iter().enumerate() {
-            if value.is_empty() {
-                self.push(&path.index(i), "must not be empty");
-            } else if !seen.insert(value) {
-                self.push(&path.index(i), format!("duplicate entry {value:?}"));
-            } else if let Some(prefix) = prefix {
-                self.prefixed(&path.index(i), value, prefix);
-            }
+        let ctx = validation_context(name, p, master);
+        for problem in p.provider.validate(&ctx) {
+            let base = match problem.scope {
+                Scope::Pool => path.clone(),
+                Scope::Root => KeyPath::root(),
+            };
+            self.push(&base.join(&problem.path), problem.message);
         }
     }
 
@@ -787,9 +401,7 @@ impl Checker {
                 self.push(&path.key("working_dir"), format!("{why} (got {dir:?})"));
             }
         }
-        if let Some(timeout) = s.timeout {
-            self.positive(&path.key("timeout"), timeout);
-        }
+        self.check(&path.key("timeout"), &s.timeout);
         for name in s.env.keys().filter(|k| !is_env_name(k)) {
             self.push(
                 &path.key("env").key(name),
@@ -827,6 +439,20 @@ run = "true"
             .into_iter()
             .map(|i| format!("{}: {}", i.path, i.message))
             .collect()
+    }
+
+    fn ec2_section<'c>(config: &'c Config, pool: &str) -> &'c burst_providers::ec2::Ec2PoolConfig {
+        match config.pools[pool].provider.config() {
+            Some(burst_providers::ProviderConfig::Ec2(e)) => e,
+            other => panic!("not an ec2 section: {other:?}"),
+        }
+    }
+
+    fn ssh_section<'c>(config: &'c Config, pool: &str) -> &'c burst_providers::ssh::SshPoolConfig {
+        match config.pools[pool].provider.config() {
+            Some(burst_providers::ProviderConfig::Ssh(s)) => s,
+            other => panic!("not an ssh section: {other:?}"),
+        }
     }
 
     fn has(found: &[String], want: &str) -> bool {
@@ -1166,7 +792,7 @@ run = "true"
         };
         assert!(validate(&config).is_ok());
         if let Some(pool) = config.pools.get_mut("local") {
-            pool.max_workers = 0;
+            pool.max_workers = 0.into();
         }
         let err = validate(&config).err().map(|e| e.to_string());
         assert_eq!(
@@ -1245,8 +871,8 @@ run = "true"
     fn ec2_pool_is_valid_with_defaults() {
         assert_eq!(issues(EC2), Vec::<String>::new());
         let config: Config = toml::from_str(EC2).expect("parse");
-        let ec2 = config.pools["ec2"].ec2.as_ref().expect("ec2 section");
-        assert_eq!(ec2.market, Ec2Market::SpotWithFallback);
+        let ec2 = ec2_section(&config, "ec2");
+        assert_eq!(ec2.market, burst_providers::ec2::Market::SpotWithFallback);
         assert_eq!(
             ec2.fallback_on,
             [
@@ -1264,14 +890,21 @@ run = "true"
             "region = \"us-east-1\"\nami = \"ami-0123456789abcdef0\"\ninstance_types = [\"t3.small\", \"t3a.small\"]\nsubnets = [\"subnet-1\"]\nsecurity_groups = [\"sg-1\"]\nprice_per_hour = { \"t3.small\" = 0.0208 }\n",
             "",
         );
+        // The empty [pools.ec2.local] left behind is now refused too: a
+        // section of a provider the pool does not use.
         assert_eq!(
             issues(&missing),
-            ["pools.ec2.provider: provider = \"ec2\" needs a [pools.ec2.ec2] section"]
+            [
+                "pools.ec2.local: only used when provider = \"local\"; this pool's provider is \"ec2\": \
+                 remove [pools.ec2.local] or change the provider",
+                "pools.ec2.provider: provider = \"ec2\" needs a [pools.ec2.ec2] section"
+            ]
         );
         let stray = EC2.replace("provider = \"ec2\"", "provider = \"local\"");
         assert_eq!(
             issues(&stray),
-            ["pools.ec2.ec2: is only read when provider = \"ec2\"; remove it or change the provider"]
+            ["pools.ec2.ec2: only used when provider = \"ec2\"; this pool's provider is \"local\": \
+              remove [pools.ec2.ec2] or change the provider"]
         );
     }
 
@@ -1341,10 +974,10 @@ run = "true"
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         };
-        let mac = config.pools["mac"].ssh.as_ref().expect("ssh section");
+        let mac = ssh_section(&config, "mac");
         assert_eq!(mac.hosts[0].wake, ["wakeonlan", "a4:83:e7:00:00:01"]);
         assert!(mac.worker_binaries.contains_key("macos-aarch64"));
-        let win = config.pools["windows"].ssh.as_ref().expect("ssh section");
+        let win = ssh_section(&config, "windows");
         assert_eq!(win.hosts[0].state_dir.as_deref(), Some("C:\\burst\\state"));
         assert_eq!(config.builders[0].name, "hello");
     }

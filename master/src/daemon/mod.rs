@@ -1,7 +1,6 @@
 //! `burst master`: opens the store, builds the pools, serves the worker and
 //! HTTP endpoints, and shuts down cleanly on SIGTERM or Ctrl-C.
 
-mod providers;
 mod run;
 mod signals;
 

@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use super::{providers, signals};
+use super::signals;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::grpc::WorkerGrpc;
 use crate::logs::LogStore;
 use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings};
 use crate::store::{SqliteStore, Store};
+use burst_providers::config::Context as ProviderContext;
 
 /// Written to `<state_dir>/run.json` once the master listens, so scripts and
 /// tests find the real addresses (ports may be 0 in the config).
@@ -72,12 +73,25 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let advertise_url = config
         .master
         .advertise_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{grpc_addr}"));
+        .as_ref()
+        .map_or_else(|| format!("http://{grpc_addr}"), ToString::to_string);
 
     let mut pools = Vec::new();
     for (name, pool) in &config.pools {
-        let provider = providers::build(name, pool, &master_id, &state_dir)?;
+        let ctx = ProviderContext {
+            pool: name.clone(),
+            master_id: master_id.clone(),
+            state_dir: state_dir.clone(),
+            advertise_url: advertise_url.clone(),
+            grpc_listen: grpc_addr,
+            min_idle: pool.min_idle,
+            backoff_min: pool.backoff_min.get(),
+            backoff_max: pool.backoff_max,
+        };
+        let provider = pool
+            .provider
+            .build(&ctx)
+            .with_context(|| format!("failed to set up pool {name}"))?;
         pools.push(PoolSpec {
             name: name.clone(),
             config: pool.clone(),
@@ -87,8 +101,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let settings = SchedulerSettings {
         master_id: master_id.clone(),
         advertise_url: advertise_url.clone(),
-        heartbeat_interval: config.master.heartbeat_interval,
-        heartbeat_misses: config.master.heartbeat_misses,
+        heartbeat_interval: config.master.heartbeat_interval.get(),
+        heartbeat_misses: config.master.heartbeat_misses.get(),
         shutdown_grace: config.master.shutdown_grace,
         health_interval: Duration::from_secs(1),
     };

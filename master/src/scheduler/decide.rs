@@ -56,11 +56,11 @@ struct Limits {
 impl Limits {
     fn of(cfg: &PoolConfig) -> Self {
         Self {
-            max_workers: cfg.max_workers,
+            max_workers: cfg.max_workers.get(),
             min_idle: cfg.min_idle,
-            max_starting: cfg.max_starting,
-            idle_timeout: cfg.idle_timeout,
-            start_timeout: cfg.start_timeout,
+            max_starting: cfg.max_starting.get(),
+            idle_timeout: cfg.idle_timeout.get(),
+            start_timeout: cfg.start_timeout.get(),
         }
     }
 }

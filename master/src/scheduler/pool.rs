@@ -30,7 +30,7 @@ impl Pool {
     pub fn new(name: String, cfg: PoolConfig, provider: Arc<dyn Provider>) -> Self {
         Self {
             name,
-            backoff: Backoff::new(cfg.backoff_min, cfg.backoff_max),
+            backoff: Backoff::new(cfg.backoff_min.get(), cfg.backoff_max),
             cfg,
             provider,
             retry_at: None,

@@ -56,7 +56,7 @@ impl Scheduler {
             pool: pool_idx,
             state: WorkerState::Launching,
             since: now,
-            deadline: Some(now + pool.cfg.start_timeout),
+            deadline: Some(now + pool.cfg.start_timeout.get()),
             launch_token: tokens::hash(&token),
             resume_token: None,
             session: None,

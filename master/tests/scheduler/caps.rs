@@ -37,7 +37,7 @@ async fn ten_builds_never_exceed_max_workers() {
 #[tokio::test(start_paused = true)]
 async fn max_starting_limits_parallel_launches() {
     let mut cfg = pool(8);
-    cfg.max_starting = 2;
+    cfg.max_starting = 2.into();
     let provider = FakeProvider::new(Duration::from_secs(100));
     provider.plan((0..8).map(|_| Behaviour::Connect(Duration::from_secs(10))));
     let h = Harness::start(cfg, provider).await;
@@ -65,7 +65,7 @@ async fn max_starting_limits_parallel_launches() {
 async fn min_idle_is_kept_warm() {
     let mut cfg = pool(4);
     cfg.min_idle = 2;
-    cfg.idle_timeout = Duration::from_secs(10);
+    cfg.idle_timeout = Duration::from_secs(10).into();
     let h = Harness::start(cfg, FakeProvider::new(Duration::from_secs(1))).await;
     let idle =
         |w: &[burst_master::model::WorkerView]| w.iter().filter(|w| w.state == "idle").count();

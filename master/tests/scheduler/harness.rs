@@ -1,197 +1,71 @@
-//! A scheduler on virtual time with a fake provider whose workers are tasks
-//! that speak to the scheduler through its handle, as gRPC sessions do.
+//! A scheduler on virtual time with the fake provider (burst_providers::fake)
+//! whose workers are tasks that speak to the scheduler through its handle, as
+//! gRPC sessions do.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use burst_master::config::{LocalPoolConfig, PoolConfig, ProviderKind};
+use burst_master::config::PoolConfig;
 use burst_master::logs::LogStore;
 use burst_master::model::{Build, BuildId, BuildState, Command, NewBuild, StepSpec, WorkerView};
 use burst_master::scheduler::{PoolSpec, Scheduler, SchedulerHandle, SchedulerSettings};
 use burst_master::store::{MemoryStore, Store};
 use burst_proto::{master_message, worker_message, Heartbeat, Hello, Platform, StepFinished};
-use burst_providers::{Health, LaunchSpec, Launched, ListedInstance, Provider, ProviderError};
+use burst_providers::config::Context;
+pub use burst_providers::fake::{Behaviour, FakeProvider};
+use burst_providers::fake::{FakePoolConfig, FakeWorker, FakeWorld};
+use burst_providers::{LaunchSpec, ProviderSection};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
-/// What the fake provider does with one launch.
-#[derive(Clone, Debug)]
-pub enum Behaviour {
-    /// The worker connects after this long.
-    Connect(Duration),
-    /// The launch call fails.
-    Fail(ProviderError),
-    /// The launch succeeds but the worker never says hello.
-    Silent,
-    /// The worker connects, then vanishes (no goodbye) on its first step.
-    DieOnFirstStep,
+/// Builds the fake provider through the registry from a `[pools.NAME.fake]`
+/// section, as the daemon builds real providers.
+/// (`new` returns the `Arc` the tests share, as the old constructor did.)
+#[allow(clippy::new_ret_no_self)]
+pub trait NewFake {
+    fn new(step_time: Duration) -> Arc<FakeProvider>;
 }
 
-#[derive(Default)]
-struct FakeState {
-    plan: VecDeque<Behaviour>,
-    launches: Vec<(Instant, String)>,
-    terminated: Vec<String>,
-    live: HashMap<String, Option<JoinHandle<()>>>,
-    max_live: usize,
-    /// Listed as existing although this run never launched them.
-    orphans: Vec<ListedInstance>,
+impl NewFake for FakeProvider {
+    fn new(step_time: Duration) -> Arc<FakeProvider> {
+        let section = format!("step_time = \"{}\"", humantime::format_duration(step_time));
+        let config: FakePoolConfig = toml::from_str(&section).expect("fake section");
+        let provider = ProviderSection::new(config)
+            .build(&Context::for_pool("pool"))
+            .expect("fake provider");
+        FakeProvider::downcast(provider).expect("the fake")
+    }
+}
+
+/// Plays the fake's workers against the scheduler, through its handle, as
+/// gRPC sessions do.
+struct SchedulerWorld {
+    handle: SchedulerHandle,
     /// Session ids of connected fake workers.
-    sessions: HashMap<String, u64>,
-    /// Launch tokens handed out, by worker id.
-    tokens: HashMap<String, String>,
-}
-
-pub struct FakeProvider {
-    state: Arc<Mutex<FakeState>>,
-    handle: Mutex<Option<SchedulerHandle>>,
-    /// How long each step takes on a fake worker.
-    pub step_time: Duration,
-    /// Exit code steps report.
-    pub exit_code: i32,
-}
-
-impl FakeProvider {
-    pub fn new(step_time: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            state: Arc::default(),
-            handle: Mutex::new(None),
-            step_time,
-            exit_code: 0,
-        })
-    }
-
-    pub fn plan(&self, behaviours: impl IntoIterator<Item = Behaviour>) {
-        self.state.lock().unwrap().plan.extend(behaviours);
-    }
-
-    pub fn add_orphan(&self, worker_id: &str) {
-        let mut s = self.state.lock().unwrap();
-        s.orphans.push(ListedInstance {
-            worker_id: worker_id.into(),
-            provider_id: format!("p-{worker_id}"),
-        });
-        s.live.insert(worker_id.into(), None);
-    }
-
-    pub fn token(&self, worker_id: &str) -> String {
-        self.state.lock().unwrap().tokens[worker_id].clone()
-    }
-
-    pub fn launches(&self) -> Vec<(Instant, String)> {
-        self.state.lock().unwrap().launches.clone()
-    }
-
-    pub fn terminated(&self) -> Vec<String> {
-        self.state.lock().unwrap().terminated.clone()
-    }
-
-    pub fn live(&self) -> usize {
-        self.state.lock().unwrap().live.len()
-    }
-
-    pub fn max_live(&self) -> usize {
-        self.state.lock().unwrap().max_live
-    }
-
-    /// Kills a fake worker's task; its session ends as a broken gRPC
-    /// stream would end it.
-    pub async fn crash(&self, worker_id: &str) {
-        let session = {
-            let mut s = self.state.lock().unwrap();
-            if let Some(Some(task)) = s.live.get_mut(worker_id).map(Option::take) {
-                task.abort();
-            }
-            s.sessions.get(worker_id).copied()
-        };
-        let handle = self
-            .handle
-            .lock()
-            .unwrap()
-            .clone()
-            .expect("scheduler handle set");
-        if let Some(session) = session {
-            handle.disconnected(worker_id, session).await;
-        }
-    }
+    sessions: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 #[async_trait]
-impl Provider for FakeProvider {
-    fn kind(&self) -> &'static str {
-        "fake"
-    }
-
-    async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, ProviderError> {
-        let behaviour = {
-            let mut s = self.state.lock().unwrap();
-            s.launches.push((Instant::now(), spec.worker_id.clone()));
-            s.tokens.insert(spec.worker_id.clone(), spec.token.clone());
-            s.plan
-                .pop_front()
-                .unwrap_or(Behaviour::Connect(Duration::from_secs(1)))
-        };
-        let task = match behaviour {
-            Behaviour::Fail(e) => return Err(e),
-            Behaviour::Silent => None,
-            Behaviour::Connect(after) => Some(self.spawn_worker(spec.clone(), after, false)),
-            Behaviour::DieOnFirstStep => {
-                Some(self.spawn_worker(spec.clone(), Duration::from_secs(1), true))
-            }
-        };
-        let mut s = self.state.lock().unwrap();
-        s.live.insert(spec.worker_id.clone(), task);
-        s.max_live = s.max_live.max(s.live.len());
-        Ok(Launched {
-            provider_id: format!("p-{}", spec.worker_id),
-            details: serde_json::Value::Null,
-        })
-    }
-
-    async fn terminate(&self, worker_id: &str, _provider_id: &str) -> Result<(), ProviderError> {
-        let mut s = self.state.lock().unwrap();
-        if let Some(Some(task)) = s.live.remove(worker_id) {
-            task.abort();
-        }
-        s.terminated.push(worker_id.to_owned());
-        Ok(())
-    }
-
-    async fn list(&self) -> Result<Vec<ListedInstance>, ProviderError> {
-        Ok(self.state.lock().unwrap().orphans.clone())
-    }
-
-    async fn health(&self, _worker_id: &str, _provider_id: &str) -> Result<Health, ProviderError> {
-        Ok(Health::Running)
-    }
-}
-
-impl FakeProvider {
-    fn spawn_worker(&self, spec: LaunchSpec, after: Duration, die_on_step: bool) -> JoinHandle<()> {
-        let handle = self
-            .handle
-            .lock()
-            .unwrap()
-            .clone()
-            .expect("scheduler handle set");
-        let (step_time, exit_code) = (self.step_time, self.exit_code);
-        let state = self.state.clone();
+impl FakeWorld for SchedulerWorld {
+    fn start(&self, spec: LaunchSpec, worker: FakeWorker) -> JoinHandle<()> {
+        let handle = self.handle.clone();
+        let sessions = self.sessions.clone();
+        let (step_time, exit_code) = (worker.step_time, worker.exit_code);
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
+            tokio::time::sleep(worker.connect_after).await;
             let (tx, mut rx) = mpsc::channel(64);
             let hello = hello(&spec.worker_id, &spec.token);
             let Ok(session) = handle.hello(hello, tx).await else {
                 return;
             };
-            state
+            sessions
                 .lock()
                 .unwrap()
-                .sessions
                 .insert(spec.worker_id.clone(), session);
             let mut beat = tokio::time::interval(HEARTBEAT);
             let (done_tx, mut done_rx) = mpsc::channel::<StepFinished>(8);
@@ -199,7 +73,7 @@ impl FakeProvider {
                 tokio::select! {
                     msg = rx.recv() => match msg.and_then(|m| m.msg) {
                         Some(master_message::Msg::Run(run)) => {
-                            if die_on_step {
+                            if worker.die_on_first_step {
                                 return;
                             }
                             let done_tx = done_tx.clone();
@@ -235,6 +109,13 @@ impl FakeProvider {
             }
         })
     }
+
+    async fn crashed(&self, worker_id: &str) {
+        let session = self.sessions.lock().unwrap().get(worker_id).copied();
+        if let Some(session) = session {
+            self.handle.disconnected(worker_id, session).await;
+        }
+    }
 }
 
 pub fn hello(worker_id: &str, token: &str) -> Hello {
@@ -255,22 +136,15 @@ pub fn hello(worker_id: &str, token: &str) -> Hello {
 }
 
 pub fn pool(max_workers: u32) -> PoolConfig {
-    PoolConfig {
-        provider: ProviderKind::Local,
-        labels: vec!["linux".into()],
-        max_workers,
-        min_idle: 0,
-        max_starting: max_workers,
-        idle_timeout: Duration::from_secs(60),
-        start_timeout: Duration::from_secs(30),
-        max_builds: 0,
-        backoff_min: Duration::from_secs(1),
-        backoff_max: Duration::from_secs(60),
-        local: LocalPoolConfig::default(),
-        ec2: None,
-        docker: Default::default(),
-        ssh: None,
-    }
+    let mut pool = PoolConfig::new(ProviderSection::new(FakePoolConfig::default()));
+    pool.labels = vec!["linux".into()];
+    pool.max_workers = max_workers.into();
+    pool.max_starting = max_workers.into();
+    pool.idle_timeout = Duration::from_secs(60).into();
+    pool.start_timeout = Duration::from_secs(30).into();
+    pool.backoff_min = Duration::from_secs(1).into();
+    pool.backoff_max = Duration::from_secs(60);
+    pool
 }
 
 pub fn new_build(steps: usize) -> NewBuild {
@@ -336,7 +210,10 @@ impl Harness {
             store_dyn,
             Arc::new(LogStore::new(dir.path())),
         );
-        *provider.handle.lock().unwrap() = Some(handle.clone());
+        provider.attach(Arc::new(SchedulerWorld {
+            handle: handle.clone(),
+            sessions: Arc::default(),
+        }));
         let task = tokio::spawn(scheduler.run());
         Self {
             handle,

@@ -5,7 +5,7 @@ use crate::harness::*;
 #[tokio::test(start_paused = true)]
 async fn idle_worker_goes_after_idle_timeout_not_before() {
     let mut cfg = pool(2);
-    cfg.idle_timeout = Duration::from_secs(30);
+    cfg.idle_timeout = Duration::from_secs(30).into();
     let h = Harness::start(cfg, FakeProvider::new(Duration::from_secs(1))).await;
     let ids = h.submit(1, 1).await;
     h.wait_finished(&ids, Duration::from_secs(30)).await;
@@ -20,7 +20,7 @@ async fn idle_worker_goes_after_idle_timeout_not_before() {
 #[tokio::test(start_paused = true)]
 async fn busy_worker_is_never_torn_down_for_idleness() {
     let mut cfg = pool(1);
-    cfg.idle_timeout = Duration::from_secs(5);
+    cfg.idle_timeout = Duration::from_secs(5).into();
     // One step that runs far longer than idle_timeout.
     let h = Harness::start(cfg, FakeProvider::new(Duration::from_secs(120))).await;
     let ids = h.submit(1, 1).await;

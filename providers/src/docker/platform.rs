@@ -14,7 +14,8 @@ pub const WINDOWS_WORK_DIR: &str = r"C:\burst\work";
 pub const LINUX_WORK_DIR: &str = "/work";
 
 /// The operating system of a pool's containers (and of its Docker hosts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Platform {
     #[default]
     Linux,

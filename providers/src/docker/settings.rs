@@ -1,5 +1,5 @@
-//! The settings of one Docker pool, as the provider uses them (the master
-//! turns its config section into these).
+//! The settings of one Docker pool, as the provider uses them (derived from
+//! its config section in `section.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::platform::Platform;
 
-/// When to pull the worker image from its registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// When to pull the worker image from its registry (`pull` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PullPolicy {
     /// Only use an image the host already has; a missing image fails the
     /// launch with a permanent error.

@@ -2,15 +2,20 @@
 //! on-demand, tagged at launch so a restarted master finds them again.
 
 mod client;
+mod config;
 pub mod contract;
 mod errors;
 mod launch;
 mod pricing;
 mod provider;
 mod retry;
+mod section;
 mod settings;
 mod tags;
 mod userdata;
+mod validate;
+
+pub use config::{Ec2LaunchTemplate, Ec2PoolConfig};
 
 pub use client::build as build_client;
 pub use errors::{classify_code, CodeClass};

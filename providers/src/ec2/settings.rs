@@ -1,4 +1,5 @@
-//! Settings of one EC2 pool, as the master hands them to the provider.
+//! Settings of one EC2 pool, as the provider uses them (derived from its
+//! config section in `section.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,25 +12,31 @@ pub const DEFAULT_FALLBACK_CODES: &[&str] = &[
 ];
 
 /// Which purchase option a pool uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Market {
     Spot,
     OnDemand,
     /// Spot first; on-demand when spot fails with a fallback code.
+    #[default]
     SpotWithFallback,
 }
 
 /// The worker's OS: picks the user-data template and the spot price product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Platform {
+    #[default]
     Linux,
     Windows,
 }
 
 /// How the instance type list is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TypeStrategy {
     /// Always the first type; the next ones only when it has no capacity.
+    #[default]
     InOrder,
     /// Each launch starts at the next type (round robin), spreading workers
     /// over capacity pools so one interruption wave takes fewer of them.

@@ -1,5 +1,5 @@
-//! What one SSH pool is configured with, as the provider sees it (the
-//! master translates its config file into these).
+//! What one SSH pool is configured with, as the provider sees it (derived
+//! from its config section in `section.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The operating system a host runs: it decides the remote shell dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Platform {
+    #[default]
     Linux,
     Macos,
     Windows,
@@ -44,7 +46,8 @@ impl fmt::Display for Platform {
 }
 
 /// How host keys are checked. There is deliberately no "off".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum HostKeyCheck {
     /// The host's key must already be in the known_hosts file.
     #[default]

@@ -9,7 +9,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::decide;
-use crate::config::{LocalPoolConfig, PoolConfig, ProviderKind};
+use burst_providers::local::LocalPoolConfig;
+use burst_providers::ProviderSection;
+
+use crate::config::PoolConfig;
 use crate::model::{
     Attempt, AttemptState, BuildId, BuildState, Expiry, Instance, InstanceState, NewBuild,
     QueuedStatus, Retrying, Unservable, WaitReason,
@@ -46,22 +49,15 @@ impl Provider for NoProvider {
 
 /// The one place these tests spell out a pool's config.
 fn pool_cfg(max_workers: u32) -> PoolConfig {
-    PoolConfig {
-        provider: ProviderKind::Local,
-        labels: vec!["linux".into()],
-        max_workers,
-        min_idle: 0,
-        max_starting: max_workers,
-        idle_timeout: 60 * S,
-        start_timeout: 30 * S,
-        max_builds: 0,
-        backoff_min: S,
-        backoff_max: 60 * S,
-        local: LocalPoolConfig::default(),
-        ec2: None,
-        docker: Default::default(),
-        ssh: None,
-    }
+    let mut cfg = PoolConfig::new(ProviderSection::new(LocalPoolConfig::default()));
+    cfg.labels = vec!["linux".into()];
+    cfg.max_workers = max_workers.into();
+    cfg.max_starting = max_workers.into();
+    cfg.idle_timeout = (60 * S).into();
+    cfg.start_timeout = (30 * S).into();
+    cfg.backoff_min = S.into();
+    cfg.backoff_max = 60 * S;
+    cfg
 }
 
 fn state(cfg: PoolConfig) -> State {
@@ -221,7 +217,7 @@ fn launches_stop_at_max_workers() {
 fn launches_stop_at_max_starting_and_starting_workers_count() {
     let now = Instant::now();
     let mut cfg = pool_cfg(8);
-    cfg.max_starting = 2;
+    cfg.max_starting = 2.into();
     let mut s = state(cfg);
     queue(&mut s, 8);
     assert_eq!(launches(&decide(&s, now).effects), 2);

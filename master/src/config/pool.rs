@@ -1,0 +1,170 @@
+//! `[pools.NAME]`: the scheduling settings every pool has, and the one
+//! provider section its `provider` key names.
+//!
+//! Read by hand rather than derived: the section keys come from the
+//! provider registry, and each value is handed to its type with
+//! `next_value`, so toml keeps its spans (and errors their lines).
+
+use std::fmt;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use burst_providers::config::{AtLeastOne, Positive};
+use burst_providers::{ProviderConfig, ProviderKind, ProviderSection};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// `provider = "…"` and its `[pools.NAME.<provider>]` section.
+    pub provider: ProviderSection,
+    pub labels: Vec<String>,
+    /// Hard cap on workers of this pool at once, in any state.
+    pub max_workers: AtLeastOne,
+    /// Idle workers kept warm; 0 scales to zero.
+    pub min_idle: u32,
+    /// Launches in flight (launched but not yet connected) at once.
+    pub max_starting: AtLeastOne,
+    pub idle_timeout: Positive,
+    /// From launch to the worker's hello.
+    pub start_timeout: Positive,
+    /// Recycle a worker after this many builds; 0 = never, 1 = a fresh worker
+    /// per build.
+    pub max_builds: u32,
+    /// First delay after a failed launch; doubles with jitter up to
+    /// `backoff_max`. Zero would retry a failing launch in a tight loop.
+    pub backoff_min: Positive,
+    pub backoff_max: Duration,
+}
+
+impl PoolConfig {
+    /// A pool of `provider` with every other setting at its default.
+    pub fn new(provider: ProviderSection) -> Self {
+        Self {
+            provider,
+            labels: Vec::new(),
+            max_workers: AtLeastOne::new(4),
+            min_idle: 0,
+            max_starting: AtLeastOne::new(4),
+            idle_timeout: Positive::secs(300),
+            start_timeout: Positive::secs(120),
+            max_builds: 0,
+            backoff_min: Positive::secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The keys of a pool's table that are not provider sections.
+const COMMON: &[&str] = &[
+    "provider",
+    "labels",
+    "max_workers",
+    "min_idle",
+    "max_starting",
+    "idle_timeout",
+    "start_timeout",
+    "max_builds",
+    "backoff_min",
+    "backoff_max",
+];
+
+/// Every key a pool's table may hold, for "expected one of" messages.
+static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    COMMON
+        .iter()
+        .copied()
+        .chain(ProviderKind::names().iter().copied())
+        .collect()
+});
+
+enum Key {
+    Common(&'static str),
+    Section(ProviderKind),
+}
+
+// A key is refused while it is read, so the error carries the key's span.
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a pool setting or provider section")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                if let Some(common) = COMMON.iter().find(|c| **c == key) {
+                    return Ok(Key::Common(common));
+                }
+                ProviderKind::from_name(key)
+                    .map(Key::Section)
+                    .ok_or_else(|| E::unknown_field(key, &KEYS))
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// A duration written like "30s".
+struct Humantime(Duration);
+
+impl<'de> Deserialize<'de> for Humantime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        humantime_serde::deserialize(d).map(Humantime)
+    }
+}
+
+impl<'de> Deserialize<'de> for PoolConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(PoolVisitor)
+    }
+}
+
+struct PoolVisitor;
+
+impl<'de> Visitor<'de> for PoolVisitor {
+    type Value = PoolConfig;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a pool table")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PoolConfig, A::Error> {
+        let mut kind: Option<ProviderKind> = None;
+        let mut sections: Vec<ProviderConfig> = Vec::new();
+        // Defaults first; each key read overrides one.
+        let mut pool = PoolConfig::new(ProviderSection::from_sections(ProviderKind::Local, vec![]));
+        let mut seen: Vec<&'static str> = Vec::new();
+        while let Some(key) = map.next_key::<Key>()? {
+            let name = match key {
+                // Every section is read as its own type, wherever it sits:
+                // the one `provider` names is kept, the others are strays.
+                Key::Section(k) => {
+                    sections.push(ProviderConfig::next_value(k, &mut map)?);
+                    continue;
+                }
+                Key::Common(name) => name,
+            };
+            if seen.contains(&name) {
+                return Err(de::Error::duplicate_field(name));
+            }
+            seen.push(name);
+            match name {
+                "provider" => kind = Some(map.next_value()?),
+                "labels" => pool.labels = map.next_value()?,
+                "max_workers" => pool.max_workers = map.next_value()?,
+                "min_idle" => pool.min_idle = map.next_value()?,
+                "max_starting" => pool.max_starting = map.next_value()?,
+                "idle_timeout" => pool.idle_timeout = map.next_value()?,
+                "start_timeout" => pool.start_timeout = map.next_value()?,
+                "max_builds" => pool.max_builds = map.next_value()?,
+                "backoff_min" => pool.backoff_min = map.next_value()?,
+                "backoff_max" => pool.backoff_max = map.next_value::<Humantime>()?.0,
+                _ => return Err(de::Error::unknown_field(name, &KEYS)),
+            }
+        }
+        let kind = kind.ok_or_else(|| de::Error::missing_field("provider"))?;
+        pool.provider = ProviderSection::from_sections(kind, sections);
+        Ok(pool)
+    }
+}
