@@ -50,11 +50,7 @@ mod tests {
             .collect();
         let mut out = Problems::new();
         check_env(&Path::root().key("env"), &env, &mut out);
-        let found: Vec<String> = out
-            .into_vec()
-            .into_iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect();
+        let found = out.lines();
         assert_eq!(
             found,
             [

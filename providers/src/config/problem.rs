@@ -114,4 +114,12 @@ impl Problems {
     pub fn into_vec(self) -> Vec<Problem> {
         self.0
     }
+
+    /// `path: message`, one a problem: what tests compare against.
+    pub fn lines(self) -> Vec<String> {
+        self.0
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect()
+    }
 }

@@ -220,11 +220,7 @@ mod tests {
         ctx.advertise_url = "http://10.0.0.1:8481".into();
         let mut out = Problems::new();
         check(&d, &ctx, &mut out);
-        let found: Vec<String> = out
-            .into_vec()
-            .into_iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect();
+        let found = out.lines();
         assert_eq!(
             found,
             ["docker.env.BURST_MASTER_URL: BURST_MASTER_URL is set by burst for every worker"]

@@ -57,10 +57,7 @@ mod tests {
         let config: LocalPoolConfig = toml::from_str(text).expect("parses");
         let mut out = Problems::new();
         config.validate(&Context::for_pool("p"), &mut out);
-        out.into_vec()
-            .into_iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect()
+        out.lines()
     }
 
     #[test]

@@ -144,11 +144,7 @@ mod tests {
         .expect("parses");
         let mut out = Problems::new();
         check(&ssh, &Context::for_pool("p"), &mut out);
-        let found: Vec<String> = out
-            .into_vec()
-            .into_iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect();
+        let found = out.lines();
         assert_eq!(
             found,
             ["ssh.env.BURST_WORK_DIR: BURST_WORK_DIR is set by burst for every worker"]
