@@ -459,7 +459,16 @@ async fn docker_container_that_never_connects_is_removed_after_start_timeout() -
     )
     .await
     .with_context(|| master.log_tail())?;
-    let row = instance(&master, &worker_of(&master, &first).await?).await?;
+    // The container goes inside the terminate call; the ledger row is
+    // settled only when that call returns, so wait for it to settle.
+    let worker = worker_of(&master, &first).await?;
+    let row = wait::until_seen(
+        "the silent worker's ledger row to settle",
+        Duration::from_secs(30),
+        || instance(&master, &worker),
+        |row| matches!(row["state"].as_str(), Some("gone" | "failed")),
+    )
+    .await?;
     ensure!(row["state"] == "gone", "{row:#}");
     let lived =
         row["terminated_at"].as_u64().unwrap_or(0) - row["launched_at"].as_u64().unwrap_or(0);

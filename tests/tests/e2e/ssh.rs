@@ -461,7 +461,16 @@ async fn ssh_orphans_of_a_killed_master_are_stopped_on_restart() -> Result<()> {
     assert!(master
         .log()
         .contains("terminating orphan from a previous run"));
-    assert_eq!(master.instance_json(&orphan).await?["state"], "gone");
+    // The worker dies inside the reaper's terminate call; the ledger row is
+    // settled only when that call returns, so wait for it to settle.
+    let row = wait::until_seen(
+        "the orphan's ledger row to settle",
+        Duration::from_secs(30),
+        || master.instance_json(&orphan),
+        |row| matches!(row["state"].as_str(), Some("gone" | "failed")),
+    )
+    .await?;
+    assert_eq!(row["state"], "gone", "{row:#}");
     // The interrupted build is retried on a fresh worker and finishes.
     let build = master.finished_json(id, FINISH).await?;
     assert_eq!(build["state"], "succeeded", "{build:#}\n{}", master.log());
