@@ -7,13 +7,18 @@ use super::quote;
 
 /// Whether a live process is the worker `$2`, given its pid `$1`. Pids are
 /// reused, so a pid alone proves nothing: on Linux the process's initial
-/// environment must carry the worker id; elsewhere (macOS) its argv must
-/// end in `--worker-id <id>`. Zombies have an empty environ: gone.
+/// environment or its arguments must carry the worker id; elsewhere (macOS)
+/// its argv must end in `--worker-id <id>`. Zombies have an empty environ
+/// and cmdline: gone.
 const ALIVE: &str = r#"alive() {
   case $1 in ''|*[!0-9]*) return 1 ;; esac
   if [ -d /proc/self ]; then
+    # START's exec chain (nohup, setsid, env, burst-worker) carries the id in
+    # its arguments at every stage, but in its environment only once env has
+    # run: a check in between must not call a starting worker dead.
     [ -r "/proc/$1/environ" ] || return 1
-    tr '\000' '\012' < "/proc/$1/environ" 2>/dev/null | grep -Fqx "BURST_WORKER_ID=$2"
+    tr '\000' '\012' < "/proc/$1/environ" 2>/dev/null | grep -Fqx "BURST_WORKER_ID=$2" ||
+      tr '\000' '\012' < "/proc/$1/cmdline" 2>/dev/null | grep -Fqx -e "$2"
   else
     case $(ps -p "$1" -o args= 2>/dev/null) in
       *" --worker-id $2") return 0 ;;
@@ -244,6 +249,27 @@ mod tests {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    #[test]
+    fn a_worker_still_in_its_exec_chain_is_alive() {
+        // START's `nohup setsid env … burst-worker --worker-id ID`: until env
+        // has run, the id is in the arguments only. A health check in that
+        // window once terminated a worker that was about to connect.
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::write(home.path().join("log"), "worker log\n").expect("log");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 300; :", "sh", "--worker-id", "p-9"])
+            .env_remove("BURST_WORKER_ID")
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id();
+        let health_of = |id: &str| parse_health(&run(home.path(), &health(".", id, pid), b""), "h");
+        assert_eq!(health_of("p-9"), Some(Health::Running));
+        assert_ne!(health_of("p-8"), Some(Health::Running));
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        assert_ne!(health_of("p-9"), Some(Health::Running));
     }
 
     #[test]
