@@ -261,6 +261,14 @@ impl Master {
         &self.config_path
     }
 
+    /// The admin API token the master wrote to `<state_dir>/admin.token`
+    /// (empty when it has none there); every harness request sends it.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.state_dir().join("admin.token"))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default()
+    }
+
     fn info(&self) -> &RunInfo {
         &self.info
     }
@@ -315,6 +323,8 @@ impl Master {
         let mut cmd = tokio::process::Command::new(&self.bins.burst);
         cmd.arg("--url").arg(self.url()).args(args);
         clean_env(&mut cmd);
+        // As the admin: tests of other roles set BURST_TOKEN again.
+        cmd.env("BURST_TOKEN", self.admin_token());
         cmd.current_dir(self.dir.path());
         cmd
     }

@@ -337,6 +337,7 @@ pub(crate) mod tests {
             started_at: Some(2_000),
             finished_at: state.is_finished().then_some(3_200),
             attempts: Vec::new(),
+            submitted_by: None,
         }
     }
 
