@@ -445,7 +445,8 @@ async fn wait_ready(
     http: &reqwest::Client,
 ) -> anyhow::Result<RunInfo> {
     let pid = child.id();
-    let info = wait::until("the master's run.json", START_TIMEOUT, || {
+    // An exit ends the wait at once (an error would only be retried).
+    let ready = wait::until("the master's run.json", START_TIMEOUT, || {
         let exited = child.try_wait().ok().flatten();
         let info = std::fs::read(run_json)
             .ok()
@@ -453,12 +454,16 @@ async fn wait_ready(
             .filter(|i| i.pid == pid);
         async move {
             if let Some(status) = exited {
-                bail!("the master exited during startup ({status})");
+                return Ok(Some(Err(status)));
             }
-            Ok(info)
+            Ok(info.map(Ok))
         }
     })
     .await?;
+    let info = match ready {
+        Ok(info) => info,
+        Err(status) => bail!("the master exited during startup ({status})"),
+    };
     let health = format!("http://{}/healthz", info.http);
     wait::until("the master's /healthz", START_TIMEOUT, || {
         let req = http.get(&health).send();
