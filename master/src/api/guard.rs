@@ -152,7 +152,12 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
         )
     };
     let value = value.to_str().map_err(|_| bad())?;
-    let token = value.strip_prefix("Bearer ").ok_or_else(bad)?.trim();
+    // The scheme is case-insensitive (RFC 9110).
+    let (scheme, token) = value.split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(bad());
+    }
+    let token = token.trim();
     if token.is_empty() {
         return Err(bad());
     }

@@ -145,7 +145,8 @@ fn details(b: &Build, cost: Option<f64>, now: Millis) -> String {
     }
     fields.push(("submit", b.submit_id.clone()));
     if let Some(by) = &b.submitted_by {
-        fields.push(("submitted by", one_line(by)));
+        // A key no longer than "est. cost", so the columns stay where they were.
+        fields.push(("submitter", one_line(by)));
     }
     fields.push(("created", timestamp(b.created_at)));
     let time_key = if b.finished_at.is_some() {
