@@ -202,6 +202,17 @@ mod tests {
             .await;
         assert!(found.unwrap().is_some());
 
+        // An environment variable wins over the file.
+        let var = "BURST_TEST_ADMIN_TOKEN_7f3a";
+        std::env::set_var(var, format!("  {}\n", "y".repeat(40)));
+        c.master.admin_token_env = Some(var.to_owned());
+        install(&c, &store).await.unwrap();
+        let tokens = store.list_tokens().await.unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].hash, credentials::hash(&"y".repeat(40)));
+        std::env::remove_var(var);
+        c.master.admin_token_env = None;
+
         let short = dir.path().join("short");
         std::fs::write(&short, "abc").unwrap();
         c.master.admin_token_file = Some(short);

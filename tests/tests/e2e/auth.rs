@@ -422,3 +422,24 @@ async fn cli_finds_the_local_masters_admin_token() -> anyhow::Result<()> {
     assert!(out.success(), "{out:?}");
     Ok(())
 }
+
+/// `anonymous_read = true` lets callers without a token read, nothing more.
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_read_is_opt_in_and_read_only() -> anyhow::Result<()> {
+    let master = MasterBuilder::config(CONFIG)
+        .master_toml("anonymous_read = true")
+        .start()
+        .await?;
+    for (method, path, body) in routes() {
+        let (status, answer) = call(&master, method.clone(), path, None, body.as_ref()).await?;
+        let want = match (method.as_str(), path) {
+            (_, p) if p.contains("tokens") && method == Method::GET => 403,
+            ("GET", "/api/v1/builds/1") | ("GET", "/api/v1/builds/1/log") => 404,
+            ("GET", "/api/v1/no-such-route") => 404,
+            ("GET", _) => 200,
+            _ => 401,
+        };
+        assert_eq!(status, want, "anonymous {method} {path}: {answer}");
+    }
+    Ok(())
+}
