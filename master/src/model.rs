@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod reason;
+mod token;
 pub use reason::{Expiry, LostReason, QueuedStatus, Retrying, Unservable, WaitReason};
+pub use token::{CreateTokenRequest, CreateTokenResponse, Role, TokenRecord, TokenView};
 
 pub type BuildId = i64;
 
@@ -243,6 +245,9 @@ pub struct Build {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Millis>,
     pub attempts: Vec<Attempt>,
+    /// The name of the API token that submitted it (None before auth existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 /// `GET /api/v1/builds/{id}`: a build and an estimate of what it cost.
@@ -266,6 +271,8 @@ pub struct NewBuild {
     pub labels: Vec<String>,
     pub steps: Vec<StepSpec>,
     pub retries: u32,
+    /// The submitting token's name, recorded for audit and cancel rights.
+    pub submitted_by: Option<String>,
 }
 
 impl NewBuild {
@@ -285,6 +292,7 @@ impl NewBuild {
             started_at: None,
             finished_at: None,
             attempts: Vec::new(),
+            submitted_by: self.submitted_by,
         }
     }
 }

@@ -18,6 +18,7 @@ impl Master {
         let resp = self
             .http
             .get(&url)
+            .bearer_auth(self.admin_token())
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;
@@ -35,6 +36,7 @@ impl Master {
         let resp = self
             .http
             .post(&url)
+            .bearer_auth(self.admin_token())
             .json(body)
             .send()
             .await
@@ -43,6 +45,51 @@ impl Master {
         let text = resp.text().await.with_context(|| format!("POST {url}"))?;
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok((status, json))
+    }
+
+    /// Any request as an arbitrary caller: `token` (None: no Authorization
+    /// header), extra `headers`, an optional JSON body. Returns the status
+    /// and the answer (JSON, else its text as a string).
+    pub async fn api_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let url = format!("{}{path}", self.url());
+        let mut rb = self.http.request(method.clone(), &url);
+        if let Some(token) = token {
+            rb = rb.bearer_auth(token);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(body) = body {
+            rb = rb.json(body);
+        }
+        let resp = rb.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, json))
+    }
+
+    /// Creates an API token as admin; its value.
+    pub async fn create_token(&self, name: &str, role: &str) -> anyhow::Result<String> {
+        let body = serde_json::json!({ "name": name, "role": role });
+        let (status, answer) = self.api_post("/api/v1/tokens", &body).await?;
+        if status != 201 {
+            bail!("create token {name}: HTTP {status}: {answer}");
+        }
+        answer["token"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("create token {name}: no token in {answer}"))
     }
 
     /// Submits `builder` with `params`; the ids of the builds it created.
@@ -196,6 +243,7 @@ impl Master {
         let resp = self
             .http
             .get(&url)
+            .bearer_auth(self.admin_token())
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;

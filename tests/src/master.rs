@@ -261,6 +261,14 @@ impl Master {
         &self.config_path
     }
 
+    /// The admin API token the master wrote to `<state_dir>/admin.token`
+    /// (empty when it has none there); every harness request sends it.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.state_dir().join("admin.token"))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default()
+    }
+
     fn info(&self) -> &RunInfo {
         &self.info
     }
@@ -315,6 +323,8 @@ impl Master {
         let mut cmd = tokio::process::Command::new(&self.bins.burst);
         cmd.arg("--url").arg(self.url()).args(args);
         clean_env(&mut cmd);
+        // As the admin: tests of other roles set BURST_TOKEN again.
+        cmd.env("BURST_TOKEN", self.admin_token());
         cmd.current_dir(self.dir.path());
         cmd
     }
@@ -435,7 +445,8 @@ async fn wait_ready(
     http: &reqwest::Client,
 ) -> anyhow::Result<RunInfo> {
     let pid = child.id();
-    let info = wait::until("the master's run.json", START_TIMEOUT, || {
+    // An exit ends the wait at once (an error would only be retried).
+    let ready = wait::until("the master's run.json", START_TIMEOUT, || {
         let exited = child.try_wait().ok().flatten();
         let info = std::fs::read(run_json)
             .ok()
@@ -443,12 +454,16 @@ async fn wait_ready(
             .filter(|i| i.pid == pid);
         async move {
             if let Some(status) = exited {
-                bail!("the master exited during startup ({status})");
+                return Ok(Some(Err(status)));
             }
-            Ok(info)
+            Ok(info.map(Ok))
         }
     })
     .await?;
+    let info = match ready {
+        Ok(info) => info,
+        Err(status) => bail!("the master exited during startup ({status})"),
+    };
     let health = format!("http://{}/healthz", info.http);
     wait::until("the master's /healthz", START_TIMEOUT, || {
         let req = http.get(&health).send();

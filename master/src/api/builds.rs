@@ -3,21 +3,35 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
+use super::caller::Caller;
 use super::cost;
 use super::error::{not_found, HttpError};
 use super::AppState;
 use crate::model::{
-    now_millis, Build, BuildDetail, BuildId, BuildState, SubmitRequest, SubmitResponse,
+    now_millis, Build, BuildDetail, BuildId, BuildState, Role, SubmitRequest, SubmitResponse,
 };
 
 pub async fn submit(
     State(state): State<AppState>,
+    caller: Caller,
     Json(req): Json<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), HttpError> {
     let submit_id = uuid::Uuid::new_v4().simple().to_string();
-    let builds = crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
-        .map_err(|e| HttpError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let mut builds =
+        crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
+            .map_err(|e| HttpError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    for b in &mut builds {
+        b.submitted_by = Some(caller.name.clone());
+    }
     let ids = state.scheduler.submit(builds).await?;
+    tracing::info!(
+        target: "audit",
+        by = %caller.name,
+        builder = %req.builder,
+        submit_id = %submit_id,
+        builds = ?ids,
+        "builds submitted"
+    );
     Ok((
         StatusCode::CREATED,
         Json(SubmitResponse {
@@ -70,6 +84,7 @@ pub struct CancelAnswer {
 
 pub async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<BuildId>,
 ) -> Result<Json<CancelAnswer>, HttpError> {
     let build = state
@@ -77,6 +92,23 @@ pub async fn cancel(
         .get_build(id)
         .await?
         .ok_or_else(|| not_found(id))?;
+    let own = caller.is_token() && build.submitted_by.as_deref() == Some(caller.name.as_str());
+    if caller.role < Role::Admin && !own {
+        tracing::warn!(
+            target: "auth",
+            caller = %caller.name,
+            build = id,
+            "refused API request: cancel of another's build"
+        );
+        return Err(HttpError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token {:?} may cancel only its own builds; build {id} was submitted by {}",
+                caller.name,
+                build.submitted_by.as_deref().unwrap_or("an unknown caller")
+            ),
+        ));
+    }
     if build.state.is_finished() {
         return Err(HttpError(
             StatusCode::CONFLICT,
@@ -84,6 +116,7 @@ pub async fn cancel(
         ));
     }
     let new_state = state.scheduler.cancel(id).await?;
+    tracing::info!(target: "audit", by = %caller.name, build = id, "build cancelled");
     Ok(Json(CancelAnswer {
         id,
         state: new_state,

@@ -74,6 +74,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             attempts,
+            submitted_by: None,
         }
     }
 

@@ -2,11 +2,15 @@
 //! first client.
 
 mod builds;
+mod caller;
 mod cost;
+pub mod credentials;
 mod error;
+mod guard;
 mod log_stream;
 mod query;
 mod router;
+mod tokens;
 mod workers;
 
 pub use router::{router, AppState};

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::middleware;
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::config::Config;
@@ -29,5 +30,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/builds/{id}/log", get(super::log_stream::log))
         .route("/api/v1/workers", get(super::workers::workers))
         .route("/api/v1/instances", get(super::workers::instances))
+        .route(
+            "/api/v1/tokens",
+            post(super::tokens::create).get(super::tokens::list),
+        )
+        .route("/api/v1/tokens/{name}", delete(super::tokens::revoke))
+        // `layer`, not `route_layer`: unknown paths are gated too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::guard::guard,
+        ))
         .with_state(state)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::model::BuildId;
+use crate::model::{BuildId, Role};
 
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8480";
 
@@ -19,6 +19,12 @@ pub struct Cli {
     /// URL of the master's HTTP API.
     #[arg(long, global = true, env = "BURST_URL", default_value = DEFAULT_URL)]
     pub url: String,
+
+    /// File holding the API token. Without it the token comes from
+    /// BURST_TOKEN, else from a master on this machine started in this
+    /// directory (its `.burst/admin.token`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -82,6 +88,38 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage API tokens (admin role).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its value (shown only this once).
+    Create {
+        /// A name for the token: letters, digits, '.', '_' or '-'.
+        name: String,
+        /// viewer (read), submitter (submit, cancel own builds) or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+    /// List tokens (names and roles, never values).
+    List {
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: requests with it are refused from now on.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+}
+
+pub fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("unknown role `{s}`; expected viewer, submitter or admin"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +214,10 @@ mod tests {
             &["workers", "--json"],
             &["cancel", "12"],
             &["config", "check", "burst.toml"],
+            &["token", "create", "ci", "--role", "submitter"],
+            &["token", "list", "--json"],
+            &["token", "revoke", "ci"],
+            &["--token-file", "t", "builds"],
         ];
         for args in ok {
             assert!(parse(args).is_ok(), "{args:?}");
@@ -187,6 +229,8 @@ mod tests {
             &["config", "check"],
             &["bench"],
             &["submit"],
+            &["token", "create", "ci", "--role", "root"],
+            &["token", "create", "ci"],
         ];
         for args in bad {
             assert!(parse(args).is_err(), "{args:?}");

@@ -54,6 +54,8 @@ pub struct Client {
     http: reqwest::Client,
     /// Without a trailing slash, as the user gave it (for messages).
     base: String,
+    /// Sent as `Authorization: Bearer`; never printed.
+    token: Option<String>,
 }
 
 impl Client {
@@ -72,7 +74,17 @@ impl Client {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| invalid(root_cause(&e)))?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            token: None,
+        })
+    }
+
+    /// The same client, sending `token` with every request.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -111,6 +123,28 @@ impl Client {
 
     /// Any GET answered with JSON, untyped (for `--json`, which prints the
     /// answer as served).
+    pub async fn create_token(
+        &self,
+        req: &crate::model::CreateTokenRequest,
+    ) -> ClientResult<crate::model::CreateTokenResponse> {
+        let rb = self.http.post(self.url("/api/v1/tokens")).json(req);
+        self.json(rb.timeout(REQUEST_TIMEOUT)).await
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> ClientResult<serde_json::Value> {
+        // Names are checked by the master; encode so none can change the path.
+        let mut url =
+            Url::parse(&self.url("/api/v1/tokens/")).map_err(|e| ClientError::InvalidUrl {
+                url: self.base.clone(),
+                problem: e.to_string(),
+            })?;
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(name);
+        }
+        let rb = self.http.delete(url);
+        self.json(rb.timeout(REQUEST_TIMEOUT)).await
+    }
+
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> ClientResult<T> {
         self.json(self.http.get(self.url(path)).timeout(REQUEST_TIMEOUT))
             .await
@@ -158,7 +192,10 @@ impl Client {
     }
 
     /// Sends and turns a non-2xx answer into `ClientError::Api`.
-    async fn send(&self, rb: reqwest::RequestBuilder) -> ClientResult<Response> {
+    async fn send(&self, mut rb: reqwest::RequestBuilder) -> ClientResult<Response> {
+        if let Some(token) = &self.token {
+            rb = rb.bearer_auth(token);
+        }
         let resp = rb.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
         if status.is_success() {
@@ -166,9 +203,18 @@ impl Client {
         }
         // A broken error body still yields a useful message from the status.
         let body = resp.bytes().await.unwrap_or_default();
+        let mut message = api_message(status, &body);
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            message = format!(
+                "not authenticated (HTTP 401): {message}; set BURST_TOKEN or --token-file \
+                 to an API token"
+            );
+        } else if status == reqwest::StatusCode::FORBIDDEN {
+            message = format!("permission denied (HTTP 403): {message}");
+        }
         Err(ClientError::Api {
             status: status.as_u16(),
-            message: api_message(status, &body),
+            message,
         })
     }
 

@@ -142,7 +142,7 @@ fn init_logging() {
         .try_init();
 }
 
-fn print_json<T: Serialize>(out: &Output, value: &T) -> Result<Exit, CliError> {
+pub(super) fn print_json<T: Serialize>(out: &Output, value: &T) -> Result<Exit, CliError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| CliError::Internal(e.to_string()))?;
     out.line(&text)?;

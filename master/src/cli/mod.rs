@@ -11,6 +11,8 @@ pub mod prefix;
 pub mod render;
 mod run;
 mod submit;
+mod token_source;
+mod tokens;
 
 pub use run::{execute, main};
 

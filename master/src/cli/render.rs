@@ -144,6 +144,10 @@ fn details(b: &Build, cost: Option<f64>, now: Millis) -> String {
         fields.push(("reason", one_line(reason)));
     }
     fields.push(("submit", b.submit_id.clone()));
+    if let Some(by) = &b.submitted_by {
+        // A key no longer than "est. cost", so the columns stay where they were.
+        fields.push(("submitter", one_line(by)));
+    }
     fields.push(("created", timestamp(b.created_at)));
     let time_key = if b.finished_at.is_some() {
         "duration"
@@ -337,6 +341,7 @@ pub(crate) mod tests {
             started_at: Some(2_000),
             finished_at: state.is_finished().then_some(3_200),
             attempts: Vec::new(),
+            submitted_by: None,
         }
     }
 

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use super::args::{Cli, Command, ConfigCommand};
+use super::args::{Cli, Command, ConfigCommand, TokenCommand};
 use super::client::Client;
 use super::exit::{self, CliError, Exit};
 use super::follow::Timing;
 use super::output::Output;
-use super::{commands, submit};
+use super::{commands, submit, token_source, tokens};
 
 /// `burst`'s `main`.
 pub fn main() -> ExitCode {
@@ -28,7 +28,10 @@ pub fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => commands::config_check(&file, &out, &mut io::stderr()),
-        command => block_on(execute(&cli.url, command, &out)),
+        command => block_on(async {
+            let token = token_source::resolve(&cli.url, cli.token_file.as_deref())?;
+            execute(&cli.url, token, command, &out).await
+        }),
     };
     exit::finish(result, &mut io::stderr()).into()
 }
@@ -44,17 +47,23 @@ fn block_on<F: std::future::Future<Output = Result<Exit, CliError>>>(
 }
 
 /// Runs a client subcommand against the master at `url`.
-pub async fn execute(url: &str, command: Command, out: &Output) -> Result<Exit, CliError> {
-    execute_with(url, command, out, &Timing::default()).await
+pub async fn execute(
+    url: &str,
+    token: Option<String>,
+    command: Command,
+    out: &Output,
+) -> Result<Exit, CliError> {
+    execute_with(url, token, command, out, &Timing::default()).await
 }
 
 pub(crate) async fn execute_with(
     url: &str,
+    token: Option<String>,
     command: Command,
     out: &Output,
     timing: &Timing,
 ) -> Result<Exit, CliError> {
-    let client = Client::new(url)?;
+    let client = Client::new(url)?.with_token(token);
     match command {
         Command::Submit {
             builder,
@@ -68,6 +77,11 @@ pub(crate) async fn execute_with(
         }
         Command::Workers { json } => commands::workers(&client, json, out).await,
         Command::Cancel { build } => commands::cancel(&client, build, out).await,
+        Command::Token { command } => match command {
+            TokenCommand::Create { name, role } => tokens::create(&client, name, role, out).await,
+            TokenCommand::List { json } => tokens::list(&client, json, out).await,
+            TokenCommand::Revoke { name } => tokens::revoke(&client, &name, out).await,
+        },
         Command::Master { .. } | Command::Config { .. } => {
             Err(CliError::Internal("not a client subcommand".to_owned()))
         }

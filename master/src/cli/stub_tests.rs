@@ -136,7 +136,7 @@ async fn burst(
         idle_probe: Duration::from_millis(300),
         max_poll_failures: 3,
     };
-    let result = execute_with(&cli.url, cli.command, &out, &timing).await;
+    let result = execute_with(&cli.url, None, cli.command, &out, &timing).await;
     let mut err = Vec::new();
     let exit = finish(result, &mut err);
     Ok((

@@ -75,6 +75,7 @@ pub fn expand_submit(
                 labels,
                 steps,
                 retries,
+                submitted_by: None,
             })
         })
         .collect()

@@ -45,6 +45,19 @@ pub struct MasterConfig {
     pub shutdown_grace: Duration,
     /// How many times a build whose worker was lost is retried.
     pub build_retries: u32,
+    /// Requests without a token may read (GET) the API. Off by default.
+    pub anonymous_read: bool,
+    /// Serve the API over plain HTTP on a non-loopback `http_listen`, where
+    /// tokens cross the network in clear text. Off by default.
+    pub allow_insecure_http: bool,
+    /// Host names the API answers to besides the `http_listen` address,
+    /// `localhost`, `127.0.0.1` and `[::1]` (others are refused: DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Read the admin token from this file instead of generating
+    /// `<state_dir>/admin.token`.
+    pub admin_token_file: Option<PathBuf>,
+    /// Read the admin token from this environment variable.
+    pub admin_token_env: Option<String>,
 }
 
 impl Default for MasterConfig {
@@ -58,6 +71,11 @@ impl Default for MasterConfig {
             heartbeat_misses: AtLeastOne::new(3),
             shutdown_grace: Duration::from_secs(30),
             build_retries: 1,
+            anonymous_read: false,
+            allow_insecure_http: false,
+            allowed_hosts: Vec::new(),
+            admin_token_file: None,
+            admin_token_env: None,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `burst master`: opens the store, builds the pools, serves the worker and
 //! HTTP endpoints, and shuts down cleanly on SIGTERM or Ctrl-C.
 
+mod admin_token;
+mod binding;
 mod run;
 mod signals;
 

@@ -28,6 +28,10 @@ pub struct RunInfo {
     pub http: SocketAddr,
     pub grpc: SocketAddr,
     pub advertise_url: String,
+    /// The admin token's file, when it is in one; the CLI reads it to talk
+    /// to a local master without BURST_TOKEN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Runs the master until SIGTERM or Ctrl-C, then shuts down gracefully.
@@ -37,6 +41,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "embedded defaults".into());
     tracing::info!(config = %source, state_dir = %state_dir.display(), "starting burst master");
+    super::binding::check(&config)?;
 
     let store = SqliteStore::open(&state_dir)
         .await
@@ -46,6 +51,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         .await
         .context("failed to read the master id")?;
     let store: Arc<dyn Store> = Arc::new(store);
+    let admin_token = super::admin_token::install(&config, store.as_ref())
+        .await
+        .context("failed to set up the admin token")?;
     let logs = Arc::new(LogStore::new(&state_dir));
 
     let grpc_listener = TcpListener::bind(config.master.grpc_listen)
@@ -132,6 +140,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         let mut stop = stop_rx.clone();
         let app = api::router(state);
         tokio::spawn(async move {
+            // The peer address is logged with every refused request.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(http_listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -146,6 +156,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         http: http_addr,
         grpc: grpc_addr,
         advertise_url,
+        admin_token_file: match admin_token {
+            super::admin_token::Source::File(path) => Some(path),
+            super::admin_token::Source::Env(_) => None,
+        },
     };
     write_run_info(&state_dir, &info).await;
     tracing::info!(

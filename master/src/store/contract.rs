@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use crate::model::{Build, BuildId, Instance, NewBuild};
+use crate::model::{Build, BuildId, Instance, NewBuild, TokenRecord};
 
 /// Errors from the store, written as "failed to …" fragments.
 #[derive(Debug, thiserror::Error)]
@@ -66,4 +66,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest ledger rows first, at most `limit`.
     async fn list_instances(&self, limit: u32) -> StoreResult<Vec<Instance>>;
+
+    /// Stores a new API token; false (and nothing stored) when its name is
+    /// taken.
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<bool>;
+
+    /// The token whose value hashes to `hash`.
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+
+    /// Every token, by name.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+
+    /// Deletes a token; false when there was none of that name.
+    async fn revoke_token(&self, name: &str) -> StoreResult<bool>;
 }

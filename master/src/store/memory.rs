@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::model::{now_millis, Build, BuildId, Instance, NewBuild};
+use crate::model::{now_millis, Build, BuildId, Instance, NewBuild, TokenRecord};
 
 use super::check::check_build;
 use super::ids::new_master_id;
@@ -28,6 +28,8 @@ struct Inner {
     instances: HashMap<String, LedgerRow>,
     /// Stands in for SQLite's rowid: orders same-millisecond launches.
     last_seq: u64,
+    /// API tokens by name.
+    tokens: BTreeMap<String, TokenRecord>,
 }
 
 #[derive(Debug)]
@@ -170,5 +172,30 @@ impl Store for MemoryStore {
             .take(take_limit(limit))
             .map(|row| row.instance.clone())
             .collect())
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        // Names and hashes are both unique, as in SQLite.
+        let taken = inner.tokens.contains_key(&token.name)
+            || inner.tokens.values().any(|t| t.hash == token.hash);
+        if taken {
+            return Ok(false);
+        }
+        inner.tokens.insert(token.name.clone(), token.clone());
+        Ok(true)
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let inner = self.lock();
+        Ok(inner.tokens.values().find(|t| t.hash == hash).cloned())
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        Ok(self.lock().tokens.values().cloned().collect())
+    }
+
+    async fn revoke_token(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.lock().tokens.remove(name).is_some())
     }
 }

@@ -9,6 +9,7 @@ mod sqlite_builds;
 mod sqlite_builds_read;
 mod sqlite_ledger;
 mod sqlite_rows;
+mod sqlite_tokens;
 #[cfg(test)]
 mod tests;
 

@@ -10,11 +10,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::model::{Build, BuildId, Instance, NewBuild};
+use crate::model::{Build, BuildId, Instance, NewBuild, TokenRecord};
 
 use super::ids::new_master_id;
 use super::sqlite_rows::query_err;
-use super::{sqlite_builds, sqlite_builds_read, sqlite_ledger, Store, StoreError, StoreResult};
+use super::{
+    sqlite_builds, sqlite_builds_read, sqlite_ledger, sqlite_tokens, Store, StoreError, StoreResult,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -134,5 +136,21 @@ impl Store for SqliteStore {
 
     async fn list_instances(&self, limit: u32) -> StoreResult<Vec<Instance>> {
         sqlite_ledger::list_instances(&self.pool, limit).await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<bool> {
+        sqlite_tokens::insert_token(&self.pool, token).await
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        sqlite_tokens::token_by_hash(&self.pool, hash).await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        sqlite_tokens::list_tokens(&self.pool).await
+    }
+
+    async fn revoke_token(&self, name: &str) -> StoreResult<bool> {
+        sqlite_tokens::revoke_token(&self.pool, name).await
     }
 }

@@ -60,8 +60,8 @@ pub(super) async fn insert_builds(
         let json = BuildJson::encode(&build)?;
         let result = sqlx::query(
             "INSERT INTO builds (submit_id, builder, cell_json, params_json, labels_json, \
-             steps_json, state, reason, retries, created_at, started_at, finished_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             steps_json, state, reason, retries, created_at, started_at, finished_at, \
+             submitted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&build.submit_id)
         .bind(&build.builder)
@@ -75,6 +75,7 @@ pub(super) async fn insert_builds(
         .bind(build.created_at)
         .bind(build.started_at)
         .bind(build.finished_at)
+        .bind(&build.submitted_by)
         .execute(&mut *tx)
         .await
         .map_err(query_err("insert a build"))?;
@@ -97,7 +98,7 @@ pub(super) async fn save_build(pool: &SqlitePool, build: &Build) -> StoreResult<
     let updated = sqlx::query(
         "UPDATE builds SET submit_id = ?, builder = ?, cell_json = ?, params_json = ?, \
          labels_json = ?, steps_json = ?, state = ?, reason = ?, retries = ?, created_at = ?, \
-         started_at = ?, finished_at = ? WHERE id = ?",
+         started_at = ?, finished_at = ?, submitted_by = ? WHERE id = ?",
     )
     .bind(&build.submit_id)
     .bind(&build.builder)
@@ -111,6 +112,7 @@ pub(super) async fn save_build(pool: &SqlitePool, build: &Build) -> StoreResult<
     .bind(build.created_at)
     .bind(build.started_at)
     .bind(build.finished_at)
+    .bind(&build.submitted_by)
     .bind(build.id)
     .execute(&mut *tx)
     .await

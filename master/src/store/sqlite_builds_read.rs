@@ -11,7 +11,7 @@ use super::sqlite_rows::{query_err, Cols};
 use super::{StoreError, StoreResult};
 
 const BUILD_COLUMNS: &str = "id, submit_id, builder, cell_json, params_json, labels_json, \
-     steps_json, state, reason, retries, created_at, started_at, finished_at";
+     steps_json, state, reason, retries, created_at, started_at, finished_at, submitted_by";
 
 pub(super) async fn get_build(pool: &SqlitePool, id: BuildId) -> StoreResult<Option<Build>> {
     let sql = format!("SELECT {BUILD_COLUMNS} FROM builds WHERE id = ?");
@@ -137,6 +137,7 @@ fn decode_build(row: &SqliteRow) -> StoreResult<Build> {
         started_at: cols.get("started_at")?,
         finished_at: cols.get("finished_at")?,
         attempts: Vec::new(),
+        submitted_by: cols.get("submitted_by")?,
     })
 }
 

@@ -168,6 +168,7 @@ pub fn new_build(steps: usize) -> NewBuild {
             })
             .collect(),
         retries: 1,
+        submitted_by: None,
     }
 }
 

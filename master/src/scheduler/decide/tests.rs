@@ -128,6 +128,7 @@ fn queue(s: &mut State, n: usize) -> Vec<BuildId> {
                 labels: vec!["linux".into()],
                 steps: Vec::new(),
                 retries: 1,
+                submitted_by: None,
             }
             .into_build(id, 0);
             s.builds.insert(id, build);

@@ -38,4 +38,6 @@ contract_tests!(
     every_state_round_trips,
     ledger_upserts_and_orders,
     live_instances_match_is_live,
+    tokens_insert_find_list_revoke,
+    submitted_by_round_trips,
 );

@@ -273,3 +273,56 @@ pub(super) async fn live_instances_match_is_live(store: &dyn Store) {
         ALL_INSTANCE_STATES.len()
     );
 }
+
+pub(super) async fn tokens_insert_find_list_revoke(store: &dyn Store) {
+    use crate::model::{Role, TokenRecord};
+    let token = |name: &str, hash: &str, role| TokenRecord {
+        name: name.to_string(),
+        hash: hash.to_string(),
+        role,
+        created_at: 5,
+        created_by: Some("admin".to_string()),
+    };
+    let bob = token("bob", "b0", Role::Viewer);
+    let alice = TokenRecord {
+        created_by: None,
+        ..token("alice", "a0", Role::Submitter)
+    };
+    assert!(store.insert_token(&bob).await.unwrap());
+    assert!(store.insert_token(&alice).await.unwrap());
+    // A taken name or hash stores nothing.
+    assert!(!store
+        .insert_token(&token("bob", "b1", Role::Admin))
+        .await
+        .unwrap());
+    assert!(!store
+        .insert_token(&token("carol", "a0", Role::Admin))
+        .await
+        .unwrap());
+    assert_eq!(store.token_by_hash("b0").await.unwrap(), Some(bob.clone()));
+    assert_eq!(store.token_by_hash("b1").await.unwrap(), None);
+    assert_eq!(
+        store.list_tokens().await.unwrap(),
+        vec![alice.clone(), bob.clone()]
+    );
+    assert!(store.revoke_token("bob").await.unwrap());
+    assert!(!store.revoke_token("bob").await.unwrap());
+    assert_eq!(store.token_by_hash("b0").await.unwrap(), None);
+    assert_eq!(store.list_tokens().await.unwrap(), vec![alice]);
+}
+
+pub(super) async fn submitted_by_round_trips(store: &dyn Store) {
+    let mut anonymous = new_build("b");
+    anonymous.submitted_by = None;
+    let built = store
+        .insert_builds(vec![new_build("a"), anonymous])
+        .await
+        .unwrap();
+    assert_eq!(built[0].submitted_by.as_deref(), Some("alice"));
+    assert_eq!(built[1].submitted_by, None);
+    let mut saved = built[1].clone();
+    saved.submitted_by = Some("bob".to_string());
+    store.save_build(&saved).await.unwrap();
+    let read = store.get_build(saved.id).await.unwrap().unwrap();
+    assert_eq!(read.submitted_by.as_deref(), Some("bob"));
+}

@@ -40,6 +40,7 @@ pub(super) fn new_build(builder: &str) -> NewBuild {
             },
         ],
         retries: 2,
+        submitted_by: Some("alice".to_string()),
     }
 }
 

@@ -81,7 +81,7 @@ async fn migrations_are_recorded_once() {
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(applied, [(1, true)]);
+    assert_eq!(applied, [(1, true), (2, true)]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&raw)
         .await
