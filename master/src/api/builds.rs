@@ -16,7 +16,15 @@ pub async fn submit(
 ) -> Result<(StatusCode, Json<SubmitResponse>), HttpError> {
     let submit_id = uuid::Uuid::new_v4().simple().to_string();
     let builds = crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
-        .map_err(|e| HttpError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        .map_err(|e| {
+            tracing::warn!(builder = %req.builder, "submit refused: {e}");
+            let status = if e.is_bad_param() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            HttpError(status, e.to_string())
+        })?;
     let ids = state.scheduler.submit(builds).await?;
     Ok((
         StatusCode::CREATED,
