@@ -511,6 +511,36 @@ run = "true"
     }
 
     #[test]
+    fn params_axes_and_step_env_follow_the_env_policy() {
+        let text = BASE.replace(
+            "name = \"b\"\n",
+            "name = \"b\"\nmatrix = { path = [\"a\"], os = [\"x\"] }\n\
+             params = { os = {}, MODE = { allowed = [] }, ok = { allowed = [\"1\"], default = \"2\" }, \
+             \"A-B\" = {}, BASH_ENV = {} }\n",
+        )
+        .replace(
+            "run = \"true\"",
+            "run = \"true\"\nenv = { PATH = \"/opt/bin\", burst_x = \"1\", DYLD_X = \"1\" }",
+        );
+        let found = issues(&text);
+        for want in [
+            "builders[0].matrix.path: axis name \"path\" refused: PATH may not be set by a submit",
+            "builders[0].params.os: \"os\" is a matrix axis",
+            "builders[0].params.MODE.allowed: must list at least one value",
+            "builders[0].params.ok.default: default \"2\" must be one of: 1",
+            "builders[0].params.A-B: \"A-B\" must match",
+            "builders[0].params.BASH_ENV: BASH_ENV may not be set by a submit",
+            "builders[0].steps[0].env.burst_x: burst_x may not be set: BURST_*",
+            "builders[0].steps[0].env.DYLD_X: DYLD_X may not be set: DYLD_*",
+        ] {
+            assert!(has(&found, want), "{want} in {found:?}");
+        }
+        // Config is trusted with PATH; only the labels' coverage remains.
+        assert!(!found.iter().any(|f| f.contains("env.PATH")), "{found:?}");
+        assert_eq!(found.len(), 8, "{found:?}");
+    }
+
+    #[test]
     fn base_is_valid() {
         assert_eq!(issues(BASE), Vec::<String>::new());
     }
