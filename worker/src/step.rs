@@ -210,7 +210,12 @@ async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<Pa
         // From scratch: the worker's own environment (its launch token
         // included) is not the build's.
         .env_clear()
-        .envs(step_env::build(step_env::base(), &sent, &ctx.worker_id))
+        .envs(step_env::build(
+            step_env::base(),
+            &sent,
+            &ctx.worker_id,
+            step_env::master_id(),
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,11 +1,15 @@
 //! A step's environment, built from scratch: a minimal base taken from the
 //! worker's own, then what the master sent (the config's env, the build's
-//! params, `BURST_BUILD_ID` and friends), then the worker's id. Nothing else
-//! of the worker's environment reaches a step: not `BURST_TOKEN`, not
+//! params, `BURST_BUILD_ID` and friends), then the worker's identity
+//! (`BURST_WORKER_ID`, and `BURST_MASTER_ID` when the worker has one: the
+//! local provider finds a dead worker's steps by them). Nothing else of the
+//! worker's environment reaches a step: not `BURST_TOKEN`, not
 //! `BURST_MASTER_URL`, not whatever its launcher happened to have set.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+
+use burst_common::launch_env;
 
 /// The worker's variables a step inherits, when set.
 #[cfg(not(windows))]
@@ -35,15 +39,14 @@ pub fn base() -> Vec<(String, OsString)> {
 }
 
 fn base_from(get: impl Fn(&str) -> Option<OsString>) -> Vec<(String, OsString)> {
-    let mut out: Vec<(String, OsString)> = BASE
-        .iter()
-        .filter_map(|name| get(name).map(|v| ((*name).to_owned(), v)))
-        .collect();
-    #[cfg(not(windows))]
-    if !out.iter().any(|(k, _)| k == "PATH") {
-        out.insert(0, ("PATH".to_owned(), DEFAULT_PATH.into()));
-    }
-    out
+    BASE.iter()
+        .filter_map(|name| {
+            let value = get(name);
+            #[cfg(not(windows))]
+            let value = value.or_else(|| (*name == "PATH").then(|| DEFAULT_PATH.into()));
+            value.map(|v| ((*name).to_owned(), v))
+        })
+        .collect()
 }
 
 /// The full environment of a step, in the order it is applied (later
@@ -54,14 +57,20 @@ pub(crate) fn build(
     base: Vec<(String, OsString)>,
     sent: &BTreeMap<&String, &String>,
     worker_id: &str,
+    master_id: Option<OsString>,
 ) -> Vec<(String, OsString)> {
     let mut env = base;
     env.extend(sent.iter().map(|(k, v)| ((*k).clone(), OsString::from(v))));
-    env.push((
-        burst_common::launch_env::WORKER_ID.to_owned(),
-        worker_id.into(),
-    ));
+    env.push((launch_env::WORKER_ID.to_owned(), worker_id.into()));
+    if let Some(master_id) = master_id {
+        env.push((launch_env::MASTER_ID.to_owned(), master_id));
+    }
     env
+}
+
+/// The worker's `BURST_MASTER_ID`, which its steps carry too.
+pub(crate) fn master_id() -> Option<OsString> {
+    std::env::var_os(launch_env::MASTER_ID)
 }
 
 #[cfg(test)]
@@ -90,8 +99,12 @@ mod tests {
     #[test]
     fn the_worker_id_is_set_last() {
         let (k, v) = ("BURST_WORKER_ID".to_owned(), "forged".to_owned());
-        let sent = BTreeMap::from([(&k, &v)]);
-        let env = build(Vec::new(), &sent, "w1");
-        assert_eq!(env.last(), Some(&(k, OsString::from("w1"))));
+        let (m, mv) = ("BURST_MASTER_ID".to_owned(), "forged".to_owned());
+        let sent = BTreeMap::from([(&k, &v), (&m, &mv)]);
+        let env = build(Vec::new(), &sent, "w1", Some("m-1".into()));
+        assert_eq!(
+            &env[2..],
+            [(k, OsString::from("w1")), (m, OsString::from("m-1"))]
+        );
     }
 }

@@ -270,6 +270,10 @@ async fn the_workers_launch_environment_does_not_reach_steps() {
     );
     assert_eq!(env.get("BURST_WORKER_ID").map(String::as_str), Some("w1"));
     assert!(env.contains_key("PATH"), "{env:?}");
+    assert_eq!(
+        env.get("BURST_MASTER_ID").map(String::as_str),
+        Some("m-test")
+    );
 
     conn.shutdown(false).await;
     let _ = support::exit_code(&mut child, dir.path()).await;
