@@ -28,6 +28,9 @@ pub struct LocalSettings {
     /// environment, so a wrapper like `wine burst-worker.exe` works too.
     pub command: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// The master's variables the worker inherits, when set; it gets no
+    /// others.
+    pub inherit_env: Vec<String>,
     /// Each worker gets `<work_root>/<worker_id>`, removed on terminate.
     pub work_root: PathBuf,
     /// How long a worker may take to exit after SIGTERM before SIGKILL.
@@ -88,7 +91,15 @@ impl Provider for LocalProvider {
             .with_source(e)
         })?;
         let mut cmd = tokio::process::Command::new(&s.command[0]);
+        let inherited = s
+            .inherit_env
+            .iter()
+            .filter_map(|name| std::env::var_os(name).map(|v| (name, v)));
         cmd.args(&s.command[1..])
+            // A cleared environment: the master's own (cloud credentials,
+            // tokens) is none of a build's business.
+            .env_clear()
+            .envs(inherited)
             .envs(&s.env)
             .env(launch_env::MASTER_URL, &spec.master_url)
             .env(launch_env::WORKER_ID, &spec.worker_id)

@@ -10,6 +10,7 @@ mod platform;
 mod running;
 mod session;
 mod step;
+pub mod step_env;
 
 pub use args::{Args, Config};
 pub use output::CHUNK_SIZE;

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::output;
 use crate::platform::{self, ProcessTree};
+use crate::{output, step_env};
 
 /// How long a tree gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -205,14 +205,17 @@ async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<Pa
         }
         None => return Err("failed to run step: it has neither a script nor an argv".to_owned()),
     };
-    // Sorted, so that on Windows, where names are case-insensitive, `Path`
-    // and `PATH` in one step resolve the same way every time.
-    let env: BTreeMap<&String, &String> = run.env.iter().collect();
+    let sent: BTreeMap<&String, &String> = run.env.iter().collect();
     cmd.current_dir(&dir)
-        // The launch token is the worker's, not the build's.
-        .env_remove("BURST_TOKEN")
-        .envs(env)
-        .env("BURST_WORKER_ID", &ctx.worker_id)
+        // From scratch: the worker's own environment (its launch token
+        // included) is not the build's.
+        .env_clear()
+        .envs(step_env::build(
+            step_env::base(),
+            &sent,
+            &ctx.worker_id,
+            step_env::master_id(),
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -19,7 +19,15 @@ pub async fn submit(
     let submit_id = uuid::Uuid::new_v4().simple().to_string();
     let mut builds =
         crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
-            .map_err(|e| HttpError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+            .map_err(|e| {
+                tracing::warn!(by = %caller.name, builder = %req.builder, "submit refused: {e}");
+                let status = if e.is_bad_param() {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                HttpError(status, e.to_string())
+            })?;
     for b in &mut builds {
         b.submitted_by = Some(caller.name.clone());
     }

@@ -80,6 +80,25 @@ pub enum SubmitError {
     UnknownBuilder { builder: String, known: Vec<String> },
     #[error("invalid parameter name {name:?}: must match [A-Za-z_][A-Za-z0-9_]*")]
     InvalidParam { name: String },
+    /// A name that changes how programs run, or burst's own (see
+    /// `burst_common::env_policy`).
+    #[error("parameter {name:?} refused: {reason}")]
+    ForbiddenParam { name: String, reason: String },
+    #[error(
+        "parameter {name:?} is not declared by builder {builder:?} (declared: {})",
+        list_or_none(declared)
+    )]
+    UndeclaredParam {
+        name: String,
+        builder: String,
+        declared: Vec<String>,
+    },
+    #[error("parameter {name}={value:?} refused: {rule}")]
+    ParamNotAllowed {
+        name: String,
+        value: String,
+        rule: String,
+    },
     #[error("parameter {axis}={value:?} is not a value of matrix axis {axis:?} (values: {})", values.join(", "))]
     NotAnAxisValue {
         axis: String,
@@ -97,6 +116,20 @@ pub enum SubmitError {
     /// validation).
     #[error("builder {builder:?} is misconfigured: {reason}")]
     Misconfigured { builder: String, reason: String },
+}
+
+impl SubmitError {
+    /// Whether the submit itself is malformed (a bad parameter), as opposed
+    /// to naming something the config cannot serve.
+    pub fn is_bad_param(&self) -> bool {
+        matches!(
+            self,
+            SubmitError::InvalidParam { .. }
+                | SubmitError::ForbiddenParam { .. }
+                | SubmitError::UndeclaredParam { .. }
+                | SubmitError::ParamNotAllowed { .. }
+        )
+    }
 }
 
 fn list_or_none(items: &[String]) -> String {

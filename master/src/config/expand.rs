@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 use super::error::SubmitError;
 use super::labels::{cell_labels, pool_for_labels, pool_summary};
 use super::matrix::{cell_count, cells, Matrix, MAX_CELLS};
+use super::params::resolve;
 use super::schema::{BuilderConfig, Config};
 use crate::model::NewBuild;
-use burst_providers::config::is_env_name;
 
-/// The builds one submit of `builder` creates. A param named like a matrix
-/// axis picks that axis's value; every param also reaches the steps as an
-/// environment variable. Refused whole if any cell's labels have no pool.
+/// The builds one submit of `builder` creates. Only declared params (and
+/// matrix axes) may be given, and none that `env_policy` refuses; declared
+/// defaults fill in the rest. A param named like a matrix axis picks that
+/// axis's value; every param also reaches the steps as an environment
+/// variable. Refused whole if any cell's labels have no pool.
 pub fn expand_submit(
     config: &Config,
     builder: &str,
@@ -24,9 +26,7 @@ pub fn expand_submit(
             known: config.builders.iter().map(|b| b.name.clone()).collect(),
         });
     };
-    if let Some(name) = params.keys().find(|k| !is_env_name(k)) {
-        return Err(SubmitError::InvalidParam { name: name.clone() });
-    }
+    let params = &resolve(b, params)?;
     let matrix = restrict(b, params)?;
     if cell_count(&matrix).is_none_or(|n| n > MAX_CELLS) {
         return Err(misconfigured(
@@ -128,6 +128,7 @@ labels = ["mac", "arm"]
 name = "grid"
 labels = ["{os}", "{arch}", "{os}"]
 matrix = { os = ["linux", "mac"], arch = ["x86", "arm"] }
+params = { REF = {}, ARCH = {} }
 retries = 0
 
 [[builders.steps]]
@@ -142,6 +143,11 @@ argv = ["make", "test"]
 [[builders]]
 name = "plain"
 steps = [{ name = "s", run = "true" }]
+
+[[builders]]
+name = "declared"
+params = { MODE = { default = "debug", allowed = ["debug", "release"] } }
+steps = [{ name = "s", run = "true", env = { MODE = "from-step", KEEP = "1" } }, { name = "t", run = "true" }]
 "#;
 
     fn config() -> Config {
@@ -265,7 +271,7 @@ steps = [{ name = "s", run = "true" }]
         let err = expand_submit(&config(), "nope", &BTreeMap::new(), "s").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown builder \"nope\"; known builders: grid, plain"
+            "unknown builder \"nope\"; known builders: grid, plain, declared"
         );
         let empty = Config {
             builders: vec![],
@@ -283,6 +289,44 @@ steps = [{ name = "s", run = "true" }]
         for name in ["", "1A", "A-B", "A B", "X=Y"] {
             let err = expand_submit(&config(), "plain", &params(&[(name, "v")]), "s").unwrap_err();
             assert_eq!(err, SubmitError::InvalidParam { name: name.into() });
+        }
+    }
+
+    #[test]
+    fn defaults_reach_the_steps_and_are_recorded() {
+        let builds = expand_submit(&config(), "declared", &BTreeMap::new(), "s").unwrap();
+        assert_eq!(builds[0].params, params(&[("MODE", "debug")]));
+        assert_eq!(builds[0].steps[1].env, params(&[("MODE", "debug")]));
+        // A step's configured env still wins over a param.
+        assert_eq!(
+            builds[0].steps[0].env,
+            params(&[("KEEP", "1"), ("MODE", "from-step")])
+        );
+        let builds =
+            expand_submit(&config(), "declared", &params(&[("MODE", "release")]), "s").unwrap();
+        assert_eq!(builds[0].steps[1].env["MODE"], "release");
+    }
+
+    #[test]
+    fn undeclared_forbidden_and_disallowed_params_are_refused() {
+        let refuse = |pairs: &[(&str, &str)]| {
+            expand_submit(&config(), "declared", &params(pairs), "s").unwrap_err()
+        };
+        assert!(
+            matches!(refuse(&[("OTHER", "1")]), SubmitError::UndeclaredParam { name, .. } if name == "OTHER")
+        );
+        assert!(
+            matches!(refuse(&[("PATH", "/tmp/evil")]), SubmitError::ForbiddenParam { name, .. } if name == "PATH")
+        );
+        assert!(
+            matches!(refuse(&[("MODE", "fast")]), SubmitError::ParamNotAllowed { name, .. } if name == "MODE")
+        );
+        for e in [
+            refuse(&[("OTHER", "1")]),
+            refuse(&[("PATH", "x")]),
+            refuse(&[("MODE", "x")]),
+        ] {
+            assert!(e.is_bad_param(), "{e}");
         }
     }
 

@@ -418,6 +418,35 @@ run = "true"
     }
 
     #[test]
+    fn bad_param_declarations_and_step_env_name_line_and_key() {
+        let text = GOOD
+            .replace(
+                "labels = [\"linux\"]\n\n[[builders.steps]]",
+                "labels = [\"linux\"]\n\n[builders.params]\nPATH = {}\n\
+                 REF = { default = \"x y\", regex = \"[a-z]+\" }\nBAD = { regex = \"(\" }\n\n\
+                 [[builders.steps]]",
+            )
+            .replace(
+                "run = \"true\"",
+                "run = \"true\"\nenv = { LD_PRELOAD = \"x.so\" }",
+            );
+        let (shown, _) = load_err(&text, &[]);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "FILE:17: builders[0].params.BAD.regex: invalid regex: regex parse error: ( ^ error: unclosed group",
+                "FILE:15: builders[0].params.PATH: PATH may not be set by a submit: \
+                 it changes which programs run or what they load",
+                "FILE:16: builders[0].params.REF.default: default \"x y\" must match the regex \"[a-z]+\"",
+                "FILE:22: builders[0].steps[0].env.LD_PRELOAD: LD_PRELOAD may not be set: \
+                 LD_* variables change what every program of the step loads",
+            ],
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn all_problems_are_reported_one_per_line() {
         let text = GOOD
             .replace("max_workers = 4", "max_workers = 0\nmax_starting = 0")

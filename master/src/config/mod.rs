@@ -8,6 +8,7 @@ mod labels;
 mod load;
 mod locate;
 mod matrix;
+mod params;
 mod pool;
 #[cfg(test)]
 mod provider_tests;

@@ -104,7 +104,30 @@ pub struct BuilderConfig {
     /// Overrides `master.build_retries`.
     #[serde(default)]
     pub retries: Option<u32>,
+    /// Parameter name -> its rules. A submit may set only these (and the
+    /// matrix axes); each reaches the steps as an environment variable.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamConfig>,
     pub steps: Vec<StepConfig>,
+}
+
+/// One declared parameter: `params = { REF = { default = "main" } }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamConfig {
+    /// Used when a submit does not set it; without one the variable is
+    /// simply absent.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// The only values a submit may give.
+    #[serde(default)]
+    pub allowed: Option<Vec<String>>,
+    /// A pattern the whole value must match (`^…$` is implied).
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// For people reading the config; burst does not use it.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// A step as written in the config file: `run` (a script) or `argv`.

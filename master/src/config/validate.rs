@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use burst_common::env_policy;
 use burst_providers::config::{is_env_name, Check, Context, Scope};
 
 use super::error::{ConfigError, Problem};
 use super::labels::{cell_labels, placeholders, pool_for_labels, pool_summary};
 use super::locate::KeyPath;
 use super::matrix::{cell_count, cells, MAX_CELLS};
+use super::params::{compile, one_line, rule_broken};
 use super::pool::PoolConfig;
 use super::schema::{BuilderConfig, Config, MasterConfig, StepConfig};
 
@@ -201,6 +203,7 @@ impl Checker {
             );
         }
         let matrix_ok = self.matrix(&path.key("matrix"), b);
+        self.params(&path.key("params"), b);
         let labels_ok = self.labels(&path.key("labels"), b);
         if matrix_ok && labels_ok && !config.pools.is_empty() {
             self.coverage(config, &path.key("labels"), b);
@@ -235,6 +238,10 @@ impl Checker {
                     &axis_path,
                     format!("axis name {axis:?} must match [a-z0-9_]+"),
                 );
+            } else if let Some(why) = env_policy::submit_refusal(&axis.to_uppercase()) {
+                // A submit may pick an axis's value, and the axis becomes
+                // an environment variable.
+                self.push(&axis_path, format!("axis name {axis:?} refused: {why}"));
             }
             if values.is_empty() {
                 self.push(&axis_path, "an axis needs at least one value");
@@ -261,6 +268,48 @@ impl Checker {
                     format!("the matrix has more than {MAX_CELLS} cells ({got})"),
                 );
                 false
+            }
+        }
+    }
+
+    /// Each declared param: a name a submit may set, rules that compile, and
+    /// a default that follows them.
+    fn params(&mut self, path: &KeyPath, b: &BuilderConfig) {
+        for (name, rules) in &b.params {
+            let param = path.key(name);
+            if !is_env_name(name) {
+                self.push(
+                    &param,
+                    format!("{name:?} must match [A-Za-z_][A-Za-z0-9_]*"),
+                );
+                continue;
+            }
+            if let Some(why) = env_policy::submit_refusal(name) {
+                self.push(&param, why);
+                continue;
+            }
+            if b.matrix.contains_key(name) {
+                self.push(
+                    &param,
+                    format!("{name:?} is a matrix axis; its values are already declared there"),
+                );
+            }
+            if rules.allowed.as_ref().is_some_and(Vec::is_empty) {
+                self.push(&param.key("allowed"), "must list at least one value");
+            }
+            if let Some(pattern) = &rules.regex {
+                if let Err(e) = compile(pattern) {
+                    self.push(
+                        &param.key("regex"),
+                        format!("invalid regex: {}", one_line(&e)),
+                    );
+                    continue;
+                }
+            }
+            if let Some(default) = &rules.default {
+                if let Some(rule) = rule_broken(rules, default) {
+                    self.push(&param.key("default"), format!("default {default:?} {rule}"));
+                }
             }
         }
     }
@@ -402,11 +451,13 @@ impl Checker {
             }
         }
         self.check(&path.key("timeout"), &s.timeout);
-        for name in s.env.keys().filter(|k| !is_env_name(k)) {
-            self.push(
-                &path.key("env").key(name),
-                format!("{name:?} must match [A-Za-z_][A-Za-z0-9_]*"),
-            );
+        for name in s.env.keys() {
+            let key = path.key("env").key(name);
+            if !is_env_name(name) {
+                self.push(&key, format!("{name:?} must match [A-Za-z_][A-Za-z0-9_]*"));
+            } else if let Some(why) = env_policy::config_refusal(name) {
+                self.push(&key, why);
+            }
         }
     }
 }
@@ -457,6 +508,36 @@ run = "true"
 
     fn has(found: &[String], want: &str) -> bool {
         found.iter().any(|f| f.starts_with(want))
+    }
+
+    #[test]
+    fn params_axes_and_step_env_follow_the_env_policy() {
+        let text = BASE.replace(
+            "name = \"b\"\n",
+            "name = \"b\"\nmatrix = { path = [\"a\"], os = [\"x\"] }\n\
+             params = { os = {}, MODE = { allowed = [] }, ok = { allowed = [\"1\"], default = \"2\" }, \
+             \"A-B\" = {}, BASH_ENV = {} }\n",
+        )
+        .replace(
+            "run = \"true\"",
+            "run = \"true\"\nenv = { PATH = \"/opt/bin\", burst_x = \"1\", DYLD_X = \"1\" }",
+        );
+        let found = issues(&text);
+        for want in [
+            "builders[0].matrix.path: axis name \"path\" refused: PATH may not be set by a submit",
+            "builders[0].params.os: \"os\" is a matrix axis",
+            "builders[0].params.MODE.allowed: must list at least one value",
+            "builders[0].params.ok.default: default \"2\" must be one of: 1",
+            "builders[0].params.A-B: \"A-B\" must match",
+            "builders[0].params.BASH_ENV: BASH_ENV may not be set by a submit",
+            "builders[0].steps[0].env.burst_x: burst_x may not be set: BURST_*",
+            "builders[0].steps[0].env.DYLD_X: DYLD_X may not be set: DYLD_*",
+        ] {
+            assert!(has(&found, want), "{want} in {found:?}");
+        }
+        // Config is trusted with PATH; only the labels' coverage remains.
+        assert!(!found.iter().any(|f| f.contains("env.PATH")), "{found:?}");
+        assert_eq!(found.len(), 8, "{found:?}");
     }
 
     #[test]

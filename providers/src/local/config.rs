@@ -8,9 +8,35 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{LocalProvider, LocalSettings};
-use crate::config::{check_env, Context, Path, Problems};
+use burst_common::launch_env;
+
+use crate::config::{check_env, is_env_name, Context, Path, Problems};
 use crate::section::Section;
 use crate::{Provider, ProviderError};
+
+/// What a local worker inherits from the master when `inherit_env` is not
+/// set: enough to find programs, log, and run under wine. Nothing else of
+/// the master's environment (cloud credentials, tokens) reaches a worker.
+pub const DEFAULT_INHERIT_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "NO_COLOR",
+    "WINEPREFIX",
+    "WINEDEBUG",
+    "WINEDLLOVERRIDES",
+    "WINESERVER",
+    "WINELOADER",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XDG_RUNTIME_DIR",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -20,6 +46,20 @@ pub struct LocalPoolConfig {
     pub command: Vec<String>,
     /// Extra environment for the worker process.
     pub env: BTreeMap<String, String>,
+    /// The master's variables a worker inherits (when set); unset =
+    /// [`DEFAULT_INHERIT_ENV`]. Workers start from an empty environment.
+    pub inherit_env: Option<Vec<String>>,
+}
+
+impl LocalPoolConfig {
+    fn inherit_env(&self) -> Vec<String> {
+        self.inherit_env.clone().unwrap_or_else(|| {
+            DEFAULT_INHERIT_ENV
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        })
+    }
 }
 
 impl Section for LocalPoolConfig {
@@ -28,7 +68,16 @@ impl Section for LocalPoolConfig {
     }
 
     fn validate(&self, _ctx: &Context, out: &mut Problems) {
-        check_env(&Path::root().key("local").key("env"), &self.env, out);
+        let path = Path::root().key("local");
+        check_env(&path.key("env"), &self.env, out);
+        for (i, name) in self.inherit_env.iter().flatten().enumerate() {
+            let key = path.key("inherit_env").index(i);
+            if !is_env_name(name) {
+                out.push(&key, format!("{name:?} must match [A-Za-z_][A-Za-z0-9_]*"));
+            } else if launch_env::is_reserved(name) {
+                out.push(&key, format!("{name} is set by burst for every worker"));
+            }
+        }
     }
 
     fn build(&self, ctx: &Context) -> Result<Arc<dyn Provider>, ProviderError> {
@@ -42,6 +91,7 @@ impl Section for LocalPoolConfig {
             pool: ctx.pool.clone(),
             command,
             env: self.env.clone(),
+            inherit_env: self.inherit_env(),
             work_root: ctx.state_dir.join("workers"),
             stop_grace: Duration::from_secs(5),
         };
@@ -67,5 +117,30 @@ mod tests {
             ["local.env.BURST_POOL: BURST_POOL is set by burst for every worker"]
         );
         assert_eq!(problems(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn inherit_env_names_are_checked() {
+        assert_eq!(
+            problems("inherit_env = [\"PATH\", \"A-B\", \"BURST_TOKEN\"]"),
+            [
+                "local.inherit_env[1]: \"A-B\" must match [A-Za-z_][A-Za-z0-9_]*",
+                "local.inherit_env[2]: BURST_TOKEN is set by burst for every worker"
+            ]
+        );
+    }
+
+    #[test]
+    fn inherit_env_defaults_to_what_workers_and_wine_need() {
+        let config: LocalPoolConfig = toml::from_str("").expect("parses");
+        let names = config.inherit_env();
+        for name in ["PATH", "HOME", "WINEPREFIX", "DISPLAY"] {
+            assert!(names.iter().any(|n| n == name), "{name}");
+        }
+        assert!(!names
+            .iter()
+            .any(|n| n.starts_with("AWS_") || n.starts_with("BURST_")));
+        let config: LocalPoolConfig = toml::from_str("inherit_env = []").expect("parses");
+        assert!(config.inherit_env().is_empty());
     }
 }

@@ -10,6 +10,7 @@ mod ec2;
 mod logs;
 mod master_crash;
 mod matrix;
+mod params;
 mod quickstart;
 mod shutdown;
 mod ssh;

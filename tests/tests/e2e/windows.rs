@@ -105,11 +105,11 @@ async fn windows_env_working_dir_and_crlf() -> Result<()> {
         &[
             (
                 "vars",
-                // The pool gives the worker BURST_TEST_CASE=outer; the step
-                // overrides it in another case, and PATH as Path.
-                // (`set X & …` would look up "X ", trailing space included.)
-                "run = \"echo [%FOO%] & set BURST_TEST_CASE& set PATH\"\n\
-                 env = { FOO = \"bar baz\", burst_test_case = \"inner\", Path = 'C:\\windows\\system32;C:\\windows' }"
+                // The param TEST_CASE defaults to "outer"; the step
+                // overrides it in another case, and PATH as Path. The pool
+                // gives the worker BURST_TEST_CASE, which no step sees.
+                "run = \"echo [%FOO%] & set\"\n\
+                 env = { FOO = \"bar baz\", test_case = \"inner\", Path = 'C:\\windows\\system32;C:\\windows' }"
                     .into(),
             ),
             (
@@ -118,6 +118,10 @@ async fn windows_env_working_dir_and_crlf() -> Result<()> {
             ),
         ],
     ));
+    let config = config.replace(
+        "name = \"env\"\n",
+        "name = \"env\"\nparams = { TEST_CASE = { default = \"outer\" } }\n",
+    );
     let master = setup.master().section(&config).start().await?;
     let ids = master.submit("env", &[]).await?;
     let build = master.finished_json(ids[0], BUILD_BOUND).await?;
@@ -129,10 +133,17 @@ async fn windows_env_working_dir_and_crlf() -> Result<()> {
     let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
     let case: Vec<&&str> = lines
         .iter()
-        .filter(|l| l.to_ascii_lowercase().starts_with("burst_test_case="))
+        .filter(|l| l.to_ascii_lowercase().starts_with("test_case="))
         .collect();
-    assert_eq!(case.len(), 1, "one BURST_TEST_CASE, overridden: {log}");
+    assert_eq!(case.len(), 1, "one TEST_CASE, overridden: {log}");
     assert!(case[0].ends_with("=inner"), "{log}");
+    // The worker's own environment stays out of the step.
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.to_ascii_lowercase().starts_with("burst_test_case=")),
+        "{log}"
+    );
     let path: Vec<&&str> = lines
         .iter()
         .filter(|l| l.to_ascii_lowercase().starts_with("path="))

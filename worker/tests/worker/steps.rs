@@ -1,6 +1,6 @@
 //! Script and argv steps: exit codes, environment, directories, output.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use burst_proto::{worker_message, StepFinished};
@@ -193,4 +193,88 @@ async fn drain_finishes_running_steps_then_exits() {
     assert_eq!(finished.exit_code, Some(0));
     assert!(!finished.cancelled);
     assert_eq!(support::exited(worker).await, Exit::Shutdown);
+}
+
+/// `env -0` output as name -> value.
+fn env_of(stdout: &[u8]) -> BTreeMap<String, String> {
+    stdout
+        .split(|b| *b == 0)
+        .filter(|kv| !kv.is_empty())
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn step_env_is_exactly_base_then_sent_then_worker_id() {
+    // The test process has variables the base does not take (cargo's).
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_master, mut conn, worker) = support::connected(support::config("", dir.path())).await;
+
+    // An argv step: no shell adds variables of its own.
+    let mut step = support::argv("env", &["env", "-0"]);
+    step.env = HashMap::from([
+        ("GREETING".to_owned(), "hi".to_owned()),
+        ("HOME".to_owned(), "/from/config".to_owned()),
+        ("BURST_BUILD_ID".to_owned(), "7".to_owned()),
+        // The master never sends this one, and the worker's own wins.
+        ("BURST_WORKER_ID".to_owned(), "forged".to_owned()),
+    ]);
+    conn.run(step).await;
+    let run = conn.collect("env").await;
+    assert_eq!(run.finished.exit_code, Some(0), "{run:?}");
+
+    let mut want: BTreeMap<String, String> = burst_worker::step_env::base()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string_lossy().into_owned()))
+        .collect();
+    want.insert("GREETING".into(), "hi".into());
+    want.insert("HOME".into(), "/from/config".into());
+    want.insert("BURST_BUILD_ID".into(), "7".into());
+    want.insert("BURST_WORKER_ID".into(), "w1".into());
+    assert_eq!(env_of(&run.stdout), want);
+
+    conn.shutdown(false).await;
+    support::exited(worker).await;
+}
+
+#[tokio::test]
+async fn the_workers_launch_environment_does_not_reach_steps() {
+    let mut master = support::FakeMaster::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = support::spawn_binary(&master.url, dir.path(), &[]);
+    let mut conn = master.accept().await;
+    conn.welcome("resume-1").await;
+
+    conn.run(support::argv("env", &["env", "-0"])).await;
+    let run = conn.collect("env").await;
+    assert_eq!(run.finished.exit_code, Some(0), "{run:?}");
+    let env = env_of(&run.stdout);
+    for name in [
+        "BURST_TOKEN",
+        "BURST_MASTER_URL",
+        "BURST_WORK_DIR",
+        "BURST_RECONNECT_MIN",
+        "RUST_LOG",
+        "CARGO_MANIFEST_DIR",
+    ] {
+        assert!(!env.contains_key(name), "{name} leaked: {env:?}");
+    }
+    assert!(
+        !String::from_utf8_lossy(&run.stdout).contains(support::LAUNCH_TOKEN),
+        "the token leaked"
+    );
+    assert_eq!(env.get("BURST_WORKER_ID").map(String::as_str), Some("w1"));
+    assert!(env.contains_key("PATH"), "{env:?}");
+    assert_eq!(
+        env.get("BURST_MASTER_ID").map(String::as_str),
+        Some("m-test")
+    );
+
+    conn.shutdown(false).await;
+    let _ = support::exit_code(&mut child, dir.path()).await;
 }

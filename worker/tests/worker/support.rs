@@ -391,6 +391,7 @@ pub fn spawn_binary(master_url: &str, dir: &Path, extra_args: &[&str]) -> tokio:
         .args(extra_args)
         .env("BURST_MASTER_URL", master_url)
         .env("BURST_WORKER_ID", "w1")
+        .env("BURST_MASTER_ID", "m-test")
         .env("BURST_TOKEN", LAUNCH_TOKEN)
         .env("BURST_WORK_DIR", dir.join("work"))
         .env("BURST_RECONNECT_MIN", "50ms")
