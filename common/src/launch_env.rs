@@ -11,6 +11,10 @@ pub const WORK_DIR: &str = "BURST_WORK_DIR";
 /// Which master launched the worker: lets a provider's `list` find its workers.
 pub const MASTER_ID: &str = "BURST_MASTER_ID";
 pub const POOL: &str = "BURST_POOL";
+/// The names (comma-separated) of the pool's configured `env` entries: the
+/// worker hands exactly these on to its steps, whose environment is
+/// otherwise built from scratch.
+pub const STEP_ENV: &str = "BURST_STEP_ENV";
 
 /// Set only by the EC2 provider's user data: the instance metadata service
 /// the worker polls for spot interruption notices. Not reserved: config may
@@ -23,6 +27,15 @@ pub const IMDS_URL: &str = "BURST_IMDS_URL";
 pub const RESERVED: &[&str] = &[
     MASTER_URL, WORKER_ID, TOKEN, LABELS, WORK_DIR, MASTER_ID, POOL,
 ];
+
+/// The value of [`STEP_ENV`] for a pool's configured env names.
+pub fn step_env_names<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+    names
+        .into_iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// Whether `name` belongs to the launch contract.
 pub fn is_reserved(name: &str) -> bool {

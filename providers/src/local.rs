@@ -101,6 +101,10 @@ impl Provider for LocalProvider {
             .env_clear()
             .envs(inherited)
             .envs(&s.env)
+            .env(
+                launch_env::STEP_ENV,
+                launch_env::step_env_names(s.env.keys()),
+            )
             .env(launch_env::MASTER_URL, &spec.master_url)
             .env(launch_env::WORKER_ID, &spec.worker_id)
             .env(launch_env::TOKEN, &spec.token)

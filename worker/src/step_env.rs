@@ -33,9 +33,30 @@ const BASE: &[&str] = &[
 #[cfg(not(windows))]
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// The base every step starts from, read from the worker's environment.
+/// The base every step starts from, read from the worker's environment:
+/// the platform's minimum, then the pool's configured env (the names in
+/// `BURST_STEP_ENV`).
 pub fn base() -> Vec<(String, OsString)> {
-    base_from(|name| std::env::var_os(name))
+    let mut env = base_from(|name| std::env::var_os(name));
+    env.extend(pool_env_from(
+        std::env::var(launch_env::STEP_ENV).ok().as_deref(),
+        |name| std::env::var_os(name),
+    ));
+    env
+}
+
+/// The pool's env entries the provider named. `BURST_*` names are burst's
+/// own and never pass.
+fn pool_env_from(
+    names: Option<&str>,
+    get: impl Fn(&str) -> Option<OsString>,
+) -> Vec<(String, OsString)> {
+    names
+        .unwrap_or_default()
+        .split(',')
+        .filter(|n| !n.is_empty() && !n.starts_with("BURST_"))
+        .filter_map(|n| get(n).map(|v| (n.to_owned(), v)))
+        .collect()
 }
 
 fn base_from(get: impl Fn(&str) -> Option<OsString>) -> Vec<(String, OsString)> {
@@ -76,6 +97,21 @@ pub(crate) fn master_id() -> Option<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pools_named_env_passes_and_burst_names_never_do() {
+        let get = |n: &str| match n {
+            "CI_FLAVOUR" => Some(OsString::from("e2e")),
+            "BURST_TOKEN" => Some(OsString::from("secret")),
+            "OTHER" => Some(OsString::from("x")),
+            _ => None,
+        };
+        assert_eq!(
+            pool_env_from(Some("CI_FLAVOUR,BURST_TOKEN,,MISSING"), get),
+            vec![("CI_FLAVOUR".to_owned(), OsString::from("e2e"))]
+        );
+        assert!(pool_env_from(None, get).is_empty());
+    }
 
     #[cfg(not(windows))]
     #[test]

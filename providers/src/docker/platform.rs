@@ -81,7 +81,9 @@ pub fn process(
     // The pool's own variables first: burst's come later and win.
     let mut env_list: Vec<String> = pool_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let labels = vars.labels.join(",");
+    let step_env = launch_env::step_env_names(pool_env.keys());
     for (key, value) in [
+        (launch_env::STEP_ENV, step_env.as_str()),
         (launch_env::MASTER_URL, vars.master_url),
         (launch_env::WORKER_ID, vars.worker_id),
         (launch_env::TOKEN, vars.token),
@@ -144,6 +146,7 @@ mod tests {
             p.env,
             [
                 "CI=1",
+                "BURST_STEP_ENV=CI",
                 "BURST_MASTER_URL=http://10.0.0.2:8481",
                 "BURST_WORKER_ID=win-00aa",
                 "BURST_TOKEN=secret-token",

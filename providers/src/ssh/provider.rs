@@ -162,6 +162,10 @@ impl SshProvider {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         vars.extend([
+            (
+                launch_env::STEP_ENV.to_owned(),
+                launch_env::step_env_names(self.settings.env.keys()),
+            ),
             (launch_env::MASTER_URL.to_owned(), spec.master_url.clone()),
             (launch_env::WORKER_ID.to_owned(), spec.worker_id.clone()),
             (launch_env::LABELS.to_owned(), spec.labels.join(",")),
