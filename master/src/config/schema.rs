@@ -45,6 +45,9 @@ pub struct MasterConfig {
     pub shutdown_grace: Duration,
     /// How many times a build whose worker was lost is retried.
     pub build_retries: u32,
+    /// Most output one step run may write (e.g. "100MB"); past it the step
+    /// is cancelled and fails. Enforced by the master, whatever the worker does.
+    pub step_log_limit: bytesize::ByteSize,
 }
 
 impl Default for MasterConfig {
@@ -58,6 +61,7 @@ impl Default for MasterConfig {
             heartbeat_misses: AtLeastOne::new(3),
             shutdown_grace: Duration::from_secs(30),
             build_retries: 1,
+            step_log_limit: bytesize::ByteSize::b(crate::logs::DEFAULT_STEP_LOG_LIMIT),
         }
     }
 }

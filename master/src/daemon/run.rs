@@ -46,7 +46,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         .await
         .context("failed to read the master id")?;
     let store: Arc<dyn Store> = Arc::new(store);
-    let logs = Arc::new(LogStore::new(&state_dir));
+    let logs =
+        Arc::new(LogStore::new(&state_dir).with_limit(config.master.step_log_limit.as_u64()));
 
     let grpc_listener = TcpListener::bind(config.master.grpc_listen)
         .await

@@ -1,10 +1,14 @@
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use burst_common::error_chain::Chain;
 use burst_proto::worker_service_server::WorkerService;
-use burst_proto::{master_message, worker_message, Heartbeat, MasterMessage, WorkerMessage};
+use burst_proto::{
+    master_message, worker_message, CancelStep, Heartbeat, MasterMessage, StepFinished,
+    WorkerMessage,
+};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -12,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::logs::{LogStore, StepRunId};
+use crate::logs::{limit_message, LogError, LogStore, StepRunId};
 use crate::scheduler::SchedulerHandle;
 
 /// How long a new stream may take to say hello.
@@ -69,13 +73,17 @@ impl WorkerService for WorkerGrpc {
         let outbound: Outbound = Box::pin(ReceiverStream::new(rx).map(Ok));
         match self.scheduler.hello(hello, tx.clone()).await {
             Ok(session) => {
-                // Only the scheduler's copy keeps the stream open from here.
+                // Only the scheduler's copy keeps the stream open from here;
+                // the pump's weak one only sends cancels for capped steps.
+                let outbound = tx.downgrade();
                 drop(tx);
                 let pump = Pump {
                     scheduler: self.scheduler.clone(),
                     logs: self.logs.clone(),
                     worker_id,
                     session,
+                    outbound,
+                    capped: HashSet::new(),
                 };
                 tokio::spawn(pump.run(inbound));
             }
@@ -98,10 +106,13 @@ struct Pump {
     logs: Arc<LogStore>,
     worker_id: String,
     session: u64,
+    outbound: mpsc::WeakSender<MasterMessage>,
+    /// Steps whose log hit the cap: their result is reported as that failure.
+    capped: HashSet<String>,
 }
 
 impl Pump {
-    async fn run(self, mut inbound: Streaming<WorkerMessage>) {
+    async fn run(mut self, mut inbound: Streaming<WorkerMessage>) {
         let mut last_liveness = Instant::now();
         loop {
             let msg = match inbound.message().await {
@@ -128,6 +139,12 @@ impl Pump {
                             .await;
                     }
                 }
+                worker_message::Msg::Finished(f) if self.capped.remove(&f.step_run_id) => {
+                    let f = self.capped_result(f);
+                    self.scheduler
+                        .from_worker(&self.worker_id, self.session, f)
+                        .await
+                }
                 worker_message::Msg::Hello(_) => {
                     tracing::warn!(worker = %self.worker_id, "refused a second hello on one session");
                 }
@@ -143,18 +160,49 @@ impl Pump {
             .await;
     }
 
-    async fn store_output(&self, step: &str, offset: u64, data: &[u8]) {
-        let result = match step.parse::<StepRunId>() {
-            Ok(id) => self
-                .logs
-                .append(&self.worker_id, id, offset, data)
-                .await
-                .map(|_| ())
-                .map_err(|e| Chain(&e).to_string()),
-            Err(e) => Err(e),
+    async fn store_output(&mut self, step: &str, offset: u64, data: &[u8]) {
+        let id = match step.parse::<StepRunId>() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(worker = %self.worker_id, error = %e, "refused step output");
+                return;
+            }
         };
-        if let Err(e) = result {
-            tracing::warn!(worker = %self.worker_id, error = %e, "refused step output");
+        match self.logs.append(&self.worker_id, id, offset, data).await {
+            Ok(_) => {}
+            Err(LogError::LimitExceeded { limit, .. }) => {
+                tracing::warn!(
+                    worker = %self.worker_id, step = %id, limit,
+                    "step output exceeded step_log_limit; cancelling the step"
+                );
+                self.capped.insert(step.to_owned());
+                let cancel = MasterMessage {
+                    msg: Some(master_message::Msg::Cancel(CancelStep {
+                        step_run_id: step.to_owned(),
+                    })),
+                };
+                if let Some(tx) = self.outbound.upgrade() {
+                    // Full or closed: the step's output is dropped either way,
+                    // and the step timeout or lost session ends it.
+                    let _ = tx.try_send(cancel);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.worker_id, error = %Chain(&e), "refused step output")
+            }
         }
+    }
+
+    /// The worker's result for a capped step (cancelled, most likely) becomes
+    /// a failure that says why.
+    fn capped_result(&self, f: StepFinished) -> worker_message::Msg {
+        worker_message::Msg::Finished(StepFinished {
+            exit_code: None,
+            signal: None,
+            timed_out: false,
+            cancelled: false,
+            error: limit_message(self.logs.limit()),
+            ..f
+        })
     }
 }
