@@ -19,6 +19,9 @@ use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings};
 use crate::store::{SqliteStore, Store};
 use burst_providers::config::Context as ProviderContext;
 
+/// Largest message a worker may send (output chunks are 32 KiB).
+const GRPC_MAX_MESSAGE: usize = 256 * 1024;
+
 /// Written to `<state_dir>/run.json` once the master listens, so scripts and
 /// tests find the real addresses (ports may be 0 in the config).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,7 +115,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grpc = {
-        let service = WorkerServiceServer::new(WorkerGrpc::new(handle.clone(), logs.clone()));
+        // Output chunks are 32 KiB; nothing a worker sends needs more, and
+        // tonic's 4 MB default would let a hello carry a 3 MB worker id.
+        let service = WorkerServiceServer::new(WorkerGrpc::new(handle.clone(), logs.clone()))
+            .max_decoding_message_size(GRPC_MAX_MESSAGE);
         let mut stop = stop_rx.clone();
         tokio::spawn(
             tonic::transport::Server::builder()

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::hello_limits::{self, for_log, MAX_SHORT_FIELD};
 use crate::logs::{limit_message, LogError, LogStore, StepRunId};
 use crate::scheduler::SchedulerHandle;
 
@@ -62,12 +63,20 @@ impl WorkerService for WorkerGrpc {
                     "the first message of a session must be a hello",
                 ));
             }
-            Ok(Err(status)) => return Err(status),
+            Ok(Err(status)) => {
+                // Oversized messages end here (the service's decoding limit).
+                tracing::warn!(%peer, status = %for_log(status.message()), "refused a session whose first message was unreadable");
+                return Err(status);
+            }
             Err(_) => {
                 tracing::warn!(%peer, "refused a session that sent no hello in time");
                 return Err(Status::deadline_exceeded("no hello within 10s"));
             }
         };
+        if let Some(reason) = hello_limits::check(&hello) {
+            tracing::warn!(%peer, worker = %for_log(&hello.worker_id), %reason, "refused a hello");
+            return Err(Status::invalid_argument(format!("hello refused: {reason}")));
+        }
         let worker_id = hello.worker_id.clone();
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let outbound: Outbound = Box::pin(ReceiverStream::new(rx).map(Ok));
@@ -88,7 +97,7 @@ impl WorkerService for WorkerGrpc {
                 tokio::spawn(pump.run(inbound));
             }
             Err(refused) => {
-                tracing::warn!(%peer, worker = %worker_id, reason = %refused.reason, "worker refused");
+                tracing::warn!(%peer, worker = %worker_id, reason = %for_log(&refused.reason), "worker refused");
                 let _ = tx.try_send(MasterMessage {
                     msg: Some(master_message::Msg::Refused(refused)),
                 });
@@ -139,6 +148,9 @@ impl Pump {
                             .await;
                     }
                 }
+                worker_message::Msg::Finished(f) if f.step_run_id.len() > MAX_SHORT_FIELD => {
+                    tracing::warn!(worker = %self.worker_id, step = %for_log(&f.step_run_id), "refused a result with an oversized step id");
+                }
                 worker_message::Msg::Finished(f) if self.capped.remove(&f.step_run_id) => {
                     let f = self.capped_result(f);
                     self.scheduler
@@ -164,7 +176,7 @@ impl Pump {
         let id = match step.parse::<StepRunId>() {
             Ok(id) => id,
             Err(e) => {
-                tracing::warn!(worker = %self.worker_id, error = %e, "refused step output");
+                tracing::warn!(worker = %self.worker_id, error = %for_log(&e), "refused step output");
                 return;
             }
         };

@@ -3,8 +3,25 @@
 
 use std::time::Duration;
 
-use burst_e2e::{wait, MasterBuilder};
+use burst_e2e::{wait, Master, MasterBuilder};
 use burst_master::model::{BuildState, StepState};
+use burst_proto::worker_service_client::WorkerServiceClient;
+use burst_proto::{worker_message, Hello, WorkerMessage};
+
+/// A local pool and a builder whose build succeeds.
+const LOCAL: &str = r#"
+[pools.local]
+provider = "local"
+labels = ["linux"]
+
+[[builders]]
+name = "ok"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "ok"
+run = "echo ok"
+"#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_step_past_the_log_cap_is_cancelled_and_fails_saying_why() -> anyhow::Result<()> {
@@ -72,4 +89,85 @@ fn running_cmdline_contains(needle: &str) -> bool {
         std::fs::read(e.path().join("cmdline"))
             .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
     })
+}
+
+/// Opens a session with `hello` as a fake worker would; the error the master
+/// answered with, if any.
+async fn say_hello(master: &Master, hello: Hello) -> anyhow::Result<Option<tonic::Status>> {
+    let mut client = WorkerServiceClient::connect(master.worker_url()).await?;
+    let first = WorkerMessage {
+        msg: Some(worker_message::Msg::Hello(hello)),
+    };
+    Ok(client.session(tokio_stream::iter(vec![first])).await.err())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_hellos_are_refused_and_logged_short() -> anyhow::Result<()> {
+    let master = MasterBuilder::new().section(LOCAL).start().await?;
+    let huge_id = "w".repeat(3 << 20);
+    let cases = [
+        (
+            "3 MB worker id",
+            Hello {
+                worker_id: huge_id.clone(),
+                ..Hello::default()
+            },
+        ),
+        (
+            "129-char worker id",
+            Hello {
+                worker_id: "x".repeat(129),
+                ..Hello::default()
+            },
+        ),
+        (
+            "65 labels",
+            Hello {
+                worker_id: "w1".into(),
+                labels: vec!["l".into(); 65],
+                ..Hello::default()
+            },
+        ),
+        (
+            "65-char label",
+            Hello {
+                worker_id: "w1".into(),
+                labels: vec!["l".repeat(65)],
+                ..Hello::default()
+            },
+        ),
+    ];
+    for (what, hello) in cases {
+        let status = say_hello(&master, hello).await?;
+        assert!(status.is_some(), "a hello with a {what} was accepted");
+    }
+    let status = say_hello(
+        &master,
+        Hello {
+            worker_id: "x".repeat(129),
+            ..Hello::default()
+        },
+    )
+    .await?
+    .unwrap();
+    assert!(status.message().contains("worker id"), "{status:?}");
+    // Each refusal is logged, with the id cut short.
+    wait::until_true("the refusals to be logged", Duration::from_secs(10), || {
+        master.log().matches("refused a").count() >= 5
+    })
+    .await?;
+    let log = master.log();
+    assert!(log.len() < 64 * 1024, "master.log is {} bytes", log.len());
+    assert!(
+        !log.contains(&"w".repeat(200)),
+        "a long worker id was logged in full"
+    );
+    assert!(
+        !log.contains(&"x".repeat(100)),
+        "a long worker id was logged in full"
+    );
+    // The master still answers real workers' ports.
+    let health = reqwest::get(format!("{}/healthz", master.url())).await?;
+    assert!(health.status().is_success(), "{health:?}");
+    Ok(())
 }
