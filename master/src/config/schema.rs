@@ -48,6 +48,9 @@ pub struct MasterConfig {
     /// Most output one step run may write (e.g. "100MB"); past it the step
     /// is cancelled and fails. Enforced by the master, whatever the worker does.
     pub step_log_limit: bytesize::ByteSize,
+    /// Open connections each endpoint (HTTP, gRPC) holds at most; lowered at
+    /// start to fit the open-file limit. Connections past it are closed.
+    pub max_connections: usize,
 }
 
 impl Default for MasterConfig {
@@ -62,6 +65,7 @@ impl Default for MasterConfig {
             shutdown_grace: Duration::from_secs(30),
             build_retries: 1,
             step_log_limit: bytesize::ByteSize::b(crate::logs::DEFAULT_STEP_LOG_LIMIT),
+            max_connections: 1024,
         }
     }
 }

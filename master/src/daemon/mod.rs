@@ -1,6 +1,7 @@
 //! `burst master`: opens the store, builds the pools, serves the worker and
 //! HTTP endpoints, and shuts down cleanly on SIGTERM or Ctrl-C.
 
+mod listen;
 mod run;
 mod signals;
 

@@ -8,9 +8,8 @@ use burst_common::error_chain::Chain;
 use burst_proto::worker_service_server::WorkerServiceServer;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
-use super::signals;
+use super::{listen, signals};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::grpc::WorkerGrpc;
@@ -21,6 +20,8 @@ use burst_providers::config::Context as ProviderContext;
 
 /// Largest message a worker may send (output chunks are 32 KiB).
 const GRPC_MAX_MESSAGE: usize = 256 * 1024;
+/// Streams one worker connection may open at once (it uses one).
+const GRPC_STREAMS_PER_CONNECTION: u32 = 4;
 
 /// Written to `<state_dir>/run.json` once the master listens, so scripts and
 /// tests find the real addresses (ports may be 0 in the config).
@@ -41,6 +42,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         .unwrap_or_else(|| "embedded defaults".into());
     tracing::info!(config = %source, state_dir = %state_dir.display(), "starting burst master");
 
+    let nofile = listen::raise_nofile_limit();
     let store = SqliteStore::open(&state_dir)
         .await
         .context("failed to open the store")?;
@@ -114,6 +116,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let scheduler_task = tokio::spawn(scheduler.run());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let cap = listen::connection_cap(config.master.max_connections, nofile);
     let grpc = {
         // Output chunks are 32 KiB; nothing a worker sends needs more, and
         // tonic's 4 MB default would let a hello carry a 3 MB worker id.
@@ -122,11 +125,18 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         let mut stop = stop_rx.clone();
         tokio::spawn(
             tonic::transport::Server::builder()
+                // A worker whose connection silently died is noticed.
                 .http2_keepalive_interval(Some(Duration::from_secs(20)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+                // A worker opens one session stream at a time.
+                .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION))
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                }),
+                .serve_with_incoming_shutdown(
+                    listen::grpc_incoming(grpc_listener, cap),
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                ),
         )
     };
     let http = {
@@ -136,15 +146,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             scheduler: handle.clone(),
             logs,
         };
-        let mut stop = stop_rx.clone();
         let app = api::router(state);
-        tokio::spawn(async move {
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        tokio::spawn(listen::serve_http(http_listener, app, cap, stop_rx.clone()))
     };
 
     let info = RunInfo {

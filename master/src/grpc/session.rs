@@ -24,17 +24,25 @@ use crate::scheduler::SchedulerHandle;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Output proves a worker alive; the scheduler hears of it this often.
 const LIVENESS_EVERY: Duration = Duration::from_secs(1);
+/// Sessions that have not said hello yet, at once: more are refused, so
+/// strangers cannot hold many streams for the hello deadline each.
+const MAX_UNAUTHENTICATED: usize = 64;
 /// Messages the scheduler may queue for one worker.
 const OUTBOUND_QUEUE: usize = 64;
 
 pub struct WorkerGrpc {
     scheduler: SchedulerHandle,
     logs: Arc<LogStore>,
+    unauthenticated: Arc<tokio::sync::Semaphore>,
 }
 
 impl WorkerGrpc {
     pub fn new(scheduler: SchedulerHandle, logs: Arc<LogStore>) -> Self {
-        Self { scheduler, logs }
+        Self {
+            scheduler,
+            logs,
+            unauthenticated: Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED)),
+        }
     }
 }
 
@@ -52,6 +60,12 @@ impl WorkerService for WorkerGrpc {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|| "unknown".into());
+        let Ok(pending) = self.unauthenticated.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "refused a session: too many sessions are waiting for a hello");
+            return Err(Status::resource_exhausted(
+                "too many sessions without a hello",
+            ));
+        };
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(WorkerMessage {
@@ -73,6 +87,7 @@ impl WorkerService for WorkerGrpc {
                 return Err(Status::deadline_exceeded("no hello within 10s"));
             }
         };
+        drop(pending);
         if let Some(reason) = hello_limits::check(&hello) {
             tracing::warn!(%peer, worker = %for_log(&hello.worker_id), %reason, "refused a hello");
             return Err(Status::invalid_argument(format!("hello refused: {reason}")));

@@ -7,6 +7,7 @@ use burst_e2e::{wait, Master, MasterBuilder};
 use burst_master::model::{BuildState, StepState};
 use burst_proto::worker_service_client::WorkerServiceClient;
 use burst_proto::{worker_message, Hello, WorkerMessage};
+use tokio::io::AsyncReadExt;
 
 /// A local pool and a builder whose build succeeds.
 const LOCAL: &str = r#"
@@ -169,5 +170,81 @@ async fn oversized_hellos_are_refused_and_logged_short() -> anyhow::Result<()> {
     // The master still answers real workers' ports.
     let health = reqwest::get(format!("{}/healthz", master.url())).await?;
     assert!(health.status().is_success(), "{health:?}");
+    Ok(())
+}
+
+/// Idle connections opened to each endpoint.
+const IDLE_PER_PORT: usize = 1000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_with_few_descriptors_neither_freeze_nor_stay() -> anyhow::Result<()> {
+    let master = MasterBuilder::new()
+        .section(LOCAL)
+        .nofile_limit(256)
+        .start()
+        .await?;
+    let http_addr = master.url().trim_start_matches("http://").to_owned();
+    let grpc_addr = master.worker_url().trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for addr in [&grpc_addr, &http_addr] {
+        for _ in 0..IDLE_PER_PORT {
+            // Bounded: a connect the backlog cannot take is given up.
+            let connect = tokio::net::TcpStream::connect(addr.as_str());
+            if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                idle.push(stream);
+            }
+        }
+    }
+    assert!(
+        idle.len() > IDLE_PER_PORT,
+        "only {} connections opened",
+        idle.len()
+    );
+
+    // Health checks are answered while the idle connections are open.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let healthz = format!("{}/healthz", master.url());
+    wait::until("/healthz to answer", Duration::from_secs(20), || {
+        let (client, healthz) = (client.clone(), healthz.clone());
+        async move {
+            let r = client.get(&healthz).send().await?;
+            Ok(r.status().is_success().then_some(()))
+        }
+    })
+    .await?;
+    // And builds still run: a worker gets through to the gRPC endpoint.
+    // Connections past the cap are closed at once, so a client retries.
+    let id = wait::until(
+        "a submit to get through",
+        Duration::from_secs(30),
+        || async { Ok(Some(master.submit("ok", &[]).await?[0])) },
+    )
+    .await?;
+    let build = master.wait_build(id, Duration::from_secs(60)).await?;
+    assert_eq!(build.state, BuildState::Succeeded, "{build:#?}");
+
+    // The master closes every idle connection: sheds them or times them out.
+    let opened = idle.len();
+    let reads = idle.into_iter().map(|mut s| async move {
+        let mut buf = [0u8; 16];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(60), s.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    });
+    let closed = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .filter(|c| *c)
+        .count();
+    assert_eq!(closed, opened, "idle connections the master left open");
+    let log = master.log();
+    assert!(
+        log.contains("connection limit reached"),
+        "{}",
+        burst_e2e::master::last_lines(&log, 40)
+    );
     Ok(())
 }
