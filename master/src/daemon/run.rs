@@ -43,6 +43,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     tracing::info!(config = %source, state_dir = %state_dir.display(), "starting burst master");
 
     let nofile = listen::raise_nofile_limit();
+    // Owner-only: the database, logs and worker directories are in here.
+    std::fs::create_dir_all(&state_dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .with_context(|| format!("failed to make {} private", state_dir.display()))?;
     let store = SqliteStore::open(&state_dir)
         .await
         .context("failed to open the store")?;

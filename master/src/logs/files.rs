@@ -99,7 +99,14 @@ impl LogStore {
                 .await
                 .map_err(|e| io("create the directory of", e))?;
         }
-        let file = tokio::fs::File::create(&path)
+        // Owner-only: steps of other builds on a local pool run as the same
+        // user but must not read this through group or other bits.
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
             .await
             .map_err(|e| io("create", e))?;
         let log = OpenLog {

@@ -248,3 +248,18 @@ async fn idle_connections_with_few_descriptors_neither_freeze_nor_stay() -> anyh
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_dir_and_step_logs_are_owner_only() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let master = MasterBuilder::new().section(LOCAL).start().await?;
+    let id = master.submit("ok", &[]).await?[0];
+    let build = master.wait_build(id, Duration::from_secs(60)).await?;
+    assert_eq!(build.state, BuildState::Succeeded, "{build:#?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    let state = master.state_dir();
+    assert_eq!(mode(&state)?, 0o700, "{}", state.display());
+    let log = state.join("logs").join(id.to_string()).join("1.0.log");
+    assert_eq!(mode(&log)?, 0o600, "{}", log.display());
+    Ok(())
+}
