@@ -377,3 +377,65 @@ fn the_worker_reads_every_user_data_setting() {
         assert_eq!(placeholders(template(platform)), USER_DATA_SETTINGS);
     }
 }
+
+#[test]
+fn master_id_is_required_without_a_wildcard() {
+    let vars = parse("terraform/modules/burst/variables.tf");
+    let master_id = blocks(&vars, "variable")
+        .find(|b| labels(b) == ["master_id"])
+        .expect("variable \"master_id\"");
+    assert!(
+        attr(&master_id.body, "default").is_none(),
+        "master_id must have no default"
+    );
+    assert!(
+        blocks(&master_id.body, "validation").next().is_some(),
+        "master_id must be validated (no wildcard)"
+    );
+    for name in [
+        "allowed_ami_owners",
+        "allowed_ami_ids",
+        "allowed_instance_types",
+    ] {
+        assert!(
+            blocks(&vars, "variable").any(|b| labels(b) == [name]),
+            "variable {name} is missing"
+        );
+    }
+}
+
+#[test]
+fn iam_limits_images_instance_types_and_requires_imdsv2() {
+    let policy = master_policy();
+    let run: Vec<&Statement> = policy
+        .iter()
+        .filter(|s| s.actions.iter().any(|a| a == "ec2:RunInstances"))
+        .collect();
+    for st in &run {
+        if st.resources.iter().any(|r| r.contains(":instance/*")) {
+            assert!(
+                has_condition(st, "ec2:InstanceType", "var.allowed_instance_types"),
+                "{}: RunInstances without the instance-type condition: {st:?}",
+                st.sid
+            );
+            assert!(
+                has_condition(st, "ec2:MetadataHttpTokens", "[\"required\"]"),
+                "{}: RunInstances without IMDSv2 required: {st:?}",
+                st.sid
+            );
+        }
+        if st.resources.iter().any(|r| r.contains("image/")) {
+            assert!(
+                has_condition(st, "ec2:Owner", "local.allowed_ami_owners")
+                    && has_condition(st, "ec2:ImageID", "local.allowed_ami_ids"),
+                "{}: images without the owner and id conditions: {st:?}",
+                st.sid
+            );
+        }
+    }
+    assert!(
+        run.iter()
+            .any(|s| s.resources.iter().any(|r| r.contains("image/"))),
+        "no statement covers images"
+    );
+}

@@ -46,6 +46,7 @@ pub struct MasterBuilder {
     quiet: bool,
     rust_log: String,
     stop: Stop,
+    nofile: Option<u64>,
 }
 
 impl Default for MasterBuilder {
@@ -67,6 +68,7 @@ impl MasterBuilder {
             quiet: false,
             rust_log: "info".to_owned(),
             stop: Stop::Kill,
+            nofile: None,
         }
     }
 
@@ -140,6 +142,13 @@ impl MasterBuilder {
         self
     }
 
+    /// Starts the master under `prlimit --nofile=N:N` (soft and hard), as a
+    /// host with few descriptors would (first start only, not restarts).
+    pub fn nofile_limit(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
     /// The config text this builder writes (none for `config_file`).
     fn text(&self) -> String {
         let mut text = String::new();
@@ -198,7 +207,10 @@ impl MasterBuilder {
             .build()
             .context("failed to build the HTTP client")?;
         let log_path = dir.path().join("master.log");
-        let cmd = master_command(&bins, &config_path, dir.path(), &env);
+        let mut cmd = master_command(&bins, &config_path, dir.path(), &env);
+        if let Some(n) = self.nofile {
+            cmd = under_prlimit(&cmd, n);
+        }
         let state_dir = dir.path().join("state");
         let (child, info) = match spawn_master(cmd, &state_dir, &log_path, &http).await {
             Ok(started) => started,
@@ -408,6 +420,26 @@ fn master_command(
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd
+}
+
+/// `cmd` run by `prlimit --nofile=N:N`, which execs it (same pid).
+fn under_prlimit(cmd: &std::process::Command, n: u64) -> std::process::Command {
+    let mut wrapped = std::process::Command::new("prlimit");
+    wrapped
+        .arg(format!("--nofile={n}:{n}"))
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => wrapped.env(key, v),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
 }
 
 /// Starts `cmd` (a `burst master`), logging to `log_path`, and waits for its

@@ -58,6 +58,12 @@ pub struct MasterConfig {
     pub admin_token_file: Option<PathBuf>,
     /// Read the admin token from this environment variable.
     pub admin_token_env: Option<String>,
+    /// Most output one step run may write (e.g. "100MB"); past it the step
+    /// is cancelled and fails. Enforced by the master, whatever the worker does.
+    pub step_log_limit: bytesize::ByteSize,
+    /// Open connections each endpoint (HTTP, gRPC) holds at most; lowered at
+    /// start to fit the open-file limit. Connections past it are closed.
+    pub max_connections: usize,
 }
 
 impl Default for MasterConfig {
@@ -76,6 +82,8 @@ impl Default for MasterConfig {
             allowed_hosts: Vec::new(),
             admin_token_file: None,
             admin_token_env: None,
+            step_log_limit: bytesize::ByteSize::b(crate::logs::DEFAULT_STEP_LOG_LIMIT),
+            max_connections: 1024,
         }
     }
 }

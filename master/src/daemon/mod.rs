@@ -3,6 +3,7 @@
 
 mod admin_token;
 mod binding;
+mod listen;
 mod run;
 mod signals;
 

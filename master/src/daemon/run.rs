@@ -8,9 +8,8 @@ use burst_common::error_chain::Chain;
 use burst_proto::worker_service_server::WorkerServiceServer;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
-use super::signals;
+use super::{listen, signals};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::grpc::WorkerGrpc;
@@ -18,6 +17,11 @@ use crate::logs::LogStore;
 use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings};
 use crate::store::{SqliteStore, Store};
 use burst_providers::config::Context as ProviderContext;
+
+/// Largest message a worker may send (output chunks are 32 KiB).
+const GRPC_MAX_MESSAGE: usize = 256 * 1024;
+/// Streams one worker connection may open at once (it uses one).
+const GRPC_STREAMS_PER_CONNECTION: u32 = 4;
 
 /// Written to `<state_dir>/run.json` once the master listens, so scripts and
 /// tests find the real addresses (ports may be 0 in the config).
@@ -43,6 +47,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     tracing::info!(config = %source, state_dir = %state_dir.display(), "starting burst master");
     super::binding::check(&config)?;
 
+    let nofile = listen::raise_nofile_limit();
+    // Owner-only: the database, logs and worker directories are in here.
+    std::fs::create_dir_all(&state_dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .with_context(|| format!("failed to make {} private", state_dir.display()))?;
     let store = SqliteStore::open(&state_dir)
         .await
         .context("failed to open the store")?;
@@ -54,7 +66,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let admin_token = super::admin_token::install(&config, store.as_ref())
         .await
         .context("failed to set up the admin token")?;
-    let logs = Arc::new(LogStore::new(&state_dir));
+    let logs =
+        Arc::new(LogStore::new(&state_dir).with_limit(config.master.step_log_limit.as_u64()));
 
     let grpc_listener = TcpListener::bind(config.master.grpc_listen)
         .await
@@ -118,16 +131,27 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let scheduler_task = tokio::spawn(scheduler.run());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let cap = listen::connection_cap(config.master.max_connections, nofile);
     let grpc = {
-        let service = WorkerServiceServer::new(WorkerGrpc::new(handle.clone(), logs.clone()));
+        // Output chunks are 32 KiB; nothing a worker sends needs more, and
+        // tonic's 4 MB default would let a hello carry a 3 MB worker id.
+        let service = WorkerServiceServer::new(WorkerGrpc::new(handle.clone(), logs.clone()))
+            .max_decoding_message_size(GRPC_MAX_MESSAGE);
         let mut stop = stop_rx.clone();
         tokio::spawn(
             tonic::transport::Server::builder()
+                // A worker whose connection silently died is noticed.
                 .http2_keepalive_interval(Some(Duration::from_secs(20)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+                // A worker opens one session stream at a time.
+                .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION))
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                }),
+                .serve_with_incoming_shutdown(
+                    listen::grpc_incoming(grpc_listener, cap),
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                ),
         )
     };
     let http = {
@@ -137,17 +161,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             scheduler: handle.clone(),
             logs,
         };
-        let mut stop = stop_rx.clone();
         let app = api::router(state);
-        tokio::spawn(async move {
-            // The peer address is logged with every refused request.
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        tokio::spawn(listen::serve_http(http_listener, app, cap, stop_rx.clone()))
     };
 
     let info = RunInfo {

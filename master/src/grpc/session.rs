@@ -1,10 +1,14 @@
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use burst_common::error_chain::Chain;
 use burst_proto::worker_service_server::WorkerService;
-use burst_proto::{master_message, worker_message, Heartbeat, MasterMessage, WorkerMessage};
+use burst_proto::{
+    master_message, worker_message, CancelStep, Heartbeat, MasterMessage, StepFinished,
+    WorkerMessage,
+};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -12,24 +16,33 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::logs::{LogStore, StepRunId};
+use super::hello_limits::{self, for_log, MAX_SHORT_FIELD};
+use crate::logs::{limit_message, LogError, LogStore, StepRunId};
 use crate::scheduler::SchedulerHandle;
 
 /// How long a new stream may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Output proves a worker alive; the scheduler hears of it this often.
 const LIVENESS_EVERY: Duration = Duration::from_secs(1);
+/// Sessions that have not said hello yet, at once: more are refused, so
+/// strangers cannot hold many streams for the hello deadline each.
+const MAX_UNAUTHENTICATED: usize = 64;
 /// Messages the scheduler may queue for one worker.
 const OUTBOUND_QUEUE: usize = 64;
 
 pub struct WorkerGrpc {
     scheduler: SchedulerHandle,
     logs: Arc<LogStore>,
+    unauthenticated: Arc<tokio::sync::Semaphore>,
 }
 
 impl WorkerGrpc {
     pub fn new(scheduler: SchedulerHandle, logs: Arc<LogStore>) -> Self {
-        Self { scheduler, logs }
+        Self {
+            scheduler,
+            logs,
+            unauthenticated: Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED)),
+        }
     }
 }
 
@@ -47,6 +60,12 @@ impl WorkerService for WorkerGrpc {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|| "unknown".into());
+        let Ok(pending) = self.unauthenticated.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "refused a session: too many sessions are waiting for a hello");
+            return Err(Status::resource_exhausted(
+                "too many sessions without a hello",
+            ));
+        };
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(WorkerMessage {
@@ -58,29 +77,42 @@ impl WorkerService for WorkerGrpc {
                     "the first message of a session must be a hello",
                 ));
             }
-            Ok(Err(status)) => return Err(status),
+            Ok(Err(status)) => {
+                // Oversized messages end here (the service's decoding limit).
+                tracing::warn!(%peer, status = %for_log(status.message()), "refused a session whose first message was unreadable");
+                return Err(status);
+            }
             Err(_) => {
                 tracing::warn!(%peer, "refused a session that sent no hello in time");
                 return Err(Status::deadline_exceeded("no hello within 10s"));
             }
         };
+        drop(pending);
+        if let Some(reason) = hello_limits::check(&hello) {
+            tracing::warn!(%peer, worker = %for_log(&hello.worker_id), %reason, "refused a hello");
+            return Err(Status::invalid_argument(format!("hello refused: {reason}")));
+        }
         let worker_id = hello.worker_id.clone();
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let outbound: Outbound = Box::pin(ReceiverStream::new(rx).map(Ok));
         match self.scheduler.hello(hello, tx.clone()).await {
             Ok(session) => {
-                // Only the scheduler's copy keeps the stream open from here.
+                // Only the scheduler's copy keeps the stream open from here;
+                // the pump's weak one only sends cancels for capped steps.
+                let outbound = tx.downgrade();
                 drop(tx);
                 let pump = Pump {
                     scheduler: self.scheduler.clone(),
                     logs: self.logs.clone(),
                     worker_id,
                     session,
+                    outbound,
+                    capped: HashSet::new(),
                 };
                 tokio::spawn(pump.run(inbound));
             }
             Err(refused) => {
-                tracing::warn!(%peer, worker = %worker_id, reason = %refused.reason, "worker refused");
+                tracing::warn!(%peer, worker = %worker_id, reason = %for_log(&refused.reason), "worker refused");
                 let _ = tx.try_send(MasterMessage {
                     msg: Some(master_message::Msg::Refused(refused)),
                 });
@@ -98,10 +130,13 @@ struct Pump {
     logs: Arc<LogStore>,
     worker_id: String,
     session: u64,
+    outbound: mpsc::WeakSender<MasterMessage>,
+    /// Steps whose log hit the cap: their result is reported as that failure.
+    capped: HashSet<String>,
 }
 
 impl Pump {
-    async fn run(self, mut inbound: Streaming<WorkerMessage>) {
+    async fn run(mut self, mut inbound: Streaming<WorkerMessage>) {
         let mut last_liveness = Instant::now();
         loop {
             let msg = match inbound.message().await {
@@ -128,6 +163,15 @@ impl Pump {
                             .await;
                     }
                 }
+                worker_message::Msg::Finished(f) if f.step_run_id.len() > MAX_SHORT_FIELD => {
+                    tracing::warn!(worker = %self.worker_id, step = %for_log(&f.step_run_id), "refused a result with an oversized step id");
+                }
+                worker_message::Msg::Finished(f) if self.capped.remove(&f.step_run_id) => {
+                    let f = self.capped_result(f);
+                    self.scheduler
+                        .from_worker(&self.worker_id, self.session, f)
+                        .await
+                }
                 worker_message::Msg::Hello(_) => {
                     tracing::warn!(worker = %self.worker_id, "refused a second hello on one session");
                 }
@@ -143,18 +187,49 @@ impl Pump {
             .await;
     }
 
-    async fn store_output(&self, step: &str, offset: u64, data: &[u8]) {
-        let result = match step.parse::<StepRunId>() {
-            Ok(id) => self
-                .logs
-                .append(&self.worker_id, id, offset, data)
-                .await
-                .map(|_| ())
-                .map_err(|e| Chain(&e).to_string()),
-            Err(e) => Err(e),
+    async fn store_output(&mut self, step: &str, offset: u64, data: &[u8]) {
+        let id = match step.parse::<StepRunId>() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(worker = %self.worker_id, error = %for_log(&e), "refused step output");
+                return;
+            }
         };
-        if let Err(e) = result {
-            tracing::warn!(worker = %self.worker_id, error = %e, "refused step output");
+        match self.logs.append(&self.worker_id, id, offset, data).await {
+            Ok(_) => {}
+            Err(LogError::LimitExceeded { limit, .. }) => {
+                tracing::warn!(
+                    worker = %self.worker_id, step = %id, limit,
+                    "step output exceeded step_log_limit; cancelling the step"
+                );
+                self.capped.insert(step.to_owned());
+                let cancel = MasterMessage {
+                    msg: Some(master_message::Msg::Cancel(CancelStep {
+                        step_run_id: step.to_owned(),
+                    })),
+                };
+                if let Some(tx) = self.outbound.upgrade() {
+                    // Full or closed: the step's output is dropped either way,
+                    // and the step timeout or lost session ends it.
+                    let _ = tx.try_send(cancel);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.worker_id, error = %Chain(&e), "refused step output")
+            }
         }
+    }
+
+    /// The worker's result for a capped step (cancelled, most likely) becomes
+    /// a failure that says why.
+    fn capped_result(&self, f: StepFinished) -> worker_message::Msg {
+        worker_message::Msg::Finished(StepFinished {
+            exit_code: None,
+            signal: None,
+            timed_out: false,
+            cancelled: false,
+            error: limit_message(self.logs.limit()),
+            ..f
+        })
     }
 }

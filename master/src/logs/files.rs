@@ -23,13 +23,32 @@ pub enum LogError {
     NotYours { step: String, worker: String },
     #[error("output for step {step} arrived at offset {got}, expected {want}")]
     OutOfOrder { step: String, got: u64, want: u64 },
+    /// Returned once, for the chunk that passed the cap; later chunks of the
+    /// step are accepted and dropped so the worker's offsets stay valid.
+    #[error("step {step}: {}", limit_message(*.limit))]
+    LimitExceeded { step: String, limit: u64 },
 }
+
+/// The line written at the end of a capped log and shown as the step's error.
+pub fn limit_message(limit: u64) -> String {
+    format!(
+        "step output exceeded step_log_limit ({})",
+        bytesize::ByteSize::b(limit).display().si()
+    )
+}
+
+/// `[master] step_log_limit`'s default.
+pub const DEFAULT_STEP_LOG_LIMIT: u64 = 100 * 1000 * 1000;
 
 struct OpenLog {
     worker_id: String,
     path: PathBuf,
     file: Arc<tokio::sync::Mutex<tokio::fs::File>>,
+    /// The worker's offset: every byte it sent, kept or dropped.
     bytes: u64,
+    /// Bytes in the file (at most the limit, plus the closing line).
+    written: u64,
+    capped: bool,
 }
 
 /// Owns the log files and tells followers when a build's log grew.
@@ -37,6 +56,8 @@ pub struct LogStore {
     root: PathBuf,
     open: Mutex<HashMap<StepRunId, OpenLog>>,
     watchers: Mutex<HashMap<BuildId, watch::Sender<u64>>>,
+    /// Most bytes one step run may write (`[master] step_log_limit`).
+    limit: u64,
 }
 
 impl LogStore {
@@ -45,7 +66,18 @@ impl LogStore {
             root: state_dir.join("logs"),
             open: Mutex::default(),
             watchers: Mutex::default(),
+            limit: DEFAULT_STEP_LOG_LIMIT,
         }
+    }
+
+    /// Caps each step run's log at `limit` bytes.
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 
     pub fn path(&self, id: StepRunId) -> PathBuf {
@@ -67,7 +99,14 @@ impl LogStore {
                 .await
                 .map_err(|e| io("create the directory of", e))?;
         }
-        let file = tokio::fs::File::create(&path)
+        // Owner-only: steps of other builds on a local pool run as the same
+        // user but must not read this through group or other bits.
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
             .await
             .map_err(|e| io("create", e))?;
         let log = OpenLog {
@@ -75,6 +114,8 @@ impl LogStore {
             path: path.clone(),
             file: Arc::new(tokio::sync::Mutex::new(file)),
             bytes: 0,
+            written: 0,
+            capped: false,
         };
         self.lock_open().insert(id, log);
         self.notify(id.build);
@@ -90,10 +131,12 @@ impl LogStore {
         offset: u64,
         data: &[u8],
     ) -> Result<u64, LogError> {
-        let (file, path) = {
-            let open = self.lock_open();
+        // Decided under the lock: how much of the chunk to keep, and whether
+        // this chunk is the one that passes the cap.
+        let (file, path, keep, caps) = {
+            let mut open = self.lock_open();
             let log = open
-                .get(&id)
+                .get_mut(&id)
                 .filter(|l| l.worker_id == worker_id)
                 .ok_or_else(|| LogError::NotYours {
                     step: id.to_string(),
@@ -106,31 +149,47 @@ impl LogStore {
                     want: log.bytes,
                 });
             }
-            (log.file.clone(), log.path.clone())
-        };
-        // Awaiting the write before reading the worker's next message is the
-        // master's half of backpressure: a slow disk slows the worker down.
-        file.lock()
-            .await
-            .write_all(data)
-            .await
-            .map_err(|source| LogError::Io {
-                action: "append to",
-                path,
-                source,
-            })?;
-        let total = {
-            let mut open = self.lock_open();
-            match open.get_mut(&id) {
-                Some(log) => {
-                    log.bytes += data.len() as u64;
-                    log.bytes
-                }
-                None => offset + data.len() as u64,
+            if log.capped {
+                // Dropped unwritten: a worker that ignores the cancel cannot
+                // fill the disk.
+                log.bytes += data.len() as u64;
+                return Ok(log.bytes);
             }
+            let room = self.limit.saturating_sub(log.written);
+            let keep = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            let caps = keep < data.len();
+            // Counted before the write so a concurrent chunk cannot pass too.
+            log.bytes += data.len() as u64;
+            log.written += keep as u64;
+            log.capped = caps;
+            (log.file.clone(), log.path.clone(), keep, caps)
         };
+        let io = |source| LogError::Io {
+            action: "append to",
+            path: path.clone(),
+            source,
+        };
+        {
+            // Awaiting the write before reading the worker's next message is
+            // the master's half of backpressure: a slow disk slows the worker.
+            let mut file = file.lock().await;
+            file.write_all(&data[..keep]).await.map_err(io)?;
+            if caps {
+                let line = format!("\n[burst] {}\n", limit_message(self.limit));
+                file.write_all(line.as_bytes()).await.map_err(io)?;
+                if let Some(log) = self.lock_open().get_mut(&id) {
+                    log.written += line.len() as u64;
+                }
+            }
+        }
         self.notify(id.build);
-        Ok(total)
+        if caps {
+            return Err(LogError::LimitExceeded {
+                step: id.to_string(),
+                limit: self.limit,
+            });
+        }
+        Ok(offset + data.len() as u64)
     }
 
     /// Stops accepting output for the step; returns the bytes written.
@@ -141,7 +200,7 @@ impl LogStore {
                 if let Err(e) = log.file.lock().await.flush().await {
                     tracing::warn!(step = %id, error = %Chain(&e), "failed to flush step log");
                 }
-                log.bytes
+                log.written
             }
             None => 0,
         };
@@ -253,6 +312,30 @@ mod tests {
             b"hello world"
         );
         assert_eq!(logs.read_from(id, 6, 3).await.unwrap(), b"wor");
+    }
+
+    #[tokio::test]
+    async fn a_step_past_the_limit_is_capped_once_and_then_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path()).with_limit(8);
+        let id = StepRunId {
+            build: 2,
+            attempt: 1,
+            index: 0,
+        };
+        logs.open_step(id, "w").await.unwrap();
+        assert_eq!(logs.append("w", id, 0, b"12345").await.unwrap(), 5);
+        assert!(matches!(
+            logs.append("w", id, 5, b"67890").await,
+            Err(LogError::LimitExceeded { limit: 8, .. })
+        ));
+        // Later chunks are accepted at the worker's offsets but not written.
+        assert_eq!(logs.append("w", id, 10, b"abc").await.unwrap(), 13);
+        let text = logs.read_from(id, 0, 1 << 20).await.unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.starts_with("12345678\n[burst] step output exceeded step_log_limit"));
+        assert!(!text.contains("abc"), "{text}");
+        assert_eq!(logs.close_step(id).await, text.len() as u64);
     }
 
     #[tokio::test]

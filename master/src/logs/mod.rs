@@ -4,5 +4,5 @@
 mod files;
 mod step_run_id;
 
-pub use files::{LogError, LogStore};
+pub use files::{limit_message, LogError, LogStore, DEFAULT_STEP_LOG_LIMIT};
 pub use step_run_id::StepRunId;

@@ -435,7 +435,7 @@ fn describe_failure(name: &str, state: StepState, f: &StepFinished) -> String {
     match state {
         StepState::TimedOut => format!("step {name} timed out"),
         StepState::Cancelled => format!("step {name} was cancelled"),
-        _ if !f.error.is_empty() => format!("step {name} could not start: {}", f.error),
+        _ if !f.error.is_empty() => format!("step {name} failed: {}", f.error),
         _ => match (f.exit_code, f.signal) {
             (Some(code), _) => format!("step {name} failed with exit code {code}"),
             (None, Some(sig)) => format!("step {name} was killed by signal {sig}"),

@@ -36,7 +36,14 @@ pub struct DockerPoolConfig {
     pub memory: Option<String>,
     /// Extra container labels; `io.burst.*` are burst's own.
     pub labels: BTreeMap<String, String>,
+    /// All capabilities, devices and no seccomp/AppArmor: off by default,
+    /// and logged as a warning when on.
     pub privileged: bool,
+    /// Processes a container may hold at once (a fork bomb stops there).
+    pub pids_limit: AtLeastOne,
+    /// The user the worker runs as (`docker run --user`); default: the
+    /// image's (root in the burst image).
+    pub user: Option<String>,
     /// The URL workers dial; default: the master's advertised URL, its
     /// loopback host replaced by the network's gateway.
     pub master_url: Option<String>,
@@ -66,6 +73,8 @@ impl Default for DockerPoolConfig {
             memory: None,
             labels: BTreeMap::new(),
             privileged: false,
+            pids_limit: AtLeastOne::new(super::platform::DEFAULT_PIDS_LIMIT),
+            user: None,
             master_url: None,
             platform: Platform::default(),
             worker_path: None,

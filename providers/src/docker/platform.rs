@@ -13,6 +13,51 @@ pub const WINDOWS_WORK_DIR: &str = r"C:\burst\work";
 /// The worker's work directory in a Linux container.
 pub const LINUX_WORK_DIR: &str = "/work";
 
+/// `pids_limit`'s default: room for parallel compilers and test runners,
+/// not for a fork bomb.
+pub const DEFAULT_PIDS_LIMIT: u32 = 4096;
+
+/// The capabilities a Linux worker keeps; every other one is dropped. What
+/// builds commonly need as root: CHOWN, DAC_OVERRIDE and FOWNER to unpack
+/// archives and fix up files owned by other users, SETUID and SETGID for
+/// `su`/package managers that drop to a build user, KILL for the worker to
+/// end step processes running under another uid. Not kept (among others):
+/// NET_RAW (spoofed packets), MKNOD, SYS_CHROOT, AUDIT_WRITE, SETFCAP,
+/// NET_BIND_SERVICE.
+pub const LINUX_CAPABILITIES: [&str; 6] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "SETUID",
+    "SETGID",
+    "KILL",
+];
+
+/// The security settings of a container's host config.
+#[derive(Debug, Default, PartialEq)]
+pub struct Hardening {
+    pub security_opt: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+    pub cap_add: Option<Vec<String>>,
+    pub pids_limit: Option<i64>,
+}
+
+/// Linux containers: no privilege gain through setuid binaries, only
+/// [`LINUX_CAPABILITIES`] (all of them when privileged), a pids limit.
+/// Windows containers have none of these knobs.
+pub fn hardening(platform: Platform, privileged: bool, pids_limit: u32) -> Hardening {
+    match platform {
+        Platform::Windows => Hardening::default(),
+        Platform::Linux => Hardening {
+            security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+            cap_drop: (!privileged).then(|| vec!["ALL".to_owned()]),
+            cap_add: (!privileged)
+                .then(|| LINUX_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect()),
+            pids_limit: Some(i64::from(pids_limit)),
+        },
+    }
+}
+
 /// The operating system of a pool's containers (and of its Docker hosts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -53,6 +53,12 @@ impl DockerProvider {
         if settings.privileged && settings.platform == Platform::Windows {
             return Err(bad("windows containers cannot run privileged".into()));
         }
+        if settings.privileged {
+            tracing::warn!(
+                pool = %settings.pool,
+                "docker containers run privileged: a step can take over the docker host"
+            );
+        }
         let mut names = BTreeSet::new();
         for host in &settings.hosts {
             if host.name.is_empty() || host.name.contains('/') {
@@ -142,7 +148,12 @@ impl DockerProvider {
         labels.insert(LABEL_MASTER.to_owned(), spec.master_id.clone());
         labels.insert(LABEL_POOL.to_owned(), spec.pool.clone());
         labels.insert(LABEL_WORKER.to_owned(), spec.worker_id.clone());
+        let hardening = platform::hardening(s.platform, s.privileged, s.pids_limit);
         let host_config = HostConfig {
+            security_opt: hardening.security_opt,
+            cap_drop: hardening.cap_drop,
+            cap_add: hardening.cap_add,
+            pids_limit: hardening.pids_limit,
             binds: (!s.binds.is_empty()).then(|| s.binds.clone()),
             network_mode: s.network.clone(),
             nano_cpus: s.cpus.map(|c| (c * 1e9).round() as i64),
@@ -157,6 +168,7 @@ impl DockerProvider {
             working_dir: process.working_dir,
             labels: Some(labels),
             volumes: (!s.volumes.is_empty()).then(|| s.volumes.clone()),
+            user: s.user.clone(),
             host_config: Some(host_config),
             ..Default::default()
         }
@@ -470,6 +482,17 @@ mod tests {
         assert_eq!(hc.nano_cpus, Some(1_500_000_000));
         assert_eq!(hc.memory, Some(512 << 20));
         assert_eq!(hc.privileged, Some(false));
+        assert_eq!(
+            hc.security_opt,
+            Some(vec!["no-new-privileges:true".to_owned()])
+        );
+        assert_eq!(hc.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(
+            hc.cap_add,
+            Some(platform::LINUX_CAPABILITIES.map(str::to_owned).to_vec())
+        );
+        assert_eq!(hc.pids_limit, Some(4096));
+        assert_eq!(body.user, None);
         assert_eq!(hc.network_mode.as_deref(), Some("ci"));
         assert_eq!(hc.binds, Some(vec!["/cache:/cache:ro".to_owned()]));
         assert_eq!(body.volumes, Some(vec!["/scratch".to_owned()]));

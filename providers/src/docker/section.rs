@@ -62,6 +62,8 @@ fn settings(d: &DockerPoolConfig, ctx: &Context) -> Result<DockerSettings, Provi
         .map_err(invalid)?;
     s.labels = d.labels.clone();
     s.privileged = d.privileged;
+    s.pids_limit = d.pids_limit.get();
+    s.user = d.user.clone();
     s.master_url = d.master_url.clone();
     s.platform = d.platform;
     s.worker_path = d.worker_path.clone();

@@ -143,6 +143,10 @@ pub struct DockerSettings {
     /// Extra labels; the `io.burst.*` ones are the provider's own.
     pub labels: BTreeMap<String, String>,
     pub privileged: bool,
+    /// Processes a container may hold at once.
+    pub pids_limit: u32,
+    /// `docker run --user`; `None` = the image's user.
+    pub user: Option<String>,
     /// The URL workers dial, overriding the one derived from the master's
     /// advertised URL.
     pub master_url: Option<String>,
@@ -179,6 +183,8 @@ impl DockerSettings {
             memory: None,
             labels: BTreeMap::new(),
             privileged: false,
+            pids_limit: super::platform::DEFAULT_PIDS_LIMIT,
+            user: None,
             master_url: None,
             platform: Platform::Linux,
             worker_path: None,

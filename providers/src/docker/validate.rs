@@ -114,6 +114,12 @@ pub(super) fn check(d: &DockerPoolConfig, ctx: &Context, out: &mut Problems) {
             );
         }
     }
+    if d.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        out.push(
+            &path.key("user"),
+            "must name a user (NAME, UID or UID:GID), or be left out",
+        );
+    }
     if d.privileged && platform == Platform::Windows {
         out.push(
             &path.key("privileged"),

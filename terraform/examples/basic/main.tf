@@ -21,9 +21,14 @@ variable "region" {
 }
 
 variable "master_id" {
-  description = "master_id from the master's <state_dir>/run.json; \"*\" until known."
+  description = "master_id from the master's <state_dir>/run.json (required)."
   type        = string
-  default     = "*"
+}
+
+variable "allowed_instance_types" {
+  description = "Instance types the master may launch (the pools' instance_type values)."
+  type        = list(string)
+  default     = ["t3.micro", "t3.small", "t3.medium", "t3.large"]
 }
 
 variable "linux_ami_id" {
@@ -56,6 +61,8 @@ module "burst" {
   linux_ami_id   = var.linux_ami_id
   windows_ami_id = var.windows_ami_id
   tags           = { project = "burst" }
+
+  allowed_instance_types = var.allowed_instance_types
 }
 
 output "pool_config" {

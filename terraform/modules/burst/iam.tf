@@ -8,6 +8,9 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
+  allowed_ami_ids = length(var.allowed_ami_ids) > 0 ? var.allowed_ami_ids : ["ami-*"]
+  allowed_ami_owners = (length(var.allowed_ami_owners) > 0 ? var.allowed_ami_owners
+  : length(var.allowed_ami_ids) > 0 ? ["*"] : [data.aws_caller_identity.current.account_id])
   partition = data.aws_partition.current.partition
   ec2_arn   = "arn:${local.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
 }
@@ -55,13 +58,39 @@ data "aws_iam_policy_document" "master" {
       variable = "aws:RequestTag/${local.tag_worker}"
       values   = ["false"]
     }
+    condition {
+      test     = "StringLike"
+      variable = "ec2:InstanceType"
+      values   = var.allowed_instance_types
+    }
+    # Steps can reach IMDS; only session tokens (IMDSv2) are served.
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:MetadataHttpTokens"
+      values   = ["required"]
+    }
+  }
+
+  statement {
+    sid       = "RunOnlyAllowedImages"
+    actions   = ["ec2:RunInstances"]
+    resources = ["arn:${local.partition}:ec2:${data.aws_region.current.name}::image/*"]
+    condition {
+      test     = "StringLike"
+      variable = "ec2:Owner"
+      values   = local.allowed_ami_owners
+    }
+    condition {
+      test     = "StringLike"
+      variable = "ec2:ImageID"
+      values   = local.allowed_ami_ids
+    }
   }
 
   statement {
     sid     = "RunWithTheseResources"
     actions = ["ec2:RunInstances"]
     resources = [
-      "arn:${local.partition}:ec2:${data.aws_region.current.name}::image/*",
       "${local.ec2_arn}:subnet/*",
       "${local.ec2_arn}:network-interface/*",
       "${local.ec2_arn}:security-group/*",

@@ -10,9 +10,35 @@ variable "vpc_id" {
 }
 
 variable "master_id" {
-  description = "The burst master's id (master_id in <state_dir>/run.json). IAM only lets the master launch, tag and terminate instances tagged with it. \"*\" accepts any burst master (any value of the tag) until you know the id."
+  description = "The burst master's id (master_id in <state_dir>/run.json). IAM only lets the master launch, tag and terminate instances tagged with it. Required: no wildcard, so one master cannot touch another's workers."
   type        = string
-  default     = "*"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]+$", var.master_id))
+    error_message = "master_id must be the master's id from run.json (letters, digits, '.', '_', '-'; no wildcard)."
+  }
+}
+
+variable "allowed_ami_owners" {
+  description = "Account ids (or \"amazon\") whose AMIs the master may launch (IAM condition ec2:Owner). Empty: this account's own AMIs, or any owner when allowed_ami_ids is set."
+  type        = list(string)
+  default     = []
+}
+
+variable "allowed_ami_ids" {
+  description = "AMI ids the master may launch (IAM condition ec2:ImageID), on top of the owner check. Empty: any AMI of an allowed owner."
+  type        = list(string)
+  default     = []
+}
+
+variable "allowed_instance_types" {
+  description = "Instance types the master may launch (IAM condition ec2:InstanceType; wildcards such as \"t3.*\" allowed). Keeps a misconfigured or compromised master from starting expensive instances."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.allowed_instance_types) > 0
+    error_message = "allowed_instance_types must name at least one instance type."
+  }
 }
 
 variable "grpc_port" {

@@ -677,3 +677,48 @@ async fn docker_containers_carry_the_pool_settings() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn docker_containers_are_hardened_by_default_and_builds_still_run() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-hard");
+    let _cleanup = Cleanup::new(&pool);
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .docker("pids_limit = 512")
+        .master()
+        .section(&builder(
+            "hard",
+            &pool,
+            // Files change owner and mode as root, as checkouts and installs do.
+            "mkdir -p d && touch d/f && chown 1000:1000 d/f && chmod 600 d/f && \
+             echo hardened-ok; sleep 3",
+        ))
+        .start()
+        .await?;
+    let id = master.submit("hard", &[]).await?[0];
+    master
+        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .await?;
+    let ids = pool_containers(&pool)?;
+    ensure!(ids.len() == 1, "{ids:?}");
+    let seen = docker(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.SecurityOpt}} {{json .HostConfig.CapDrop}} {{json .HostConfig.CapAdd}} \
+         {{.HostConfig.PidsLimit}} {{.HostConfig.Privileged}}",
+        &ids[0],
+    ])?;
+    let want = r#"["no-new-privileges:true"] ["ALL"] ["CHOWN","DAC_OVERRIDE","FOWNER","SETUID","SETGID","KILL"] 512 false"#;
+    ensure!(
+        seen.trim() == want,
+        "container settings {seen:?}, want {want:?}"
+    );
+    let build = master.finished_json(id, BUILD_TIMEOUT).await?;
+    let log = master.log_text(id).await?;
+    ensure!(
+        state(&build) == "succeeded" && log.contains("hardened-ok"),
+        "build: {build:#}\nlog:\n{log}"
+    );
+    Ok(())
+}

@@ -7,6 +7,7 @@ mod cancel;
 mod config;
 mod docker;
 mod ec2;
+mod limits;
 mod logs;
 mod master_crash;
 mod matrix;
