@@ -253,21 +253,26 @@ mod tests {
 
     #[test]
     fn a_worker_still_in_its_exec_chain_is_alive() {
+        use std::os::unix::process::CommandExt;
+
         // START's `nohup setsid env … burst-worker --worker-id ID`: until env
         // has run, the id is in the arguments only. A health check in that
         // window once terminated a worker that was about to connect.
         let home = tempfile::tempdir().expect("tempdir");
         std::fs::write(home.path().join("log"), "worker log\n").expect("log");
+        // Its own process group, so that the sleep dies with it below.
         let mut child = std::process::Command::new("sh")
             .args(["-c", "sleep 300; :", "sh", "--worker-id", "p-9"])
             .env_remove("BURST_WORKER_ID")
+            .process_group(0)
             .spawn()
             .expect("spawn sh");
         let pid = child.id();
         let health_of = |id: &str| parse_health(&run(home.path(), &health(".", id, pid), b""), "h");
         assert_eq!(health_of("p-9"), Some(Health::Running));
         assert_ne!(health_of("p-8"), Some(Health::Running));
-        child.kill().expect("kill");
+        let group = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid"));
+        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).expect("killpg");
         child.wait().expect("wait");
         assert_ne!(health_of("p-9"), Some(Health::Running));
     }
