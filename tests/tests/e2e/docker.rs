@@ -8,7 +8,7 @@ use anyhow::{bail, ensure, Context};
 use burst_e2e::docker_support::{
     builder, docker, pool_containers, require_docker_and_image, unique, Cleanup, DockerPool, IMAGE,
 };
-use burst_e2e::{wait, Master};
+use burst_e2e::{wait, BuildId, Master};
 use serde_json::Value;
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -487,6 +487,24 @@ async fn docker_container_that_never_connects_is_removed_after_start_timeout() -
 }
 
 /// The worker id of a container, from its label.
+/// Submits `builder`, waits for its step to run in the pool's one container,
+/// and returns the build id with `docker inspect --format FORMAT` of it.
+async fn inspect_while_running(
+    master: &Master,
+    pool: &str,
+    builder: &str,
+    format: &str,
+) -> anyhow::Result<(BuildId, String)> {
+    let id = master.submit(builder, &[]).await?[0];
+    master
+        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .await?;
+    let ids = pool_containers(pool)?;
+    ensure!(ids.len() == 1, "{ids:?}");
+    let seen = docker(&["inspect", "--format", format, &ids[0]])?;
+    Ok((id, seen))
+}
+
 async fn worker_of(master: &Master, container: &str) -> anyhow::Result<String> {
     let rows = master.instances_json().await?;
     rows.iter()
@@ -647,19 +665,14 @@ async fn docker_containers_carry_the_pool_settings() -> anyhow::Result<()> {
         ))
         .start()
         .await?;
-    let id = master.submit("opts", &[]).await?[0];
-    master
-        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
-        .await?;
-    let ids = pool_containers(&pool)?;
-    ensure!(ids.len() == 1, "{ids:?}");
-    let seen = docker(&[
-        "inspect",
-        "--format",
+    let (id, seen) = inspect_while_running(
+        &master,
+        &pool,
+        "opts",
         "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.Privileged}} \
          {{index .Config.Labels \"com.example.suite\"}} {{index .Config.Labels \"io.burst.master\"}}",
-        &ids[0],
-    ])?;
+    )
+    .await?;
     let want = format!("{} 500000000 false e2e {}", 256 << 20, master.master_id());
     ensure!(
         seen.trim() == want,
@@ -696,19 +709,14 @@ async fn docker_containers_are_hardened_by_default_and_builds_still_run() -> any
         ))
         .start()
         .await?;
-    let id = master.submit("hard", &[]).await?[0];
-    master
-        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
-        .await?;
-    let ids = pool_containers(&pool)?;
-    ensure!(ids.len() == 1, "{ids:?}");
-    let seen = docker(&[
-        "inspect",
-        "--format",
+    let (id, seen) = inspect_while_running(
+        &master,
+        &pool,
+        "hard",
         "{{json .HostConfig.SecurityOpt}} {{json .HostConfig.CapDrop}} {{json .HostConfig.CapAdd}} \
          {{.HostConfig.PidsLimit}} {{.HostConfig.Privileged}}",
-        &ids[0],
-    ])?;
+    )
+    .await?;
     let want = r#"["no-new-privileges:true"] ["ALL"] ["CHOWN","DAC_OVERRIDE","FOWNER","SETUID","SETGID","KILL"] 512 false"#;
     ensure!(
         seen.trim() == want,
