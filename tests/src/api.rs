@@ -14,6 +14,13 @@ use crate::wait;
 impl Master {
     /// GETs `path` (e.g. `/api/v1/workers`); a non-2xx answer is an error.
     pub async fn api_get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let body = self.get_bytes(path).await?;
+        serde_json::from_slice(&body)
+            .with_context(|| format!("GET {path}: bad JSON {}", String::from_utf8_lossy(&body)))
+    }
+
+    /// GETs `path` with the admin token; the body of a 2xx answer.
+    async fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
         let url = format!("{}{path}", self.url());
         let resp = self
             .http
@@ -23,11 +30,11 @@ impl Master {
             .await
             .with_context(|| format!("GET {url}"))?;
         let status = resp.status();
-        let body = resp.text().await.with_context(|| format!("GET {url}"))?;
+        let bytes = resp.bytes().await.with_context(|| format!("GET {url}"))?;
         if !status.is_success() {
-            bail!("GET {url}: {status}: {body}");
+            bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&bytes));
         }
-        serde_json::from_str(&body).with_context(|| format!("GET {url}: bad JSON {body}"))
+        Ok(bytes.to_vec())
     }
 
     /// POSTs JSON to `path`; returns the status and the JSON answer.
@@ -239,20 +246,7 @@ impl Master {
 
     /// The whole log of build `id`, bytes as the steps printed them.
     pub async fn log_bytes(&self, id: BuildId) -> anyhow::Result<Vec<u8>> {
-        let url = format!("{}/api/v1/builds/{id}/log", self.url());
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(self.admin_token())
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.with_context(|| format!("GET {url}"))?;
-        if !status.is_success() {
-            bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&bytes));
-        }
-        Ok(bytes.to_vec())
+        self.get_bytes(&format!("/api/v1/builds/{id}/log")).await
     }
 
     /// Waits until at least `n` workers are idle.
