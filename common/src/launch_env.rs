@@ -4,8 +4,15 @@
 
 pub const MASTER_URL: &str = "BURST_MASTER_URL";
 pub const WORKER_ID: &str = "BURST_WORKER_ID";
-/// The one-time launch token. Never log it.
+/// The one-time launch token's old name. Providers no longer set it (the
+/// environment shows in `/proc/PID/environ` and `docker inspect`); the
+/// worker still reads it for old launchers, then scrubs it. Never log it.
 pub const TOKEN: &str = "BURST_TOKEN";
+/// Where the worker reads its one-time launch token: a file it deletes once
+/// read (mode 0600), or `-` for the first line of stdin.
+pub const TOKEN_FILE: &str = "BURST_TOKEN_FILE";
+/// [`TOKEN_FILE`]'s value for "the first line of stdin".
+pub const TOKEN_STDIN: &str = "-";
 pub const LABELS: &str = "BURST_LABELS";
 pub const WORK_DIR: &str = "BURST_WORK_DIR";
 /// Which master launched the worker: lets a provider's `list` find its workers.
@@ -15,6 +22,9 @@ pub const POOL: &str = "BURST_POOL";
 /// worker hands exactly these on to its steps, whose environment is
 /// otherwise built from scratch.
 pub const STEP_ENV: &str = "BURST_STEP_ENV";
+/// The user a worker running as root starts its steps as (Unix): steps then
+/// cannot read the worker's memory, environment or launch token.
+pub const STEP_USER: &str = "BURST_STEP_USER";
 
 /// Set only by the EC2 provider's user data: the instance metadata service
 /// the worker polls for spot interruption notices. Not reserved: config may
@@ -25,7 +35,7 @@ pub const IMDS_URL: &str = "BURST_IMDS_URL";
 /// these: a user value would be overridden for one provider and break the
 /// launch for another, so every provider refuses them the same way.
 pub const RESERVED: &[&str] = &[
-    MASTER_URL, WORKER_ID, TOKEN, LABELS, WORK_DIR, MASTER_ID, POOL,
+    MASTER_URL, WORKER_ID, TOKEN, TOKEN_FILE, LABELS, WORK_DIR, MASTER_ID, POOL, STEP_USER,
 ];
 
 /// The value of [`STEP_ENV`] for a pool's configured env names.

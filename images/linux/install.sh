@@ -11,7 +11,14 @@ systemctl daemon-reload
 # it has written /run/burst/worker.env for this boot.
 
 # Builds run as an unprivileged user that may sudo: the machine is thrown
-# away after its builds anyway.
+# away after its builds anyway. (A step that sudoes can undo the metadata
+# block user-data installs for this user; drop the sudoers line when builds
+# do not need root.) iptables installs that block.
+if ! command -v iptables >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then apt-get install -y iptables
+  elif command -v dnf >/dev/null 2>&1; then dnf install -y iptables-nft
+  fi
+fi
 if ! id burst >/dev/null 2>&1; then
   useradd --system --create-home --home-dir /var/lib/burst --shell /bin/bash burst
 fi

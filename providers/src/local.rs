@@ -7,6 +7,8 @@
 
 mod config;
 mod procfs;
+#[cfg(unix)]
+mod run_as;
 
 pub use config::LocalPoolConfig;
 
@@ -35,6 +37,18 @@ pub struct LocalSettings {
     pub work_root: PathBuf,
     /// How long a worker may take to exit after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
+    /// The user steps run as (the worker, like the master, runs as root);
+    /// `None` = the master's own user.
+    pub user: Option<RunAs>,
+}
+
+/// A resolved local user, checked at config time; the worker resolves the
+/// name again on its side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 pub struct LocalProvider {
@@ -74,6 +88,28 @@ impl LocalProvider {
     }
 }
 
+/// Writes the token line into the worker's stdin and closes it.
+async fn hand_over_token(
+    child: &mut tokio::process::Child,
+    token: &str,
+) -> Result<(), ProviderError> {
+    use tokio::io::AsyncWriteExt;
+    let Some(mut stdin) = child.stdin.take() else {
+        return Err(ProviderError::transient(
+            "failed to hand the worker its token: no stdin pipe",
+        ));
+    };
+    let line = format!("{token}\n");
+    let written = async {
+        stdin.write_all(line.as_bytes()).await?;
+        stdin.shutdown().await
+    };
+    written.await.map_err(|e| {
+        let _ = child.start_kill();
+        ProviderError::transient(format!("failed to hand the worker its token: {e}")).with_source(e)
+    })
+}
+
 #[async_trait]
 impl Provider for LocalProvider {
     fn kind(&self) -> &'static str {
@@ -90,6 +126,7 @@ impl Provider for LocalProvider {
             ))
             .with_source(e)
         })?;
+
         let mut cmd = tokio::process::Command::new(&s.command[0]);
         let inherited = s
             .inherit_env
@@ -107,12 +144,14 @@ impl Provider for LocalProvider {
             )
             .env(launch_env::MASTER_URL, &spec.master_url)
             .env(launch_env::WORKER_ID, &spec.worker_id)
-            .env(launch_env::TOKEN, &spec.token)
+            // The token goes through a pipe: the environment and argv show
+            // in /proc to every process of the same user.
+            .env(launch_env::TOKEN_FILE, launch_env::TOKEN_STDIN)
             .env(launch_env::LABELS, spec.labels.join(","))
             .env(launch_env::WORK_DIR, &work_dir)
             .env(launch_env::MASTER_ID, &spec.master_id)
             .env(launch_env::POOL, &spec.pool)
-            .stdin(std::process::Stdio::null())
+            .stdin(std::process::Stdio::piped())
             // The worker logs to stderr; the master's own stderr is where a
             // local operator looks.
             .stdout(std::process::Stdio::null())
@@ -121,6 +160,10 @@ impl Provider for LocalProvider {
         // a Ctrl-C at the master's terminal does not reach it directly.
         #[cfg(unix)]
         cmd.process_group(0);
+        // The worker (root) runs its steps as that user.
+        if let Some(user) = &s.user {
+            cmd.env(launch_env::STEP_USER, &user.name);
+        }
         let mut child = cmd.spawn().map_err(|e| {
             let msg = format!("failed to start worker process {:?}: {e}", s.command[0]);
             let err = if e.kind() == std::io::ErrorKind::NotFound {
@@ -133,6 +176,7 @@ impl Provider for LocalProvider {
         let pid = child.id().ok_or_else(|| {
             ProviderError::transient("failed to read the worker's pid: it exited at once")
         })?;
+        hand_over_token(&mut child, &spec.token).await?;
         // Reap the child so it never lingers as a zombie.
         let worker_id = spec.worker_id.clone();
         tokio::spawn(async move {

@@ -332,6 +332,15 @@ fn linux_image_and_user_data_agree() {
     ] {
         assert!(user_data.contains(needle), "linux user-data lacks {needle}");
     }
+    // The worker runs as root, its steps as the image's step user, for whom
+    // user-data closes the metadata service.
+    assert!(
+        !unit.lines().any(|l| l.starts_with("User=")),
+        "the worker must run as root to run steps as {LINUX_STEP_USER}"
+    );
+    assert!(install.contains(&format!("useradd --system --create-home --home-dir /var/lib/burst --shell /bin/bash {LINUX_STEP_USER}")));
+    assert!(user_data.contains(&format!("step_user={LINUX_STEP_USER}\n")));
+    assert!(user_data.contains("-m owner --uid-owner \"$step_user\" -j REJECT"));
 }
 
 #[test]
@@ -369,6 +378,12 @@ fn the_worker_reads_every_user_data_setting() {
             let (name, value) = rest.split_once(": &str = ")?;
             (value == format!("\"{setting}\";")).then(|| name.to_owned())
         });
+        // The token itself arrives in the file BURST_TOKEN_FILE names.
+        let constant = if *setting == SETTING_TOKEN {
+            Some("TOKEN_FILE".to_owned())
+        } else {
+            constant
+        };
         let reads = args.contains(&format!("env = \"{setting}\""))
             || constant.is_some_and(|c| args.contains(&format!("env = launch_env::{c}")));
         assert!(reads, "burst-worker has no flag reading {setting}");

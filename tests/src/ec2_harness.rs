@@ -81,6 +81,20 @@ impl Booter {
             .unwrap_or_default()
     }
 
+    /// The pid of an instance's boot script, which execs the worker.
+    pub fn pid(&self, instance_id: &str) -> Option<i32> {
+        let s = self.state.lock().ok()?;
+        s.instances
+            .get(instance_id)
+            .and_then(|b| b.pid)
+            .and_then(|p| i32::try_from(p).ok())
+    }
+
+    /// Where an instance's user-data writes its run files (the token file).
+    pub fn run_dir(dir: &Path, instance_id: &str) -> std::path::PathBuf {
+        dir.join(instance_id).join("run")
+    }
+
     /// Boot passes that failed (describe errors and the like).
     pub fn errors(&self) -> Vec<String> {
         self.state
@@ -202,6 +216,7 @@ fn spawn_boot(
         .env("HOME", &home)
         .env("BURST_WORKER_BIN", worker)
         .env("BURST_WORK_DIR", home.join("work"))
+        .env("BURST_RUN_DIR", home.join("run"))
         .env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())

@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod docker_support;
 pub mod ec2_harness;
 pub mod fake_imds;
+pub mod fake_worker;
 pub mod fault_proxy;
 pub mod master;
 pub mod moto;

@@ -9,8 +9,9 @@ use burst_common::launch_env;
 use clap::Parser;
 
 /// `burst-worker`'s flags. Every flag can also come from the environment,
-/// which is how providers pass them (the token in particular: flags show up
-/// in `ps`); those names are the launch contract in `burst_common::launch_env`.
+/// which is how providers pass them; those names are the launch contract in
+/// `burst_common::launch_env`. The one-time launch token is in neither: it
+/// comes on stdin or in a file that is deleted once read.
 #[derive(Parser)]
 #[command(
     name = "burst-worker",
@@ -26,9 +27,18 @@ pub struct Args {
     #[arg(long, env = launch_env::WORKER_ID)]
     pub worker_id: String,
 
-    /// One-time launch token proving the master launched this worker.
-    #[arg(long, env = launch_env::TOKEN, hide_env_values = true)]
-    pub token: String,
+    /// Where to read the one-time launch token that proves the master
+    /// launched this worker: `-` = the first line of stdin, else a file
+    /// (mode 0600, deleted once read). Never on the command line or in the
+    /// environment, where `ps` and `/proc` show it; the old BURST_TOKEN
+    /// variable is still read when this is unset, then scrubbed.
+    #[arg(long, env = launch_env::TOKEN_FILE, value_name = "PATH|-")]
+    pub token_file: Option<PathBuf>,
+
+    /// Run steps as this user (Unix; the worker must run as root). Steps
+    /// then cannot read the worker's memory or environment.
+    #[arg(long, env = launch_env::STEP_USER)]
+    pub step_user: Option<String>,
 
     /// Comma-separated labels the master matches builders against.
     #[arg(long, env = launch_env::LABELS, value_delimiter = ',')]
@@ -80,6 +90,8 @@ pub struct Config {
     pub labels: Vec<String>,
     pub capacity: u32,
     pub work_dir: PathBuf,
+    /// Who steps run as; `None` = the worker's own user.
+    pub step_user: Option<crate::step_user::StepUser>,
     pub max_disconnected: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
@@ -89,9 +101,12 @@ pub struct Config {
 }
 
 impl Args {
-    /// Checks the flags and fills in defaults.
-    pub fn into_config(self) -> Result<Config> {
+    /// Checks the flags, reads the launch token (`legacy_token`: the old
+    /// `BURST_TOKEN` value, see [`crate::launch_token::scrub_environment`])
+    /// and fills in defaults.
+    pub fn into_config(self, legacy_token: Option<String>) -> Result<Config> {
         check_worker_id(&self.worker_id)?;
+        let token = crate::launch_token::take(self.token_file.as_deref(), legacy_token)?;
         let work_dir = match self.work_dir {
             Some(dir) => dir,
             None => default_work_dir(&std::env::temp_dir(), &self.worker_id),
@@ -103,13 +118,18 @@ impl Args {
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
             .collect();
+        let step_user = match self.step_user.as_deref().filter(|u| !u.is_empty()) {
+            Some(name) => Some(crate::step_user::resolve(name)?),
+            None => None,
+        };
         Ok(Config {
             master_url: self.master_url,
             worker_id: self.worker_id,
-            token: self.token,
+            token,
             labels,
             capacity: self.capacity.max(1),
             work_dir,
+            step_user,
             max_disconnected: self.max_disconnected,
             reconnect_min: self.reconnect_min,
             reconnect_max: self.reconnect_max.max(self.reconnect_min),
@@ -142,6 +162,7 @@ impl fmt::Debug for Config {
             .field("labels", &self.labels)
             .field("capacity", &self.capacity)
             .field("work_dir", &self.work_dir)
+            .field("step_user", &self.step_user)
             .field("max_disconnected", &self.max_disconnected)
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
@@ -162,11 +183,9 @@ mod tests {
             "http://127.0.0.1:1",
             "--worker-id",
             "w1",
-            "--token",
-            "secret",
         ];
         argv.extend_from_slice(extra);
-        Args::try_parse_from(argv)?.into_config()
+        Args::try_parse_from(argv)?.into_config(Some("secret".into()))
     }
 
     #[test]
@@ -197,18 +216,40 @@ mod tests {
 
     #[test]
     fn rejects_bad_worker_id_and_capacity() {
-        assert!(Args::try_parse_from([
+        assert!(Args::try_parse_from(
+            ["burst-worker", "--master-url", "x", "--worker-id", "../x",]
+        )
+        .expect("parse")
+        .into_config(Some("t".into()))
+        .is_err());
+        assert!(parse(&["--capacity", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_token_never_comes_from_a_flag() {
+        assert!(parse(&["--token", "x"]).is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("t");
+        std::fs::write(&file, "from-file\n").expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let file_arg = file.to_string_lossy().into_owned();
+        let c = Args::try_parse_from([
             "burst-worker",
             "--master-url",
             "x",
             "--worker-id",
-            "../x",
-            "--token",
-            "t"
+            "w1",
+            "--token-file",
+            &file_arg,
         ])
         .expect("parse")
-        .into_config()
-        .is_err());
-        assert!(parse(&["--capacity", "0"]).is_err());
+        .into_config(Some("legacy".into()))
+        .expect("config");
+        assert_eq!(c.token, "from-file");
+        assert!(!file.exists());
     }
 }

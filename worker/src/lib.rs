@@ -5,12 +5,15 @@
 pub mod args;
 mod backoff;
 mod interruption;
+pub mod launch_token;
 mod output;
 mod platform;
 mod running;
 mod session;
 mod step;
 pub mod step_env;
+pub mod step_user;
+mod workspace;
 
 pub use args::{Args, Config};
 pub use output::CHUNK_SIZE;

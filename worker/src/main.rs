@@ -2,12 +2,12 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use burst_worker::Args;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
         // clap would exit 2 on a usage error, but 2 means "refused by the
@@ -21,16 +21,25 @@ async fn main() -> ExitCode {
             };
         }
     };
+    // Before the runtime starts any thread: changing the environment is only
+    // sound while nothing else reads it.
+    let legacy_token = burst_worker::launch_token::scrub_environment();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let result = match args.into_config() {
-        Ok(config) => burst_worker::run_until(config, burst_worker::shutdown_signal()).await,
-        Err(e) => Err(e),
-    };
+    let result = args.into_config(legacy_token).and_then(|config| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("failed to start the async runtime")?
+            .block_on(burst_worker::run_until(
+                config,
+                burst_worker::shutdown_signal(),
+            ))
+    });
     match result {
         Ok(exit) => {
             tracing::info!(code = exit.code(), "burst-worker exiting: {exit:?}");

@@ -77,9 +77,7 @@ pub async fn run(config: Config) -> Result<Exit> {
 /// [`run`], also stopping (killing running steps) when `stop` resolves.
 pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result<Exit> {
     let endpoint = endpoint(&config.master_url)?;
-    tokio::fs::create_dir_all(&config.work_dir)
-        .await
-        .with_context(|| format!("failed to create work dir {}", config.work_dir.display()))?;
+    crate::workspace::prepare_work_dir(&config.work_dir, config.step_user.as_ref()).await?;
     tracing::info!(
         worker_id = %config.worker_id,
         master = %config.master_url,
@@ -247,6 +245,7 @@ impl Session {
         let mut steps = RunningSteps::new(StepContext {
             worker_id: config.worker_id.clone(),
             work_dir: config.work_dir.clone(),
+            step_user: config.step_user.clone(),
             tx: self.tx.clone(),
         });
         let every = match self.welcome.heartbeat_interval_ms {
@@ -291,6 +290,9 @@ impl Session {
                                 steps.stop_all(Stop::Kill);
                                 self.close(steps).await;
                                 return Ended::Exit(Exit::Shutdown);
+                            }
+                            master_message::Msg::BuildEnded(ended) => {
+                                crate::workspace::remove_build(&config.work_dir, &ended.build_key);
                             }
                             master_message::Msg::Welcome(_) | master_message::Msg::Refused(_) => {
                                 tracing::warn!("ignoring a second Welcome/Refused from the master");

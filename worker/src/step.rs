@@ -23,6 +23,7 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct StepContext {
     pub(crate) worker_id: String,
     pub(crate) work_dir: PathBuf,
+    pub(crate) step_user: Option<crate::step_user::StepUser>,
     /// The session's bounded outbox.
     pub(crate) tx: mpsc::Sender<WorkerMessage>,
 }
@@ -184,9 +185,22 @@ async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Opt
 /// it, if any (a multi-line cmd script on Windows).
 async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<PathBuf>), String> {
     let dir = step_dir(&ctx.work_dir, &run.build_key, &run.working_dir)?;
+    let build_dir = ctx.work_dir.join(&run.build_key);
+    crate::workspace::create_build_dir(&build_dir, ctx.step_user.as_ref())
+        .await
+        .map_err(|e| format!("failed to create build dir {}: {e}", build_dir.display()))?;
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| format!("failed to create working dir {}: {e}", dir.display()))?;
+    if let Some(user) = &ctx.step_user {
+        crate::step_user::give(&build_dir, &dir, user).map_err(|e| {
+            format!(
+                "failed to give working dir {} to {}: {e}",
+                dir.display(),
+                user.name
+            )
+        })?;
+    }
     let (mut cmd, script_file) = match &run.command {
         Some(run_step::Command::Script(script)) => {
             let shell = if run.shell.is_empty() {
@@ -221,6 +235,9 @@ async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<Pa
         .stderr(Stdio::piped())
         // Last resort if this task is aborted; the normal paths kill the tree.
         .kill_on_drop(true);
+    if let Some(user) = &ctx.step_user {
+        crate::step_user::apply(&mut cmd, user);
+    }
     Ok((cmd, script_file))
 }
 

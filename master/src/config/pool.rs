@@ -31,6 +31,9 @@ pub struct PoolConfig {
     /// Recycle a worker after this many builds; 0 = never, 1 = a fresh worker
     /// per build.
     pub max_builds: u32,
+    /// Keep each build's workspace on its worker when the build ends; by
+    /// default the worker removes it, so a reused worker holds no old build.
+    pub keep_workspace: bool,
     /// First delay after a failed launch; doubles with jitter up to
     /// `backoff_max`. Zero would retry a failing launch in a tight loop.
     pub backoff_min: Positive,
@@ -49,6 +52,7 @@ impl PoolConfig {
             idle_timeout: Positive::secs(300),
             start_timeout: Positive::secs(120),
             max_builds: 0,
+            keep_workspace: false,
             backoff_min: Positive::secs(1),
             backoff_max: Duration::from_secs(300),
         }
@@ -65,6 +69,7 @@ const COMMON: &[&str] = &[
     "idle_timeout",
     "start_timeout",
     "max_builds",
+    "keep_workspace",
     "backoff_min",
     "backoff_max",
 ];
@@ -158,6 +163,7 @@ impl<'de> Visitor<'de> for PoolVisitor {
                 "idle_timeout" => pool.idle_timeout = map.next_value()?,
                 "start_timeout" => pool.start_timeout = map.next_value()?,
                 "max_builds" => pool.max_builds = map.next_value()?,
+                "keep_workspace" => pool.keep_workspace = map.next_value()?,
                 "backoff_min" => pool.backoff_min = map.next_value()?,
                 "backoff_max" => pool.backoff_max = map.next_value::<Humantime>()?.0,
                 _ => return Err(de::Error::unknown_field(name, &KEYS)),

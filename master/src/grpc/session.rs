@@ -17,7 +17,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::hello_limits::{self, for_log, MAX_SHORT_FIELD};
-use crate::logs::{limit_message, LogError, LogStore, StepRunId};
+use crate::logs::{limit_message, session_owner, LogError, LogStore, StepRunId};
 use crate::scheduler::SchedulerHandle;
 
 /// How long a new stream may take to say hello.
@@ -195,7 +195,8 @@ impl Pump {
                 return;
             }
         };
-        match self.logs.append(&self.worker_id, id, offset, data).await {
+        let owner = session_owner(&self.worker_id, self.session);
+        match self.logs.append(&owner, id, offset, data).await {
             Ok(_) => {}
             Err(LogError::LimitExceeded { limit, .. }) => {
                 tracing::warn!(

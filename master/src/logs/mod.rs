@@ -2,7 +2,9 @@
 //! worker sessions and read back complete or followed live.
 
 mod files;
+mod session_owner;
 mod step_run_id;
 
 pub use files::{limit_message, LogError, LogStore, DEFAULT_STEP_LOG_LIMIT};
+pub use session_owner::session_owner;
 pub use step_run_id::StepRunId;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use burst_common::error_chain::Chain;
 use burst_proto::{
-    run_step, worker_message, Argv, CancelStep, MasterMessage, RunStep, StepFinished,
+    run_step, worker_message, Argv, BuildEnded, CancelStep, MasterMessage, RunStep, StepFinished,
 };
 use tokio::time::Instant;
 
@@ -14,7 +14,7 @@ use super::handle::SchedError;
 use super::lost::settle_lost_attempt;
 use super::reason::StopReason;
 use super::worker::WorkerState;
-use crate::logs::StepRunId;
+use crate::logs::{session_owner, StepRunId};
 use crate::model::{
     now_millis, Attempt, AttemptState, BuildId, BuildState, Command, LostReason, NewBuild, StepRun,
     StepState,
@@ -23,6 +23,9 @@ use crate::model::{
 /// Bookkeeping for a build that runs on a worker.
 pub struct Running {
     pub worker_id: String,
+    /// The worker session the step in flight was sent on: only that session
+    /// may report its result.
+    pub session: u64,
     /// 1-based attempt number.
     pub attempt: u32,
     /// Index of the step in flight.
@@ -158,6 +161,7 @@ impl Scheduler {
             id,
             Running {
                 worker_id: worker_id.to_owned(),
+                session: 0,
                 attempt: number,
                 step: 0,
                 failed: false,
@@ -193,6 +197,8 @@ impl Scheduler {
             return;
         };
         run.step = index;
+        run.session = worker.session.as_ref().map_or(0, |s| s.id);
+        let owner = session_owner(&run.worker_id, run.session);
         let step_id = StepRunId {
             build: id,
             attempt: run.attempt,
@@ -210,7 +216,7 @@ impl Scheduler {
         env.insert("BURST_STEP".into(), spec.name.clone());
         let msg = RunStep {
             step_run_id: step_id.to_string(),
-            build_key: format!("build-{id}"),
+            build_key: build_key(id),
             name: spec.name.clone(),
             command: Some(match command {
                 Command::Script(s) => run_step::Command::Script(s.clone()),
@@ -230,7 +236,7 @@ impl Scheduler {
             step.state = StepState::Running;
             step.started_at = Some(now_millis());
         }
-        if let Err(e) = self.logs.open_step(step_id, &worker_id).await {
+        if let Err(e) = self.logs.open_step(step_id, &owner).await {
             tracing::error!(step = %step_id, error = %Chain(&e), "failed to open step log");
         }
         let sent = worker.send(MasterMessage {
@@ -256,15 +262,27 @@ impl Scheduler {
             return;
         };
         if worker.session.as_ref().map(|s| s.id) != Some(session) {
-            tracing::debug!(
-                worker = worker_id,
-                "ignoring a message from a stale session"
-            );
+            if let worker_message::Msg::Finished(f) = &msg {
+                tracing::warn!(
+                    target: "audit",
+                    worker = worker_id,
+                    session,
+                    step = %f.step_run_id,
+                    "refused a result from a stale session"
+                );
+            } else {
+                tracing::debug!(
+                    worker = worker_id,
+                    "ignoring a message from a stale session"
+                );
+            }
             return;
         }
         worker.last_seen = now;
         match msg {
-            worker_message::Msg::Finished(f) => self.step_finished(worker_id, f, now).await,
+            worker_message::Msg::Finished(f) => {
+                self.step_finished(worker_id, session, f, now).await
+            }
             worker_message::Msg::Notice(n) => {
                 tracing::warn!(worker = worker_id, detail = %n.detail, "worker reports its host is going away");
                 if let Some(build) = self.state.workers.get(worker_id).and_then(|w| w.build) {
@@ -284,16 +302,33 @@ impl Scheduler {
         }
     }
 
-    async fn step_finished(&mut self, worker_id: &str, f: StepFinished, now: Instant) {
+    async fn step_finished(
+        &mut self,
+        worker_id: &str,
+        session: u64,
+        f: StepFinished,
+        now: Instant,
+    ) {
         let Ok(step_id) = f.step_run_id.parse::<StepRunId>() else {
             tracing::warn!(worker = worker_id, step = %f.step_run_id, "refused a result with a malformed step id");
             return;
         };
         let current = self.state.running.get(&step_id.build).is_some_and(|r| {
-            r.worker_id == worker_id && r.attempt == step_id.attempt && r.step == step_id.index
+            r.worker_id == worker_id
+                && r.session == session
+                && r.attempt == step_id.attempt
+                && r.step == step_id.index
         });
         if !current {
-            tracing::warn!(worker = worker_id, step = %step_id, "refused a result for a step this worker does not run");
+            // Audit: a result from anywhere but the session the step was
+            // sent on is a stale worker at best, a forged one at worst.
+            tracing::warn!(
+                target: "audit",
+                worker = worker_id,
+                session,
+                step = %step_id,
+                "refused a result for a step that was not sent to this worker session"
+            );
             return;
         }
         let log_bytes = self.logs.close_step(step_id).await;
@@ -387,7 +422,31 @@ impl Scheduler {
         build.finished_at = Some(now_millis());
         tracing::info!(build = id, state = state.as_str(), "build finished");
         self.persist_build(id).await;
+        self.end_workspace(id, &run.worker_id);
         self.release_worker(&run.worker_id, now).await;
+    }
+
+    /// Tells the worker to remove the build's directory, unless its pool
+    /// keeps workspaces. (A worker that is gone takes its dirs along.)
+    fn end_workspace(&self, id: BuildId, worker_id: &str) {
+        let Some(worker) = self.state.workers.get(worker_id) else {
+            return;
+        };
+        if self.state.pools[worker.pool].cfg.keep_workspace {
+            return;
+        }
+        let ended = MasterMessage {
+            msg: Some(burst_proto::master_message::Msg::BuildEnded(BuildEnded {
+                build_key: build_key(id),
+            })),
+        };
+        if !worker.send(ended) {
+            tracing::debug!(
+                build = id,
+                worker = worker_id,
+                "failed to tell the worker the build ended"
+            );
+        }
     }
 
     /// A worker finished a build: idle again, or recycled after `max_builds`.
@@ -429,6 +488,11 @@ impl Scheduler {
         }
         self.persist_build(id).await;
     }
+}
+
+/// The directory a build's steps share on their worker.
+fn build_key(id: BuildId) -> String {
+    format!("build-{id}")
 }
 
 fn describe_failure(name: &str, state: StepState, f: &StepFinished) -> String {

@@ -92,12 +92,12 @@ impl Platform {
     }
 }
 
-/// The values burst passes to one worker, all through the environment (the
-/// token never appears on a command line, where `ps` would show it).
+/// The values burst passes to one worker through the environment. The token
+/// is not one of them: `docker inspect` shows the environment, so it goes
+/// through the container's stdin (`BURST_TOKEN_FILE=-`).
 pub struct WorkerVars<'a> {
     pub master_url: &'a str,
     pub worker_id: &'a str,
-    pub token: &'a str,
     pub labels: &'a [String],
     pub master_id: &'a str,
     pub pool: &'a str,
@@ -131,7 +131,7 @@ pub fn process(
         (launch_env::STEP_ENV, step_env.as_str()),
         (launch_env::MASTER_URL, vars.master_url),
         (launch_env::WORKER_ID, vars.worker_id),
-        (launch_env::TOKEN, vars.token),
+        (launch_env::TOKEN_FILE, launch_env::TOKEN_STDIN),
         (launch_env::LABELS, labels.as_str()),
         (launch_env::WORK_DIR, work_dir),
         (launch_env::MASTER_ID, vars.master_id),
@@ -163,7 +163,6 @@ mod tests {
         WorkerVars {
             master_url: "http://10.0.0.2:8481",
             worker_id: "win-00aa",
-            token: "secret-token",
             labels,
             master_id: "m1",
             pool: "win",
@@ -194,7 +193,7 @@ mod tests {
                 "BURST_STEP_ENV=CI",
                 "BURST_MASTER_URL=http://10.0.0.2:8481",
                 "BURST_WORKER_ID=win-00aa",
-                "BURST_TOKEN=secret-token",
+                "BURST_TOKEN_FILE=-",
                 "BURST_LABELS=windows,docker",
                 r"BURST_WORK_DIR=C:\burst\work",
                 "BURST_MASTER_ID=m1",
@@ -232,7 +231,7 @@ mod tests {
         assert_eq!(p.entrypoint, None);
         assert_eq!(p.working_dir, None);
         assert!(p.env.contains(&"BURST_WORK_DIR=/work".to_owned()));
-        assert!(p.env.contains(&"BURST_TOKEN=secret-token".to_owned()));
+        assert!(p.env.contains(&"BURST_TOKEN_FILE=-".to_owned()));
         let custom = process(
             Platform::Linux,
             Some("/usr/local/bin/burst-worker"),

@@ -6,8 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -138,7 +139,6 @@ impl DockerProvider {
             &WorkerVars {
                 master_url: url,
                 worker_id: &spec.worker_id,
-                token: &spec.token,
                 labels: &spec.labels,
                 master_id: &spec.master_id,
                 pool: &spec.pool,
@@ -166,6 +166,11 @@ impl DockerProvider {
             entrypoint: process.entrypoint,
             env: Some(process.env),
             working_dir: process.working_dir,
+            // The token arrives on stdin (see `hand_over_token`), then the
+            // worker's stdin closes.
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            attach_stdin: Some(true),
             labels: Some(labels),
             volumes: (!s.volumes.is_empty()).then(|| s.volumes.clone()),
             user: s.user.clone(),
@@ -207,15 +212,12 @@ impl DockerProvider {
             Err(e) => return Err(api_failure("create a container", host, e)),
         };
         let id = created.id;
-        if let Err(e) = docker
-            .start_container(&id, None::<StartContainerOptions>)
-            .await
-        {
+        if let Err(failure) = start_with_token(docker, &id, &spec.token, host).await {
             // Nothing is left behind: the created container goes too.
             if let Err(rm) = remove(docker, &id).await {
                 tracing::warn!(container = %id, host = host.name(), error = %rm, "failed to remove a container that did not start");
             }
-            return Err(api_failure("start a container", host, e));
+            return Err(failure);
         }
         tracing::debug!(worker = %spec.worker_id, host = host.name(), container = %id, %url, "container started");
         Ok(Launched {
@@ -276,6 +278,45 @@ impl DockerProvider {
         }
         detail
     }
+}
+
+/// Starts the container and writes the token line to its stdin, which then
+/// closes (`stdin_once`): neither its environment nor its command line, which
+/// `docker inspect` shows, carries the token.
+async fn start_with_token(
+    docker: &Docker,
+    id: &str,
+    token: &str,
+    host: &Host,
+) -> Result<(), Failure> {
+    use tokio::io::AsyncWriteExt;
+    let options = AttachContainerOptionsBuilder::default()
+        .stdin(true)
+        .stream(true)
+        .build();
+    let attached = docker
+        .attach_container(id, Some(options))
+        .await
+        .map_err(|e| api_failure("attach to a container's stdin", host, e))?;
+    docker
+        .start_container(id, None::<StartContainerOptions>)
+        .await
+        .map_err(|e| api_failure("start a container", host, e))?;
+    let mut input = attached.input;
+    let line = format!("{token}\n");
+    let written = async {
+        input.write_all(line.as_bytes()).await?;
+        input.flush().await?;
+        input.shutdown().await
+    };
+    written.await.map_err(|e| Failure {
+        host_at_fault: true,
+        error: ProviderError::transient(format!(
+            "failed to hand the worker its token on docker host {}: {e}",
+            host.name()
+        ))
+        .with_source(e),
+    })
 }
 
 fn short(id: &str) -> &str {
@@ -492,6 +533,11 @@ mod tests {
             Some(platform::LINUX_CAPABILITIES.map(str::to_owned).to_vec())
         );
         assert_eq!(hc.pids_limit, Some(4096));
+        // The token goes through stdin, never into what `docker inspect` shows.
+        assert_eq!(body.open_stdin, Some(true));
+        assert_eq!(body.stdin_once, Some(true));
+        assert!(vars.contains(&"BURST_TOKEN_FILE=-".to_owned()));
+        assert!(!vars.iter().any(|v| v.contains("secret")), "{vars:?}");
         assert_eq!(body.user, None);
         assert_eq!(hc.network_mode.as_deref(), Some("ci"));
         assert_eq!(hc.binds, Some(vec!["/cache:/cache:ro".to_owned()]));
@@ -524,7 +570,8 @@ mod tests {
         assert_eq!(body.working_dir.as_deref(), Some(r"C:\burst\work"));
         let vars = body.env.unwrap_or_default();
         assert!(vars.contains(&r"BURST_WORK_DIR=C:\burst\work".to_owned()));
-        assert!(vars.contains(&"BURST_TOKEN=secret".to_owned()));
+        assert!(vars.contains(&"BURST_TOKEN_FILE=-".to_owned()));
+        assert!(!vars.iter().any(|v| v.contains("secret")), "{vars:?}");
         let hc = body.host_config.unwrap_or_default();
         assert_eq!(hc.nano_cpus, Some(2_000_000_000));
         assert_eq!(hc.memory, Some(1 << 30));

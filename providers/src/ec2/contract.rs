@@ -49,9 +49,11 @@ pub const WORKER_BIN_OVERRIDE: &str = "BURST_WORKER_BIN";
 /// Where the Linux image installs the worker, and its systemd unit.
 pub const LINUX_WORKER_PATH: &str = "/usr/local/bin/burst-worker";
 pub const LINUX_SERVICE: &str = "burst-worker.service";
-/// The unit's `EnvironmentFile`, written by user-data on a tmpfs so the
-/// one-time token does not outlive the boot.
+/// The unit's `EnvironmentFile`, written by user-data on a tmpfs.
 pub const LINUX_ENV_FILE: &str = "/run/burst/worker.env";
+/// The image's user that steps run as. The worker runs as root; user-data
+/// closes the metadata service to this user (iptables owner match).
+pub const LINUX_STEP_USER: &str = "burst";
 
 /// Where the Windows image installs the worker, and its service name. The
 /// user-data writes the settings into the service's `Environment` value.

@@ -133,6 +133,14 @@ mod tests {
         let text = render_user_data(Platform::Linux, &values(&labels, "t0k3n")).expect("render");
         assert!(text.starts_with("#!/bin/sh\n"));
         assert!(text.contains("BURST_TOKEN='t0k3n'\n"), "{text}");
+        // The token goes to an owner-only file, the metadata service is
+        // closed to the step user, and steps run as that user.
+        assert!(text.contains("umask 077"), "{text}");
+        assert!(text.contains(
+            "iptables -w -I OUTPUT -d 169.254.169.254/32 -m owner --uid-owner \"$step_user\" -j REJECT"
+        ));
+        assert!(text.contains("step_line=\"BURST_STEP_USER=$step_user\""));
+        assert!(text.contains("grep -v '^BURST_TOKEN='"));
         assert!(text.contains(r"BURST_LABELS='linux,it'\''s'"), "{text}");
         assert!(text.contains("BURST_IMDS_URL='http://169.254.169.254'\n"));
         assert!(!text.contains("{{"));
@@ -145,6 +153,9 @@ mod tests {
         assert!(text.starts_with("<powershell>\n"));
         assert!(text.trim_end().ends_with("</powershell>"));
         assert!(text.contains("'BURST_TOKEN' = 't0k3n'\n"), "{text}");
+        assert!(text.contains("$settings.Remove('BURST_TOKEN')"), "{text}");
+        assert!(text.contains("$settings['BURST_TOKEN_FILE'] = $tokenFile"));
+        assert!(text.contains("/inheritance:r"));
         assert!(text.contains("'BURST_LABELS' = 'windows,it''s'"), "{text}");
         assert!(!text.contains("{{"));
     }
@@ -167,8 +178,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("env.txt");
         let fake = dir.path().join("fake-worker");
-        std::fs::write(&fake, format!("#!/bin/sh\nenv > '{}'\n", out.display()))
-            .expect("write fake");
+        let run_dir = dir.path().join("run");
+        // The fake worker records its environment and the token file, as the
+        // real one reads (and deletes) it.
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\nenv > '{out}'\nls -l \"$BURST_TOKEN_FILE\" >> '{out}'\ncat \"$BURST_TOKEN_FILE\" >> '{out}'\n",
+                out = out.display()
+            ),
+        )
+        .expect("write fake");
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let labels = vec!["x y".to_owned(), "it's $HOME".to_owned()];
         let script = render_user_data(Platform::Linux, &values(&labels, "s3cret")).expect("render");
@@ -176,11 +196,23 @@ mod tests {
             .arg("-c")
             .arg(&script)
             .env("BURST_WORKER_BIN", &fake)
+            .env("BURST_RUN_DIR", &run_dir)
             .status()
             .expect("run sh");
         assert!(status.success());
         let env = std::fs::read_to_string(&out).expect("read env");
-        assert!(env.contains("BURST_TOKEN=s3cret\n"), "{env}");
+        // In the file (0600), not in the environment.
+        assert!(!env.contains("BURST_TOKEN="), "{env}");
+        assert!(
+            env.contains(&format!(
+                "BURST_TOKEN_FILE={}\n",
+                run_dir.join("token").display()
+            )),
+            "{env}"
+        );
+        assert!(env.contains("-rw------- "), "{env}");
+        assert_eq!(env.matches("s3cret").count(), 1, "{env}");
+        assert!(env.ends_with("s3cret\n"), "{env}");
         assert!(env.contains("BURST_LABELS=x y,it's $HOME\n"), "{env}");
         assert!(env.contains("BURST_WORKER_ID=ec2-0a1b2c3d\n"), "{env}");
         assert!(

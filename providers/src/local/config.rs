@@ -49,6 +49,9 @@ pub struct LocalPoolConfig {
     /// The master's variables a worker inherits (when set); unset =
     /// [`DEFAULT_INHERIT_ENV`]. Workers start from an empty environment.
     pub inherit_env: Option<Vec<String>>,
+    /// The user workers and their steps run as (Unix; the master must run as
+    /// root). Unset = the master's own user.
+    pub user: Option<String>,
 }
 
 impl LocalPoolConfig {
@@ -78,6 +81,11 @@ impl Section for LocalPoolConfig {
                 out.push(&key, format!("{name} is set by burst for every worker"));
             }
         }
+        if let Some(user) = &self.user {
+            if let Err(problem) = resolve_user(user) {
+                out.push(&path.key("user"), problem);
+            }
+        }
     }
 
     fn build(&self, ctx: &Context) -> Result<Arc<dyn Provider>, ProviderError> {
@@ -86,17 +94,45 @@ impl Section for LocalPoolConfig {
         } else {
             self.command.clone()
         };
+        let user = match &self.user {
+            Some(name) => Some(resolve_user(name).map_err(|problem| {
+                ProviderError::permanent(format!("failed to configure local.user: {problem}"))
+            })?),
+            None => None,
+        };
+        let work_root = match &user {
+            None => ctx.state_dir.join("workers"),
+            // The state dir is owner-only: another user's workers live
+            // outside it.
+            Some(_) => std::env::temp_dir().join(format!("burst-{}-{}", ctx.master_id, ctx.pool)),
+        };
+        #[cfg(unix)]
+        if let Some(user) = &user {
+            super::run_as::check_can_switch(user)?;
+            super::run_as::prepare_work_root(&work_root)?;
+        }
         let settings = LocalSettings {
             master_id: ctx.master_id.clone(),
             pool: ctx.pool.clone(),
             command,
             env: self.env.clone(),
             inherit_env: self.inherit_env(),
-            work_root: ctx.state_dir.join("workers"),
+            work_root,
             stop_grace: Duration::from_secs(5),
+            user,
         };
         Ok(Arc::new(LocalProvider::new(settings)?))
     }
+}
+
+#[cfg(unix)]
+fn resolve_user(name: &str) -> Result<super::RunAs, String> {
+    super::run_as::resolve(name)
+}
+
+#[cfg(not(unix))]
+fn resolve_user(_name: &str) -> Result<super::RunAs, String> {
+    Err("running local workers as another user needs a Unix master".into())
 }
 
 #[cfg(test)]
@@ -142,5 +178,17 @@ mod tests {
             .any(|n| n.starts_with("AWS_") || n.starts_with("BURST_")));
         let config: LocalPoolConfig = toml::from_str("inherit_env = []").expect("parses");
         assert!(config.inherit_env().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn user_must_exist() {
+        assert_eq!(problems("user = \"root\""), Vec::<String>::new());
+        let lines = problems("user = \"no-such-burst-user\"");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("local.user: no such user \"no-such-burst-user\""),
+            "{lines:?}"
+        );
     }
 }

@@ -57,24 +57,27 @@ echo "burst-sha256 $(sha "$2")"
 
 /// `$1` = worker dir, `$2` = worker binary, `$3` = worker id, then
 /// `NAME=value` environment entries. The one-time token is the first line
-/// of stdin: `read` is a shell builtin, so it never shows in `ps`. The
+/// of stdin: `read` and `printf` are shell builtins, so it never shows in
+/// `ps`; it goes into an owner-only file the worker deletes once read, so
+/// it is never in the worker's environment either. The
 /// worker gets its own session (`setsid`; a process group via `set -m`
 /// where there is no `setsid`, as on macOS) so it outlives this SSH command
 /// and can be stopped with everything it started. Prints the worker's pid.
 const START: &str = r#"dir=$1 bin=$2 id=$3
 shift 3
-IFS= read -r BURST_TOKEN || [ -n "$BURST_TOKEN" ] || { echo "no token on stdin" >&2; exit 1; }
-export BURST_TOKEN
+IFS= read -r token || [ -n "$token" ] || { echo "no token on stdin" >&2; exit 1; }
 case $bin in /*) ;; *) bin=$PWD/$bin ;; esac
 old=$(umask)
 umask 077
 mkdir -p -- "$dir/work" && cd -- "$dir" || exit 1
+printf '%s\n' "$token" > token || exit 1
+unset token
 umask "$old"
 if command -v setsid >/dev/null 2>&1; then
-  nohup setsid env "$@" "BURST_WORK_DIR=$PWD/work" "$bin" --worker-id "$id" < /dev/null > log 2>&1 &
+  nohup setsid env "$@" "BURST_WORK_DIR=$PWD/work" "BURST_TOKEN_FILE=$PWD/token" "$bin" --worker-id "$id" < /dev/null > log 2>&1 &
 else
   set -m
-  nohup env "$@" "BURST_WORK_DIR=$PWD/work" "$bin" --worker-id "$id" < /dev/null > log 2>&1 &
+  nohup env "$@" "BURST_WORK_DIR=$PWD/work" "BURST_TOKEN_FILE=$PWD/token" "$bin" --worker-id "$id" < /dev/null > log 2>&1 &
 fi
 pid=$!
 echo "$pid" > pid.tmp && mv -f pid.tmp pid || { kill -KILL "$pid"; cd /; rm -rf -- "$dir"; exit 1; }
@@ -318,7 +321,26 @@ mod tests {
             environ(pid).contains("BURST_WORKER_ID=p-1")
         });
         let envs = environ(pid);
-        assert!(envs.contains("BURST_TOKEN=s3cret-token\n"), "{envs}");
+        // The token is in an owner-only file the worker reads, never in its
+        // environment or arguments.
+        assert!(!envs.contains("s3cret"), "{envs}");
+        let token_file = h.join("$(touch PWNED2)/st`touch PWNED3`ate/m1/p/p-1/token");
+        assert!(
+            envs.contains(&format!("BURST_TOKEN_FILE={}\n", token_file.display())),
+            "{envs}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&token_file).expect("token file"),
+            "s3cret-token\n"
+        );
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&token_file)
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert!(envs.contains("EXTRA=a 'b' $(c) ;d\n"), "{envs}");
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
         assert!(!String::from_utf8_lossy(&cmdline).contains("s3cret"));

@@ -95,8 +95,10 @@ pub fn worker_command_line(bin: &str, worker_id: &str, log: &str) -> String {
     )
 }
 
-/// The token is the first line of stdin. The worker's environment (with
-/// the token) goes to WMI, never onto a command line. Prints the pid.
+/// The token is the first line of stdin; it goes into a file in the
+/// worker's dir (under the login's profile, so its ACL is the user's), which
+/// the worker deletes once read: neither the worker's environment (handed to
+/// WMI) nor its command line carries it. Prints the pid.
 pub fn start(dir: &str, bin: &str, worker_id: &str, env: &[(String, String)]) -> String {
     let log = join(dir, "log");
     let vars: Vec<String> = env
@@ -109,9 +111,12 @@ if (-not $token) {{ throw 'no token on stdin' }}
 $dir = Full {dir}
 $work = Join-Path $dir 'work'
 [void][IO.Directory]::CreateDirectory($work)
+$tokenFile = Join-Path $dir 'token'
+[IO.File]::WriteAllText($tokenFile, $token + "`n")
+Remove-Variable token
 $vars = @(Get-ChildItem Env: | Where-Object {{ $_.Name -notlike 'BURST_*' }} | ForEach-Object {{ $_.Name + '=' + $_.Value }})
 $vars += @({vars})
-$vars += @('BURST_TOKEN=' + $token, 'BURST_WORK_DIR=' + $work)
+$vars += @('BURST_TOKEN_FILE=' + $tokenFile, 'BURST_WORK_DIR=' + $work)
 $si = New-CimInstance -ClassName Win32_ProcessStartup -ClientOnly -Property @{{ EnvironmentVariables = [string[]]$vars; ShowWindow = [uint16]0 }}
 $r = Invoke-CimMethod -ClassName Win32_Process -MethodName Create -Arguments @{{ CommandLine = {line}; CurrentDirectory = $HOME; ProcessStartupInformation = $si }}
 if ($r.ReturnValue -ne 0) {{ throw ('Win32_Process.Create failed with code ' + $r.ReturnValue) }}
@@ -301,7 +306,9 @@ mod tests {
             script.contains("$token = [Console]::In.ReadLine()"),
             "{script}"
         );
-        assert!(script.contains("'BURST_TOKEN=' + $token"));
+        assert!(script.contains("[IO.File]::WriteAllText($tokenFile, $token"));
+        assert!(script.contains("'BURST_TOKEN_FILE=' + $tokenFile"));
+        assert!(!script.contains("'BURST_TOKEN="), "{script}");
         assert!(script.contains("'EXTRA=it''s; & | %PATH%'"), "{script}");
         assert!(script.contains("'BURST_WORKER_ID=p-abc'"));
         assert!(script.contains("Invoke-CimMethod -ClassName Win32_Process -MethodName Create"));

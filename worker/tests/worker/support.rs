@@ -251,6 +251,7 @@ pub fn config(master_url: &str, dir: &Path) -> Config {
         labels: vec!["linux".to_owned(), "test".to_owned()],
         capacity: 1,
         work_dir: dir.join("work"),
+        step_user: None,
         max_disconnected: Duration::from_secs(60),
         reconnect_min: Duration::from_millis(50),
         reconnect_max: Duration::from_millis(500),

@@ -1,7 +1,7 @@
 <powershell>
 # burst worker boot, rendered by burst's ec2 provider for one instance and
-# run once by EC2Launch. The launch token below is single-use: nothing here
-# outlives this worker.
+# run once by EC2Launch. The launch token below is single-use: the worker's
+# first hello spends it, before any step runs.
 $ErrorActionPreference = 'Stop'
 $settings = [ordered]@{
   'BURST_MASTER_URL' = {{BURST_MASTER_URL}}
@@ -10,6 +10,18 @@ $settings = [ordered]@{
   'BURST_LABELS' = {{BURST_LABELS}}
   'BURST_IMDS_URL' = {{BURST_IMDS_URL}}
 }
+# The token goes into a file only SYSTEM and Administrators can read, which
+# the worker deletes once read: never into an environment.
+$runDir = if ($env:BURST_RUN_DIR) { $env:BURST_RUN_DIR } else { 'C:\ProgramData\burst' }
+[void][IO.Directory]::CreateDirectory($runDir)
+if (-not $env:BURST_WORKER_BIN) {
+  # Before the file exists, so it inherits this ACL from its first byte.
+  & icacls.exe $runDir /inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F' | Out-Null
+}
+$tokenFile = Join-Path $runDir 'token'
+[IO.File]::WriteAllText($tokenFile, $settings['BURST_TOKEN'] + "`n")
+$settings.Remove('BURST_TOKEN')
+$settings['BURST_TOKEN_FILE'] = $tokenFile
 foreach ($name in $settings.Keys) {
   [Environment]::SetEnvironmentVariable($name, $settings[$name], 'Process')
 }
