@@ -81,20 +81,6 @@ impl Booter {
             .unwrap_or_default()
     }
 
-    /// The pid of an instance's boot script, which execs the worker.
-    pub fn pid(&self, instance_id: &str) -> Option<i32> {
-        let s = self.state.lock().ok()?;
-        s.instances
-            .get(instance_id)
-            .and_then(|b| b.pid)
-            .and_then(|p| i32::try_from(p).ok())
-    }
-
-    /// Where an instance's user-data writes its run files (the token file).
-    pub fn run_dir(dir: &Path, instance_id: &str) -> std::path::PathBuf {
-        dir.join(instance_id).join("run")
-    }
-
     /// Boot passes that failed (describe errors and the like).
     pub fn errors(&self) -> Vec<String> {
         self.state
@@ -216,6 +202,7 @@ fn spawn_boot(
         .env("HOME", &home)
         .env("BURST_WORKER_BIN", worker)
         .env("BURST_WORK_DIR", home.join("work"))
+        // Where user-data writes the token file (root's /run/burst on EC2).
         .env("BURST_RUN_DIR", home.join("run"))
         .env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

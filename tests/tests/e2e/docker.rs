@@ -730,3 +730,42 @@ async fn docker_containers_are_hardened_by_default_and_builds_still_run() -> any
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn docker_workers_take_their_token_on_stdin_not_from_what_inspect_shows(
+) -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-token");
+    let _cleanup = Cleanup::new(&pool);
+    let master = DockerPool::new(&pool)
+        .master()
+        .section(&builder(
+            "peek",
+            &pool,
+            // The worker is the container's pid 1.
+            "tr '\\000' '\\n' < /proc/1/environ; echo token-peek-done; sleep 3",
+        ))
+        .start()
+        .await?;
+    let (id, seen) = inspect_while_running(
+        &master,
+        &pool,
+        "peek",
+        "{{json .Config.Env}} {{json .Config.Cmd}} {{json .Args}} {{json .Config.Entrypoint}} \
+         {{.Config.OpenStdin}} {{.Config.StdinOnce}}",
+    )
+    .await?;
+    ensure!(
+        !seen.contains("BURST_TOKEN=") && seen.contains("\"BURST_TOKEN_FILE=-\""),
+        "docker inspect shows: {seen}"
+    );
+    ensure!(seen.trim_end().ends_with("true true"), "{seen}");
+    let build = master.finished_json(id, BUILD_TIMEOUT).await?;
+    let log = master.log_text(id).await?;
+    ensure!(
+        state(&build) == "succeeded" && log.contains("token-peek-done"),
+        "build: {build:#}\nlog:\n{log}"
+    );
+    ensure!(!log.contains("BURST_TOKEN="), "log:\n{log}");
+    Ok(())
+}

@@ -407,3 +407,59 @@ async fn ec2_master_sigkill_then_restart_terminates_every_instance_it_owns() -> 
     );
     Ok(())
 }
+
+/// The `BURST_TOKEN='…'` value in a rendered Linux user-data script.
+fn user_data_token(script: &str) -> Option<String> {
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix("BURST_TOKEN='"))
+        .and_then(|rest| rest.strip_suffix('\''))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_user_data_hands_the_token_over_in_a_file_the_worker_deletes() -> Result<()> {
+    // What a step can read of its worker: its initial environment and
+    // arguments, and whether the token file is still there.
+    let env = Env::start(Pool {
+        step: r#"tr "\000" "\n" < /proc/$PPID/environ; tr "\000" " " < /proc/$PPID/cmdline; echo; f=$(tr "\000" "\n" < /proc/$PPID/environ | sed -n "s/^BURST_TOKEN_FILE=//p"); if [ -n "$f" ] && [ ! -e "$f" ]; then echo token-file-gone; fi"#,
+        ..Pool::default()
+    })
+    .await?;
+    let ids = env.master.submit("hello", &[]).await?;
+    let build = env.master.finished_json(ids[0], BUILD_TIMEOUT).await?;
+    assert!(
+        succeeded(&build),
+        "{build:#}\n{}",
+        tail(&env.master.log(), 40)
+    );
+    let worker = build["attempts"][0]["worker_id"]
+        .as_str()
+        .context("worker")?
+        .to_owned();
+    let instance_id = env.ledger(&worker).await?["provider_id"]
+        .as_str()
+        .context("provider_id")?
+        .to_owned();
+    // The user-data (which IMDS serves) still holds the token; the worker
+    // spent it on its first hello, before the step ran.
+    let attr = env
+        .client
+        .describe_instance_attribute()
+        .instance_id(&instance_id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await?;
+    let b64 = attr
+        .user_data()
+        .and_then(|u| u.value())
+        .context("user-data")?;
+    let script = String::from_utf8(aws_smithy_types::base64::decode(b64)?)?;
+    let token = user_data_token(&script).with_context(|| format!("no token in {script}"))?;
+    let log = env.master.log_text(ids[0]).await?;
+    assert!(log.contains("token-file-gone"), "{log}");
+    assert!(log.contains("BURST_TOKEN_FILE="), "{log}");
+    assert!(!log.contains(&token), "the step found the token:\n{log}");
+    assert!(!log.contains("BURST_TOKEN="), "{log}");
+    Ok(())
+}

@@ -536,3 +536,28 @@ async fn ssh_sleeping_host_is_woken_for_builds_and_put_back_to_sleep() -> Result
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_workers_read_their_token_from_a_file_they_delete_and_hold_it_nowhere() -> Result<()> {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    let host = Sshd::start(tmp.path(), "tok", &key);
+    let known = write_known_hosts(tmp.path(), &[&host]);
+    // The step reads its worker's initial environment and arguments, as any
+    // process of the same user on the host can.
+    let peek = r#"tr '\000' '\n' < /proc/$PPID/environ; tr '\000' ' ' < /proc/$PPID/cmdline; echo; f=$(tr '\000' '\n' < /proc/$PPID/environ | sed -n 's/^BURST_TOKEN_FILE=//p'); if [ -n "$f" ] && [ ! -e "$f" ]; then echo token-file-gone; fi"#;
+    let pool = PoolSpec {
+        max_workers: 1,
+        steps: step("peek", peek, ""),
+    };
+    let master = harness::master(&key, &known, &[HostEntry::new(&host, 1)], &pool)
+        .start()
+        .await?;
+    let build = run_hello(&master).await?;
+    assert_eq!(build["state"], "succeeded", "{build:#}\n{}", master.log());
+    let log = master.log_text(build["id"].as_i64().expect("id")).await?;
+    assert!(log.contains("token-file-gone"), "{log}");
+    assert!(log.contains("BURST_TOKEN_FILE="), "{log}");
+    assert!(!log.contains("BURST_TOKEN="), "{log}");
+    Ok(())
+}

@@ -109,13 +109,7 @@ async fn steps_run_as_the_configured_user_and_cannot_read_the_master_or_worker(
     );
     let nobody = nix::unistd::User::from_name("nobody")?
         .expect("the nobody user (every Debian image has it)");
-    // A parent others may traverse, so only the state dir's own mode keeps
-    // the step out.
-    let parent = tempfile::tempdir()?;
-    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755))?;
-    let state = parent.path().join("state");
-    let config = format!(
-        r#"
+    let config = r#"
 [pools.local]
 provider = "local"
 labels = ["linux"]
@@ -127,18 +121,21 @@ user = "nobody"
 name = "who"
 labels = ["linux"]
 
+[builders.params]
+STATE = { regex = "/[A-Za-z0-9/._-]+" }
+
 [[builders.steps]]
 name = "who"
-run = 'echo "uid $(id -u)"; ls {state} >/dev/null 2>&1 && echo state-readable || echo state-closed; cat /proc/$PPID/environ >/dev/null 2>&1 && echo worker-readable || echo worker-closed; echo data > file && echo wrote'
-"#,
-        state = state.display()
-    );
-    let master = MasterBuilder::new()
-        .section(&config)
-        .env("BURST__MASTER__STATE_DIR", &state.display().to_string())
-        .start()
-        .await?;
-    let build = succeeded(&master, "who").await?;
+run = 'echo "uid $(id -u)"; ls "$STATE" >/dev/null 2>&1 && echo state-readable || echo state-closed; cat /proc/$PPID/environ >/dev/null 2>&1 && echo worker-readable || echo worker-closed; echo data > file && echo wrote'
+"#;
+    let master = MasterBuilder::new().section(config).start().await?;
+    // Others may traverse the state dir's parent, so only the state dir's
+    // own mode keeps the step out.
+    std::fs::set_permissions(master.dir(), std::fs::Permissions::from_mode(0o755))?;
+    let state = master.state_dir().display().to_string();
+    let id = master.submit("who", &[("STATE", &state)]).await?[0];
+    let build = master.wait_build(id, TIMEOUT).await?;
+    assert_eq!(build.state, BuildState::Succeeded, "{build:#?}");
     let log = master.log_text(build.id).await?;
     assert!(log.contains(&format!("uid {}", nobody.uid)), "{log}");
     assert!(log.contains("state-closed"), "{log}");
