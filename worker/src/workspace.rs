@@ -28,6 +28,7 @@ pub(crate) async fn create_build_dir(
     build_dir: &Path,
     step_user: Option<&StepUser>,
 ) -> std::io::Result<()> {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut builder = tokio::fs::DirBuilder::new();
     #[cfg(unix)]
     builder.mode(0o700);

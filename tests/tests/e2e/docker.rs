@@ -732,8 +732,8 @@ async fn docker_containers_are_hardened_by_default_and_builds_still_run() -> any
 }
 
 #[tokio::test]
-async fn docker_workers_take_their_token_on_stdin_not_from_what_inspect_shows(
-) -> anyhow::Result<()> {
+async fn docker_workers_take_their_token_on_stdin_not_from_what_inspect_shows() -> anyhow::Result<()>
+{
     require_docker_and_image()?;
     let pool = unique("dk-token");
     let _cleanup = Cleanup::new(&pool);
