@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 #[derive(Debug)]
 pub enum Answer {
     /// Welcomed: the session stays open for [`Session::send`].
-    Welcomed(Session),
+    Welcomed(Box<Session>),
     /// `Refused` with this reason.
     Refused(String),
     /// The session failed outright (a gRPC status).
@@ -80,7 +80,9 @@ pub async fn connect(worker_url: &str, hello: Hello) -> Result<Answer> {
         .await
         .context("no answer to the hello in time")?;
     match first.map(|m| m.and_then(|m| m.msg)) {
-        Ok(Some(master_message::Msg::Welcome(_))) => Ok(Answer::Welcomed(Session { tx, inbound })),
+        Ok(Some(master_message::Msg::Welcome(_))) => {
+            Ok(Answer::Welcomed(Box::new(Session { tx, inbound })))
+        }
         Ok(Some(master_message::Msg::Refused(r))) => Ok(Answer::Refused(r.reason)),
         Ok(other) => bail!("the master answered a hello with {other:?}"),
         Err(status) => Ok(Answer::Failed(status.message().to_owned())),
