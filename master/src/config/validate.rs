@@ -1047,6 +1047,32 @@ run = "true"
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn an_unknown_local_user_names_file_line_and_key() {
+        let text =
+            "[pools.local]\nprovider = \"local\"\nlabels = [\"linux\"]\nkeep_workspace = true\n\n\
+                    [pools.local.local]\nuser = \"no-such-burst-user\"\n";
+        let err =
+            crate::config::load_str(text, std::path::Path::new("local.toml"), &BTreeMap::new())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(
+            err.contains(
+                "local.toml:7: pools.local.local.user: no such user \"no-such-burst-user\""
+            ),
+            "{err}"
+        );
+        let bad = text.replace("keep_workspace = true", "keep_workspace = \"yes\"");
+        let err =
+            crate::config::load_str(&bad, std::path::Path::new("local.toml"), &BTreeMap::new())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(err.contains("local.toml:4"), "{err}");
+    }
+
     #[test]
     fn the_ssh_example_loads() {
         let path =

@@ -143,3 +143,44 @@ run = 'echo "uid $(id -u)"; ls "$STATE" >/dev/null 2>&1 && echo state-readable |
     assert!(log.contains("wrote"), "{log}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_that_is_not_root_refuses_a_step_user_at_start() -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "this test needs root (CI runs as root): it starts the master as nobody"
+    );
+    let nobody = nix::unistd::User::from_name("nobody")?
+        .expect("the nobody user (every Debian image has it)");
+    let dir = tempfile::tempdir()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+    let config = dir.path().join("burst.toml");
+    std::fs::write(
+        &config,
+        "[pools.local]\nprovider = \"local\"\nlabels = [\"linux\"]\n\n[pools.local.local]\nuser = \"root\"\n",
+    )?;
+    let burst = burst_e2e::Bins::locate()?.burst;
+    let mut cmd = std::process::Command::new(&burst);
+    cmd.args(["master", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .env("BURST__MASTER__STATE_DIR", dir.path().join("state"))
+        .env("BURST__MASTER__HTTP_LISTEN", "127.0.0.1:0")
+        .env("BURST__MASTER__GRPC_LISTEN", "127.0.0.1:0")
+        .uid(nobody.uid.as_raw())
+        .gid(nobody.gid.as_raw());
+    let out = tokio::time::timeout(TIMEOUT, tokio::process::Command::from(cmd).output())
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("the master kept running with a step user it cannot switch to")
+        })??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("only root")
+            && stderr.contains("start the master as root or remove `user`"),
+        "{stderr}"
+    );
+    Ok(())
+}
