@@ -324,12 +324,13 @@ fn linux_image_and_user_data_agree() {
     assert!(pkr.contains("\"${path.root}/install.sh\""));
 
     let user_data = template(Platform::Linux);
-    for needle in [
-        LINUX_ENV_FILE,
-        LINUX_SERVICE,
-        LINUX_WORKER_PATH,
-        WORKER_BIN_OVERRIDE,
-    ] {
+    // The env file is `$run_dir/worker.env`, run_dir defaulting to /run/burst.
+    let run_dir = LINUX_ENV_FILE
+        .strip_suffix("/worker.env")
+        .expect("the env file is worker.env");
+    assert!(user_data.contains(&format!("run_dir=${{BURST_RUN_DIR:-{run_dir}}}\n")));
+    assert!(user_data.contains(">\"$run_dir/worker.env\""));
+    for needle in [LINUX_SERVICE, LINUX_WORKER_PATH, WORKER_BIN_OVERRIDE] {
         assert!(user_data.contains(needle), "linux user-data lacks {needle}");
     }
     // The worker runs as root, its steps as the image's step user, for whom

@@ -169,6 +169,68 @@ mod tests {
         assert!(err.message.contains("BURST_LABELS"), "{err}");
     }
 
+    /// The image path of the Linux script, as root on a real instance, with
+    /// `id`, `iptables`, `ip6tables` and `systemctl` faked (they record their arguments).
+    #[cfg(unix)]
+    #[test]
+    fn linux_script_closes_imds_to_the_step_user_and_starts_the_unit() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (bin, run_dir, calls) = (
+            dir.path().join("bin"),
+            dir.path().join("run"),
+            dir.path().join("calls"),
+        );
+        std::fs::create_dir(&bin).expect("mkdir");
+        // Every tool the script may call for real: none may touch this host.
+        for tool in ["id", "iptables", "ip6tables", "systemctl"] {
+            let fake = bin.join(tool);
+            std::fs::write(
+                &fake,
+                format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\n", calls.display()),
+            )
+            .expect("write fake");
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let labels = vec!["linux".to_owned()];
+        let script = render_user_data(Platform::Linux, &values(&labels, "s3cret")).expect("render");
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("BURST_RUN_DIR", &run_dir)
+            .status()
+            .expect("run sh");
+        assert!(status.success());
+        let calls = std::fs::read_to_string(&calls).expect("calls");
+        assert!(
+            calls.contains(
+                "iptables -w -I OUTPUT -d 169.254.169.254/32 -m owner --uid-owner burst -j REJECT\n"
+            ),
+            "{calls}"
+        );
+        assert!(
+            calls.contains("systemctl start --no-block burst-worker.service"),
+            "{calls}"
+        );
+        let token = run_dir.join("token");
+        let mode = std::fs::metadata(&token)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&token).expect("token"), "s3cret\n");
+        let env = std::fs::read_to_string(run_dir.join("worker.env")).expect("worker.env");
+        assert!(!env.contains("s3cret"), "{env}");
+        assert!(
+            env.contains(&format!("BURST_TOKEN_FILE={}\n", token.display())),
+            "{env}"
+        );
+        assert!(env.contains("BURST_STEP_USER=burst\n"), "{env}");
+        assert!(env.contains("BURST_WORKER_ID='ec2-0a1b2c3d'\n"), "{env}");
+    }
+
     #[cfg(unix)]
     #[test]
     fn linux_script_runs_the_override_binary_with_the_settings() {

@@ -38,10 +38,11 @@ if id "$step_user" >/dev/null 2>&1; then
   step_line="BURST_STEP_USER=$step_user"
 fi
 
-# The image's unit sources this file (on tmpfs: gone at the next boot).
+# The image's unit sources /run/burst/worker.env (on tmpfs: gone at the
+# next boot).
 if command -v systemctl >/dev/null 2>&1 && systemctl cat burst-worker.service >/dev/null 2>&1; then
   (umask 077 && { printf '%s\n' "$settings" | grep -v '^BURST_TOKEN='
-    printf '%s\n' "BURST_TOKEN_FILE=$BURST_TOKEN_FILE" $step_line; } >/run/burst/worker.env)
+    printf '%s\n' "BURST_TOKEN_FILE=$BURST_TOKEN_FILE" $step_line; } >"$run_dir/worker.env")
   systemctl start --no-block burst-worker.service
   exit 0
 fi
