@@ -90,10 +90,11 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_reach_the_step_and_no_reader() -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() * 2_654_435_761
+        + u128::from(std::process::id());
     // 32 bytes, unique to this run; the step splits it 16 + 16.
-    let key = format!("dkey-{:027}", nanos % 10u128.pow(27));
-    let npm = format!("npm-{:028}", (nanos * 7) % 10u128.pow(28));
+    let key = format!("dkey-{:027}", seed % 10u128.pow(27));
+    let npm = format!("npm-{:028}", (seed / 7) % 10u128.pow(28));
     assert_eq!((key.len(), npm.len()), (32, 32));
     let (first, second) = key.split_at(16);
     let forbidden = [key.as_str(), npm.as_str(), first, second];
