@@ -10,6 +10,7 @@ mod guard;
 mod log_stream;
 mod query;
 mod router;
+mod secret_view;
 mod tokens;
 mod workers;
 

@@ -13,6 +13,7 @@ mod master_crash;
 mod matrix;
 mod params;
 mod quickstart;
+mod secrets;
 mod shutdown;
 mod ssh;
 mod submit;
