@@ -332,7 +332,10 @@ async fn no_cors_headers_are_granted_to_other_origins() -> anyhow::Result<()> {
         .request(Method::OPTIONS, &url)
         .header("origin", "http://evil.example")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization, content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
         .send()
         .await?;
     let read = http
