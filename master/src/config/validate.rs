@@ -138,6 +138,9 @@ impl Checker {
 
     fn master(&mut self, m: &MasterConfig) {
         let path = KeyPath::root().key("master");
+        if let Some(problem) = m.id.as_deref().and_then(crate::identity::problem) {
+            self.push(&path.key("id"), problem);
+        }
         self.check(&path.key("heartbeat_interval"), &m.heartbeat_interval);
         self.check(&path.key("heartbeat_misses"), &m.heartbeat_misses);
         self.check(&path.key("advertise_url"), &m.advertise_url);
