@@ -89,3 +89,39 @@ async fn a_failed_submit_marks_the_store_failing_until_a_probe_succeeds() {
     let done = h.wait_finished(&ids, Duration::from_secs(60)).await;
     assert!(all_succeeded(&done), "{done:#?}");
 }
+
+/// No launch is made while its ledger row cannot be written, and launches
+/// resume by themselves once the store works (no restart).
+#[tokio::test(start_paused = true)]
+async fn launches_wait_for_the_ledger_and_resume_when_it_works() {
+    let provider = FakeProvider::new(Duration::from_secs(20));
+    let mut cfg = pool(1);
+    // The first worker is recycled after its build: the second needs a launch.
+    cfg.max_builds = 1;
+    let h = Harness::start(cfg, provider).await;
+    let ids = h.submit(2, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.build(ids[0]).await.state != BuildState::Running {
+        assert!(tokio::time::Instant::now() < deadline, "never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(h.provider.launches().len(), 1);
+
+    h.store.fail_writes(true);
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(
+        h.provider.launches().len(),
+        1,
+        "no launch without its ledger row"
+    );
+    assert_eq!(h.build(ids[1]).await.state, BuildState::Queued);
+    assert!(h.handle.store_fault().is_some());
+
+    h.store.fail_writes(false);
+    let builds = h.wait_finished(&ids, Duration::from_secs(120)).await;
+    assert!(all_succeeded(&builds), "{builds:#?}");
+    assert_eq!(h.provider.launches().len(), 2);
+    let second = &builds[1].attempts[0].worker_id;
+    let row = h.store.get_instance(second).await.unwrap();
+    assert!(row.is_some(), "the launch was recorded first");
+}
