@@ -672,6 +672,17 @@ run = "true"
     }
 
     #[test]
+    fn master_id_is_checked() {
+        let bad = issues(&format!("[master]\nid = \"Not/An Id\"\n{BASE}"));
+        assert!(
+            has(&bad, "master.id: a master id must be 1 to 40 characters"),
+            "{bad:?}"
+        );
+        let ok = issues(&format!("[master]\nid = \"ci-master-1\"\n{BASE}"));
+        assert_eq!(ok, Vec::<String>::new());
+    }
+
+    #[test]
     fn steps_need_exactly_one_command() {
         let neither = issues(&BASE.replace("run = \"true\"", ""));
         assert_eq!(neither, ["builders[0].steps[0]: step \"s\" needs exactly one of run or argv (neither is set)"]);

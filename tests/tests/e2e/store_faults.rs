@@ -280,3 +280,35 @@ async fn an_orphan_reaped_after_sigkill_ends_gone_with_who_and_when() -> anyhow:
     wait_reaped(&master, &old).await?;
     wait_rows_end_reaped(&master, &old, &id).await
 }
+
+/// `master.id` in the config is the identity: workers carry it, and no
+/// identity file is needed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configured_master_id_tags_the_workers() -> anyhow::Result<()> {
+    let files = tempfile::tempdir()?;
+    let suffix: String = files
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let id = format!("e2e-{suffix}");
+    let master = burst_e2e::MasterBuilder::config(&config(files.path()))
+        .master_toml(&format!("id = \"{id}\""))
+        .start()
+        .await?;
+    assert_eq!(master.master_id(), id);
+    let build = master.submit("forever", &[]).await?[0];
+    master
+        .wait_step_running(build, 0, Duration::from_secs(30))
+        .await?;
+    assert_eq!(
+        master.worker_processes().len(),
+        1,
+        "found by the configured id"
+    );
+    assert!(!master.state_dir().join("master.id").exists());
+    Ok(())
+}
