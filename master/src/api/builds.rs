@@ -75,12 +75,10 @@ fn idempotency_key(
     let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
-    let bad = |why: String| HttpError(StatusCode::BAD_REQUEST, why);
-    let key = value
-        .to_str()
-        .map_err(|_| bad(key_problem("\u{0}").unwrap_or_default()))?;
+    // A value that is not visible ASCII is refused like an empty one.
+    let key = value.to_str().unwrap_or_default();
     if let Some(problem) = key_problem(key) {
-        return Err(bad(problem));
+        return Err(HttpError(StatusCode::BAD_REQUEST, problem));
     }
     Ok(Some(IdempotencyKey::new(&caller.name, key, req)))
 }
