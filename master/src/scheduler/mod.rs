@@ -15,6 +15,7 @@ mod events;
 mod handle;
 mod hello;
 mod lost;
+mod persist;
 mod pool;
 mod reason;
 mod secrets;
@@ -26,5 +27,5 @@ mod tokens;
 mod worker;
 
 pub use actor::{PoolSpec, Scheduler, SchedulerSettings};
-pub use handle::{SchedError, SchedulerHandle};
+pub use handle::{SchedError, SchedulerHandle, Submitted};
 pub use worker::WorkerState;

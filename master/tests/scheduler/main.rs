@@ -12,3 +12,4 @@ mod idle;
 mod lost;
 mod shutdown;
 mod startup;
+mod store_faults;
