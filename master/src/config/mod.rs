@@ -13,6 +13,7 @@ mod pool;
 #[cfg(test)]
 mod provider_tests;
 mod schema;
+mod tls;
 mod validate;
 
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
@@ -22,4 +23,5 @@ pub use labels::pool_for_labels;
 pub use load::{env_overrides, load_file, load_file_with_env, load_str, ENV_PREFIX, ENV_SEPARATOR};
 pub use pool::PoolConfig;
 pub use schema::*;
+pub use tls::{TlsConfig, SELF_SIGNED};
 pub use validate::{validate, SHELLS};

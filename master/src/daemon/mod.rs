@@ -7,4 +7,4 @@ mod listen;
 mod run;
 mod signals;
 
-pub use run::{run, RunInfo};
+pub use run::{run, RunInfo, RunTls};

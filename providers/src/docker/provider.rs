@@ -137,6 +137,7 @@ impl DockerProvider {
             &s.env,
             &WorkerVars {
                 master_url: url,
+                master_pin: spec.master_pin.as_deref(),
                 worker_id: &spec.worker_id,
                 token: &spec.token,
                 labels: &spec.labels,
@@ -447,6 +448,7 @@ mod tests {
             pool: "pool-a".into(),
             master_id: "m1".into(),
             master_url: "http://127.0.0.1:8481".into(),
+            master_pin: Some("sha256:pin".into()),
             token: "secret".into(),
             labels: vec!["linux".into(), "docker".into()],
         }

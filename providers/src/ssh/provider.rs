@@ -172,6 +172,9 @@ impl SshProvider {
             (launch_env::MASTER_ID.to_owned(), spec.master_id.clone()),
             (launch_env::POOL.to_owned(), spec.pool.clone()),
         ]);
+        if let Some(pin) = &spec.master_pin {
+            vars.push((launch_env::MASTER_PIN.to_owned(), pin.clone()));
+        }
         vars
     }
 
@@ -466,6 +469,7 @@ mod tests {
             pool: "p".into(),
             master_id: "m".into(),
             master_url: "http://127.0.0.1:1".into(),
+            master_pin: None,
             token: "secret".into(),
             labels: vec![],
         };

@@ -17,5 +17,6 @@ mod shutdown;
 mod ssh;
 mod submit;
 mod timeout;
+mod tls;
 mod windows;
 mod worker_lost;
