@@ -47,6 +47,7 @@ pub struct MasterBuilder {
     rust_log: String,
     stop: Stop,
     nofile: Option<u64>,
+    ca_file: Option<PathBuf>,
 }
 
 impl Default for MasterBuilder {
@@ -69,6 +70,7 @@ impl MasterBuilder {
             rust_log: "info".to_owned(),
             stop: Stop::Kill,
             nofile: None,
+            ca_file: None,
         }
     }
 
@@ -121,6 +123,13 @@ impl MasterBuilder {
     /// and [`Master::cli`] trust the generated CA, workers get the pin.
     pub fn tls_self_signed(self) -> Self {
         self.master_toml("tls = \"self-signed\"")
+    }
+
+    /// Trust this CA for the master's certificate (a master serving
+    /// certificate files): the harness's client and [`Master::cli`] use it.
+    pub fn trust_ca(mut self, ca: &Path) -> Self {
+        self.ca_file = Some(ca.to_owned());
+        self
     }
 
     /// The master's `RUST_LOG` (default `info`).
@@ -214,17 +223,19 @@ impl MasterBuilder {
             cmd = under_prlimit(&cmd, n);
         }
         let state_dir = dir.path().join("state");
-        let (child, info, http) = match spawn_master(cmd, &state_dir, &log_path).await {
-            Ok(started) => started,
-            Err(e) => {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let config = std::fs::read_to_string(&config_path).unwrap_or_default();
-                return Err(e.context(format!(
-                    "master log:\n{}\nconfig:\n{config}",
-                    tail(&log, LOG_TAIL)
-                )));
-            }
-        };
+        let extra_ca = self.ca_file.clone();
+        let (child, info, http) =
+            match spawn_master(cmd, &state_dir, &log_path, extra_ca.as_deref()).await {
+                Ok(started) => started,
+                Err(e) => {
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    let config = std::fs::read_to_string(&config_path).unwrap_or_default();
+                    return Err(e.context(format!(
+                        "master log:\n{}\nconfig:\n{config}",
+                        tail(&log, LOG_TAIL)
+                    )));
+                }
+            };
         let master = Master {
             bins,
             log_path,
@@ -236,6 +247,7 @@ impl MasterBuilder {
             http,
             quiet: self.quiet,
             stop: self.stop,
+            extra_ca,
         };
         Ok(master)
     }
@@ -254,6 +266,8 @@ pub struct Master {
     pub(crate) http: reqwest::Client,
     quiet: bool,
     stop: Stop,
+    /// A CA given with [`MasterBuilder::trust_ca`].
+    extra_ca: Option<PathBuf>,
 }
 
 impl Master {
@@ -297,9 +311,14 @@ impl Master {
         self.info().tls.as_ref().map(|t| t.pin.clone())
     }
 
-    /// The generated CA of a self-signed TLS master.
+    /// The CA a client of this TLS master trusts: the generated one of a
+    /// self-signed master, else the one given to [`MasterBuilder::trust_ca`].
     pub fn ca_file(&self) -> Option<PathBuf> {
-        self.info().tls.as_ref().and_then(|t| t.ca_file.clone())
+        self.info()
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca_file.clone())
+            .or_else(|| self.extra_ca.clone())
     }
 
     /// The URL workers dial.
@@ -408,9 +427,14 @@ impl Master {
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let cmd = master_command(&self.bins, &self.config_path, self.dir.path(), &self.env);
-        let (child, info, http) = spawn_master(cmd, &self.state_dir(), &self.log_path)
-            .await
-            .map_err(|e| e.context(format!("master log:\n{}", tail(&self.log(), LOG_TAIL))))?;
+        let (child, info, http) = spawn_master(
+            cmd,
+            &self.state_dir(),
+            &self.log_path,
+            self.extra_ca.as_deref(),
+        )
+        .await
+        .map_err(|e| e.context(format!("master log:\n{}", tail(&self.log(), LOG_TAIL))))?;
         self.child = Some(child);
         self.info = info;
         self.http = http;
@@ -464,6 +488,7 @@ async fn spawn_master(
     mut cmd: std::process::Command,
     state_dir: &Path,
     log_path: &Path,
+    extra_ca: Option<&Path>,
 ) -> anyhow::Result<(Child, RunInfo, reqwest::Client)> {
     let run_json = state_dir.join("run.json");
     // A SIGKILLed master leaves its run.json behind.
@@ -476,7 +501,7 @@ async fn spawn_master(
     let _ = writeln!(log, "=== e2e: starting burst master ===");
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     let mut child = cmd.spawn().context("failed to start burst master")?;
-    match wait_ready(&mut child, &run_json).await {
+    match wait_ready(&mut child, &run_json, extra_ca).await {
         Ok((info, http)) => Ok((child, info, http)),
         Err(e) => {
             let _ = child.kill();
@@ -489,6 +514,7 @@ async fn spawn_master(
 async fn wait_ready(
     child: &mut Child,
     run_json: &Path,
+    extra_ca: Option<&Path>,
 ) -> anyhow::Result<(RunInfo, reqwest::Client)> {
     let pid = child.id();
     // An exit ends the wait at once (an error would only be retried).
@@ -510,7 +536,7 @@ async fn wait_ready(
         Ok(info) => info,
         Err(status) => bail!("the master exited during startup ({status})"),
     };
-    let http = http_client(&info)?;
+    let http = http_client(&info, extra_ca)?;
     let health = format!("{}/healthz", info.api_url());
     wait::until("the master's /healthz", START_TIMEOUT, || {
         let req = http.get(&health).send();
@@ -520,11 +546,12 @@ async fn wait_ready(
     Ok((info, http))
 }
 
-/// The harness's client of the master's API; for a self-signed TLS master
-/// it trusts the generated CA, and nothing else.
-fn http_client(info: &RunInfo) -> anyhow::Result<reqwest::Client> {
+/// The harness's client of the master's API; for a TLS master it trusts
+/// the generated CA (or the one the test gave), and nothing else.
+fn http_client(info: &RunInfo, extra_ca: Option<&Path>) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-    if let Some(ca) = info.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+    let generated = info.tls.as_ref().and_then(|t| t.ca_file.as_deref());
+    if let Some(ca) = generated.or(extra_ca) {
         let pem = std::fs::read(ca).with_context(|| format!("failed to read {}", ca.display()))?;
         let cert =
             reqwest::Certificate::from_pem(&pem).context("failed to parse the master's CA")?;

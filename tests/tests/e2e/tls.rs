@@ -276,3 +276,67 @@ async fn off_loopback_without_tls_refuses_naming_master_tls() -> anyhow::Result<
     assert!(out.success(), "{out:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_files_pin_the_server_certificate() -> anyhow::Result<()> {
+    // Files from a self-signed master: a server certificate signed by a CA,
+    // which the second master serves from `tls = { cert, key }`.
+    let first = MasterBuilder::config(CONFIG)
+        .tls_self_signed()
+        .start()
+        .await?;
+    let tls_dir = first.state_dir().join("tls");
+    let files = tempfile::tempdir()?;
+    let (cert, key, ca) = (
+        files.path().join("server.pem"),
+        files.path().join("server.key"),
+        files.path().join("ca.pem"),
+    );
+    std::fs::copy(tls_dir.join("server.pem"), &cert)?;
+    std::fs::copy(tls_dir.join("server.key"), &key)?;
+    std::fs::copy(tls_dir.join("ca.pem"), &ca)?;
+    let ca_pin = first.pin().expect("pin");
+    drop(first);
+
+    let master = MasterBuilder::config(SLEEPING)
+        .master_toml(&format!(
+            "tls = {{ cert = {:?}, key = {:?} }}",
+            cert.display().to_string(),
+            key.display().to_string()
+        ))
+        .trust_ca(&ca)
+        .start()
+        .await?;
+    let pin = master.pin().expect("pin");
+    assert_ne!(pin, ca_pin, "files pin the server certificate, not its CA");
+    // cli_command passes the CA as BURST_CA_FILE.
+    let out = master.cli(&["builds"]).await?;
+    assert!(out.success(), "the CLI trusts the CA file: {out:?}");
+
+    // A worker checks the server certificate's pin, or the CA file (with
+    // names): both get as far as the master's own token check.
+    let worker_id = launching_worker_id(&master).await?;
+    let url = master.worker_url();
+    let ca_text = ca.display().to_string();
+    for trust in [
+        ("BURST_MASTER_PIN", pin.as_str()),
+        ("BURST_MASTER_CA", ca_text.as_str()),
+    ] {
+        let out = worker(&master, &worker_id, &[("BURST_MASTER_URL", &url), trust]).await?;
+        assert_eq!(out.code, Some(2), "{trust:?}: {out:?}");
+        assert!(
+            out.stderr.contains("wrong launch token"),
+            "{trust:?}: {out:?}"
+        );
+    }
+    // The CA's pin works too: the chain in the file ends with that CA, and
+    // it did sign the server certificate.
+    let out = worker(
+        &master,
+        &worker_id,
+        &[("BURST_MASTER_URL", &url), ("BURST_MASTER_PIN", &ca_pin)],
+    )
+    .await?;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    Ok(())
+}
