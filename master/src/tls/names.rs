@@ -8,8 +8,9 @@ use crate::config::Config;
 
 /// Loopback names, the listen addresses (every local interface address
 /// when one is unspecified, as `0.0.0.0` is: Docker workers dial the
-/// bridge's gateway, which is such an address), the advertised URL's host,
-/// and `allowed_hosts`. Sorted, without duplicates.
+/// bridge's gateway, which is such an address), the hosts of the advertised
+/// URL and of pools' own worker URLs (docker's `master_url`), and
+/// `allowed_hosts`. Sorted, without duplicates.
 pub fn server_names(config: &Config, http: SocketAddr, grpc: SocketAddr) -> Vec<String> {
     let mut names: BTreeSet<String> = ["localhost", "127.0.0.1", "::1"]
         .iter()
@@ -26,8 +27,10 @@ pub fn server_names(config: &Config, http: SocketAddr, grpc: SocketAddr) -> Vec<
     if unspecified {
         names.extend(interface_addresses().iter().map(ToString::to_string));
     }
-    if let Some(url) = &config.master.advertise_url {
-        if let Some(host) = url_host(&url.to_string()) {
+    let pool_urls = config.pools.values().flat_map(|p| p.provider.worker_urls());
+    let advertised = config.master.advertise_url.iter().map(ToString::to_string);
+    for url in advertised.chain(pool_urls) {
+        if let Some(host) = url_host(&url) {
             names.insert(host);
         }
     }
@@ -128,5 +131,35 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
         }
+    }
+
+    #[test]
+    fn a_docker_pools_own_master_url_is_covered() {
+        let text = r#"
+[master]
+tls = "self-signed"
+
+[pools.dk]
+provider = "docker"
+
+[pools.dk.docker]
+master_url = "https://gw.example:8481"
+
+[[builders]]
+name = "b"
+
+[[builders.steps]]
+name = "s"
+run = "true"
+"#;
+        let config = crate::config::load_str(
+            text,
+            std::path::Path::new("burst.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let names = server_names(&config, addr, addr);
+        assert!(names.iter().any(|n| n == "gw.example"), "{names:?}");
     }
 }

@@ -201,5 +201,21 @@ mod tests {
         let changed = ensure(&tls, &more).unwrap();
         assert_ne!(changed.chain[0], first.chain[0]);
         assert_eq!(changed.ca, first.ca);
+        // A certificate made at a later start still chains to the first CA.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(first.ca.clone()).unwrap();
+        let parsed = rustls::server::ParsedCertificate::try_from(&changed.chain[0]).unwrap();
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &roots,
+            &[],
+            rustls::pki_types::UnixTime::now(),
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .all,
+        )
+        .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("10.0.0.7").unwrap();
+        rustls::client::verify_server_name(&parsed, &name).unwrap();
     }
 }
