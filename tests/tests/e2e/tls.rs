@@ -340,3 +340,32 @@ async fn certificate_files_pin_the_server_certificate() -> anyhow::Result<()> {
     assert_eq!(out.code, Some(2), "{out:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_client_is_dropped_before_its_tls_handshake() -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let master = MasterBuilder::config(CONFIG)
+        .tls_self_signed()
+        .start()
+        .await?;
+    let strip = |url: String| {
+        url.split_once("://")
+            .map(|(_, a)| a.to_owned())
+            .unwrap_or(url)
+    };
+    // Both endpoints: a connection that never sends its ClientHello is
+    // closed by the handshake deadline (10 s), not held for ever.
+    for addr in [strip(master.url()), strip(master.worker_url())] {
+        let mut stream = tokio::net::TcpStream::connect(addr.as_str()).await?;
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "{addr}: the master kept a silent connection open: {read:?}"
+        );
+    }
+    // And the endpoint still serves.
+    let out = master.cli(&["builds"]).await?;
+    assert!(out.success(), "{out:?}");
+    Ok(())
+}
