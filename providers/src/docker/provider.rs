@@ -527,6 +527,7 @@ mod tests {
         let vars = body.env.unwrap_or_default();
         assert!(vars.contains(&r"BURST_WORK_DIR=C:\burst\work".to_owned()));
         assert!(vars.contains(&"BURST_TOKEN=secret".to_owned()));
+        assert!(vars.contains(&"BURST_MASTER_PIN=sha256:pin".to_owned()));
         let hc = body.host_config.unwrap_or_default();
         assert_eq!(hc.nano_cpus, Some(2_000_000_000));
         assert_eq!(hc.memory, Some(1 << 30));

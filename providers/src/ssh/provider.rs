@@ -490,6 +490,28 @@ mod tests {
         assert_eq!(p.hosts[0].slots().lock().used(), 0);
     }
 
+    #[test]
+    fn a_tls_masters_pin_goes_with_the_contract_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = SshProvider::new(settings(dir.path(), &[1])).expect("provider");
+        let mut spec = LaunchSpec {
+            worker_id: "p-1".into(),
+            pool: "p".into(),
+            master_id: "m".into(),
+            master_url: "https://127.0.0.1:1".into(),
+            master_pin: Some("sha256:abc".into()),
+            token: "secret".into(),
+            labels: vec![],
+        };
+        let pin = (launch_env::MASTER_PIN.to_owned(), "sha256:abc".to_owned());
+        assert!(p.worker_env(&spec).contains(&pin));
+        spec.master_pin = None;
+        assert!(!p
+            .worker_env(&spec)
+            .iter()
+            .any(|(k, _)| k == launch_env::MASTER_PIN));
+    }
+
     #[tokio::test]
     async fn hosts_refused_for_good_make_the_launch_fail_for_good() {
         let dir = tempfile::tempdir().expect("tempdir");
