@@ -11,3 +11,4 @@ pub mod logs;
 pub mod model;
 pub mod scheduler;
 pub mod store;
+pub mod tls;
