@@ -13,6 +13,10 @@ pub const TOKEN: &str = "BURST_TOKEN";
 pub const TOKEN_FILE: &str = "BURST_TOKEN_FILE";
 /// [`TOKEN_FILE`]'s value for "the first line of stdin".
 pub const TOKEN_STDIN: &str = "-";
+/// The pin (`burst_common::cert_pin`) of the TLS master's certificate; set
+/// when the master serves TLS, which its `https://` URL then says. Public:
+/// it authenticates the master, it grants nothing.
+pub const MASTER_PIN: &str = "BURST_MASTER_PIN";
 pub const LABELS: &str = "BURST_LABELS";
 pub const WORK_DIR: &str = "BURST_WORK_DIR";
 /// Which master launched the worker: lets a provider's `list` find its workers.
@@ -35,7 +39,8 @@ pub const IMDS_URL: &str = "BURST_IMDS_URL";
 /// these: a user value would be overridden for one provider and break the
 /// launch for another, so every provider refuses them the same way.
 pub const RESERVED: &[&str] = &[
-    MASTER_URL, WORKER_ID, TOKEN, TOKEN_FILE, LABELS, WORK_DIR, MASTER_ID, POOL, STEP_USER,
+    MASTER_URL, WORKER_ID, TOKEN, TOKEN_FILE, LABELS, WORK_DIR, MASTER_ID, POOL, MASTER_PIN,
+    STEP_USER,
 ];
 
 /// The value of [`STEP_ENV`] for a pool's configured env names.

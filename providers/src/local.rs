@@ -143,6 +143,11 @@ impl Provider for LocalProvider {
                 launch_env::step_env_names(s.env.keys()),
             )
             .env(launch_env::MASTER_URL, &spec.master_url)
+            .envs(
+                spec.master_pin
+                    .iter()
+                    .map(|pin| (launch_env::MASTER_PIN, pin)),
+            )
             .env(launch_env::WORKER_ID, &spec.worker_id)
             // The token goes through a pipe: the environment and argv show
             // in /proc to every process of the same user.

@@ -8,6 +8,7 @@ packages=(
   wine                  # runs the Windows worker in tests
   openssh-server        # sshd hosts for the ssh provider tests
   openssh-client
+  e2fsprogs             # chattr: the store-fault tests make the database immutable
 )
 missing=()
 for p in "${packages[@]}"; do

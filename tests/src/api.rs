@@ -86,6 +86,22 @@ impl Master {
         Ok((status, json))
     }
 
+    /// `GET /readyz` without a token: the status and the text.
+    pub async fn readyz(&self) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}/readyz", self.url());
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status().as_u16();
+        Ok((
+            status,
+            resp.text().await.with_context(|| format!("GET {url}"))?,
+        ))
+    }
+
     /// Creates an API token as admin; its value.
     pub async fn create_token(&self, name: &str, role: &str) -> anyhow::Result<String> {
         let body = serde_json::json!({ "name": name, "role": role });
@@ -247,6 +263,23 @@ impl Master {
     /// The whole log of build `id`, bytes as the steps printed them.
     pub async fn log_bytes(&self, id: BuildId) -> anyhow::Result<Vec<u8>> {
         self.get_bytes(&format!("/api/v1/builds/{id}/log")).await
+    }
+
+    /// `GET /api/v1/builds/{id}/log?follow=true`: the live log, read with
+    /// `chunk()` as the master sends it.
+    pub async fn follow_log(&self, id: BuildId) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}/api/v1/builds/{id}/log?follow=true", self.url());
+        // Its own client: the shared one times out whole requests.
+        let resp = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(self.admin_token())
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !resp.status().is_success() {
+            bail!("GET {url}: {}", resp.status());
+        }
+        Ok(resp)
     }
 
     /// Waits until at least `n` workers are idle.

@@ -1,4 +1,4 @@
-//! The HTTP JSON API under `/api/v1/…`, plus `/healthz`. The CLI is its
+//! The HTTP JSON API under `/api/v1/…`, plus `/healthz` and `/readyz`. The CLI is its
 //! first client.
 
 mod builds;
@@ -9,7 +9,9 @@ mod error;
 mod guard;
 mod log_stream;
 mod query;
+mod ready;
 mod router;
+mod secret_view;
 mod tokens;
 mod workers;
 

@@ -21,6 +21,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(super::ready::readyz))
         .route(
             "/api/v1/builds",
             post(super::builds::submit).get(super::builds::list),

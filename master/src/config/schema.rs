@@ -11,6 +11,7 @@ use burst_providers::config::{AtLeastOne, HttpUrl, Positive};
 use serde::Deserialize;
 
 use super::pool::PoolConfig;
+use super::secrets::{SecretConfig, Secrets};
 use crate::model::StepSpec;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -24,19 +25,34 @@ pub struct Config {
     pub pools: BTreeMap<String, PoolConfig>,
     #[serde(default)]
     pub builders: Vec<BuilderConfig>,
+    /// Secret name -> where its value is read at start. Steps ask for
+    /// secrets by name; see `secrets.rs`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretConfig>,
+    /// The values, read while loading (never deserialized or serialized).
+    #[serde(skip)]
+    pub secret_values: Secrets,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MasterConfig {
+    /// This master's id, which tags every worker it launches. Unset: the
+    /// id in `<state_dir>/master.id`, created at the first start.
+    pub id: Option<String>,
     /// Database, logs and worker directories live here.
     pub state_dir: PathBuf,
     /// The HTTP JSON API and `/healthz`.
     pub http_listen: SocketAddr,
     /// The gRPC endpoint workers dial.
     pub grpc_listen: SocketAddr,
-    /// The URL handed to workers; defaults to `http://<grpc_listen>`.
+    /// The URL handed to workers; defaults to `http://<grpc_listen>`
+    /// (`https://` with `tls`).
     pub advertise_url: Option<HttpUrl>,
+    /// TLS for the API and the worker endpoint: `"self-signed"` (a CA and
+    /// certificate made in `<state_dir>/tls`) or `{ cert = "FILE", key =
+    /// "FILE" }`. Required to listen off loopback.
+    pub tls: Option<super::tls::TlsConfig>,
     pub heartbeat_interval: Positive,
     /// Missed heartbeats before a worker is declared lost.
     pub heartbeat_misses: AtLeastOne,
@@ -69,10 +85,12 @@ pub struct MasterConfig {
 impl Default for MasterConfig {
     fn default() -> Self {
         Self {
+            id: None,
             state_dir: PathBuf::from(".burst"),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 8481)),
             advertise_url: None,
+            tls: None,
             heartbeat_interval: Positive::secs(10),
             heartbeat_misses: AtLeastOne::new(3),
             shutdown_grace: Duration::from_secs(30),
@@ -91,9 +109,18 @@ impl Default for MasterConfig {
 impl MasterConfig {
     pub fn advertise_url(&self) -> String {
         self.advertise_url.as_ref().map_or_else(
-            || format!("http://{}", self.grpc_listen),
+            || format!("{}://{}", self.scheme(), self.grpc_listen),
             HttpUrl::to_string,
         )
+    }
+
+    /// `https` when the master serves TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -162,6 +189,9 @@ pub struct StepConfig {
     pub continue_on_failure: bool,
     #[serde(default)]
     pub always_run: bool,
+    /// Names of `[secrets]` this step's environment gets.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 impl StepConfig {
@@ -184,6 +214,7 @@ impl StepConfig {
             timeout: self.timeout.map(Positive::get),
             continue_on_failure: self.continue_on_failure,
             always_run: self.always_run,
+            secrets: self.secrets.clone(),
         }
     }
 }

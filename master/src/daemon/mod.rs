@@ -4,7 +4,8 @@
 mod admin_token;
 mod binding;
 mod listen;
+mod reap;
 mod run;
 mod signals;
 
-pub use run::{run, RunInfo};
+pub use run::{run, RunInfo, RunTls};

@@ -13,7 +13,8 @@ use super::{listen, signals};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::grpc::WorkerGrpc;
-use crate::logs::LogStore;
+use crate::identity;
+use crate::logs::{LogStore, Mask};
 use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings};
 use crate::store::{SqliteStore, Store};
 use burst_providers::config::Context as ProviderContext;
@@ -36,6 +37,33 @@ pub struct RunInfo {
     /// to a local master without BURST_TOKEN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token_file: Option<PathBuf>,
+    /// Set when the master serves TLS (both endpoints are then https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RunTls>,
+}
+
+/// What a client of a TLS master trusts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunTls {
+    /// The pin workers are given (`sha256:…`).
+    pub pin: String,
+    /// The generated CA (self-signed masters), which a CLI on this machine
+    /// trusts for this master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl RunInfo {
+    /// The API's base URL, `https://` when the master serves TLS; an
+    /// unspecified listen address (`0.0.0.0`) is reached on loopback.
+    pub fn api_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut addr = self.http;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("{scheme}://{addr}")
+    }
 }
 
 /// Runs the master until SIGTERM or Ctrl-C, then shuts down gracefully.
@@ -55,19 +83,47 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))
         })
         .with_context(|| format!("failed to make {} private", state_dir.display()))?;
-    let store = SqliteStore::open(&state_dir)
-        .await
-        .context("failed to open the store")?;
-    let master_id = store
-        .master_id()
-        .await
-        .context("failed to read the master id")?;
+    let known_id = identity::known(config.master.id.as_deref(), &state_dir)
+        .context("failed to find this master's id")?;
+    let store = match SqliteStore::open(&state_dir).await {
+        Ok(store) => store,
+        Err(e) => {
+            // Refuse to run on it, but first reap what the last run left at
+            // the providers: nobody else would.
+            match &known_id {
+                Some(id) => super::reap::reap_listed(&config, id, &state_dir).await,
+                None => tracing::error!(
+                    "no master id in the config or {}; workers of a previous run cannot be found",
+                    state_dir.join(identity::ID_FILE).display()
+                ),
+            }
+            return Err(anyhow::Error::new(e).context("failed to open the store"));
+        }
+    };
+    let master_id = match known_id {
+        Some(id) => id,
+        None => {
+            // First start, or a state dir from before `master.id`: keep the
+            // id the database holds, in a file that outlives it.
+            let id = store
+                .master_id()
+                .await
+                .context("failed to read the master id")?;
+            identity::remember(&state_dir, &id).context("failed to save the master id")?;
+            id
+        }
+    };
     let store: Arc<dyn Store> = Arc::new(store);
     let admin_token = super::admin_token::install(&config, store.as_ref())
         .await
         .context("failed to set up the admin token")?;
-    let logs =
-        Arc::new(LogStore::new(&state_dir).with_limit(config.master.step_log_limit.as_u64()));
+    let mask =
+        Mask::new(config.secret_values.values()).context("failed to set up secret masking")?;
+    let logs = Arc::new(
+        LogStore::new(&state_dir)
+            .with_limit(config.master.step_log_limit.as_u64())
+            .with_mask(mask),
+    );
 
     let grpc_listener = TcpListener::bind(config.master.grpc_listen)
         .await
@@ -91,41 +147,33 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let http_addr = http_listener
         .local_addr()
         .context("failed to read the API's address")?;
+    let scheme = config.master.scheme();
     let advertise_url = config
         .master
         .advertise_url
         .as_ref()
-        .map_or_else(|| format!("http://{grpc_addr}"), ToString::to_string);
+        .map_or_else(|| format!("{scheme}://{grpc_addr}"), ToString::to_string);
+    let tls = match &config.master.tls {
+        Some(tls) => {
+            let names = crate::tls::server_names(&config, http_addr, grpc_addr);
+            let loaded = crate::tls::ServerTls::load(tls, &state_dir, &names)
+                .context("failed to set up TLS (master.tls)")?;
+            tracing::info!(pin = %loaded.pin, "serving TLS; workers are given this certificate pin");
+            Some(loaded)
+        }
+        None => None,
+    };
 
-    let mut pools = Vec::new();
-    for (name, pool) in &config.pools {
-        let ctx = ProviderContext {
-            pool: name.clone(),
-            master_id: master_id.clone(),
-            state_dir: state_dir.clone(),
-            advertise_url: advertise_url.clone(),
-            grpc_listen: grpc_addr,
-            min_idle: pool.min_idle,
-            backoff_min: pool.backoff_min.get(),
-            backoff_max: pool.backoff_max,
-        };
-        let provider = pool
-            .provider
-            .build(&ctx)
-            .with_context(|| format!("failed to set up pool {name}"))?;
-        pools.push(PoolSpec {
-            name: name.clone(),
-            config: pool.clone(),
-            provider,
-        });
-    }
+    let pools = pool_specs(&config, &master_id, &state_dir, &advertise_url, grpc_addr)?;
     let settings = SchedulerSettings {
         master_id: master_id.clone(),
         advertise_url: advertise_url.clone(),
+        master_pin: tls.as_ref().map(|t| t.pin.to_string()),
         heartbeat_interval: config.master.heartbeat_interval.get(),
         heartbeat_misses: config.master.heartbeat_misses.get(),
         shutdown_grace: config.master.shutdown_grace,
         health_interval: Duration::from_secs(1),
+        secrets: config.secret_values.clone(),
     };
     let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
     let scheduler_task = tokio::spawn(scheduler.run());
@@ -147,7 +195,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
                 .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION))
                 .add_service(service)
                 .serve_with_incoming_shutdown(
-                    listen::grpc_incoming(grpc_listener, cap),
+                    listen::grpc_incoming(grpc_listener, cap, tls.as_ref().map(|t| t.grpc.clone())),
                     async move {
                         let _ = stop.wait_for(|s| *s).await;
                     },
@@ -162,7 +210,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             logs,
         };
         let app = api::router(state);
-        tokio::spawn(listen::serve_http(http_listener, app, cap, stop_rx.clone()))
+        let acceptor = tls.as_ref().map(|t| t.http.clone());
+        tokio::spawn(listen::serve_http(
+            http_listener,
+            app,
+            cap,
+            acceptor,
+            stop_rx.clone(),
+        ))
     };
 
     let info = RunInfo {
@@ -175,16 +230,21 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             super::admin_token::Source::File(path) => Some(path),
             super::admin_token::Source::Env(_) => None,
         },
+        tls: tls.as_ref().map(|t| RunTls {
+            pin: t.pin.to_string(),
+            ca_file: t.ca_file.clone(),
+        }),
     };
     write_run_info(&state_dir, &info).await;
     tracing::info!(
         master_id = %master_id,
-        api = %format!("http://{http_addr}"),
+        api = %info.api_url(),
         workers = %info.advertise_url,
         "burst master ready"
     );
     eprintln!(
-        "burst master {master_id} ready: API http://{http_addr}, workers dial {}",
+        "burst master {master_id} ready: API {}, workers dial {}",
+        info.api_url(),
         info.advertise_url
     );
 
@@ -204,6 +264,39 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let _ = tokio::fs::remove_file(state_dir.join("run.json")).await;
     tracing::info!("burst master stopped");
     Ok(())
+}
+
+/// Builds each pool's provider through the registry.
+pub(super) fn pool_specs(
+    config: &Config,
+    master_id: &str,
+    state_dir: &std::path::Path,
+    advertise_url: &str,
+    grpc_listen: SocketAddr,
+) -> anyhow::Result<Vec<PoolSpec>> {
+    let mut pools = Vec::new();
+    for (name, pool) in &config.pools {
+        let ctx = ProviderContext {
+            pool: name.clone(),
+            master_id: master_id.to_owned(),
+            state_dir: state_dir.to_path_buf(),
+            advertise_url: advertise_url.to_owned(),
+            grpc_listen,
+            min_idle: pool.min_idle,
+            backoff_min: pool.backoff_min.get(),
+            backoff_max: pool.backoff_max,
+        };
+        let provider = pool
+            .provider
+            .build(&ctx)
+            .with_context(|| format!("failed to set up pool {name}"))?;
+        pools.push(PoolSpec {
+            name: name.clone(),
+            config: pool.clone(),
+            provider,
+        });
+    }
+    Ok(pools)
 }
 
 async fn write_run_info(state_dir: &std::path::Path, info: &RunInfo) {

@@ -10,14 +10,15 @@ use burst_proto::{
 use tokio::time::Instant;
 
 use super::actor::Scheduler;
-use super::handle::SchedError;
+use super::handle::{SchedError, Submitted};
 use super::lost::settle_lost_attempt;
 use super::reason::StopReason;
+use super::secrets::add_secrets;
 use super::worker::WorkerState;
 use crate::logs::{session_owner, StepRunId};
 use crate::model::{
-    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, LostReason, NewBuild, StepRun,
-    StepState,
+    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, IdempotencyKey, LostReason,
+    NewBuild, StepRun, StepState, SubmitOnce,
 };
 
 /// Bookkeeping for a build that runs on a worker.
@@ -42,22 +43,45 @@ impl Scheduler {
     pub(super) async fn submit(
         &mut self,
         builds: Vec<NewBuild>,
-    ) -> Result<Vec<BuildId>, SchedError> {
+        key: Option<IdempotencyKey>,
+    ) -> Result<Submitted, SchedError> {
         if self.state.shutdown.is_some() {
             return Err(SchedError::ShuttingDown);
         }
-        let builds = self
-            .store
-            .insert_builds(builds)
-            .await
-            .map_err(|e| SchedError::Store(Arc::new(e)))?;
+        if let Some(fault) = self.health.fault() {
+            return Err(SchedError::StoreFailing(fault));
+        }
+        let result = match &key {
+            None => self
+                .store
+                .insert_builds(builds)
+                .await
+                .map(SubmitOnce::Created),
+            Some(key) => self.store.insert_builds_once(builds, key).await,
+        };
+        let builds = match result {
+            Ok(SubmitOnce::Created(builds)) => builds,
+            Ok(SubmitOnce::Replayed { submit_id, builds }) => {
+                return Ok(Submitted::Replayed { submit_id, builds })
+            }
+            Ok(SubmitOnce::Conflict) => {
+                let key = key.map(|k| k.key).unwrap_or_default();
+                return Err(SchedError::KeyReused(key));
+            }
+            Err(e) => {
+                if e.is_fault() {
+                    self.store_failed(&e);
+                }
+                return Err(SchedError::Store(Arc::new(e)));
+            }
+        };
         let ids = builds.iter().map(|b| b.id).collect();
         for build in builds {
             tracing::info!(build = build.id, builder = %build.builder, "build queued");
             self.state.queue.push_back(build.id);
             self.state.builds.insert(build.id, build);
         }
-        Ok(ids)
+        Ok(Submitted::New(ids))
     }
 
     pub(super) async fn cancel(
@@ -113,6 +137,9 @@ impl Scheduler {
 
     /// Starts a new attempt of a queued build on an idle worker.
     pub(super) async fn start_build(&mut self, id: BuildId, worker_id: &str, now: Instant) {
+        if self.fail_without_secrets(id).await {
+            return;
+        }
         let (Some(build), Some(worker)) = (
             self.state.builds.get_mut(&id),
             self.state.workers.get_mut(worker_id),
@@ -214,6 +241,7 @@ impl Scheduler {
         env.insert("BURST_BUILDER".into(), build.builder.clone());
         env.insert("BURST_ATTEMPT".into(), run.attempt.to_string());
         env.insert("BURST_STEP".into(), spec.name.clone());
+        add_secrets(&mut env, spec, &self.state.settings.secrets);
         let msg = RunStep {
             step_run_id: step_id.to_string(),
             build_key: build_key(id),
@@ -280,7 +308,9 @@ impl Scheduler {
         }
         worker.last_seen = now;
         match msg {
-            worker_message::Msg::Finished(f) => {
+            worker_message::Msg::Finished(mut f) => {
+                // Stored, shown and logged from here on: never with a secret.
+                f.error = self.logs.mask().mask_str(&f.error);
                 self.step_finished(worker_id, session, f, now).await
             }
             worker_message::Msg::Notice(n) => {

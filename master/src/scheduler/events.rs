@@ -2,8 +2,8 @@ use burst_proto::{worker_message, Hello, MasterMessage, Refused};
 use burst_providers::{Health, Launched, ProviderError};
 use tokio::sync::{mpsc, oneshot};
 
-use super::SchedError;
-use crate::model::{BuildId, BuildState, NewBuild, WorkerView};
+use super::{SchedError, Submitted};
+use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, WorkerView};
 
 pub type Reply<T> = oneshot::Sender<Result<T, SchedError>>;
 
@@ -11,7 +11,8 @@ pub type Reply<T> = oneshot::Sender<Result<T, SchedError>>;
 pub enum Event {
     Submit {
         builds: Vec<NewBuild>,
-        reply: Reply<Vec<BuildId>>,
+        key: Option<IdempotencyKey>,
+        reply: Reply<Submitted>,
     },
     Cancel {
         build: BuildId,

@@ -15,8 +15,10 @@ mod events;
 mod handle;
 mod hello;
 mod lost;
+mod persist;
 mod pool;
 mod reason;
+mod secrets;
 mod shutdown;
 mod startup;
 mod state;
@@ -25,5 +27,5 @@ mod tokens;
 mod worker;
 
 pub use actor::{PoolSpec, Scheduler, SchedulerSettings};
-pub use handle::{SchedError, SchedulerHandle};
+pub use handle::{SchedError, SchedulerHandle, Submitted};
 pub use worker::WorkerState;

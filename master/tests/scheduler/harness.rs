@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use burst_master::config::PoolConfig;
+use burst_master::config::{PoolConfig, Secrets};
 use burst_master::logs::LogStore;
 use burst_master::model::{Build, BuildId, BuildState, Command, NewBuild, StepSpec, WorkerView};
 use burst_master::scheduler::{PoolSpec, Scheduler, SchedulerHandle, SchedulerSettings};
@@ -165,6 +165,7 @@ pub fn new_build(steps: usize) -> NewBuild {
                 timeout: None,
                 continue_on_failure: false,
                 always_run: false,
+                secrets: Vec::new(),
             })
             .collect(),
         retries: 1,
@@ -190,14 +191,26 @@ impl Harness {
         provider: Arc<FakeProvider>,
         store: Arc<MemoryStore>,
     ) -> Self {
+        Self::start_with_secrets(pool_cfg, provider, store, Secrets::default()).await
+    }
+
+    /// With `[secrets]` values, as the daemon passes them.
+    pub async fn start_with_secrets(
+        pool_cfg: PoolConfig,
+        provider: Arc<FakeProvider>,
+        store: Arc<MemoryStore>,
+        secrets: Secrets,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = SchedulerSettings {
             master_id: "m-test".into(),
             advertise_url: "http://127.0.0.1:1".into(),
+            master_pin: None,
             heartbeat_interval: HEARTBEAT,
             heartbeat_misses: 3,
             shutdown_grace: Duration::from_secs(30),
             health_interval: Duration::from_secs(1),
+            secrets,
         };
         let pools = vec![PoolSpec {
             name: "pool".into(),

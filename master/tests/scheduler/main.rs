@@ -13,3 +13,4 @@ mod lost;
 mod results;
 mod shutdown;
 mod startup;
+mod store_faults;

@@ -138,6 +138,7 @@ impl DockerProvider {
             &s.env,
             &WorkerVars {
                 master_url: url,
+                master_pin: spec.master_pin.as_deref(),
                 worker_id: &spec.worker_id,
                 labels: &spec.labels,
                 master_id: &spec.master_id,
@@ -488,6 +489,7 @@ mod tests {
             pool: "pool-a".into(),
             master_id: "m1".into(),
             master_url: "http://127.0.0.1:8481".into(),
+            master_pin: Some("sha256:pin".into()),
             token: "secret".into(),
             labels: vec!["linux".into(), "docker".into()],
         }
@@ -572,6 +574,7 @@ mod tests {
         assert!(vars.contains(&r"BURST_WORK_DIR=C:\burst\work".to_owned()));
         assert!(vars.contains(&"BURST_TOKEN_FILE=-".to_owned()));
         assert!(!vars.iter().any(|v| v.contains("secret")), "{vars:?}");
+        assert!(vars.contains(&"BURST_MASTER_PIN=sha256:pin".to_owned()));
         let hc = body.host_config.unwrap_or_default();
         assert_eq!(hc.nano_cpus, Some(2_000_000_000));
         assert_eq!(hc.memory, Some(1 << 30));

@@ -90,6 +90,38 @@ async fn docker_build_runs_inside_a_container() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn docker_build_over_tls_dials_the_bridge_with_the_pin() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-tls");
+    let _cleanup = Cleanup::new(&pool);
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .master()
+        .tls_self_signed()
+        .section(&builder("tls", &pool, "echo over-tls"))
+        .start()
+        .await?;
+    let id = master.submit("tls", &[]).await?[0];
+    let build = master.finished_json(id, BUILD_TIMEOUT).await?;
+    let log = master.log_text(id).await?;
+    ensure!(
+        state(&build) == "succeeded" && log.contains("over-tls"),
+        "build: {build:#}\nlog:\n{log}"
+    );
+    // The container dialled the bridge's gateway over https, a name the
+    // certificate need not carry: the pin is what it checked.
+    let worker = attempts(&build)[0]["worker_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let row = instance(&master, &worker).await?;
+    let url = row["details"]["master_url"].as_str().unwrap_or("");
+    ensure!(url.starts_with("https://"), "{row:#}");
+    ensure!(!url.contains("127.0.0.1"), "{row:#}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn docker_fresh_container_per_build_isolates_builds() -> anyhow::Result<()> {
     require_docker_and_image()?;
     let pool = unique("dk-iso");
@@ -329,6 +361,52 @@ async fn docker_master_sigkill_then_restart_removes_orphans() -> anyhow::Result<
     .await
     .with_context(|| master.log_tail())?;
     master.cancel(id).await?;
+    Ok(())
+}
+
+/// The database deleted under a SIGKILLed master: the id in `master.id`
+/// outlives it, so the restart still finds the container under its label,
+/// removes it, and runs what is submitted next.
+#[tokio::test]
+async fn docker_deleted_database_still_reaps_the_old_container() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-nodb");
+    let _cleanup = Cleanup::new(&pool);
+    let mut master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .master()
+        .section(&builder("long", &pool, "sleep 120"))
+        .section(&builder("quick", &pool, "echo quick-done"))
+        .start()
+        .await?;
+    let id = master.submit("long", &[]).await?[0];
+    master
+        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .await?;
+    let orphans = pool_containers(&pool)?;
+    ensure!(
+        orphans.len() == 1,
+        "containers before the crash: {orphans:?}"
+    );
+    let master_id = master.master_id();
+
+    master.sigkill();
+    burst_e2e::db_faults::delete(&master.state_dir())?;
+    master.restart().await?;
+    ensure!(master.master_id() == master_id, "a new identity");
+    wait::until(
+        "the old container removed",
+        Duration::from_secs(30),
+        || async { Ok(docker(&["inspect", &orphans[0]]).is_err().then_some(())) },
+    )
+    .await
+    .with_context(|| master.log_tail())?;
+    let quick = master.submit("quick", &[]).await?[0];
+    master
+        .wait_build_json(quick, BUILD_TIMEOUT, "succeeded", |b| {
+            state(b) == "succeeded"
+        })
+        .await?;
     Ok(())
 }
 

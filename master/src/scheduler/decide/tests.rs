@@ -64,10 +64,12 @@ fn state(cfg: PoolConfig) -> State {
     let settings = SchedulerSettings {
         master_id: "m".into(),
         advertise_url: "http://127.0.0.1:1".into(),
+        master_pin: None,
         heartbeat_interval: 10 * S,
         heartbeat_misses: 3,
         shutdown_grace: 30 * S,
         health_interval: S,
+        secrets: Default::default(),
     };
     State::new(
         settings,
@@ -108,6 +110,7 @@ fn add_worker(s: &mut State, id: &str, state: WorkerState, since: Instant, now: 
             launched_at: 0,
             connected_at: None,
             terminated_at: None,
+            ended_by: None,
         },
         launch_returned: state != WorkerState::Launching,
         health_in_flight: false,

@@ -10,6 +10,7 @@ BURST_WORKER_ID={{BURST_WORKER_ID}}
 BURST_TOKEN={{BURST_TOKEN}}
 BURST_LABELS={{BURST_LABELS}}
 BURST_IMDS_URL={{BURST_IMDS_URL}}
+BURST_MASTER_PIN={{BURST_MASTER_PIN}}
 BURST_SETTINGS
 )
 eval "$settings"
@@ -19,7 +20,7 @@ run_dir=${BURST_RUN_DIR:-/run/burst}
 (umask 077 && mkdir -p "$run_dir" && printf '%s\n' "$BURST_TOKEN" >"$run_dir/token")
 unset BURST_TOKEN
 BURST_TOKEN_FILE=$run_dir/token
-export BURST_MASTER_URL BURST_WORKER_ID BURST_LABELS BURST_IMDS_URL BURST_TOKEN_FILE
+export BURST_MASTER_URL BURST_WORKER_ID BURST_LABELS BURST_IMDS_URL BURST_MASTER_PIN BURST_TOKEN_FILE
 
 # Tests and custom images run a given binary in the foreground.
 if [ -n "${BURST_WORKER_BIN:-}" ]; then

@@ -9,6 +9,7 @@ $settings = [ordered]@{
   'BURST_TOKEN' = {{BURST_TOKEN}}
   'BURST_LABELS' = {{BURST_LABELS}}
   'BURST_IMDS_URL' = {{BURST_IMDS_URL}}
+  'BURST_MASTER_PIN' = {{BURST_MASTER_PIN}}
 }
 # The token goes into a file only SYSTEM and Administrators can read, which
 # the worker deletes once read: never into an environment.
