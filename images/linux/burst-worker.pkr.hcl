@@ -35,6 +35,12 @@ variable "worker_binary" {
   description = "burst-worker built for x86_64-unknown-linux-musl (path relative to where packer runs)."
 }
 
+variable "step_sudo" {
+  type        = bool
+  default     = false
+  description = "Let build steps (the burst user) use passwordless sudo. Off by default: a step that becomes root can lift the metadata-service block and read the launch user-data."
+}
+
 variable "ami_name_prefix" {
   type    = string
   default = "burst-worker-linux"
@@ -85,7 +91,8 @@ build {
   }
 
   provisioner "shell" {
-    script          = "${path.root}/install.sh"
-    execute_command = "sudo sh -eu '{{ .Path }}'"
+    script           = "${path.root}/install.sh"
+    environment_vars = ["STEP_SUDO=${var.step_sudo ? 1 : 0}"]
+    execute_command  = "sudo {{ .Vars }} sh -eu '{{ .Path }}'"
   }
 }

@@ -10,10 +10,10 @@ systemctl daemon-reload
 # Not enabled on purpose: only user-data starts burst-worker.service, once
 # it has written /run/burst/worker.env for this boot.
 
-# Builds run as an unprivileged user that may sudo: the machine is thrown
-# away after its builds anyway. (A step that sudoes can undo the metadata
-# block user-data installs for this user; drop the sudoers line when builds
-# do not need root.) iptables installs that block.
+# Builds run as an unprivileged user, for whom user-data closes the metadata
+# service (iptables installs that block). A step that could become root could
+# undo the block, so sudo for that user is opt-in: STEP_SUDO=1 (packer
+# variable step_sudo) for builds that need root on a throwaway machine.
 if ! command -v iptables >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then apt-get install -y iptables
   elif command -v dnf >/dev/null 2>&1; then dnf install -y iptables-nft
@@ -23,8 +23,12 @@ if ! id burst >/dev/null 2>&1; then
   useradd --system --create-home --home-dir /var/lib/burst --shell /bin/bash burst
 fi
 install -d -o burst -g burst -m 0755 /var/lib/burst/work
-echo 'burst ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/burst
-chmod 0440 /etc/sudoers.d/burst
+if [ "${STEP_SUDO:-0}" = 1 ]; then
+  echo 'burst ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/burst
+  chmod 0440 /etc/sudoers.d/burst
+else
+  rm -f /etc/sudoers.d/burst
+fi
 
 # Instances from this image must run their own user-data at first boot.
 cloud-init clean --logs

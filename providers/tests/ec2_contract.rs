@@ -342,6 +342,26 @@ fn linux_image_and_user_data_agree() {
     assert!(install.contains(&format!("useradd --system --create-home --home-dir /var/lib/burst --shell /bin/bash {LINUX_STEP_USER}")));
     assert!(user_data.contains(&format!("step_user={LINUX_STEP_USER}\n")));
     assert!(user_data.contains("-m owner --uid-owner \"$step_user\" -j REJECT"));
+    // A step user with sudo could lift that block, so sudo is opt-in.
+    let sudoers = install
+        .lines()
+        .position(|l| l.contains("NOPASSWD"))
+        .expect("install.sh has the opt-in sudoers line");
+    assert!(
+        install.lines().take(sudoers).any(|l| l.trim_start()
+            == "if [ \"${STEP_SUDO:-0}\" = 1 ]; then"),
+        "sudo for {LINUX_STEP_USER} must be behind STEP_SUDO"
+    );
+    assert!(pkr.contains("\"STEP_SUDO=${var.step_sudo ? 1 : 0}\""));
+    let step_sudo = pkr
+        .split("variable \"step_sudo\"")
+        .nth(1)
+        .expect("the step_sudo variable");
+    let default = step_sudo
+        .lines()
+        .find(|l| l.trim_start().starts_with("default"))
+        .expect("step_sudo has a default");
+    assert!(default.trim().ends_with("false"), "{default}");
 }
 
 #[test]
