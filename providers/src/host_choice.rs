@@ -83,6 +83,21 @@ pub(crate) fn candidates<H: SlotHost>(hosts: &[H], now: Instant) -> Vec<usize> {
     free.into_iter().map(|(_, i)| i).collect()
 }
 
+/// Each host's quarantine, for metrics.
+pub(crate) fn statuses<H: SlotHost>(hosts: &[H], now: Instant) -> Vec<crate::HostStatus> {
+    hosts
+        .iter()
+        .map(|h| crate::HostStatus {
+            name: h.name().to_owned(),
+            quarantined_for: h
+                .slots()
+                .lock()
+                .quarantined(now)
+                .map_or(std::time::Duration::ZERO, |(left, _)| left),
+        })
+        .collect()
+}
+
 /// Each host's state: `h0: 2/4 workers` or `h1: backing off for 3s after: …`.
 pub(crate) fn describe<H: SlotHost>(hosts: &[H], words: &Words, now: Instant) -> String {
     hosts

@@ -13,7 +13,9 @@ use super::{listen, signals};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::grpc::WorkerGrpc;
+use crate::logging::LogFormat;
 use crate::logs::LogStore;
+use crate::metrics::{MeteredProvider, MeteredStore, Metrics};
 use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings};
 use crate::store::{SqliteStore, Store};
 use burst_providers::config::Context as ProviderContext;
@@ -62,7 +64,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         .master_id()
         .await
         .context("failed to read the master id")?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let metrics = Arc::new(Metrics::new());
+    let store: Arc<dyn Store> = MeteredStore::wrap(Arc::new(store), metrics.clone());
     let admin_token = super::admin_token::install(&config, store.as_ref())
         .await
         .context("failed to set up the admin token")?;
@@ -113,6 +116,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             .provider
             .build(&ctx)
             .with_context(|| format!("failed to set up pool {name}"))?;
+        let provider = MeteredProvider::wrap(provider, name, metrics.clone());
         pools.push(PoolSpec {
             name: name.clone(),
             config: pool.clone(),
@@ -128,6 +132,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         health_interval: Duration::from_secs(1),
     };
     let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
+    let scheduler = scheduler.with_metrics(metrics.clone());
     let scheduler_task = tokio::spawn(scheduler.run());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -135,8 +140,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let grpc = {
         // Output chunks are 32 KiB; nothing a worker sends needs more, and
         // tonic's 4 MB default would let a hello carry a 3 MB worker id.
-        let service = WorkerServiceServer::new(WorkerGrpc::new(handle.clone(), logs.clone()))
-            .max_decoding_message_size(GRPC_MAX_MESSAGE);
+        let workers = WorkerGrpc::new(handle.clone(), logs.clone()).with_metrics(metrics.clone());
+        let service = WorkerServiceServer::new(workers).max_decoding_message_size(GRPC_MAX_MESSAGE);
         let mut stop = stop_rx.clone();
         tokio::spawn(
             tonic::transport::Server::builder()
@@ -160,6 +165,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             store,
             scheduler: handle.clone(),
             logs,
+            metrics,
         };
         let app = api::router(state);
         tokio::spawn(listen::serve_http(http_listener, app, cap, stop_rx.clone()))
@@ -183,10 +189,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         workers = %info.advertise_url,
         "burst master ready"
     );
-    eprintln!(
-        "burst master {master_id} ready: API http://{http_addr}, workers dial {}",
-        info.advertise_url
-    );
+    // JSON logs stay pure JSON; the line above says the same.
+    if config.master.log_format == LogFormat::Text {
+        eprintln!(
+            "burst master {master_id} ready: API http://{http_addr}, workers dial {}",
+            info.advertise_url
+        );
+    }
 
     signals::terminate().await;
     tracing::info!("stopping: finishing running builds, then terminating every worker");

@@ -12,6 +12,7 @@ use super::pool::Pool;
 use super::state::State;
 use crate::config::PoolConfig;
 use crate::logs::LogStore;
+use crate::metrics::Metrics;
 use crate::model::BuildId;
 use crate::store::Store;
 
@@ -49,6 +50,8 @@ pub struct Scheduler {
     pub(super) logs: Arc<LogStore>,
     pub(super) events_tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
+    /// Replaced by the daemon's through `with_metrics`.
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl Scheduler {
@@ -69,6 +72,7 @@ impl Scheduler {
             logs,
             events_tx: tx.clone(),
             rx,
+            metrics: Arc::new(Metrics::new()),
         };
         (scheduler, SchedulerHandle::new(tx))
     }
@@ -133,6 +137,9 @@ impl Scheduler {
                 let _ = reply.send(Ok(self.state.worker_views(now)));
             }
             Event::Shutdown { reply } => self.begin_shutdown(reply, now),
+            Event::Fleet { reply } => {
+                let _ = reply.send(Ok(self.fleet(now)));
+            }
         }
     }
 
@@ -146,6 +153,7 @@ impl Scheduler {
             tracing::error!(build = id, error = %Chain(&e), "failed to save build");
         }
         if build.state.is_finished() {
+            self.metrics.build_finished(build);
             self.state.builds.remove(&id);
             self.state.queue.retain(|b| *b != id);
         }

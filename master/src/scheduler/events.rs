@@ -3,6 +3,7 @@ use burst_providers::{Health, Launched, ProviderError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::SchedError;
+use crate::metrics::Fleet;
 use crate::model::{BuildId, BuildState, NewBuild, WorkerView};
 
 pub type Reply<T> = oneshot::Sender<Result<T, SchedError>>;
@@ -50,5 +51,9 @@ pub enum Event {
     },
     Shutdown {
         reply: oneshot::Sender<()>,
+    },
+    /// The state `/metrics` shows as gauges.
+    Fleet {
+        reply: Reply<Fleet>,
     },
 }

@@ -78,6 +78,7 @@ impl Scheduler {
                 });
             match result {
                 Ok(()) => {
+                    self.metrics.orphan_reaped(&pool);
                     row.state = InstanceState::Gone;
                     row.terminated_at = Some(now_millis());
                 }

@@ -10,5 +10,6 @@ mod caps;
 mod handshake;
 mod idle;
 mod lost;
+mod metrics;
 mod shutdown;
 mod startup;
