@@ -11,6 +11,7 @@ pub mod fault_proxy;
 pub mod master;
 pub mod moto;
 pub mod procs;
+pub mod prometheus;
 pub mod sshd;
 pub mod toml_text;
 pub mod wait;

@@ -1,5 +1,6 @@
 //! `burst-worker`: parse flags, set up logging, run the worker.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use burst_worker::Args;
@@ -21,8 +22,12 @@ async fn main() -> ExitCode {
             };
         }
     };
+    // Colours only on a terminal: a local worker's log is a file.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )

@@ -11,6 +11,7 @@ mod limits;
 mod logs;
 mod master_crash;
 mod matrix;
+mod metrics;
 mod params;
 mod quickstart;
 mod shutdown;

@@ -1,0 +1,182 @@
+//! A real Prometheus server (Debian's `prometheus` package) on a loopback
+//! port, scraping a master every second with a bearer token, and queried
+//! over its HTTP API; and `promtool check metrics`. A missing binary fails
+//! the test, naming the setup step that installs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::wait;
+
+/// How long Prometheus may take to answer `/-/ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const SETUP: &str = "scripts/setup/10-apt.sh installs the Debian package `prometheus`";
+
+/// `name` on PATH or in /usr/bin, else an error naming the setup step.
+fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let paths = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&paths)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("`{name}` not found: {SETUP}"))
+}
+
+pub struct Prometheus {
+    child: Child,
+    dir: TempDir,
+    url: String,
+}
+
+/// One sample of an instant query: its labels and value.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub labels: serde_json::Map<String, Value>,
+    pub value: f64,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `target` (`host:port`) at `/metrics` every
+    /// second, sending `token` as the bearer.
+    pub async fn scrape(target: &str, token: &str) -> anyhow::Result<Prometheus> {
+        let bin = binary("prometheus")?;
+        let dir = tempfile::Builder::new()
+            .prefix("burst-prometheus-")
+            .tempdir()
+            .context("failed to create Prometheus's directory")?;
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, token).context("failed to write the scrape token")?;
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: burst\n    metrics_path: /metrics\n\
+                 \x20   authorization:\n      type: Bearer\n      credentials_file: {}\n\
+                 \x20   static_configs:\n      - targets: ['{target}']\n",
+                token_file.display()
+            ),
+        )
+        .context("failed to write prometheus.yml")?;
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.path().join("prometheus.log"))
+            .context("failed to create Prometheus's log")?;
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("failed to start prometheus")?;
+        let prometheus = Prometheus {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let ready = format!("{}/-/ready", prometheus.url);
+        wait::until("Prometheus's /-/ready", READY_TIMEOUT, || {
+            let req = http.get(&ready).send();
+            async move { Ok(req.await?.status().is_success().then_some(())) }
+        })
+        .await
+        .with_context(|| format!("prometheus log:\n{}", prometheus.log()))?;
+        Ok(prometheus)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// An instant query through `/api/v1/query`.
+    pub async fn query(&self, expr: &str) -> anyhow::Result<Vec<Sample>> {
+        let url = format!("{}/api/v1/query", self.url);
+        let answer: Value = reqwest::Client::new()
+            .get(&url)
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .with_context(|| format!("GET {url}?query={expr}"))?
+            .json()
+            .await
+            .with_context(|| format!("GET {url}?query={expr}: not JSON"))?;
+        if answer["status"] != "success" {
+            bail!("query {expr}: {answer}");
+        }
+        let results = answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        results
+            .into_iter()
+            .map(|r| {
+                let value = r["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .with_context(|| format!("query {expr}: bad sample {r}"))?;
+                Ok(Sample {
+                    labels: r["metric"].as_object().cloned().unwrap_or_default(),
+                    value,
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until `expr` evaluates to the single value `want`.
+    pub async fn wait_value(&self, expr: &str, want: f64, timeout: Duration) -> anyhow::Result<()> {
+        wait::until_seen(
+            &format!("Prometheus to see {expr} == {want}"),
+            timeout,
+            || self.query(expr),
+            |samples| samples.len() == 1 && samples[0].value == want,
+        )
+        .await
+        .map(|_| ())
+        .with_context(|| format!("prometheus log:\n{}", self.log()))
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port free a moment ago (Prometheus cannot be asked for the
+/// port it bound to).
+fn free_port() -> anyhow::Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("failed to find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// `promtool check metrics` on an exposition: its exit code and what it
+/// said (nothing when the exposition is clean).
+pub fn promtool_check(exposition: &str, scratch: &Path) -> anyhow::Result<crate::cmd::Output> {
+    let bin = binary("promtool")?;
+    let file = scratch.join("metrics.txt");
+    std::fs::write(&file, exposition).context("failed to write the exposition")?;
+    let start = std::time::Instant::now();
+    let out = Command::new(bin)
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file)?)
+        .output()
+        .context("failed to run promtool")?;
+    Ok(crate::cmd::Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    })
+}
