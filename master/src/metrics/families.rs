@@ -111,76 +111,76 @@ impl Metrics {
             store_errors: Family::default(),
             retired_cost: Mutex::new(HashMap::new()),
         };
-        // Counters get `_total` from the encoder.
+        // Counters get `_total` from the encoder, help texts a full stop.
         let r = &mut registry;
         r.register(
             "builds_submitted",
-            "Builds queued by a submit (one per matrix cell).",
+            "Builds queued by a submit (one per matrix cell)",
             m.builds_submitted.clone(),
         );
         r.register(
             "builds_finished",
-            "Builds that reached a final state, by that state.",
+            "Builds that reached a final state, by that state",
             m.builds_finished.clone(),
         );
         r.register(
             "queue_wait_seconds",
-            "Time from a build's submit to its first step's start, by the pool it ran on.",
+            "Time from a build's submit to its first step's start, by the pool it ran on",
             m.queue_wait.clone(),
         );
         r.register(
             "build_duration_seconds",
-            "Time from a build's first start to its end, for builds that started.",
+            "Time from a build's first start to its end, for builds that started",
             m.build_duration.clone(),
         );
         r.register(
             "worker_startup_seconds",
-            "Time from a worker's launch to its first connected session.",
+            "Time from a worker's launch to its first connected session",
             m.worker_startup.clone(),
         );
         r.register(
             "worker_launches",
-            "Workers the scheduler asked a provider to launch.",
+            "Workers the scheduler asked a provider to launch",
             m.launches.clone(),
         );
         r.register(
             "worker_launch_failures",
-            "Launches that failed, or workers that died or timed out before connecting.",
+            "Launches that failed, or workers that died or timed out before connecting",
             m.launch_failures.clone(),
         );
         r.register(
             "worker_terminations",
-            "Workers the provider confirmed terminated.",
+            "Workers the provider confirmed terminated",
             m.terminations.clone(),
         );
         r.register(
             "orphans_reaped",
-            "Workers of a previous run terminated at startup.",
+            "Workers of a previous run terminated at startup",
             m.orphans_reaped.clone(),
         );
         r.register(
             "provider_call_seconds",
-            "Latency of provider API calls, by operation.",
+            "Latency of provider API calls, by operation",
             m.provider_calls.clone(),
         );
         r.register(
             "provider_call_errors",
-            "Provider API calls that failed, by operation and kind of error.",
+            "Provider API calls that failed, by operation and kind of error",
             m.provider_errors.clone(),
         );
         r.register(
             "log_received_bytes",
-            "Bytes of step output received from workers.",
+            "Bytes of step output received from workers",
             m.log_bytes.clone(),
         );
         r.register(
             "store_write_seconds",
-            "Latency of writes to the store, by operation.",
+            "Latency of writes to the store, by operation",
             m.store_writes.clone(),
         );
         r.register(
             "store_write_errors",
-            "Writes to the store that failed, by operation.",
+            "Writes to the store that failed, by operation",
             m.store_errors.clone(),
         );
         Self { registry, ..m }

@@ -172,4 +172,6 @@ fn counters_histograms_and_cost_read_as_recorded() {
     exercise(&m, 2);
     assert!((m.retired_cost("ec2") - 0.12).abs() < 1e-9);
     assert_eq!(BuildResult::of(BuildState::Running), None);
+    // The encoder ends help texts with a full stop; ours must not add one.
+    assert!(!text.contains("..\n"), "{text}");
 }
