@@ -285,6 +285,24 @@ mod tests {
             .quarantine(Instant::now(), e.to_string(), e.is_permanent());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn statuses_show_each_hosts_quarantine_for_metrics() {
+        let hosts = hosts(&[Some(1), None]);
+        quarantine(&hosts[1], &ProviderError::transient("failed to connect"));
+        let now = Instant::now();
+        let shown = statuses(&hosts, now);
+        assert_eq!(shown.len(), 2);
+        assert_eq!(shown[0].name, "h0");
+        assert_eq!(shown[0].quarantined_for, Duration::ZERO);
+        assert_eq!(shown[1].name, "h1");
+        assert!(
+            shown[1].quarantined_for >= Duration::from_secs(5),
+            "{shown:?}"
+        );
+        let later = statuses(&hosts, now + Duration::from_secs(11));
+        assert_eq!(later[1].quarantined_for, Duration::ZERO);
+    }
+
     #[tokio::test]
     async fn a_host_at_fault_is_quarantined_and_the_next_one_tried() {
         let hosts = hosts(&[Some(1), Some(2)]);

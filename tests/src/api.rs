@@ -86,6 +86,12 @@ impl Master {
         Ok((status, json))
     }
 
+    /// `GET /metrics` as the admin: the Prometheus text exposition.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let bytes = self.get_bytes("/metrics").await?;
+        String::from_utf8(bytes).context("GET /metrics: not UTF-8")
+    }
+
     /// Creates an API token as admin; its value.
     pub async fn create_token(&self, name: &str, role: &str) -> anyhow::Result<String> {
         let body = serde_json::json!({ "name": name, "role": role });

@@ -153,6 +153,15 @@ impl Drop for Prometheus {
     }
 }
 
+/// The value of the series `name{labels}` (written as the exposition
+/// writes it) in a text exposition, if present.
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// A loopback port free a moment ago (Prometheus cannot be asked for the
 /// port it bound to).
 fn free_port() -> anyhow::Result<u16> {

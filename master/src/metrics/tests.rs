@@ -175,3 +175,47 @@ fn counters_histograms_and_cost_read_as_recorded() {
     // The encoder ends help texts with a full stop; ours must not add one.
     assert!(!text.contains("..\n"), "{text}");
 }
+
+#[test]
+fn the_fleet_shows_pools_and_hosts_as_reported() {
+    let m = Metrics::new();
+    let text = m.encode(Fleet {
+        pools: vec![PoolFleet {
+            pool: "machines".into(),
+            workers: vec![("idle", 2), ("busy", 1)],
+            queued: 4,
+            sessions: 3,
+            backoff_seconds: 7.5,
+            cost_dollars: 0.25,
+            hosts: vec![
+                super::HostFleet {
+                    host: "mac1".into(),
+                    backoff_seconds: 30.0,
+                },
+                super::HostFleet {
+                    host: "mac2".into(),
+                    backoff_seconds: 0.0,
+                },
+            ],
+        }],
+    });
+    for line in [
+        "burst_workers{pool=\"machines\",state=\"idle\"} 2",
+        "burst_workers{pool=\"machines\",state=\"busy\"} 1",
+        "burst_builds_queued{pool=\"machines\"} 4",
+        "burst_sessions_connected{pool=\"machines\"} 3",
+        "burst_pool_backoff_seconds{pool=\"machines\"} 7.5",
+        "burst_host_backoff_seconds{pool=\"machines\",host=\"mac1\"} 30",
+        "burst_host_backoff_seconds{pool=\"machines\",host=\"mac2\"} 0",
+        "burst_cost_estimated_dollars_total{pool=\"machines\"} 0.25",
+        "# TYPE burst_cost_estimated_dollars_total counter",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(line)),
+            "{line} in\n{text}"
+        );
+    }
+    // A pool that is gone from the fleet is gone from the next scrape.
+    let text = m.encode(Fleet::default());
+    assert!(!text.contains("machines"), "{text}");
+}

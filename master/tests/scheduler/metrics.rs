@@ -107,3 +107,18 @@ async fn queued_builds_failures_and_backoff_show_while_they_last() {
         None
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn orphans_reaped_at_startup_are_counted() {
+    let provider = FakeProvider::new(Duration::from_secs(1));
+    provider.add_orphan("pool-old1");
+    provider.add_orphan("pool-old2");
+    let h = Harness::start(pool(1), provider).await;
+    // Startup runs before the first event: any answer comes after it.
+    let text = h.metrics_text().await;
+    assert_eq!(
+        sample(&text, "burst_orphans_reaped_total{pool=\"pool\"}"),
+        Some(2.0),
+        "{text}"
+    );
+}
