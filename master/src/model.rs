@@ -102,6 +102,10 @@ pub struct StepSpec {
     /// Runs even after an earlier step failed or the build was cancelled.
     #[serde(default)]
     pub always_run: bool,
+    /// Names of the master's secrets the step's environment gets. Only the
+    /// names are kept; values are added when the step is sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

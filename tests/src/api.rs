@@ -255,6 +255,23 @@ impl Master {
         self.get_bytes(&format!("/api/v1/builds/{id}/log")).await
     }
 
+    /// `GET /api/v1/builds/{id}/log?follow=true`: the live log, read with
+    /// `chunk()` as the master sends it.
+    pub async fn follow_log(&self, id: BuildId) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}/api/v1/builds/{id}/log?follow=true", self.url());
+        // Its own client: the shared one times out whole requests.
+        let resp = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(self.admin_token())
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !resp.status().is_success() {
+            bail!("GET {url}: {}", resp.status());
+        }
+        Ok(resp)
+    }
+
     /// Waits until at least `n` workers are idle.
     pub async fn wait_idle_workers(
         &self,

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::caller::Caller;
 use super::cost;
 use super::error::{not_found, HttpError};
+use super::secret_view::mask_build;
 use super::AppState;
 use crate::model::{
     now_millis, Build, BuildDetail, BuildId, BuildState, Role, SubmitRequest, SubmitResponse,
@@ -59,23 +60,26 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Build>>, HttpError> {
-    Ok(Json(
-        state
-            .store
-            .list_builds(super::query::clamp(q.limit))
-            .await?,
-    ))
+    let mut builds = state
+        .store
+        .list_builds(super::query::clamp(q.limit))
+        .await?;
+    for build in &mut builds {
+        mask_build(build, &state.config, state.logs.mask());
+    }
+    Ok(Json(builds))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<BuildId>,
 ) -> Result<Json<BuildDetail>, HttpError> {
-    let build = state
+    let mut build = state
         .store
         .get_build(id)
         .await?
         .ok_or_else(|| not_found(id))?;
+    mask_build(&mut build, &state.config, state.logs.mask());
     let prices = cost::prices(state.store.as_ref(), &build).await?;
     let estimated_cost = cost::estimate(&build, &prices, now_millis());
     Ok(Json(BuildDetail {

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::{not_found, HttpError};
+use super::secret_view::mask_build;
 use super::AppState;
 use crate::logs::StepRunId;
 use crate::model::{AttemptState, Build, BuildId, StepRun, StepState};
@@ -80,11 +81,13 @@ impl LogWriter {
         let mut attempts_closed = 0usize;
         loop {
             wake.mark_unchanged();
-            let build = match self.state.store.get_build(self.id).await {
+            let mut build = match self.state.store.get_build(self.id).await {
                 Ok(Some(b)) => b,
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(Chain(&e).to_string()),
             };
+            // Footers and the last line quote step errors and the reason.
+            mask_build(&mut build, &self.state.config, self.state.logs.mask());
             if self.copy_build(&build, &mut attempts_closed).await.is_err() {
                 return Ok(());
             }

@@ -11,6 +11,7 @@ mod log_stream;
 mod metrics;
 mod query;
 mod router;
+mod secret_view;
 mod tokens;
 mod workers;
 

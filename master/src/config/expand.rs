@@ -7,6 +7,7 @@ use super::labels::{cell_labels, pool_for_labels, pool_summary};
 use super::matrix::{cell_count, cells, Matrix, MAX_CELLS};
 use super::params::resolve;
 use super::schema::{BuilderConfig, Config};
+use super::secrets::secret_named;
 use crate::model::NewBuild;
 
 /// The builds one submit of `builder` creates. Only declared params (and
@@ -27,6 +28,17 @@ pub fn expand_submit(
         });
     };
     let params = &resolve(b, params)?;
+    // Validation refuses params and axes named like a secret; a config that
+    // skipped it still cannot let a submit replace one.
+    if let Some((name, secret)) = params
+        .keys()
+        .find_map(|n| secret_named(config, n).map(|s| (n, s)))
+    {
+        return Err(SubmitError::ForbiddenParam {
+            name: name.clone(),
+            reason: format!("it would set secret {secret:?}"),
+        });
+    }
     let matrix = restrict(b, params)?;
     if cell_count(&matrix).is_none_or(|n| n > MAX_CELLS) {
         return Err(misconfigured(

@@ -2,6 +2,7 @@
 //! semantic checks. Every error names the file and line, or the variable.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::Path;
 
 use config::{Environment, File, FileFormat};
@@ -35,10 +36,21 @@ pub fn load_file_with_env(
 
 /// Loads config text; `name` is what errors call the file. `env` holds
 /// `BURST__*` overrides (variable name -> value); other names are ignored.
+/// `[secrets]` are read from their files and from the process environment.
 pub fn load_str(
     text: &str,
     name: &Path,
     env: &BTreeMap<String, String>,
+) -> Result<Config, ConfigError> {
+    load_str_with_secret_env(text, name, env, &|var| std::env::var_os(var))
+}
+
+/// Like `load_str`, with `{ env = "…" }` secrets looked up in `secret_env`.
+pub(crate) fn load_str_with_secret_env(
+    text: &str,
+    name: &Path,
+    env: &BTreeMap<String, String>,
+    secret_env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Config, ConfigError> {
     let locator = Locator::new(text);
     let file_problem = |line: Option<usize>, key: String, message: String| Problem {
@@ -63,7 +75,7 @@ pub fn load_str(
         return Err(ConfigError::Invalid(vec![file_problem(line, key, message)]));
     }
 
-    let config = match merge(text, env) {
+    let mut config = match merge(text, env) {
         Ok(config) => config,
         Err(e) => {
             // Without overrides the file alone is at fault (toml accepted it,
@@ -78,7 +90,11 @@ pub fn load_str(
     };
 
     let overrides: Vec<(KeyPath, &String)> = env.keys().map(|var| (env_key(var), var)).collect();
-    let problems: Vec<Problem> = check(&config)
+    let mut issues = check(&config);
+    let (secrets, unreadable) = super::secrets::read(&config, secret_env);
+    issues.extend(unreadable);
+    config.secret_values = secrets;
+    let problems: Vec<Problem> = issues
         .into_iter()
         .map(|issue| {
             let found = locator.find(&issue.path);

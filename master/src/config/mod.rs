@@ -13,6 +13,9 @@ mod pool;
 #[cfg(test)]
 mod provider_tests;
 mod schema;
+mod secrets;
+#[cfg(test)]
+mod secrets_tests;
 mod validate;
 
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
@@ -22,4 +25,5 @@ pub use labels::pool_for_labels;
 pub use load::{env_overrides, load_file, load_file_with_env, load_str, ENV_PREFIX, ENV_SEPARATOR};
 pub use pool::PoolConfig;
 pub use schema::*;
+pub use secrets::{SecretConfig, Secrets, MAX_SECRET_LEN, MIN_SECRET_LEN};
 pub use validate::{validate, SHELLS};

@@ -11,6 +11,7 @@ use burst_providers::config::{AtLeastOne, HttpUrl, Positive};
 use serde::Deserialize;
 
 use super::pool::PoolConfig;
+use super::secrets::{SecretConfig, Secrets};
 use crate::model::StepSpec;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -24,6 +25,13 @@ pub struct Config {
     pub pools: BTreeMap<String, PoolConfig>,
     #[serde(default)]
     pub builders: Vec<BuilderConfig>,
+    /// Secret name -> where its value is read at start. Steps ask for
+    /// secrets by name; see `secrets.rs`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretConfig>,
+    /// The values, read while loading (never deserialized or serialized).
+    #[serde(skip)]
+    pub secret_values: Secrets,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -170,6 +178,9 @@ pub struct StepConfig {
     pub continue_on_failure: bool,
     #[serde(default)]
     pub always_run: bool,
+    /// Names of `[secrets]` this step's environment gets.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 impl StepConfig {
@@ -192,6 +203,7 @@ impl StepConfig {
             timeout: self.timeout.map(Positive::get),
             continue_on_failure: self.continue_on_failure,
             always_run: self.always_run,
+            secrets: self.secrets.clone(),
         }
     }
 }

@@ -70,6 +70,7 @@ pub(crate) fn check(config: &Config) -> Vec<Issue> {
         }
         v.builder(config, &path, builder);
     }
+    v.issues.extend(super::secrets::check(config));
     v.issues
 }
 

@@ -155,6 +155,8 @@ mod tests {
             },
             pools: Default::default(),
             builders: Vec::new(),
+            secrets: Default::default(),
+            secret_values: Default::default(),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::grpc::WorkerGrpc;
 use crate::logging::LogFormat;
-use crate::logs::LogStore;
+use crate::logs::{LogStore, Mask};
 use crate::metrics::{MeteredProvider, MeteredStore, Metrics};
 use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings};
 use crate::store::{SqliteStore, Store};
@@ -69,8 +69,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let admin_token = super::admin_token::install(&config, store.as_ref())
         .await
         .context("failed to set up the admin token")?;
-    let logs =
-        Arc::new(LogStore::new(&state_dir).with_limit(config.master.step_log_limit.as_u64()));
+    let mask =
+        Mask::new(config.secret_values.values()).context("failed to set up secret masking")?;
+    let logs = Arc::new(
+        LogStore::new(&state_dir)
+            .with_limit(config.master.step_log_limit.as_u64())
+            .with_mask(mask),
+    );
 
     let grpc_listener = TcpListener::bind(config.master.grpc_listen)
         .await
@@ -130,6 +135,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         heartbeat_misses: config.master.heartbeat_misses.get(),
         shutdown_grace: config.master.shutdown_grace,
         health_interval: Duration::from_secs(1),
+        secrets: config.secret_values.clone(),
     };
     let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
     let scheduler = scheduler.with_metrics(metrics.clone());

@@ -6,6 +6,7 @@ use burst_common::error_chain::Chain;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use super::mask::{Mask, MaskStream};
 use super::StepRunId;
 use crate::model::BuildId;
 
@@ -49,6 +50,9 @@ struct OpenLog {
     /// Bytes in the file (at most the limit, plus the closing line).
     written: u64,
     capped: bool,
+    /// Secrets are replaced here, before the file: every reader sees the
+    /// masked bytes, and file offsets are offsets in masked output.
+    mask: MaskStream,
 }
 
 /// Owns the log files and tells followers when a build's log grew.
@@ -58,6 +62,8 @@ pub struct LogStore {
     watchers: Mutex<HashMap<BuildId, watch::Sender<u64>>>,
     /// Most bytes one step run may write (`[master] step_log_limit`).
     limit: u64,
+    /// The secret values no log may contain.
+    mask: Mask,
 }
 
 impl LogStore {
@@ -67,7 +73,14 @@ impl LogStore {
             open: Mutex::default(),
             watchers: Mutex::default(),
             limit: DEFAULT_STEP_LOG_LIMIT,
+            mask: Mask::default(),
         }
+    }
+
+    /// Replaces these secrets with `***` in every log.
+    pub fn with_mask(mut self, mask: Mask) -> Self {
+        self.mask = mask;
+        self
     }
 
     /// Caps each step run's log at `limit` bytes.
@@ -78,6 +91,11 @@ impl LogStore {
 
     pub fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// The secrets every log is masked of, for other text workers send.
+    pub fn mask(&self) -> &Mask {
+        &self.mask
     }
 
     pub fn path(&self, id: StepRunId) -> PathBuf {
@@ -116,6 +134,7 @@ impl LogStore {
             bytes: 0,
             written: 0,
             capped: false,
+            mask: self.mask.stream(),
         };
         self.lock_open().insert(id, log);
         self.notify(id.build);
@@ -131,9 +150,9 @@ impl LogStore {
         offset: u64,
         data: &[u8],
     ) -> Result<u64, LogError> {
-        // Decided under the lock: how much of the chunk to keep, and whether
-        // this chunk is the one that passes the cap.
-        let (file, path, keep, caps) = {
+        // Decided under the lock: the masked bytes, how much of them to keep,
+        // and whether this chunk is the one that passes the cap.
+        let (file, path, out, keep, caps) = {
             let mut open = self.lock_open();
             let log = open
                 .get_mut(&id)
@@ -155,14 +174,15 @@ impl LogStore {
                 log.bytes += data.len() as u64;
                 return Ok(log.bytes);
             }
+            let out = log.mask.push(data);
             let room = self.limit.saturating_sub(log.written);
-            let keep = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            let caps = keep < data.len();
+            let keep = out.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            let caps = keep < out.len();
             // Counted before the write so a concurrent chunk cannot pass too.
             log.bytes += data.len() as u64;
             log.written += keep as u64;
             log.capped = caps;
-            (log.file.clone(), log.path.clone(), keep, caps)
+            (log.file.clone(), log.path.clone(), out, keep, caps)
         };
         let io = |source| LogError::Io {
             action: "append to",
@@ -173,7 +193,7 @@ impl LogStore {
             // Awaiting the write before reading the worker's next message is
             // the master's half of backpressure: a slow disk slows the worker.
             let mut file = file.lock().await;
-            file.write_all(&data[..keep]).await.map_err(io)?;
+            file.write_all(&out[..keep]).await.map_err(io)?;
             if caps {
                 let line = format!("\n[burst] {}\n", limit_message(self.limit));
                 file.write_all(line.as_bytes()).await.map_err(io)?;
@@ -192,12 +212,29 @@ impl LogStore {
         Ok(offset + data.len() as u64)
     }
 
-    /// Stops accepting output for the step; returns the bytes written.
+    /// Stops accepting output for the step, writes what the mask held
+    /// back; returns the bytes written.
     pub async fn close_step(&self, id: StepRunId) -> u64 {
         let log = self.lock_open().remove(&id);
         let bytes = match log {
-            Some(log) => {
-                if let Err(e) = log.file.lock().await.flush().await {
+            Some(mut log) => {
+                let mut file = log.file.lock().await;
+                let tail = log.mask.finish();
+                if !log.capped && !tail.is_empty() {
+                    let room = self.limit.saturating_sub(log.written);
+                    let keep = tail.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                    let mut out = tail[..keep].to_vec();
+                    if keep < tail.len() {
+                        out.extend(format!("\n[burst] {}\n", limit_message(self.limit)).bytes());
+                    }
+                    match file.write_all(&out).await {
+                        Ok(()) => log.written += out.len() as u64,
+                        Err(e) => {
+                            tracing::warn!(step = %id, error = %Chain(&e), "failed to write the end of a step log")
+                        }
+                    }
+                }
+                if let Err(e) = file.flush().await {
                     tracing::warn!(step = %id, error = %Chain(&e), "failed to flush step log");
                 }
                 log.written
@@ -336,6 +373,63 @@ mod tests {
         assert!(text.starts_with("12345678\n[burst] step output exceeded step_log_limit"));
         assert!(!text.contains("abc"), "{text}");
         assert_eq!(logs.close_step(id).await, text.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn secrets_split_across_chunks_never_reach_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mask = Mask::new(["DEPLOY-KEY-1234"]).unwrap();
+        let logs = LogStore::new(dir.path()).with_mask(mask);
+        let id = StepRunId {
+            build: 3,
+            attempt: 1,
+            index: 0,
+        };
+        logs.open_step(id, "w").await.unwrap();
+        // The worker's offsets count what it sent, not what was written.
+        assert_eq!(logs.append("w", id, 0, b"key: DEPLOY-").await.unwrap(), 12);
+        let early = logs.read_from(id, 0, 1 << 20).await.unwrap();
+        assert_eq!(early, b"", "the possible start of a secret is held back");
+        assert_eq!(
+            logs.append("w", id, 12, b"KEY-1234 ok\n").await.unwrap(),
+            24
+        );
+        assert_eq!(logs.read_from(id, 0, 1 << 20).await.unwrap(), b"key: ***");
+        assert_eq!(logs.append("w", id, 24, b"tail DEPLOY").await.unwrap(), 35);
+        // Readers only ever see a prefix of the final masked file.
+        let mid = logs.read_from(id, 0, 1 << 20).await.unwrap();
+        assert_eq!(logs.close_step(id).await, 23);
+        let all = logs.read_from(id, 0, 1 << 20).await.unwrap();
+        assert_eq!(all, b"key: *** ok\ntail DEPLOY");
+        assert!(all.starts_with(&mid), "{mid:?}");
+        assert_eq!(
+            logs.read_from(id, mid.len() as u64, 1 << 20).await.unwrap(),
+            &all[mid.len()..]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_limit_counts_masked_bytes_and_the_flushed_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path())
+            .with_limit(6)
+            .with_mask(Mask::new(["abcdefgh"]).unwrap());
+        let id = StepRunId {
+            build: 4,
+            attempt: 1,
+            index: 0,
+        };
+        logs.open_step(id, "w").await.unwrap();
+        assert_eq!(logs.append("w", id, 0, b"abcdefgh1234").await.unwrap(), 12);
+        // "***" is written; "1234" is held back (it could begin a secret)...
+        assert_eq!(logs.read_from(id, 0, 1 << 20).await.unwrap(), b"***");
+        logs.close_step(id).await;
+        let text = String::from_utf8(logs.read_from(id, 0, 1 << 20).await.unwrap()).unwrap();
+        // ...and the cap applies to them at the end.
+        assert!(
+            text.starts_with("***123\n[burst] step output exceeded"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use super::events::Event;
 use super::handle::SchedulerHandle;
 use super::pool::Pool;
 use super::state::State;
-use crate::config::PoolConfig;
+use crate::config::{PoolConfig, Secrets};
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
 use crate::model::BuildId;
@@ -30,6 +30,8 @@ pub struct SchedulerSettings {
     pub shutdown_grace: Duration,
     /// How often a starting worker's provider is asked whether it still runs.
     pub health_interval: Duration,
+    /// `[secrets]` values, added to the environment of steps that ask.
+    pub secrets: Secrets,
 }
 
 impl SchedulerSettings {

@@ -13,6 +13,7 @@ use super::actor::Scheduler;
 use super::handle::SchedError;
 use super::lost::settle_lost_attempt;
 use super::reason::StopReason;
+use super::secrets::add_secrets;
 use super::worker::WorkerState;
 use crate::logs::StepRunId;
 use crate::model::{
@@ -111,6 +112,9 @@ impl Scheduler {
 
     /// Starts a new attempt of a queued build on an idle worker.
     pub(super) async fn start_build(&mut self, id: BuildId, worker_id: &str, now: Instant) {
+        if self.fail_without_secrets(id).await {
+            return;
+        }
         let (Some(build), Some(worker)) = (
             self.state.builds.get_mut(&id),
             self.state.workers.get_mut(worker_id),
@@ -214,6 +218,7 @@ impl Scheduler {
         env.insert("BURST_BUILDER".into(), build.builder.clone());
         env.insert("BURST_ATTEMPT".into(), run.attempt.to_string());
         env.insert("BURST_STEP".into(), spec.name.clone());
+        add_secrets(&mut env, spec, &self.state.settings.secrets);
         let msg = RunStep {
             step_run_id: step_id.to_string(),
             build_key: format!("build-{id}"),
@@ -270,7 +275,11 @@ impl Scheduler {
         }
         worker.last_seen = now;
         match msg {
-            worker_message::Msg::Finished(f) => self.step_finished(worker_id, f, now).await,
+            worker_message::Msg::Finished(mut f) => {
+                // Stored, shown and logged from here on: never with a secret.
+                f.error = self.logs.mask().mask_str(&f.error);
+                self.step_finished(worker_id, f, now).await
+            }
             worker_message::Msg::Notice(n) => {
                 tracing::warn!(worker = worker_id, detail = %n.detail, "worker reports its host is going away");
                 if let Some(build) = self.state.workers.get(worker_id).and_then(|w| w.build) {

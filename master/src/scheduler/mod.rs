@@ -18,6 +18,7 @@ mod hello;
 mod lost;
 mod pool;
 mod reason;
+mod secrets;
 mod shutdown;
 mod startup;
 mod state;

@@ -51,3 +51,33 @@ async fn cancel_queued_and_running_builds() {
         Err(SchedError::NotActive(_))
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_build_needing_a_secret_the_master_lacks_fails_before_it_starts() {
+    use burst_master::config::Secrets;
+    use burst_master::store::MemoryStore;
+    let mut secrets = Secrets::default();
+    secrets.insert("DEPLOY_KEY", "deploy-key-value");
+    let h = Harness::start_with_secrets(
+        pool(1),
+        FakeProvider::new(Duration::from_secs(1)),
+        std::sync::Arc::new(MemoryStore::new()),
+        secrets,
+    )
+    .await;
+    // Queued under a config that declared NPM_TOKEN too.
+    let mut missing = new_build(2);
+    missing.steps[1].secrets = vec!["DEPLOY_KEY".into(), "NPM_TOKEN".into()];
+    let mut present = new_build(1);
+    present.steps[0].secrets = vec!["DEPLOY_KEY".into()];
+    let ids = h.handle.submit(vec![missing, present]).await.unwrap();
+    let builds = h.wait_finished(&ids, Duration::from_secs(60)).await;
+    assert_eq!(builds[0].state, BuildState::Failed, "{:#?}", builds[0]);
+    assert!(builds[0].attempts.is_empty(), "{:#?}", builds[0]);
+    assert_eq!(
+        builds[0].reason.as_deref(),
+        Some("step step1 needs secret NPM_TOKEN, which this master's [secrets] does not declare")
+    );
+    // The worker is not spent on it: the next build runs.
+    assert_eq!(builds[1].state, BuildState::Succeeded, "{:#?}", builds[1]);
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use burst_master::config::PoolConfig;
+use burst_master::config::{PoolConfig, Secrets};
 use burst_master::logs::LogStore;
 use burst_master::metrics::Metrics;
 use burst_master::model::{Build, BuildId, BuildState, Command, NewBuild, StepSpec, WorkerView};
@@ -166,6 +166,7 @@ pub fn new_build(steps: usize) -> NewBuild {
                 timeout: None,
                 continue_on_failure: false,
                 always_run: false,
+                secrets: Vec::new(),
             })
             .collect(),
         retries: 1,
@@ -192,6 +193,16 @@ impl Harness {
         provider: Arc<FakeProvider>,
         store: Arc<MemoryStore>,
     ) -> Self {
+        Self::start_with_secrets(pool_cfg, provider, store, Secrets::default()).await
+    }
+
+    /// With `[secrets]` values, as the daemon passes them.
+    pub async fn start_with_secrets(
+        pool_cfg: PoolConfig,
+        provider: Arc<FakeProvider>,
+        store: Arc<MemoryStore>,
+        secrets: Secrets,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = SchedulerSettings {
             master_id: "m-test".into(),
@@ -200,6 +211,7 @@ impl Harness {
             heartbeat_misses: 3,
             shutdown_grace: Duration::from_secs(30),
             health_interval: Duration::from_secs(1),
+            secrets,
         };
         let pools = vec![PoolSpec {
             name: "pool".into(),

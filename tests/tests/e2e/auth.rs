@@ -320,6 +320,46 @@ async fn other_hosts_and_cross_origin_writes_are_refused() -> anyhow::Result<()>
     Ok(())
 }
 
+/// No CORS unless configured: a browser on another origin gets no
+/// `Access-Control-Allow-*` grant, neither from a preflight nor from a read.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_cors_headers_are_granted_to_other_origins() -> anyhow::Result<()> {
+    let master = Master::start(CONFIG).await?;
+    let admin = master.admin_token();
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/builds", master.url());
+    let preflight = http
+        .request(Method::OPTIONS, &url)
+        .header("origin", "http://evil.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await?;
+    let read = http
+        .get(&url)
+        .bearer_auth(&admin)
+        .header("origin", "http://evil.example")
+        .send()
+        .await?;
+    for resp in [&preflight, &read] {
+        let granted: Vec<_> = resp
+            .headers()
+            .keys()
+            .filter(|k| k.as_str().starts_with("access-control-"))
+            .collect();
+        assert!(granted.is_empty(), "{} granted {granted:?}", resp.url());
+    }
+    assert!(
+        !preflight.status().is_success(),
+        "a preflight is not answered with success: {}",
+        preflight.status()
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn off_loopback_needs_the_explicit_escape_hatch() -> anyhow::Result<()> {
     let refused = MasterBuilder::config(CONFIG)

@@ -14,6 +14,7 @@ mod matrix;
 mod metrics;
 mod params;
 mod quickstart;
+mod secrets;
 mod shutdown;
 mod ssh;
 mod submit;

@@ -68,6 +68,7 @@ fn state(cfg: PoolConfig) -> State {
         heartbeat_misses: 3,
         shutdown_grace: 30 * S,
         health_interval: S,
+        secrets: Default::default(),
     };
     State::new(
         settings,

@@ -26,6 +26,7 @@ pub(super) fn new_build(builder: &str) -> NewBuild {
                 timeout: Some(Duration::from_secs(90)),
                 continue_on_failure: false,
                 always_run: false,
+                secrets: Vec::new(),
             },
             StepSpec {
                 name: "cleanup".to_string(),
@@ -37,6 +38,7 @@ pub(super) fn new_build(builder: &str) -> NewBuild {
                 timeout: None,
                 continue_on_failure: true,
                 always_run: true,
+                secrets: Vec::new(),
             },
         ],
         retries: 2,
