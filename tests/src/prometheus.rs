@@ -63,35 +63,16 @@ impl Prometheus {
             ),
         )
         .context("failed to write prometheus.yml")?;
-        let port = free_port()?;
-        let log = std::fs::File::create(dir.path().join("prometheus.log"))
-            .context("failed to create Prometheus's log")?;
-        let child = Command::new(bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("failed to start prometheus")?;
-        let prometheus = Prometheus {
-            child,
-            dir,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let http = reqwest::Client::new();
-        let ready = format!("{}/-/ready", prometheus.url);
-        wait::until("Prometheus's /-/ready", READY_TIMEOUT, || {
-            let req = http.get(&ready).send();
-            async move { Ok(req.await?.status().is_success().then_some(())) }
-        })
-        .await
-        .with_context(|| format!("prometheus log:\n{}", prometheus.log()))?;
-        Ok(prometheus)
+        // The port is free when chosen but may be taken before Prometheus
+        // binds it: then it exits, and another port is tried.
+        let mut last = String::new();
+        for _ in 0..3 {
+            match start_on(&bin, &config, dir.path(), free_port()?).await? {
+                Started::Ready(child, url) => return Ok(Prometheus { child, dir, url }),
+                Started::Exited(log) => last = log,
+            }
+        }
+        bail!("prometheus did not start; its log:\n{last}")
     }
 
     pub fn log(&self) -> String {
@@ -162,6 +143,54 @@ pub fn sample(exposition: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+enum Started {
+    Ready(Child, String),
+    /// It exited before it was ready (a port taken meanwhile); its log.
+    Exited(String),
+}
+
+/// Runs Prometheus on `port` until `/-/ready` answers or it exits.
+async fn start_on(bin: &Path, config: &Path, dir: &Path, port: u16) -> anyhow::Result<Started> {
+    let log_path = dir.join("prometheus.log");
+    let log = std::fs::File::create(&log_path).context("failed to create Prometheus's log")?;
+    let mut child = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("failed to start prometheus")?;
+    let url = format!("http://127.0.0.1:{port}");
+    let ready = format!("{url}/-/ready");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        if child.try_wait()?.is_some() {
+            return Ok(Started::Exited(
+                std::fs::read_to_string(&log_path).unwrap_or_default(),
+            ));
+        }
+        let answered = http.get(&ready).send().await;
+        if answered.is_ok_and(|r| r.status().is_success()) {
+            return Ok(Started::Ready(child, url));
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "Prometheus was not ready within {READY_TIMEOUT:?}; its log:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(wait::POLL).await;
+    }
+}
+
 /// A loopback port free a moment ago (Prometheus cannot be asked for the
 /// port it bound to).
 fn free_port() -> anyhow::Result<u16> {
@@ -188,4 +217,13 @@ pub fn promtool_check(exposition: &str, scratch: &Path) -> anyhow::Result<crate:
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         elapsed: start.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missing_binary_names_the_setup_step() {
+        let err = super::binary("burst-no-such-prometheus").expect_err("missing");
+        assert!(err.to_string().contains("scripts/setup/10-apt.sh"), "{err}");
+    }
 }
