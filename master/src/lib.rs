@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod grpc;
+pub mod identity;
 pub mod logging;
 pub mod logs;
 pub mod metrics;

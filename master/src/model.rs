@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod idempotency;
 mod reason;
 mod token;
+pub use idempotency::{
+    key_problem, IdempotencyKey, SubmitOnce, IDEMPOTENCY_HEADER, KEY_MAX_LEN, KEY_TTL_MILLIS,
+};
 pub use reason::{Expiry, LostReason, QueuedStatus, Retrying, Unservable, WaitReason};
 pub use token::{CreateTokenRequest, CreateTokenResponse, Role, TokenRecord, TokenView};
 
@@ -368,6 +372,9 @@ pub struct Instance {
     pub connected_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminated_at: Option<Millis>,
+    /// Who settled the row and how, e.g. "reaped at start by master m-…".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
 }
 
 /// A worker as `GET /api/v1/workers` shows it (live view from the scheduler).

@@ -92,6 +92,22 @@ impl Master {
         String::from_utf8(bytes).context("GET /metrics: not UTF-8")
     }
 
+    /// `GET /readyz` without a token: the status and the text.
+    pub async fn readyz(&self) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}/readyz", self.url());
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status().as_u16();
+        Ok((
+            status,
+            resp.text().await.with_context(|| format!("GET {url}"))?,
+        ))
+    }
+
     /// Creates an API token as admin; its value.
     pub async fn create_token(&self, name: &str, role: &str) -> anyhow::Result<String> {
         let body = serde_json::json!({ "name": name, "role": role });

@@ -1,6 +1,7 @@
-//! A fault-injecting HTTP proxy in front of moto: refuses spot launches with
-//! InsufficientInstanceCapacity and throttles RunInstances for a while, the
-//! way EC2 does, so the provider's fallback and retries run for real.
+//! A fault-injecting HTTP proxy. In front of moto it refuses spot launches
+//! with InsufficientInstanceCapacity and throttles RunInstances for a while,
+//! the way EC2 does, so the provider's fallback and retries run for real. In
+//! front of the master's API it loses answers, so client retries do.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,7 +25,13 @@ pub struct Faults {
     pub throttle_run_instances: AtomicUsize,
     /// Answer every RunInstances with this permanent error code (HTTP 400).
     pub permanent_error: std::sync::Mutex<Option<String>>,
+    /// Forward this many more requests, then close the connection instead
+    /// of relaying the answer (the request took effect; the client never
+    /// hears of it).
+    pub drop_answers: AtomicUsize,
     /// Counters, for asserts.
+    pub forwarded: AtomicUsize,
+    pub answers_dropped: AtomicUsize,
     pub spot_refused: AtomicUsize,
     pub throttled: AtomicUsize,
     pub run_instances_forwarded: AtomicUsize,
@@ -107,7 +114,7 @@ async fn serve(mut conn: TcpStream, upstream: &str, faults: &Faults) -> Result<(
     }
     let mut up = TcpStream::connect(upstream)
         .await
-        .context("connect to moto")?;
+        .context("connect to the upstream")?;
     up.write_all(&rewrite_head(&head)).await?;
     up.write_all(&body).await?;
     let mut answer = Vec::new();
@@ -115,6 +122,16 @@ async fn serve(mut conn: TcpStream, upstream: &str, faults: &Faults) -> Result<(
         .take(MAX_MESSAGE as u64)
         .read_to_end(&mut answer)
         .await?;
+    faults.forwarded.fetch_add(1, Ordering::SeqCst);
+    let drop_answer = faults
+        .drop_answers
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if drop_answer {
+        faults.answers_dropped.fetch_add(1, Ordering::SeqCst);
+        // Dropping `conn` closes it with no answer at all.
+        return Ok(());
+    }
     conn.write_all(&answer).await?;
     conn.shutdown().await?;
     Ok(())

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bins;
 pub mod cmd;
+pub mod db_faults;
 pub mod docker_support;
 pub mod ec2_harness;
 pub mod fake_imds;

@@ -352,8 +352,13 @@ impl Master {
     /// A `burst` CLI command aimed at this master, for tests that drive the
     /// process themselves.
     pub fn cli_command(&self, args: &[&str]) -> tokio::process::Command {
+        self.cli_command_at(&self.url(), args)
+    }
+
+    /// [`Master::cli_command`] aimed at `url`, e.g. a proxy in front of it.
+    pub fn cli_command_at(&self, url: &str, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.bins.burst);
-        cmd.arg("--url").arg(self.url()).args(args);
+        cmd.arg("--url").arg(url).args(args);
         clean_env(&mut cmd);
         // As the admin: tests of other roles set BURST_TOKEN again.
         cmd.env("BURST_TOKEN", self.admin_token());
@@ -409,6 +414,45 @@ impl Master {
             bail!("restart: the master is still running; stop it first");
         }
         self.spawn().await
+    }
+
+    /// Starts the master again and expects it to refuse to run: waits at
+    /// most `timeout` for it to exit; its status and what it wrote.
+    pub async fn restart_expect_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<(ExitStatus, String)> {
+        if self.child.is_some() {
+            bail!("restart: the master is still running; stop it first");
+        }
+        let before = self.log().len();
+        let mut cmd = master_command(
+            &self.bins,
+            &self.config_path,
+            self.dir.path(),
+            &self.env,
+            &self.args,
+        );
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .context("failed to open the master's log file")?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        let mut child = cmd.spawn().context("failed to start burst master")?;
+        let exited = wait::until("the master to exit", timeout, || {
+            let status = child.try_wait().ok().flatten();
+            async move { Ok(status) }
+        })
+        .await;
+        match exited {
+            Ok(status) => Ok((status, self.log()[before..].to_owned())),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e.context(format!("master log:\n{}", tail(&self.log(), LOG_TAIL))))
+            }
+        }
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {

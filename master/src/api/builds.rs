@@ -1,5 +1,5 @@
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 
@@ -9,14 +9,18 @@ use super::error::{not_found, HttpError};
 use super::secret_view::mask_build;
 use super::AppState;
 use crate::model::{
-    now_millis, Build, BuildDetail, BuildId, BuildState, Role, SubmitRequest, SubmitResponse,
+    key_problem, now_millis, Build, BuildDetail, BuildId, BuildState, IdempotencyKey, Role,
+    SubmitRequest, SubmitResponse, IDEMPOTENCY_HEADER,
 };
+use crate::scheduler::Submitted;
 
 pub async fn submit(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Json(req): Json<SubmitRequest>,
-) -> Result<(StatusCode, Json<SubmitResponse>), HttpError> {
+) -> Result<(StatusCode, HeaderMap, Json<SubmitResponse>), HttpError> {
+    let key = idempotency_key(&headers, &caller, &req)?;
     let submit_id = uuid::Uuid::new_v4().simple().to_string();
     let mut builds =
         crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
@@ -32,22 +36,51 @@ pub async fn submit(
     for b in &mut builds {
         b.submitted_by = Some(caller.name.clone());
     }
-    let ids = state.scheduler.submit(builds).await?;
+    let (submit_id, ids, replayed) = match state.scheduler.submit_once(builds, key).await? {
+        Submitted::New(ids) => (submit_id, ids, false),
+        Submitted::Replayed { submit_id, builds } => (submit_id, builds, true),
+    };
     tracing::info!(
         target: "audit",
         by = %caller.name,
         builder = %req.builder,
         submit_id = %submit_id,
         builds = ?ids,
+        replayed,
         "builds submitted"
     );
+    let mut answer_headers = HeaderMap::new();
+    if replayed {
+        answer_headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
     Ok((
         StatusCode::CREATED,
+        answer_headers,
         Json(SubmitResponse {
             submit_id,
             builds: ids,
         }),
     ))
+}
+
+/// Set on the answer to a submit whose key was seen before.
+const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// The submit's `Idempotency-Key`, checked and scoped to the caller's token.
+fn idempotency_key(
+    headers: &HeaderMap,
+    caller: &Caller,
+    req: &SubmitRequest,
+) -> Result<Option<IdempotencyKey>, HttpError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    // A value that is not visible ASCII is refused like an empty one.
+    let key = value.to_str().unwrap_or_default();
+    if let Some(problem) = key_problem(key) {
+        return Err(HttpError(StatusCode::BAD_REQUEST, problem));
+    }
+    Ok(Some(IdempotencyKey::new(&caller.name, key, req)))
 }
 
 #[derive(Deserialize)]

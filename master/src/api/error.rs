@@ -29,6 +29,9 @@ impl From<SchedError> for HttpError {
         let status = match e {
             SchedError::ShuttingDown | SchedError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             SchedError::NotActive(_) => StatusCode::CONFLICT,
+            SchedError::KeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            SchedError::StoreFailing(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SchedError::Store(ref e) if e.is_fault() => StatusCode::SERVICE_UNAVAILABLE,
             SchedError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         HttpError(status, Chain(&e).to_string())

@@ -1,4 +1,4 @@
-//! The gate in front of every route but `/healthz`: the Host header must
+//! The gate in front of every route but `/healthz` and `/readyz`: the Host header must
 //! name this master (DNS rebinding), a write must not come from another
 //! origin (CSRF), and the bearer token must exist and carry the route's
 //! role. Every refusal is logged with the caller, route and peer, never the
@@ -17,15 +17,16 @@ use super::error::HttpError;
 use super::AppState;
 use crate::model::Role;
 
-/// Not behind the gate: load balancers and the harness probe it bare.
+/// Not behind the gate: load balancers and the harness probe them bare.
 const HEALTHZ: &str = "/healthz";
+const READYZ: &str = "/readyz";
 /// The Prometheus exposition; the `metrics` role suffices.
 const METRICS: &str = "/metrics";
 /// The caller's name for a bare scrape let in by `master.metrics_open`.
 const OPEN_SCRAPER: &str = "metrics-open";
 
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if req.uri().path() == HEALTHZ {
+    if req.uri().path() == HEALTHZ || req.uri().path() == READYZ {
         return next.run(req).await;
     }
     let peer_addr = req

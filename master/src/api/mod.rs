@@ -1,4 +1,4 @@
-//! The HTTP JSON API under `/api/v1/…`, plus `/healthz` and `/metrics`. The CLI is its
+//! The HTTP JSON API under `/api/v1/…`, plus `/healthz`, `/readyz` and `/metrics`. The CLI is its
 //! first client.
 
 mod builds;
@@ -10,6 +10,7 @@ mod guard;
 mod log_stream;
 mod metrics;
 mod query;
+mod ready;
 mod router;
 mod secret_view;
 mod tokens;

@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(super::metrics::metrics))
+        .route("/readyz", get(super::ready::readyz))
         .route(
             "/api/v1/builds",
             post(super::builds::submit).get(super::builds::list),

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{
     ApiError, Build, BuildDetail, BuildId, SubmitRequest, SubmitResponse, WorkerView,
+    IDEMPOTENCY_HEADER,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,8 +92,13 @@ impl Client {
         &self.base
     }
 
-    pub async fn submit(&self, req: &SubmitRequest) -> ClientResult<SubmitResponse> {
-        let rb = self.http.post(self.url("/api/v1/builds")).json(req);
+    /// One submit; `key` makes a retry of it create nothing new.
+    pub async fn submit(&self, req: &SubmitRequest, key: &str) -> ClientResult<SubmitResponse> {
+        let rb = self
+            .http
+            .post(self.url("/api/v1/builds"))
+            .header(IDEMPOTENCY_HEADER, key)
+            .json(req);
         self.json(rb.timeout(REQUEST_TIMEOUT)).await
     }
 

@@ -1,6 +1,10 @@
 //! `burst submit BUILDER [--param K=V]... [--follow]`.
 
-use super::client::Client;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+use super::client::{Client, ClientError};
 use super::exit::{CliError, Exit};
 use super::follow::{self, Timing};
 use super::output::Output;
@@ -19,13 +23,42 @@ pub async fn run(
         builder,
         params: params.into_iter().collect(),
     };
-    let resp = client.submit(&req).await?;
+    let resp = submit_with_retries(client, &req).await?;
     out.line(&submitted_line(&req.builder, &resp))?;
     if !follow {
         return Ok(Exit::Success);
     }
     follow::follow_builds(client, &resp.builds, out, timing).await
 }
+
+/// Retries while the master cannot be reached, with one idempotency key
+/// for the whole invocation: a submit whose answer was lost is answered
+/// again, not run twice.
+async fn submit_with_retries(
+    client: &Client,
+    req: &SubmitRequest,
+) -> Result<SubmitResponse, ClientError> {
+    let key = uuid::Uuid::new_v4().to_string();
+    (|| client.submit(req, &key))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(RETRY_MIN)
+                .with_max_delay(RETRY_MAX)
+                .with_jitter()
+                .with_max_times(RETRIES),
+        )
+        .when(|e: &ClientError| matches!(e, ClientError::Unreachable { .. }))
+        .notify(|e, delay| {
+            eprintln!("burst: {e}; retrying the submit in {delay:?}");
+        })
+        .await
+}
+
+/// A few tries over a few seconds: long enough for a dropped connection or
+/// a master restart, short enough that a master that is down is reported.
+const RETRIES: usize = 4;
+const RETRY_MIN: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// `submitted hello: builds 12, 13 (submit 3f2a…)`.
 fn submitted_line(builder: &str, resp: &SubmitResponse) -> String {

@@ -37,6 +37,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MasterConfig {
+    /// This master's id, which tags every worker it launches. Unset: the
+    /// id in `<state_dir>/master.id`, created at the first start.
+    pub id: Option<String>,
     /// Database, logs and worker directories live here.
     pub state_dir: PathBuf,
     /// The HTTP JSON API and `/healthz`.
@@ -83,6 +86,7 @@ pub struct MasterConfig {
 impl Default for MasterConfig {
     fn default() -> Self {
         Self {
+            id: None,
             state_dir: PathBuf::from(".burst"),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 8481)),

@@ -138,6 +138,9 @@ impl Checker {
 
     fn master(&mut self, m: &MasterConfig) {
         let path = KeyPath::root().key("master");
+        if let Some(problem) = m.id.as_deref().and_then(crate::identity::problem) {
+            self.push(&path.key("id"), problem);
+        }
         self.check(&path.key("heartbeat_interval"), &m.heartbeat_interval);
         self.check(&path.key("heartbeat_misses"), &m.heartbeat_misses);
         self.check(&path.key("advertise_url"), &m.advertise_url);
@@ -666,6 +669,17 @@ run = "true"
         );
         let ok = format!("[master]\nadvertise_url = \"https://ci\"\nhttp_listen = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n{BASE}");
         assert_eq!(issues(&ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn master_id_is_checked() {
+        let bad = issues(&format!("[master]\nid = \"Not/An Id\"\n{BASE}"));
+        assert!(
+            has(&bad, "master.id: a master id must be 1 to 40 characters"),
+            "{bad:?}"
+        );
+        let ok = issues(&format!("[master]\nid = \"ci-master-1\"\n{BASE}"));
+        assert_eq!(ok, Vec::<String>::new());
     }
 
     #[test]

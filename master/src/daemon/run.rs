@@ -13,6 +13,7 @@ use super::{listen, signals};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::grpc::WorkerGrpc;
+use crate::identity;
 use crate::logging::LogFormat;
 use crate::logs::{LogStore, Mask};
 use crate::metrics::{MeteredProvider, MeteredStore, Metrics};
@@ -57,13 +58,36 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700))
         })
         .with_context(|| format!("failed to make {} private", state_dir.display()))?;
-    let store = SqliteStore::open(&state_dir)
-        .await
-        .context("failed to open the store")?;
-    let master_id = store
-        .master_id()
-        .await
-        .context("failed to read the master id")?;
+    let known_id = identity::known(config.master.id.as_deref(), &state_dir)
+        .context("failed to find this master's id")?;
+    let store = match SqliteStore::open(&state_dir).await {
+        Ok(store) => store,
+        Err(e) => {
+            // Refuse to run on it, but first reap what the last run left at
+            // the providers: nobody else would.
+            match &known_id {
+                Some(id) => super::reap::reap_listed(&config, id, &state_dir).await,
+                None => tracing::error!(
+                    "no master id in the config or {}; workers of a previous run cannot be found",
+                    state_dir.join(identity::ID_FILE).display()
+                ),
+            }
+            return Err(anyhow::Error::new(e).context("failed to open the store"));
+        }
+    };
+    let master_id = match known_id {
+        Some(id) => id,
+        None => {
+            // First start, or a state dir from before `master.id`: keep the
+            // id the database holds, in a file that outlives it.
+            let id = store
+                .master_id()
+                .await
+                .context("failed to read the master id")?;
+            identity::remember(&state_dir, &id).context("failed to save the master id")?;
+            id
+        }
+    };
     let metrics = Arc::new(Metrics::new());
     let store: Arc<dyn Store> = MeteredStore::wrap(Arc::new(store), metrics.clone());
     let admin_token = super::admin_token::install(&config, store.as_ref())
@@ -105,28 +129,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         .as_ref()
         .map_or_else(|| format!("http://{grpc_addr}"), ToString::to_string);
 
-    let mut pools = Vec::new();
-    for (name, pool) in &config.pools {
-        let ctx = ProviderContext {
-            pool: name.clone(),
-            master_id: master_id.clone(),
-            state_dir: state_dir.clone(),
-            advertise_url: advertise_url.clone(),
-            grpc_listen: grpc_addr,
-            min_idle: pool.min_idle,
-            backoff_min: pool.backoff_min.get(),
-            backoff_max: pool.backoff_max,
-        };
-        let provider = pool
-            .provider
-            .build(&ctx)
-            .with_context(|| format!("failed to set up pool {name}"))?;
-        let provider = MeteredProvider::wrap(provider, name, metrics.clone());
-        pools.push(PoolSpec {
-            name: name.clone(),
-            config: pool.clone(),
-            provider,
-        });
+    let mut pools = pool_specs(&config, &master_id, &state_dir, &advertise_url, grpc_addr)?;
+    for pool in &mut pools {
+        pool.provider = MeteredProvider::wrap(pool.provider.clone(), &pool.name, metrics.clone());
     }
     let settings = SchedulerSettings {
         master_id: master_id.clone(),
@@ -219,6 +224,39 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let _ = tokio::fs::remove_file(state_dir.join("run.json")).await;
     tracing::info!("burst master stopped");
     Ok(())
+}
+
+/// Builds each pool's provider through the registry.
+pub(super) fn pool_specs(
+    config: &Config,
+    master_id: &str,
+    state_dir: &std::path::Path,
+    advertise_url: &str,
+    grpc_listen: SocketAddr,
+) -> anyhow::Result<Vec<PoolSpec>> {
+    let mut pools = Vec::new();
+    for (name, pool) in &config.pools {
+        let ctx = ProviderContext {
+            pool: name.clone(),
+            master_id: master_id.to_owned(),
+            state_dir: state_dir.to_path_buf(),
+            advertise_url: advertise_url.to_owned(),
+            grpc_listen,
+            min_idle: pool.min_idle,
+            backoff_min: pool.backoff_min.get(),
+            backoff_max: pool.backoff_max,
+        };
+        let provider = pool
+            .provider
+            .build(&ctx)
+            .with_context(|| format!("failed to set up pool {name}"))?;
+        pools.push(PoolSpec {
+            name: name.clone(),
+            config: pool.clone(),
+            provider,
+        });
+    }
+    Ok(pools)
 }
 
 async fn write_run_info(state_dir: &std::path::Path, info: &RunInfo) {

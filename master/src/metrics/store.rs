@@ -8,7 +8,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::Metrics;
-use crate::model::{Build, BuildId, Instance, NewBuild, TokenRecord};
+use crate::model::{Build, BuildId, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord};
 use crate::store::{Store, StoreResult};
 
 pub struct MeteredStore {
@@ -38,6 +38,19 @@ impl MeteredStore {
 impl Store for MeteredStore {
     async fn master_id(&self) -> StoreResult<String> {
         self.inner.master_id().await
+    }
+
+    async fn probe(&self) -> StoreResult<()> {
+        self.write("probe", self.inner.probe()).await
+    }
+
+    async fn insert_builds_once(
+        &self,
+        builds: Vec<NewBuild>,
+        key: &IdempotencyKey,
+    ) -> StoreResult<SubmitOnce> {
+        self.write("insert_builds", self.inner.insert_builds_once(builds, key))
+            .await
     }
 
     async fn insert_builds(&self, builds: Vec<NewBuild>) -> StoreResult<Vec<Build>> {

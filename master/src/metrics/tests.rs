@@ -51,6 +51,7 @@ fn worker(id: &str) -> Instance {
         launched_at: 0,
         connected_at: Some(1_500),
         terminated_at: Some(600_000),
+        ended_by: None,
     }
 }
 

@@ -1,20 +1,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use burst_common::error_chain::Chain;
 use burst_providers::Provider;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::events::Event;
 use super::handle::SchedulerHandle;
+use super::persist::Unsaved;
 use super::pool::Pool;
 use super::state::State;
 use crate::config::{PoolConfig, Secrets};
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
-use crate::model::BuildId;
-use crate::store::Store;
+use crate::store::{Store, StoreHealth};
 
 /// The longest the actor sleeps when nothing is pending.
 const IDLE_LOOK: Duration = Duration::from_secs(60);
@@ -54,6 +53,9 @@ pub struct Scheduler {
     rx: mpsc::Receiver<Event>,
     /// Replaced by the daemon's through `with_metrics`.
     pub(super) metrics: Arc<Metrics>,
+    /// What the store refused, kept until it is saved.
+    pub(super) unsaved: Unsaved,
+    pub(super) health: Arc<StoreHealth>,
 }
 
 impl Scheduler {
@@ -64,6 +66,7 @@ impl Scheduler {
         logs: Arc<LogStore>,
     ) -> (Self, SchedulerHandle) {
         let (tx, rx) = mpsc::channel(1024);
+        let health = Arc::new(StoreHealth::new());
         let pools = pools
             .into_iter()
             .map(|p| Pool::new(p.name, p.config, p.provider))
@@ -75,8 +78,10 @@ impl Scheduler {
             events_tx: tx.clone(),
             rx,
             metrics: Arc::new(Metrics::new()),
+            unsaved: Unsaved::default(),
+            health: health.clone(),
         };
-        (scheduler, SchedulerHandle::new(tx))
+        (scheduler, SchedulerHandle::new(tx, health))
     }
 
     /// Reconciles what the last run left behind, then serves events until a
@@ -85,6 +90,7 @@ impl Scheduler {
         self.startup().await;
         loop {
             let now = Instant::now();
+            self.retry_unsaved(now).await;
             let wake = self.reconcile(now).await;
             if self.shutdown_complete() {
                 break;
@@ -92,6 +98,7 @@ impl Scheduler {
             // Nothing pending still gets a look now and then, so a store
             // write that failed (a launch's ledger row) is tried again.
             let wake = wake.unwrap_or(now + IDLE_LOOK);
+            let wake = self.unsaved.retry_at.map_or(wake, |at| at.min(wake));
             tokio::select! {
                 event = self.rx.recv() => match event {
                     Some(event) => self.handle(event).await,
@@ -100,14 +107,15 @@ impl Scheduler {
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
+        self.flush_at_exit().await;
         tracing::info!("scheduler stopped");
     }
 
     async fn handle(&mut self, event: Event) {
         let now = Instant::now();
         match event {
-            Event::Submit { builds, reply } => {
-                let result = self.submit(builds).await;
+            Event::Submit { builds, key, reply } => {
+                let result = self.submit(builds, key).await;
                 let _ = reply.send(result);
             }
             Event::Cancel { build, reply } => {
@@ -142,32 +150,6 @@ impl Scheduler {
             Event::Fleet { reply } => {
                 let _ = reply.send(Ok(self.fleet(now)));
             }
-        }
-    }
-
-    /// Saves a build; a finished build also leaves memory and wakes its
-    /// log followers.
-    pub(super) async fn persist_build(&mut self, id: BuildId) {
-        let Some(build) = self.state.builds.get(&id) else {
-            return;
-        };
-        if let Err(e) = self.store.save_build(build).await {
-            tracing::error!(build = id, error = %Chain(&e), "failed to save build");
-        }
-        if build.state.is_finished() {
-            self.metrics.build_finished(build);
-            self.state.builds.remove(&id);
-            self.state.queue.retain(|b| *b != id);
-        }
-        self.logs.notify(id);
-    }
-
-    pub(super) async fn persist_worker(&mut self, worker_id: &str) {
-        let Some(w) = self.state.workers.get(worker_id) else {
-            return;
-        };
-        if let Err(e) = self.store.save_instance(&w.ledger).await {
-            tracing::error!(worker = worker_id, error = %Chain(&e), "failed to save ledger row");
         }
     }
 }

@@ -10,15 +10,15 @@ use burst_proto::{
 use tokio::time::Instant;
 
 use super::actor::Scheduler;
-use super::handle::SchedError;
+use super::handle::{SchedError, Submitted};
 use super::lost::settle_lost_attempt;
 use super::reason::StopReason;
 use super::secrets::add_secrets;
 use super::worker::WorkerState;
 use crate::logs::StepRunId;
 use crate::model::{
-    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, LostReason, NewBuild, StepRun,
-    StepState,
+    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, IdempotencyKey, LostReason,
+    NewBuild, StepRun, StepState, SubmitOnce,
 };
 
 /// Bookkeeping for a build that runs on a worker.
@@ -40,15 +40,38 @@ impl Scheduler {
     pub(super) async fn submit(
         &mut self,
         builds: Vec<NewBuild>,
-    ) -> Result<Vec<BuildId>, SchedError> {
+        key: Option<IdempotencyKey>,
+    ) -> Result<Submitted, SchedError> {
         if self.state.shutdown.is_some() {
             return Err(SchedError::ShuttingDown);
         }
-        let builds = self
-            .store
-            .insert_builds(builds)
-            .await
-            .map_err(|e| SchedError::Store(Arc::new(e)))?;
+        if let Some(fault) = self.health.fault() {
+            return Err(SchedError::StoreFailing(fault));
+        }
+        let result = match &key {
+            None => self
+                .store
+                .insert_builds(builds)
+                .await
+                .map(SubmitOnce::Created),
+            Some(key) => self.store.insert_builds_once(builds, key).await,
+        };
+        let builds = match result {
+            Ok(SubmitOnce::Created(builds)) => builds,
+            Ok(SubmitOnce::Replayed { submit_id, builds }) => {
+                return Ok(Submitted::Replayed { submit_id, builds })
+            }
+            Ok(SubmitOnce::Conflict) => {
+                let key = key.map(|k| k.key).unwrap_or_default();
+                return Err(SchedError::KeyReused(key));
+            }
+            Err(e) => {
+                if e.is_fault() {
+                    self.store_failed(&e);
+                }
+                return Err(SchedError::Store(Arc::new(e)));
+            }
+        };
         let ids = builds.iter().map(|b| b.id).collect();
         for build in builds {
             tracing::info!(build = build.id, builder = %build.builder, "build queued");
@@ -56,7 +79,7 @@ impl Scheduler {
             self.state.queue.push_back(build.id);
             self.state.builds.insert(build.id, build);
         }
-        Ok(ids)
+        Ok(Submitted::New(ids))
     }
 
     pub(super) async fn cancel(

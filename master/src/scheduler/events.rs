@@ -2,9 +2,9 @@ use burst_proto::{worker_message, Hello, MasterMessage, Refused};
 use burst_providers::{Health, Launched, ProviderError};
 use tokio::sync::{mpsc, oneshot};
 
-use super::SchedError;
+use super::{SchedError, Submitted};
 use crate::metrics::Fleet;
-use crate::model::{BuildId, BuildState, NewBuild, WorkerView};
+use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, WorkerView};
 
 pub type Reply<T> = oneshot::Sender<Result<T, SchedError>>;
 
@@ -12,7 +12,8 @@ pub type Reply<T> = oneshot::Sender<Result<T, SchedError>>;
 pub enum Event {
     Submit {
         builds: Vec<NewBuild>,
-        reply: Reply<Vec<BuildId>>,
+        key: Option<IdempotencyKey>,
+        reply: Reply<Submitted>,
     },
     Cancel {
         build: BuildId,

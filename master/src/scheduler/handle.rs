@@ -5,8 +5,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::events::Event;
 use crate::metrics::Fleet;
-use crate::model::{BuildId, BuildState, NewBuild, WorkerView};
-use crate::store::StoreError;
+use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, WorkerView};
+use crate::store::{StoreError, StoreHealth};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SchedError {
@@ -14,10 +14,31 @@ pub enum SchedError {
     Stopped,
     #[error("the master is shutting down and takes no new builds")]
     ShuttingDown,
+    #[error(
+        "the Idempotency-Key {0:?} was already used for a different submit; \
+         use a new key for a new submit"
+    )]
+    KeyReused(String),
     #[error("build {0} does not exist or has already finished")]
     NotActive(BuildId),
     #[error("failed to store the builds")]
     Store(#[source] Arc<StoreError>),
+    /// Refused up front: the store is failing and nothing new is taken.
+    #[error("the master cannot save builds right now ({0}); nothing was queued, try again later")]
+    StoreFailing(String),
+}
+
+/// What a submit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// New builds, queued.
+    New(Vec<BuildId>),
+    /// The idempotency key was used before for this request: its builds,
+    /// and nothing new.
+    Replayed {
+        submit_id: String,
+        builds: Vec<BuildId>,
+    },
 }
 
 /// The scheduler's address: cheap to clone, used by the API and the worker
@@ -25,11 +46,17 @@ pub enum SchedError {
 #[derive(Clone)]
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Event>,
+    health: Arc<StoreHealth>,
 }
 
 impl SchedulerHandle {
-    pub(super) fn new(tx: mpsc::Sender<Event>) -> Self {
-        Self { tx }
+    pub(super) fn new(tx: mpsc::Sender<Event>, health: Arc<StoreHealth>) -> Self {
+        Self { tx, health }
+    }
+
+    /// Why the store fails right now, or `None` when it works.
+    pub fn store_fault(&self) -> Option<String> {
+        self.health.fault()
     }
 
     async fn ask<T>(
@@ -46,7 +73,18 @@ impl SchedulerHandle {
 
     /// Queues builds; returns their ids.
     pub async fn submit(&self, builds: Vec<NewBuild>) -> Result<Vec<BuildId>, SchedError> {
-        self.ask(|reply| Event::Submit { builds, reply }).await
+        match self.submit_once(builds, None).await? {
+            Submitted::New(ids) | Submitted::Replayed { builds: ids, .. } => Ok(ids),
+        }
+    }
+
+    /// Queues builds once per idempotency key (see `Store::insert_builds_once`).
+    pub async fn submit_once(
+        &self,
+        builds: Vec<NewBuild>,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Submitted, SchedError> {
+        self.ask(|reply| Event::Submit { builds, key, reply }).await
     }
 
     /// Cancels a queued or running build; returns its state afterwards.

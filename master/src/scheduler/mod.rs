@@ -16,6 +16,7 @@ mod fleet;
 mod handle;
 mod hello;
 mod lost;
+mod persist;
 mod pool;
 mod reason;
 mod secrets;
@@ -27,5 +28,5 @@ mod tokens;
 mod worker;
 
 pub use actor::{PoolSpec, Scheduler, SchedulerSettings};
-pub use handle::{SchedError, SchedulerHandle};
+pub use handle::{SchedError, SchedulerHandle, Submitted};
 pub use worker::WorkerState;

@@ -1,6 +1,8 @@
 //! What a (re)started master does first: terminate everything a previous run
 //! left behind, and take back the builds it had not finished.
 
+use std::collections::HashSet;
+
 use burst_common::error_chain::Chain;
 use burst_providers::ListedInstance;
 use futures::future::join_all;
@@ -56,6 +58,25 @@ impl Scheduler {
                 });
             }
         }
+        let reaper = format!(
+            "reaped at start by master {}",
+            self.state.settings.master_id
+        );
+        // Rows settled here are final; the pass below must not rewrite them.
+        let mut settled = HashSet::new();
+        let kinds: Vec<(String, String)> = self
+            .state
+            .pools
+            .iter()
+            .map(|p| (p.name.clone(), p.provider.kind().to_owned()))
+            .collect();
+        let kind_of = |pool: &str| {
+            kinds
+                .iter()
+                .find(|(name, _)| name == pool)
+                .map(|(_, kind)| kind.clone())
+                .unwrap_or_default()
+        };
         for (target, pool, result) in join_all(jobs).await {
             let mut row = ledger
                 .iter()
@@ -66,7 +87,7 @@ impl Scheduler {
                     Instance {
                         worker_id: target.worker_id.clone(),
                         pool: pool.clone(),
-                        provider: String::new(),
+                        provider: kind_of(&pool),
                         provider_id: Some(target.provider_id.clone()),
                         state: InstanceState::Terminating,
                         details: serde_json::Value::Null,
@@ -74,13 +95,16 @@ impl Scheduler {
                         launched_at: now_millis(),
                         connected_at: None,
                         terminated_at: None,
+                        ended_by: None,
                     }
                 });
+            row.provider_id.get_or_insert(target.provider_id.clone());
             match result {
                 Ok(()) => {
                     self.metrics.orphan_reaped(&pool);
                     row.state = InstanceState::Gone;
                     row.terminated_at = Some(now_millis());
+                    row.ended_by = Some(reaper.clone());
                 }
                 Err(e) => {
                     tracing::error!(worker = %target.worker_id, error = %Chain(&e), "failed to terminate orphan; will retry at next start");
@@ -88,20 +112,24 @@ impl Scheduler {
                     row.error = Some(Chain(&e).to_string());
                 }
             }
-            if let Err(e) = self.store.save_instance(&row).await {
-                tracing::error!(worker = %row.worker_id, error = %Chain(&e), "failed to update ledger");
-            }
+            settled.insert(row.worker_id.clone());
+            self.persist_instance(row).await;
         }
-        // Rows with no provider handle never got as far as a launch the
-        // provider could list; with the listing done, they are settled.
-        for mut row in ledger.into_iter().filter(|r| r.provider_id.is_none()) {
+        // Rows with no provider handle that no provider listed never got as
+        // far as a launch the provider could see: nothing is left of them.
+        let never_listed = ledger
+            .into_iter()
+            .filter(|r| r.provider_id.is_none() && !settled.contains(&r.worker_id));
+        for mut row in never_listed {
             row.state = InstanceState::Failed;
             row.error
                 .get_or_insert_with(|| "master stopped while the launch was in flight".into());
             row.terminated_at = Some(now_millis());
-            if let Err(e) = self.store.save_instance(&row).await {
-                tracing::error!(worker = %row.worker_id, error = %Chain(&e), "failed to update ledger");
-            }
+            row.ended_by = Some(format!(
+                "settled at start by master {}: its provider lists no such worker",
+                self.state.settings.master_id
+            ));
+            self.persist_instance(row).await;
         }
     }
 

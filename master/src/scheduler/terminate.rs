@@ -38,10 +38,12 @@ impl Scheduler {
             launched_at: now_millis(),
             connected_at: None,
             terminated_at: None,
+            ended_by: None,
         };
         // The ledger first: a crash from here on leaves a row to reconcile.
         if let Err(e) = self.store.save_instance(&ledger).await {
             tracing::error!(pool = %pool.name, error = %Chain(&e), "failed to record a launch in the ledger; not launching");
+            self.store_failed(&e);
             return false;
         }
         let spec = LaunchSpec {

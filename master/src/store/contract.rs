@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use crate::model::{Build, BuildId, Instance, NewBuild, TokenRecord};
+use crate::model::{Build, BuildId, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord};
 
 /// Errors from the store, written as "failed to …" fragments.
 #[derive(Debug, thiserror::Error)]
@@ -11,8 +11,23 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("failed to apply database migrations")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("failed to apply database migrations to {path}")]
+    Migrate {
+        path: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error(
+        "failed to open the database at {path}: it has schema version {found}, newer than the \
+         {known} this burst knows (written by a newer burst?); upgrade burst or restore a backup"
+    )]
+    NewerSchema {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("failed to open the database at {path}: it is corrupt ({detail}); restore a backup or move it away")]
+    Damaged { path: String, detail: String },
     #[error("failed to {action}")]
     Query {
         action: &'static str,
@@ -30,6 +45,18 @@ pub enum StoreError {
     UnknownBuild(BuildId),
 }
 
+impl StoreError {
+    /// A fault of the database or its filesystem (full, read-only, corrupt,
+    /// gone), which may pass: worth retrying. `Invalid` and `UnknownBuild`
+    /// are refusals that no retry changes.
+    pub fn is_fault(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::Invalid { .. } | StoreError::UnknownBuild(_)
+        )
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What the master persists. `SqliteStore` is the real one; `MemoryStore`
@@ -40,8 +67,20 @@ pub trait Store: Send + Sync + 'static {
     /// This master's stable id, created on first use. Tags every resource.
     async fn master_id(&self) -> StoreResult<String>;
 
+    /// A small write that proves the store takes writes again.
+    async fn probe(&self) -> StoreResult<()>;
+
     /// Gives each build an id and stores it queued; ids grow.
     async fn insert_builds(&self, builds: Vec<NewBuild>) -> StoreResult<Vec<Build>>;
+
+    /// `insert_builds` at most once per key within `KEY_TTL_MILLIS`: a
+    /// repeat of the same request returns what the first one created, a
+    /// repeat with another request is a conflict; neither stores anything.
+    async fn insert_builds_once(
+        &self,
+        builds: Vec<NewBuild>,
+        key: &IdempotencyKey,
+    ) -> StoreResult<SubmitOnce>;
 
     /// Writes a build with its attempts and steps, replacing what was stored.
     async fn save_build(&self, build: &Build) -> StoreResult<()>;

@@ -4,11 +4,15 @@
 //! ids from 1, the same orderings, the same checks.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::model::{now_millis, Build, BuildId, Instance, NewBuild, TokenRecord};
+use crate::model::{
+    now_millis, Build, BuildId, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord,
+    KEY_TTL_MILLIS,
+};
 
 use super::check::check_build;
 use super::ids::new_master_id;
@@ -17,6 +21,8 @@ use super::{Store, StoreError, StoreResult};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Set by tests: every write fails, as on a read-only filesystem.
+    fail_writes: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +36,16 @@ struct Inner {
     last_seq: u64,
     /// API tokens by name.
     tokens: BTreeMap<String, TokenRecord>,
+    /// Idempotent submits by (scope, key).
+    keys: HashMap<(String, String), KeyRow>,
+}
+
+#[derive(Debug)]
+struct KeyRow {
+    request_hash: String,
+    submit_id: String,
+    builds: Vec<BuildId>,
+    created_at: i64,
 }
 
 #[derive(Debug)]
@@ -41,6 +57,25 @@ struct LedgerRow {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes every write fail (true) or work again (false): the store
+    /// fault tests' stand-in for a read-only or full filesystem.
+    pub fn fail_writes(&self, on: bool) {
+        self.fail_writes.store(on, Ordering::SeqCst);
+    }
+
+    fn check_write(&self, action: &'static str) -> StoreResult<()> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::Query {
+                action,
+                source: sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ReadOnlyFilesystem,
+                    "injected write fault",
+                )),
+            });
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -85,7 +120,12 @@ impl Store for MemoryStore {
         Ok(id.clone())
     }
 
+    async fn probe(&self) -> StoreResult<()> {
+        self.check_write("write to the database")
+    }
+
     async fn insert_builds(&self, builds: Vec<NewBuild>) -> StoreResult<Vec<Build>> {
+        self.check_write("insert builds")?;
         let created_at = now_millis();
         let mut inner = self.lock();
         let mut inserted = Vec::with_capacity(builds.len());
@@ -98,8 +138,50 @@ impl Store for MemoryStore {
         Ok(inserted)
     }
 
+    async fn insert_builds_once(
+        &self,
+        builds: Vec<NewBuild>,
+        key: &IdempotencyKey,
+    ) -> StoreResult<SubmitOnce> {
+        self.check_write("begin an idempotent submit")?;
+        let now = now_millis();
+        let mut inner = self.lock();
+        inner
+            .keys
+            .retain(|_, row| row.created_at > now - KEY_TTL_MILLIS);
+        if let Some(row) = inner.keys.get(&(key.scope.clone(), key.key.clone())) {
+            if row.request_hash != key.request_hash {
+                return Ok(SubmitOnce::Conflict);
+            }
+            return Ok(SubmitOnce::Replayed {
+                submit_id: row.submit_id.clone(),
+                builds: row.builds.clone(),
+            });
+        }
+        let submit_id = builds
+            .first()
+            .map(|b| b.submit_id.clone())
+            .unwrap_or_default();
+        let mut inserted = Vec::with_capacity(builds.len());
+        for new in builds {
+            inner.last_build_id += 1;
+            let build = new.into_build(inner.last_build_id, now);
+            inner.builds.insert(build.id, build.clone());
+            inserted.push(build);
+        }
+        let row = KeyRow {
+            request_hash: key.request_hash.clone(),
+            submit_id,
+            builds: inserted.iter().map(|b| b.id).collect(),
+            created_at: now,
+        };
+        inner.keys.insert((key.scope.clone(), key.key.clone()), row);
+        Ok(SubmitOnce::Created(inserted))
+    }
+
     async fn save_build(&self, build: &Build) -> StoreResult<()> {
         check_build(build)?;
+        self.check_write("save a build")?;
         let mut inner = self.lock();
         let slot = inner
             .builds
@@ -135,6 +217,7 @@ impl Store for MemoryStore {
     }
 
     async fn save_instance(&self, instance: &Instance) -> StoreResult<()> {
+        self.check_write("save an instance")?;
         let mut inner = self.lock();
         if let Some(row) = inner.instances.get_mut(&instance.worker_id) {
             row.instance = instance.clone();

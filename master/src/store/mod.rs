@@ -2,11 +2,13 @@
 
 mod check;
 mod contract;
+mod health;
 mod ids;
 mod memory;
 mod sqlite;
 mod sqlite_builds;
 mod sqlite_builds_read;
+mod sqlite_idempotency;
 mod sqlite_ledger;
 mod sqlite_rows;
 mod sqlite_tokens;
@@ -14,5 +16,6 @@ mod sqlite_tokens;
 mod tests;
 
 pub use contract::{Store, StoreError, StoreResult};
+pub use health::StoreHealth;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;

@@ -10,12 +10,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::model::{Build, BuildId, Instance, NewBuild, TokenRecord};
+use crate::model::{
+    now_millis, Build, BuildId, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord,
+};
 
 use super::ids::new_master_id;
 use super::sqlite_rows::query_err;
 use super::{
-    sqlite_builds, sqlite_builds_read, sqlite_ledger, sqlite_tokens, Store, StoreError, StoreResult,
+    sqlite_builds, sqlite_builds_read, sqlite_idempotency, sqlite_ledger, sqlite_tokens, Store,
+    StoreError, StoreResult,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -60,14 +63,50 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(SqliteStore { pool })
+        let display = path.display().to_string();
+        check_integrity(&pool, &display).await?;
+        MIGRATOR.run(&pool).await.map_err(|source| match source {
+            sqlx::migrate::MigrateError::VersionMissing(found) => StoreError::NewerSchema {
+                path: display.clone(),
+                found,
+                known: MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0),
+            },
+            source => StoreError::Migrate {
+                path: display.clone(),
+                source,
+            },
+        })?;
+        let store = SqliteStore { pool };
+        // A read-only file or filesystem opens fine and fails at the first
+        // write: find out now, not when a build finishes.
+        store.probe().await.map_err(|e| match e {
+            StoreError::Query { source, .. } => open_err(source),
+            e => e,
+        })?;
+        Ok(store)
     }
 
     /// Waits for every connection to close, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// `PRAGMA quick_check`: a truncated or overwritten file is refused at
+/// start instead of failing reads later (it reads every page once).
+async fn check_integrity(pool: &SqlitePool, path: &str) -> StoreResult<()> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_owned(),
+        detail,
+    };
+    let rows: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| damaged(e.to_string()))?;
+    if rows.len() == 1 && rows[0] == "ok" {
+        return Ok(());
+    }
+    Err(damaged(rows.join("; ")))
 }
 
 const MASTER_ID_KEY: &str = "master_id";
@@ -102,8 +141,28 @@ impl Store for SqliteStore {
             })
     }
 
+    async fn probe(&self) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('probed_at', ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(now_millis().to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("write to the database"))?;
+        Ok(())
+    }
+
     async fn insert_builds(&self, builds: Vec<NewBuild>) -> StoreResult<Vec<Build>> {
         sqlite_builds::insert_builds(&self.pool, builds).await
+    }
+
+    async fn insert_builds_once(
+        &self,
+        builds: Vec<NewBuild>,
+        key: &IdempotencyKey,
+    ) -> StoreResult<SubmitOnce> {
+        sqlite_idempotency::insert_builds_once(&self.pool, builds, key).await
     }
 
     async fn save_build(&self, build: &Build) -> StoreResult<()> {

@@ -13,7 +13,7 @@ use super::{StoreError, StoreResult};
 
 /// Write transactions take the write lock up front, so they wait on the busy
 /// timeout instead of failing when another writer got there first.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// The JSON columns of a build, encoded before any statement runs.
 struct BuildJson {
@@ -48,11 +48,23 @@ pub(super) async fn insert_builds(
     if builds.is_empty() {
         return Ok(Vec::new());
     }
-    let created_at = now_millis();
     let mut tx = pool
         .begin_with(BEGIN_WRITE)
         .await
         .map_err(query_err("begin inserting builds"))?;
+    let inserted = insert_rows(&mut tx, builds).await?;
+    tx.commit()
+        .await
+        .map_err(query_err("commit inserted builds"))?;
+    Ok(inserted)
+}
+
+/// Inserts builds inside the caller's write transaction.
+pub(super) async fn insert_rows(
+    conn: &mut SqliteConnection,
+    builds: Vec<NewBuild>,
+) -> StoreResult<Vec<Build>> {
+    let created_at = now_millis();
     let mut inserted = Vec::with_capacity(builds.len());
     for new in builds {
         // Id 0 is a placeholder until SQLite assigns the real one.
@@ -76,15 +88,12 @@ pub(super) async fn insert_builds(
         .bind(build.started_at)
         .bind(build.finished_at)
         .bind(&build.submitted_by)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(query_err("insert a build"))?;
         build.id = result.last_insert_rowid();
         inserted.push(build);
     }
-    tx.commit()
-        .await
-        .map_err(query_err("commit inserted builds"))?;
     Ok(inserted)
 }
 

@@ -8,7 +8,7 @@ use super::sqlite_rows::{query_err, Cols};
 use super::{StoreError, StoreResult};
 
 const INSTANCE_COLUMNS: &str = "worker_id, pool, provider, provider_id, state, details_json, \
-     error, launched_at, connected_at, terminated_at";
+     error, launched_at, connected_at, terminated_at, ended_by";
 
 /// States `InstanceState::is_live` rejects; the contract tests check that
 /// both stores agree on every state.
@@ -23,13 +23,14 @@ pub(super) async fn save_instance(pool: &SqlitePool, instance: &Instance) -> Sto
     // orders instances launched in the same millisecond.
     sqlx::query(
         "INSERT INTO instances (worker_id, pool, provider, provider_id, state, details_json, \
-         error, launched_at, connected_at, terminated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         error, launched_at, connected_at, terminated_at, ended_by) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (worker_id) DO UPDATE SET pool = excluded.pool, \
          provider = excluded.provider, provider_id = excluded.provider_id, \
          state = excluded.state, details_json = excluded.details_json, \
          error = excluded.error, launched_at = excluded.launched_at, \
-         connected_at = excluded.connected_at, terminated_at = excluded.terminated_at",
+         connected_at = excluded.connected_at, terminated_at = excluded.terminated_at, \
+         ended_by = excluded.ended_by",
     )
     .bind(&instance.worker_id)
     .bind(&instance.pool)
@@ -41,6 +42,7 @@ pub(super) async fn save_instance(pool: &SqlitePool, instance: &Instance) -> Sto
     .bind(instance.launched_at)
     .bind(instance.connected_at)
     .bind(instance.terminated_at)
+    .bind(&instance.ended_by)
     .execute(pool)
     .await
     .map_err(query_err("save an instance"))?;
@@ -104,6 +106,7 @@ fn decode_instance(row: &SqliteRow) -> StoreResult<Instance> {
         launched_at: cols.get("launched_at")?,
         connected_at: cols.get("connected_at")?,
         terminated_at: cols.get("terminated_at")?,
+        ended_by: cols.get("ended_by")?,
         worker_id,
     })
 }

@@ -13,3 +13,4 @@ mod lost;
 mod metrics;
 mod shutdown;
 mod startup;
+mod store_faults;

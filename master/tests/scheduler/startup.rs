@@ -22,6 +22,7 @@ async fn startup_terminates_orphans_and_resumes_queued_builds() {
             launched_at: now_millis(),
             connected_at: None,
             terminated_at: None,
+            ended_by: None,
         })
         .await
         .unwrap();
@@ -54,5 +55,56 @@ async fn startup_terminates_orphans_and_resumes_queued_builds() {
     assert!(
         !live.contains(&"pool-old1".to_string()) && !live.contains(&"pool-stray".to_string()),
         "{live:?}"
+    );
+}
+
+/// The master died while a launch was in flight (no provider handle in the
+/// ledger) but the worker did start: the provider lists it, startup
+/// terminates it, and its row ends `gone` with who reaped it, not `failed`.
+#[tokio::test(start_paused = true)]
+async fn a_reaped_orphan_ends_gone_with_who_reaped_it() {
+    let store = Arc::new(MemoryStore::new());
+    let row = |worker_id: &str| Instance {
+        worker_id: worker_id.into(),
+        pool: "pool".into(),
+        provider: "fake".into(),
+        provider_id: None,
+        state: InstanceState::Launching,
+        details: serde_json::Value::Null,
+        error: None,
+        launched_at: now_millis(),
+        connected_at: None,
+        terminated_at: None,
+        ended_by: None,
+    };
+    store.save_instance(&row("pool-inflight")).await.unwrap();
+    store.save_instance(&row("pool-never")).await.unwrap();
+    let provider = FakeProvider::new(Duration::from_secs(1));
+    provider.add_orphan("pool-inflight");
+    let h = Harness::start_with_store(pool(1), provider, store.clone()).await;
+    h.wait_workers(Duration::from_secs(10), |_| true).await;
+
+    assert_eq!(h.provider.terminated(), ["pool-inflight".to_string()]);
+    let reaped = store.get_instance("pool-inflight").await.unwrap().unwrap();
+    assert_eq!(reaped.state, InstanceState::Gone, "{reaped:#?}");
+    assert_eq!(
+        reaped.ended_by.as_deref(),
+        Some("reaped at start by master m-test"),
+        "{reaped:#?}"
+    );
+    assert_eq!(reaped.provider_id.as_deref(), Some("p-pool-inflight"));
+    assert!(reaped.terminated_at.is_some());
+    assert_eq!(reaped.error, None, "{reaped:#?}");
+
+    // Never listed: the launch never got anywhere.
+    let never = store.get_instance("pool-never").await.unwrap().unwrap();
+    assert_eq!(never.state, InstanceState::Failed, "{never:#?}");
+    assert!(never.terminated_at.is_some());
+    assert!(
+        never
+            .ended_by
+            .as_deref()
+            .is_some_and(|b| b.contains("m-test")),
+        "{never:#?}"
     );
 }

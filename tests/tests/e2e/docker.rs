@@ -332,6 +332,52 @@ async fn docker_master_sigkill_then_restart_removes_orphans() -> anyhow::Result<
     Ok(())
 }
 
+/// The database deleted under a SIGKILLed master: the id in `master.id`
+/// outlives it, so the restart still finds the container under its label,
+/// removes it, and runs what is submitted next.
+#[tokio::test]
+async fn docker_deleted_database_still_reaps_the_old_container() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-nodb");
+    let _cleanup = Cleanup::new(&pool);
+    let mut master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .master()
+        .section(&builder("long", &pool, "sleep 120"))
+        .section(&builder("quick", &pool, "echo quick-done"))
+        .start()
+        .await?;
+    let id = master.submit("long", &[]).await?[0];
+    master
+        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .await?;
+    let orphans = pool_containers(&pool)?;
+    ensure!(
+        orphans.len() == 1,
+        "containers before the crash: {orphans:?}"
+    );
+    let master_id = master.master_id();
+
+    master.sigkill();
+    burst_e2e::db_faults::delete(&master.state_dir())?;
+    master.restart().await?;
+    ensure!(master.master_id() == master_id, "a new identity");
+    wait::until(
+        "the old container removed",
+        Duration::from_secs(30),
+        || async { Ok(docker(&["inspect", &orphans[0]]).is_err().then_some(())) },
+    )
+    .await
+    .with_context(|| master.log_tail())?;
+    let quick = master.submit("quick", &[]).await?[0];
+    master
+        .wait_build_json(quick, BUILD_TIMEOUT, "succeeded", |b| {
+            state(b) == "succeeded"
+        })
+        .await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn docker_master_builds_a_missing_image_from_its_build_context() -> anyhow::Result<()> {
     require_docker_and_image()?;

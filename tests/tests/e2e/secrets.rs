@@ -131,8 +131,17 @@ async fn secrets_reach_the_step_and_no_reader() -> anyhow::Result<()> {
             master.log_tail()
         )
     })??;
-    let build = master.build(id).await?;
-    assert_eq!(build.state, BuildState::Running, "{build:#?}");
+    // The step is held until `go` exists, so the build must show running
+    // (its start may be saved a moment after the first output arrives).
+    burst_e2e::wait::until("the build to show running", BOUND, || async {
+        let build = master.build(id).await?;
+        anyhow::ensure!(
+            matches!(build.state, BuildState::Queued | BuildState::Running),
+            "the build moved on while its step was held: {build:#?}"
+        );
+        Ok((build.state == BuildState::Running).then_some(()))
+    })
+    .await?;
     let mut cli_follow = master
         .cli_command(&["logs", &id.to_string(), "--follow"])
         .stdout(Stdio::piped())

@@ -109,6 +109,7 @@ fn add_worker(s: &mut State, id: &str, state: WorkerState, since: Instant, now: 
             launched_at: 0,
             connected_at: None,
             terminated_at: None,
+            ended_by: None,
         },
         launch_returned: state != WorkerState::Launching,
         health_in_flight: false,

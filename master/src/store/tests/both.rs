@@ -40,4 +40,7 @@ contract_tests!(
     live_instances_match_is_live,
     tokens_insert_find_list_revoke,
     submitted_by_round_trips,
+    ledger_keeps_who_ended_a_row,
+    probe_writes,
+    idempotent_insert_replays_and_refuses_other_requests,
 );

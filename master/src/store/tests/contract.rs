@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::model::{BuildState, InstanceState};
+use crate::model::{BuildState, IdempotencyKey, InstanceState, SubmitOnce};
 use crate::store::{Store, StoreError};
 
 use super::fixtures::{
@@ -325,4 +325,79 @@ pub(super) async fn submitted_by_round_trips(store: &dyn Store) {
     store.save_build(&saved).await.unwrap();
     let read = store.get_build(saved.id).await.unwrap().unwrap();
     assert_eq!(read.submitted_by.as_deref(), Some("bob"));
+}
+
+/// How a row ends tells who settled it (the orphan path of startup).
+pub(super) async fn ledger_keeps_who_ended_a_row(store: &dyn Store) {
+    let mut row = instance("w-orphan", InstanceState::Launching, 100);
+    store.save_instance(&row).await.unwrap();
+    assert_eq!(
+        store
+            .get_instance("w-orphan")
+            .await
+            .unwrap()
+            .unwrap()
+            .ended_by,
+        None
+    );
+    row.state = InstanceState::Gone;
+    row.terminated_at = Some(300);
+    row.ended_by = Some("reaped at start by master m-1".to_string());
+    store.save_instance(&row).await.unwrap();
+    assert_eq!(store.get_instance("w-orphan").await.unwrap(), Some(row));
+    assert!(store.live_instances().await.unwrap().is_empty());
+}
+
+pub(super) async fn probe_writes(store: &dyn Store) {
+    store.probe().await.unwrap();
+    store.probe().await.unwrap();
+}
+
+pub(super) async fn idempotent_insert_replays_and_refuses_other_requests(store: &dyn Store) {
+    let key = |scope: &str, request: &str| IdempotencyKey {
+        scope: scope.to_string(),
+        key: "k-1".to_string(),
+        request_hash: request.to_string(),
+    };
+    let first = store
+        .insert_builds_once(vec![new_build("a"), new_build("b")], &key("alice", "h1"))
+        .await
+        .unwrap();
+    let SubmitOnce::Created(created) = first else {
+        panic!("a new key creates builds: {first:?}");
+    };
+    let ids: Vec<_> = created.iter().map(|b| b.id).collect();
+    assert_eq!(ids, [1, 2]);
+
+    let again = store
+        .insert_builds_once(vec![new_build("a"), new_build("b")], &key("alice", "h1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        SubmitOnce::Replayed {
+            submit_id: "s-a".to_string(),
+            builds: ids.clone()
+        }
+    );
+    let other = store
+        .insert_builds_once(vec![new_build("c")], &key("alice", "h2"))
+        .await
+        .unwrap();
+    assert_eq!(other, SubmitOnce::Conflict);
+    assert_eq!(
+        store.list_builds(10).await.unwrap().len(),
+        2,
+        "nothing new stored"
+    );
+
+    // Keys are per token: another token's same key is its own.
+    let bob = store
+        .insert_builds_once(vec![new_build("c")], &key("bob", "h2"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(bob, SubmitOnce::Created(ref b) if b.len() == 1 && b[0].id == 3),
+        "{bob:?}"
+    );
 }

@@ -134,6 +134,7 @@ pub(super) fn instance(worker_id: &str, state: InstanceState, launched_at: i64) 
         launched_at,
         connected_at: None,
         terminated_at: None,
+        ended_by: None,
     }
 }
 

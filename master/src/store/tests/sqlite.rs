@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool};
+use sqlx::Connection;
 
 use crate::model::{BuildState, InstanceState};
 use crate::store::{SqliteStore, Store, StoreError};
@@ -81,7 +82,7 @@ async fn migrations_are_recorded_once() {
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(applied, [(1, true), (2, true)]);
+    assert_eq!(applied, [(1, true), (2, true), (3, true), (4, true)]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&raw)
         .await
@@ -110,6 +111,89 @@ async fn open_reports_an_unusable_dir() {
             .starts_with("failed to open the database at"),
         "{err}"
     );
+}
+
+/// A database with some history, all of it in the file (no WAL left).
+async fn closed_db_with_builds(dir: &Path) -> std::path::PathBuf {
+    let store = SqliteStore::open(dir).await.unwrap();
+    let builds = (0..200).map(|i| new_build(&format!("b{i}"))).collect();
+    store.insert_builds(builds).await.unwrap();
+    store.close().await;
+    let options = SqliteConnectOptions::new()
+        .filename(dir.join(SqliteStore::DB_FILE))
+        .busy_timeout(std::time::Duration::from_secs(10));
+    let mut raw = SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::query("PRAGMA journal_mode = DELETE")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    raw.close().await.unwrap();
+    dir.join(SqliteStore::DB_FILE)
+}
+
+/// The error opening `dir` gives, as the master prints it.
+async fn open_error(dir: &Path) -> String {
+    let err = SqliteStore::open(dir).await.unwrap_err();
+    burst_common::error_chain::Chain(&err).to_string()
+}
+
+#[tokio::test]
+async fn a_truncated_database_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = closed_db_with_builds(dir.path()).await;
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 3)
+        .unwrap();
+    let err = open_error(dir.path()).await;
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.contains("malformed") || err.contains("corrupt"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_garbage_database_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SqliteStore::DB_FILE);
+    std::fs::write(&path, vec![0x5a; 64 * 1024]).unwrap();
+    let err = open_error(dir.path()).await;
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("not a database"), "{err}");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_burst_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = closed_db_with_builds(dir.path()).await;
+    let raw = raw_pool(dir.path()).await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    let err = SqliteStore::open(dir.path()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NewerSchema {
+                found: 999,
+                known: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains("schema version 999"), "{text}");
 }
 
 /// Breaks one column with raw SQL and expects `Corrupt` naming it.
