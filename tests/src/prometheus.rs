@@ -191,6 +191,16 @@ async fn start_on(bin: &Path, config: &Path, dir: &Path, port: u16) -> anyhow::R
     }
 }
 
+/// The sum of every series of metric `name` (all label sets).
+pub fn sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
 /// A loopback port free a moment ago (Prometheus cannot be asked for the
 /// port it bound to).
 fn free_port() -> anyhow::Result<u16> {
