@@ -6,6 +6,10 @@ pub const MASTER_URL: &str = "BURST_MASTER_URL";
 pub const WORKER_ID: &str = "BURST_WORKER_ID";
 /// The one-time launch token. Never log it.
 pub const TOKEN: &str = "BURST_TOKEN";
+/// The pin (`burst_common::cert_pin`) of the TLS master's certificate; set
+/// when the master serves TLS, which its `https://` URL then says. Public:
+/// it authenticates the master, it grants nothing.
+pub const MASTER_PIN: &str = "BURST_MASTER_PIN";
 pub const LABELS: &str = "BURST_LABELS";
 pub const WORK_DIR: &str = "BURST_WORK_DIR";
 /// Which master launched the worker: lets a provider's `list` find its workers.
@@ -25,7 +29,7 @@ pub const IMDS_URL: &str = "BURST_IMDS_URL";
 /// these: a user value would be overridden for one provider and break the
 /// launch for another, so every provider refuses them the same way.
 pub const RESERVED: &[&str] = &[
-    MASTER_URL, WORKER_ID, TOKEN, LABELS, WORK_DIR, MASTER_ID, POOL,
+    MASTER_URL, WORKER_ID, TOKEN, LABELS, WORK_DIR, MASTER_ID, POOL, MASTER_PIN,
 ];
 
 /// The value of [`STEP_ENV`] for a pool's configured env names.

@@ -3,6 +3,7 @@
 //! `burst-worker` can link it.
 
 pub mod backoff;
+pub mod cert_pin;
 pub mod env_policy;
 pub mod error_chain;
 pub mod host_slots;

@@ -108,6 +108,11 @@ impl Provider for LocalProvider {
                 launch_env::step_env_names(s.env.keys()),
             )
             .env(launch_env::MASTER_URL, &spec.master_url)
+            .envs(
+                spec.master_pin
+                    .iter()
+                    .map(|pin| (launch_env::MASTER_PIN, pin)),
+            )
             .env(launch_env::WORKER_ID, &spec.worker_id)
             .env(launch_env::TOKEN, &spec.token)
             .env(launch_env::LABELS, spec.labels.join(","))

@@ -12,6 +12,9 @@ pub struct LaunchSpec {
     pub master_id: String,
     /// The gRPC URL the worker dials.
     pub master_url: String,
+    /// The pin of the master's TLS certificate (`launch_env::MASTER_PIN`),
+    /// when it serves TLS; public, handed over beside the token.
+    pub master_pin: Option<String>,
     /// One-time launch token. Never log it.
     pub token: String,
     pub labels: Vec<String>,

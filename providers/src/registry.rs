@@ -105,6 +105,12 @@ macro_rules! registry {
                     $( $(#[$attr])* ProviderConfig::$variant(c) => c.build(ctx), )*
                 }
             }
+
+            pub fn worker_urls(&self) -> Vec<String> {
+                match self {
+                    $( $(#[$attr])* ProviderConfig::$variant(c) => c.worker_urls(), )*
+                }
+            }
         }
 
         $( $(#[$attr])* impl From<$config> for ProviderConfig {
@@ -210,6 +216,14 @@ impl ProviderSection {
             None => out.push_problem(ProviderConfig::missing(self.kind, ctx)),
         }
         out.into_vec()
+    }
+
+    /// URLs this pool's workers dial instead of the advertised one.
+    pub fn worker_urls(&self) -> Vec<String> {
+        self.config
+            .as_ref()
+            .map(ProviderConfig::worker_urls)
+            .unwrap_or_default()
     }
 
     /// The pool's provider, from a section validation accepted.

@@ -34,4 +34,11 @@ pub trait Section: DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 
 
     /// The provider for a section that validation accepted.
     fn build(&self, ctx: &Context) -> Result<Arc<dyn Provider>, ProviderError>;
+
+    /// URLs the section hands workers instead of the master's advertised
+    /// one (e.g. docker's `master_url`): a TLS master's generated
+    /// certificate covers their hosts too.
+    fn worker_urls(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

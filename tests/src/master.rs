@@ -49,6 +49,7 @@ pub struct MasterBuilder {
     nofile: Option<u64>,
     /// Arguments after `burst master --config FILE`.
     args: Vec<String>,
+    ca_file: Option<PathBuf>,
 }
 
 impl Default for MasterBuilder {
@@ -72,6 +73,7 @@ impl MasterBuilder {
             stop: Stop::Kill,
             nofile: None,
             args: Vec::new(),
+            ca_file: None,
         }
     }
 
@@ -132,6 +134,19 @@ impl MasterBuilder {
     /// whether it colours output that is not a terminal.
     pub fn colours_allowed(mut self) -> Self {
         self.env.push(("NO_COLOR".to_owned(), String::new()));
+        self
+    }
+
+    /// `master.tls = "self-signed"`: both endpoints serve TLS; the harness
+    /// and [`Master::cli`] trust the generated CA, workers get the pin.
+    pub fn tls_self_signed(self) -> Self {
+        self.master_toml("tls = \"self-signed\"")
+    }
+
+    /// Trust this CA for the master's certificate (a master serving
+    /// certificate files): the harness's client and [`Master::cli`] use it.
+    pub fn trust_ca(mut self, ca: &Path) -> Self {
+        self.ca_file = Some(ca.to_owned());
         self
     }
 
@@ -220,27 +235,25 @@ impl MasterBuilder {
         ];
         // Later entries win: the builder's own overrides come last.
         env.extend(self.env);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("failed to build the HTTP client")?;
         let log_path = dir.path().join("master.log");
         let mut cmd = master_command(&bins, &config_path, dir.path(), &env, &self.args);
         if let Some(n) = self.nofile {
             cmd = under_prlimit(&cmd, n);
         }
         let state_dir = dir.path().join("state");
-        let (child, info) = match spawn_master(cmd, &state_dir, &log_path, &http).await {
-            Ok(started) => started,
-            Err(e) => {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let config = std::fs::read_to_string(&config_path).unwrap_or_default();
-                return Err(e.context(format!(
-                    "master log:\n{}\nconfig:\n{config}",
-                    tail(&log, LOG_TAIL)
-                )));
-            }
-        };
+        let extra_ca = self.ca_file.clone();
+        let (child, info, http) =
+            match spawn_master(cmd, &state_dir, &log_path, extra_ca.as_deref()).await {
+                Ok(started) => started,
+                Err(e) => {
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    let config = std::fs::read_to_string(&config_path).unwrap_or_default();
+                    return Err(e.context(format!(
+                        "master log:\n{}\nconfig:\n{config}",
+                        tail(&log, LOG_TAIL)
+                    )));
+                }
+            };
         let master = Master {
             bins,
             log_path,
@@ -253,6 +266,7 @@ impl MasterBuilder {
             http,
             quiet: self.quiet,
             stop: self.stop,
+            extra_ca,
         };
         Ok(master)
     }
@@ -272,6 +286,8 @@ pub struct Master {
     pub(crate) http: reqwest::Client,
     quiet: bool,
     stop: Stop,
+    /// A CA given with [`MasterBuilder::trust_ca`].
+    extra_ca: Option<PathBuf>,
 }
 
 impl Master {
@@ -305,9 +321,24 @@ impl Master {
         &self.info
     }
 
-    /// The HTTP API's base URL.
+    /// The HTTP API's base URL (`https://` for a TLS master).
     pub fn url(&self) -> String {
-        format!("http://{}", self.info().http)
+        self.info().api_url()
+    }
+
+    /// The certificate pin workers of a TLS master are given.
+    pub fn pin(&self) -> Option<String> {
+        self.info().tls.as_ref().map(|t| t.pin.clone())
+    }
+
+    /// The CA a client of this TLS master trusts: the generated one of a
+    /// self-signed master, else the one given to [`MasterBuilder::trust_ca`].
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.info()
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca_file.clone())
+            .or_else(|| self.extra_ca.clone())
     }
 
     /// The URL workers dial.
@@ -362,6 +393,9 @@ impl Master {
         clean_env(&mut cmd);
         // As the admin: tests of other roles set BURST_TOKEN again.
         cmd.env("BURST_TOKEN", self.admin_token());
+        if let Some(ca) = self.ca_file() {
+            cmd.env("BURST_CA_FILE", ca);
+        }
         cmd.current_dir(self.dir.path());
         cmd
     }
@@ -463,11 +497,17 @@ impl Master {
             &self.env,
             &self.args,
         );
-        let (child, info) = spawn_master(cmd, &self.state_dir(), &self.log_path, &self.http)
-            .await
-            .map_err(|e| e.context(format!("master log:\n{}", tail(&self.log(), LOG_TAIL))))?;
+        let (child, info, http) = spawn_master(
+            cmd,
+            &self.state_dir(),
+            &self.log_path,
+            self.extra_ca.as_deref(),
+        )
+        .await
+        .map_err(|e| e.context(format!("master log:\n{}", tail(&self.log(), LOG_TAIL))))?;
         self.child = Some(child);
         self.info = info;
+        self.http = http;
         Ok(())
     }
 }
@@ -520,8 +560,8 @@ async fn spawn_master(
     mut cmd: std::process::Command,
     state_dir: &Path,
     log_path: &Path,
-    http: &reqwest::Client,
-) -> anyhow::Result<(Child, RunInfo)> {
+    extra_ca: Option<&Path>,
+) -> anyhow::Result<(Child, RunInfo, reqwest::Client)> {
     let run_json = state_dir.join("run.json");
     // A SIGKILLed master leaves its run.json behind.
     let _ = std::fs::remove_file(&run_json);
@@ -533,8 +573,8 @@ async fn spawn_master(
     let _ = writeln!(log, "=== e2e: starting burst master ===");
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     let mut child = cmd.spawn().context("failed to start burst master")?;
-    match wait_ready(&mut child, &run_json, http).await {
-        Ok(info) => Ok((child, info)),
+    match wait_ready(&mut child, &run_json, extra_ca).await {
+        Ok((info, http)) => Ok((child, info, http)),
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
@@ -546,8 +586,8 @@ async fn spawn_master(
 async fn wait_ready(
     child: &mut Child,
     run_json: &Path,
-    http: &reqwest::Client,
-) -> anyhow::Result<RunInfo> {
+    extra_ca: Option<&Path>,
+) -> anyhow::Result<(RunInfo, reqwest::Client)> {
     let pid = child.id();
     // An exit ends the wait at once (an error would only be retried).
     let ready = wait::until("the master's run.json", START_TIMEOUT, || {
@@ -568,13 +608,30 @@ async fn wait_ready(
         Ok(info) => info,
         Err(status) => bail!("the master exited during startup ({status})"),
     };
-    let health = format!("http://{}/healthz", info.http);
+    let http = http_client(&info, extra_ca)?;
+    let health = format!("{}/healthz", info.api_url());
     wait::until("the master's /healthz", START_TIMEOUT, || {
         let req = http.get(&health).send();
         async move { Ok(req.await?.status().is_success().then_some(())) }
     })
     .await?;
-    Ok(info)
+    Ok((info, http))
+}
+
+/// The harness's client of the master's API; for a TLS master it trusts
+/// the generated CA (or the one the test gave), and nothing else.
+fn http_client(info: &RunInfo, extra_ca: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    let generated = info.tls.as_ref().and_then(|t| t.ca_file.as_deref());
+    if let Some(ca) = generated.or(extra_ca) {
+        let pem = std::fs::read(ca).with_context(|| format!("failed to read {}", ca.display()))?;
+        let cert =
+            reqwest::Certificate::from_pem(&pem).context("failed to parse the master's CA")?;
+        builder = builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(cert);
+    }
+    builder.build().context("failed to build the HTTP client")
 }
 
 impl Drop for Master {

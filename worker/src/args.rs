@@ -22,6 +22,16 @@ pub struct Args {
     #[arg(long, env = launch_env::MASTER_URL)]
     pub master_url: String,
 
+    /// The pin (sha256:…) of the TLS master's certificate: its CA's, or its
+    /// own. Required for an https:// master unless --master-ca is given.
+    #[arg(long, env = launch_env::MASTER_PIN)]
+    pub master_pin: Option<String>,
+
+    /// A PEM file of CA certificates to check an https:// master against
+    /// (names are checked too), instead of a pin.
+    #[arg(long, env = "BURST_MASTER_CA")]
+    pub master_ca: Option<PathBuf>,
+
     /// This worker's id, as the master knows it.
     #[arg(long, env = launch_env::WORKER_ID)]
     pub worker_id: String,
@@ -74,6 +84,8 @@ pub struct Args {
 #[derive(Clone)]
 pub struct Config {
     pub master_url: String,
+    /// How an https:// master is checked; None for http://.
+    pub trust: Option<crate::tls::Trust>,
     pub worker_id: String,
     /// The launch token; spent by the first `Welcome`.
     pub token: String,
@@ -92,6 +104,11 @@ impl Args {
     /// Checks the flags and fills in defaults.
     pub fn into_config(self) -> Result<Config> {
         check_worker_id(&self.worker_id)?;
+        let trust = crate::tls::trust_for(
+            &self.master_url,
+            self.master_pin.as_deref(),
+            self.master_ca.as_deref(),
+        )?;
         let work_dir = match self.work_dir {
             Some(dir) => dir,
             None => default_work_dir(&std::env::temp_dir(), &self.worker_id),
@@ -105,6 +122,7 @@ impl Args {
             .collect();
         Ok(Config {
             master_url: self.master_url,
+            trust,
             worker_id: self.worker_id,
             token: self.token,
             labels,
@@ -137,6 +155,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("master_url", &self.master_url)
+            .field("trust", &self.trust)
             .field("worker_id", &self.worker_id)
             .field("token", &"<redacted>")
             .field("labels", &self.labels)

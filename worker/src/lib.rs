@@ -11,10 +11,12 @@ mod running;
 mod session;
 mod step;
 pub mod step_env;
+mod tls;
 
 pub use args::{Args, Config};
 pub use output::CHUNK_SIZE;
 pub use session::{hello, run, run_until, Exit, OUTBOX_CAPACITY};
+pub use tls::Trust;
 
 /// Resolves when the OS asks the worker to stop: SIGTERM or SIGINT on Unix,
 /// Ctrl-C on Windows. Pass it to [`run_until`].

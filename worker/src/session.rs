@@ -23,6 +23,7 @@ use crate::interruption::Notices;
 use crate::platform;
 use crate::running::RunningSteps;
 use crate::step::{StepContext, Stop};
+use crate::tls::Dialer;
 
 /// Messages queued for the master, per session. Small: this bound is what
 /// keeps a step that prints fast from filling the worker's memory.
@@ -77,6 +78,7 @@ pub async fn run(config: Config) -> Result<Exit> {
 /// [`run`], also stopping (killing running steps) when `stop` resolves.
 pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result<Exit> {
     let endpoint = endpoint(&config.master_url)?;
+    let dialer = config.trust.as_ref().map(Dialer::new).transpose()?;
     tokio::fs::create_dir_all(&config.work_dir)
         .await
         .with_context(|| format!("failed to create work dir {}", config.work_dir.display()))?;
@@ -100,7 +102,7 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
         let left = orphaned_at.saturating_duration_since(Instant::now());
         let attempt = tokio::time::timeout(
             left.min(HANDSHAKE_TIMEOUT),
-            handshake(&endpoint, &config, &token),
+            handshake(&endpoint, dialer.as_ref(), &config, &token),
         );
         let outcome = tokio::select! {
             outcome = attempt => outcome,
@@ -131,7 +133,17 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
             })) => {
                 tracing::error!(%reason, "master refused this worker; will retry");
             }
-            Ok(Err(e)) => tracing::warn!("failed to reach the master: {e:#}"),
+            Ok(Err(e)) => {
+                // A certificate that fails the check is not a network blip:
+                // retrying would only keep knocking at an impostor.
+                if let Some(why) = dialer.as_ref().and_then(Dialer::refusal) {
+                    bail!(
+                        "refusing to connect to the master at {}: {why}",
+                        config.master_url
+                    );
+                }
+                tracing::warn!("failed to reach the master: {e:#}");
+            }
             Err(_) => tracing::warn!("failed to reach the master: timed out"),
         }
 
@@ -194,8 +206,18 @@ enum Ended {
 }
 
 /// Dials the master, says `Hello`, and reads its answer.
-async fn handshake(endpoint: &Endpoint, config: &Config, token: &str) -> Result<Handshake> {
-    let channel = endpoint.connect().await.context("failed to connect")?;
+async fn handshake(
+    endpoint: &Endpoint,
+    dialer: Option<&Dialer>,
+    config: &Config,
+    token: &str,
+) -> Result<Handshake> {
+    let channel = match dialer {
+        // TLS on our own dialer: tonic's would want system roots.
+        Some(dialer) => endpoint.connect_with_connector(dialer.clone()).await,
+        None => endpoint.connect().await,
+    }
+    .context("failed to connect")?;
     let mut client = WorkerServiceClient::new(channel);
     let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
     let hello = WorkerMessage {

@@ -13,7 +13,8 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8480";
 #[command(name = "burst", version, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 success; 1 a followed build did not succeed, or \
-`config check` found the config invalid; 2 usage, connection or API error."
+`config check` found the config invalid; 2 usage, connection or API error; 3 the \
+master's TLS certificate failed verification."
 )]
 pub struct Cli {
     /// URL of the master's HTTP API.
@@ -25,6 +26,12 @@ pub struct Cli {
     /// directory (its `.burst/admin.token`).
     #[arg(long, global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+
+    /// CA certificate(s) (PEM) to check an https:// master against. Without
+    /// it: the self-signed CA of a master on this machine (found like the
+    /// admin token), else the system's roots.
+    #[arg(long, global = true, env = "BURST_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,

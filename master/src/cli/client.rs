@@ -36,6 +36,17 @@ pub enum ClientError {
     Api { status: u16, message: String },
     #[error("unexpected answer from the burst master at {url}: {problem}")]
     Protocol { url: String, problem: String },
+    /// TLS verification failed: not the master we were told to trust.
+    #[error(
+        "failed to verify the TLS certificate of the burst master at {url}: {cause}; give its \
+         CA with --ca-file or BURST_CA_FILE (a self-signed master's is <state_dir>/tls/ca.pem)"
+    )]
+    Untrusted { url: String, cause: String },
+    #[error("failed to read the CA file {}: {problem}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        problem: String,
+    },
 }
 
 impl ClientError {
@@ -61,20 +72,40 @@ pub struct Client {
 
 impl Client {
     pub fn new(url: &str) -> ClientResult<Self> {
+        Self::with_ca(url, None)
+    }
+
+    /// A client of `url`; an https:// master is checked against the CA
+    /// certificates in `ca_file`, or the system's roots without one.
+    pub fn with_ca(url: &str, ca_file: Option<&std::path::Path>) -> ClientResult<Self> {
         let base = url.trim_end_matches('/').to_owned();
         let invalid = |problem: String| ClientError::InvalidUrl {
             url: url.to_owned(),
             problem,
         };
         let parsed = Url::parse(&base).map_err(|e| invalid(e.to_string()))?;
-        // Built without TLS: the master's API is plain HTTP.
-        if parsed.scheme() != "http" {
-            return Err(invalid("expected an http:// URL".to_owned()));
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("expected an http:// or https:// URL".to_owned()));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| invalid(root_cause(&e)))?;
+        let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+        if let (Some(path), "https") = (ca_file, parsed.scheme()) {
+            let ca_problem = |problem: String| ClientError::CaFile {
+                path: path.to_owned(),
+                problem,
+            };
+            let pem = std::fs::read(path).map_err(|e| ca_problem(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ca_problem(root_cause(&e)))?;
+            if certs.is_empty() {
+                return Err(ca_problem("no certificate in it".to_owned()));
+            }
+            // Only this CA: a master's own CA is no business of the system's.
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| invalid(root_cause(&e)))?;
         Ok(Self {
             http,
             base,
@@ -225,6 +256,12 @@ impl Client {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> ClientError {
+        if let Some(tls) = certificate_error(e) {
+            return ClientError::Untrusted {
+                url: self.base.clone(),
+                cause: tls,
+            };
+        }
         ClientError::Unreachable {
             url: self.base.clone(),
             cause: root_cause(e),
@@ -244,6 +281,27 @@ fn api_message(status: reqwest::StatusCode, body: &[u8]) -> String {
     }
     let short: String = text.chars().take(MAX_ERROR_TEXT).collect();
     format!("the master answered {status}: {short}")
+}
+
+/// A refused certificate somewhere in the causes of `e`. An `io::Error`
+/// hides the error it wraps from `source()`, so step into those by hand.
+fn certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) =
+            err.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.to_string());
+        }
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// reqwest's own message names the URL again; the innermost cause ("Connection
@@ -284,6 +342,12 @@ mod tests {
         assert!(matches!(
             Client::new("ftp://x"),
             Err(ClientError::InvalidUrl { .. })
+        ));
+        assert!(Client::new("https://127.0.0.1:8480/").is_ok());
+        let missing = std::path::Path::new("/nonexistent/ca.pem");
+        assert!(matches!(
+            Client::with_ca("https://127.0.0.1:8480/", Some(missing)),
+            Err(ClientError::CaFile { .. })
         ));
         let c = Client::new("http://h:1/").map(|c| c.url("/api/v1/builds"));
         assert_eq!(c.ok().as_deref(), Some("http://h:1/api/v1/builds"));

@@ -1,6 +1,8 @@
 //! Exit codes, decided in one place: 0 success; 1 a followed build did not
 //! succeed or `config check` found the config invalid; 2 usage, connection,
-//! API or other errors (clap exits 2 on its own for usage errors).
+//! API or other errors (clap exits 2 on its own for usage errors); 3 the
+//! master's TLS certificate failed verification (an impostor, or a CA the
+//! CLI was not given), kept apart so scripts never retry it as a blip.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -19,6 +21,8 @@ pub enum Exit {
     ConfigInvalid,
     /// Usage, connection, API or internal error.
     Error,
+    /// The master's certificate failed verification.
+    Untrusted,
 }
 
 impl Exit {
@@ -27,6 +31,7 @@ impl Exit {
             Exit::Success => 0,
             Exit::BuildsFailed | Exit::ConfigInvalid => 1,
             Exit::Error => 2,
+            Exit::Untrusted => 3,
         }
     }
 }
@@ -71,7 +76,10 @@ pub fn finish(result: Result<Exit, CliError>, err: &mut dyn Write) -> Exit {
         Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Exit::Error,
         Err(e) => {
             let _ = writeln!(err, "burst: {}", Chain(&e));
-            Exit::Error
+            match e {
+                CliError::Client(ClientError::Untrusted { .. }) => Exit::Untrusted,
+                _ => Exit::Error,
+            }
         }
     }
 }

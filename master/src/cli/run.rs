@@ -30,7 +30,9 @@ pub fn main() -> ExitCode {
         } => commands::config_check(&file, &out, &mut io::stderr()),
         command => block_on(async {
             let token = token_source::resolve(&cli.url, cli.token_file.as_deref())?;
-            execute(&cli.url, token, command, &out).await
+            let ca = token_source::ca_file(&cli.url, cli.ca_file);
+            let client = Client::with_ca(&cli.url, ca.as_deref())?.with_token(token);
+            run_command(&client, command, &out, &Timing::default()).await
         }),
     };
     exit::finish(result, &mut io::stderr()).into()
@@ -64,6 +66,16 @@ pub(crate) async fn execute_with(
     timing: &Timing,
 ) -> Result<Exit, CliError> {
     let client = Client::new(url)?.with_token(token);
+    run_command(&client, command, out, timing).await
+}
+
+async fn run_command(
+    client: &Client,
+    command: Command,
+    out: &Output,
+    timing: &Timing,
+) -> Result<Exit, CliError> {
+    let client = client.clone();
     match command {
         Command::Submit {
             builder,

@@ -1,7 +1,8 @@
 //! Which API token the CLI sends: `--token-file`, else `BURST_TOKEN`, else
 //! the admin token of a master on this machine (found through its state
 //! dir's run.json, and only for a loopback URL on that master's port, so it
-//! is never sent elsewhere).
+//! is never sent elsewhere). The CA an https:// master is checked against
+//! is found the same way: `--ca-file`, else that master's self-signed CA.
 
 use std::path::{Path, PathBuf};
 
@@ -37,13 +38,30 @@ pub fn resolve(url: &str, token_file: Option<&Path>) -> Result<Option<String>, C
             return Ok(Some(token.trim().to_owned()));
         }
     }
-    let state_dir = std::env::var_os(STATE_DIR_ENV)
-        .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from);
-    Ok(local_admin_token(url, &state_dir))
+    Ok(local_admin_token(url, &state_dir()))
+}
+
+/// The CA file to trust for `url`: the flag's, else the self-signed CA of
+/// the local master `url` points at (None: the system's roots).
+pub fn ca_file(url: &str, flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| local_master(url, &state_dir())?.tls?.ca_file)
+}
+
+fn state_dir() -> PathBuf {
+    std::env::var_os(STATE_DIR_ENV).map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), PathBuf::from)
 }
 
 /// The local master's admin token, when `url` points at that master.
 fn local_admin_token(url: &str, state_dir: &Path) -> Option<String> {
+    let path = local_master(url, state_dir)?.admin_token_file?;
+    let token = std::fs::read_to_string(path).ok()?;
+    let token = token.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+/// The run.json of the master in `state_dir`, when `url` is a loopback URL
+/// on its API port.
+fn local_master(url: &str, state_dir: &Path) -> Option<RunInfo> {
     let url = Url::parse(url).ok()?;
     let host = url.host_str()?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -56,10 +74,7 @@ fn local_admin_token(url: &str, state_dir: &Path) -> Option<String> {
     if !loopback || url.port_or_known_default()? != info.http.port() {
         return None;
     }
-    let path = info.admin_token_file?;
-    let token = std::fs::read_to_string(path).ok()?;
-    let token = token.trim();
-    (!token.is_empty()).then(|| token.to_owned())
+    Some(info)
 }
 
 #[cfg(test)]
@@ -76,6 +91,10 @@ mod tests {
             grpc: ([127, 0, 0, 1], 1).into(),
             advertise_url: "http://x".into(),
             admin_token_file: Some(token_file.to_owned()),
+            tls: Some(crate::daemon::RunTls {
+                pin: "sha256:00".into(),
+                ca_file: Some(dir.join("tls/ca.pem")),
+            }),
         };
         std::fs::write(dir.join("run.json"), serde_json::to_vec(&info).unwrap()).unwrap();
     }
@@ -95,6 +114,12 @@ mod tests {
             local_admin_token("http://127.0.0.1:8480", &dir.path().join("none")),
             None
         );
+        let ca = |url: &str| local_master(url, dir.path()).and_then(|i| i.tls?.ca_file);
+        assert_eq!(
+            ca("https://127.0.0.1:8480"),
+            Some(dir.path().join("tls/ca.pem"))
+        );
+        assert_eq!(ca("https://example.com:8480"), None);
     }
 
     #[test]

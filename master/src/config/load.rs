@@ -501,8 +501,14 @@ run = "true"
             ("BURST__POOLS__LOCAL__MAX_WORKERS", "8"),
             ("BURST__POOLS__LOCAL__IDLE_TIMEOUT", "2m"),
             ("burst__master__advertise_url", "https://ci.example"),
+            // https:// needs TLS, which an override can turn on too.
+            ("BURST__MASTER__TLS", "self-signed"),
         ]);
         let config = load_file_with_env(file.path(), &vars).unwrap();
+        assert_eq!(
+            config.master.tls,
+            Some(crate::config::TlsConfig::SelfSigned)
+        );
         assert_eq!(config.master.http_listen.to_string(), "127.0.0.1:9000");
         assert_eq!(config.pools["local"].max_workers, 8);
         assert_eq!(

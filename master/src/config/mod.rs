@@ -16,6 +16,7 @@ mod schema;
 mod secrets;
 #[cfg(test)]
 mod secrets_tests;
+mod tls;
 mod validate;
 
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
@@ -26,4 +27,5 @@ pub use load::{env_overrides, load_file, load_file_with_env, load_str, ENV_PREFI
 pub use pool::PoolConfig;
 pub use schema::*;
 pub use secrets::{SecretConfig, Secrets, MAX_SECRET_LEN, MIN_SECRET_LEN};
+pub use tls::{TlsConfig, SELF_SIGNED};
 pub use validate::{validate, SHELLS};

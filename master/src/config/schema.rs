@@ -46,8 +46,13 @@ pub struct MasterConfig {
     pub http_listen: SocketAddr,
     /// The gRPC endpoint workers dial.
     pub grpc_listen: SocketAddr,
-    /// The URL handed to workers; defaults to `http://<grpc_listen>`.
+    /// The URL handed to workers; defaults to `http://<grpc_listen>`
+    /// (`https://` with `tls`).
     pub advertise_url: Option<HttpUrl>,
+    /// TLS for the API and the worker endpoint: `"self-signed"` (a CA and
+    /// certificate made in `<state_dir>/tls`) or `{ cert = "FILE", key =
+    /// "FILE" }`. Required to listen off loopback.
+    pub tls: Option<super::tls::TlsConfig>,
     pub heartbeat_interval: Positive,
     /// Missed heartbeats before a worker is declared lost.
     pub heartbeat_misses: AtLeastOne,
@@ -91,6 +96,7 @@ impl Default for MasterConfig {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 8481)),
             advertise_url: None,
+            tls: None,
             heartbeat_interval: Positive::secs(10),
             heartbeat_misses: AtLeastOne::new(3),
             shutdown_grace: Duration::from_secs(30),
@@ -111,9 +117,18 @@ impl Default for MasterConfig {
 impl MasterConfig {
     pub fn advertise_url(&self) -> String {
         self.advertise_url.as_ref().map_or_else(
-            || format!("http://{}", self.grpc_listen),
+            || format!("{}://{}", self.scheme(), self.grpc_listen),
             HttpUrl::to_string,
         )
+    }
+
+    /// `https` when the master serves TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 

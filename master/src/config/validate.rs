@@ -13,6 +13,8 @@ use super::matrix::{cell_count, cells, MAX_CELLS};
 use super::params::{compile, one_line, rule_broken};
 use super::pool::PoolConfig;
 use super::schema::{BuilderConfig, Config, MasterConfig, StepConfig};
+use super::tls::TlsConfig;
+use crate::tls::FileProblem;
 
 /// Shells a worker knows how to run a script with.
 pub const SHELLS: &[&str] = &["sh", "bash", "cmd", "powershell", "pwsh"];
@@ -144,6 +146,7 @@ impl Checker {
         self.check(&path.key("heartbeat_interval"), &m.heartbeat_interval);
         self.check(&path.key("heartbeat_misses"), &m.heartbeat_misses);
         self.check(&path.key("advertise_url"), &m.advertise_url);
+        self.tls(&path, m);
         // Port 0 on both is fine: each gets its own ephemeral port.
         if m.http_listen == m.grpc_listen && m.http_listen.port() != 0 {
             self.push(
@@ -152,6 +155,34 @@ impl Checker {
                     "must differ from master.http_listen (both are {})",
                     m.grpc_listen
                 ),
+            );
+        }
+    }
+
+    /// The certificate files exist and fit, and the advertised URL's scheme
+    /// says what the worker endpoint serves (a worker told `https://`
+    /// refuses clear text, one told `http://` would send its token in it).
+    fn tls(&mut self, path: &KeyPath, m: &MasterConfig) {
+        if let Some(TlsConfig::Files { cert, key }) = &m.tls {
+            match crate::tls::check_files(cert, key) {
+                Ok(()) => {}
+                Err(FileProblem::Cert(why)) => self.push(&path.key("tls").key("cert"), why),
+                Err(FileProblem::Key(why)) => self.push(&path.key("tls").key("key"), why),
+            }
+        }
+        let Some(url) = &m.advertise_url else { return };
+        let url = url.to_string();
+        if m.tls.is_some() && url.starts_with("http://") {
+            self.push(
+                &path.key("advertise_url"),
+                "must be https:// when master.tls is set: workers would dial the TLS \
+                 endpoint in clear text",
+            );
+        } else if m.tls.is_none() && url.starts_with("https://") {
+            self.push(
+                &path.key("advertise_url"),
+                "https:// needs master.tls (e.g. tls = \"self-signed\"): the master serves \
+                 the worker endpoint's TLS itself",
             );
         }
     }
@@ -667,7 +698,7 @@ run = "true"
             ),
             "{found:?}"
         );
-        let ok = format!("[master]\nadvertise_url = \"https://ci\"\nhttp_listen = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n{BASE}");
+        let ok = format!("[master]\nadvertise_url = \"http://ci\"\nhttp_listen = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n{BASE}");
         assert_eq!(issues(&ok), Vec::<String>::new());
     }
 

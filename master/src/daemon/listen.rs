@@ -1,6 +1,7 @@
 //! The accept loops of both endpoints: a cap on open connections each, a
-//! deadline for the first bytes, and a logged (rate-limited) back-off when
-//! the process runs out of descriptors, instead of a spin or silence.
+//! deadline for the first bytes (with TLS: for the whole handshake, so a
+//! silent client cannot hold a place), and a logged (rate-limited) back-off
+//! when the process runs out of descriptors, instead of a spin or silence.
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +15,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// How long a new connection may stay silent (no request header, no HTTP/2
@@ -132,15 +135,48 @@ impl Acceptor {
     }
 }
 
+/// A connection in clear text, or TLS over it.
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// The TLS handshake (when `tls` is set) within [`FIRST_BYTES_TIMEOUT`];
+/// `None` when it failed or timed out, which `failed` logs.
+async fn secure(stream: TcpStream, tls: Option<&TlsAcceptor>, failed: &RateLog) -> Option<Conn> {
+    let Some(tls) = tls else {
+        return Some(Conn::Plain(stream));
+    };
+    let peer = stream.peer_addr().ok();
+    match tokio::time::timeout(FIRST_BYTES_TIMEOUT, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Conn::Tls(Box::new(stream))),
+        // A clear-text client (an `http://` worker or curl) lands here.
+        Ok(Err(e)) => {
+            let peer = peer.map_or_else(|| "?".to_owned(), |p| p.to_string());
+            failed.hit(&format!("{peer}: {e}"));
+            None
+        }
+        Err(_) => {
+            tracing::debug!(
+                ?peer,
+                "closed a connection that did not finish the TLS handshake"
+            );
+            None
+        }
+    }
+}
+
 /// Serves the HTTP API: HTTP/1 with a header read timeout that also bounds
-/// keep-alive idling, at most `cap` connections.
+/// keep-alive idling, at most `cap` connections, TLS when `tls` is set.
 pub async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
     cap: usize,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let acceptor = Acceptor::new(listener, cap, "http");
+    let handshake = Arc::new(RateLog::new("http", "TLS handshake failed"));
     loop {
         let (stream, permit) = tokio::select! {
             next = acceptor.next() => next,
@@ -156,8 +192,12 @@ pub async fn serve_http(
         };
         let service = TowerToHyperService::new(app);
         let mut stop = stop.clone();
+        let (tls, handshake) = (tls.clone(), handshake.clone());
         tokio::spawn(async move {
             let _permit = permit;
+            let Some(stream) = secure(stream, tls.as_ref(), &handshake).await else {
+                return;
+            };
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -183,32 +223,41 @@ pub async fn serve_http(
 }
 
 /// Connections for the gRPC server: at most `cap` open, and only those that
-/// send something (the HTTP/2 preface) within [`FIRST_BYTES_TIMEOUT`].
+/// send something (the HTTP/2 preface; with `tls`, a whole handshake) within
+/// [`FIRST_BYTES_TIMEOUT`].
 pub fn grpc_incoming(
     listener: TcpListener,
     cap: usize,
+    tls: Option<TlsAcceptor>,
 ) -> tokio_stream::wrappers::ReceiverStream<io::Result<Held>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let acceptor = Acceptor::new(listener, cap, "grpc");
+        let handshake = Arc::new(RateLog::new("grpc", "TLS handshake failed"));
         loop {
             let (stream, permit) = tokio::select! {
                 next = acceptor.next() => next,
                 _ = tx.closed() => return,
             };
             let tx = tx.clone();
+            let (tls, handshake) = (tls.clone(), handshake.clone());
             tokio::spawn(async move {
-                let mut byte = [0u8; 1];
-                match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.peek(&mut byte)).await {
-                    Ok(Ok(n)) if n > 0 => {
-                        let held = Held {
-                            stream,
-                            _permit: permit,
-                        };
-                        let _ = tx.send(Ok(held)).await;
+                if tls.is_none() {
+                    let mut byte = [0u8; 1];
+                    let peeked =
+                        tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.peek(&mut byte)).await;
+                    if !matches!(peeked, Ok(Ok(n)) if n > 0) {
+                        // Silent, closed or failed: dropped, freeing the permit.
+                        tracing::debug!("closed a worker connection that sent nothing");
+                        return;
                     }
-                    // Silent, closed or failed: dropped, freeing the permit.
-                    _ => tracing::debug!("closed a worker connection that sent nothing"),
+                }
+                if let Some(stream) = secure(stream, tls.as_ref(), &handshake).await {
+                    let held = Held {
+                        stream,
+                        _permit: permit,
+                    };
+                    let _ = tx.send(Ok(held)).await;
                 }
             });
         }
@@ -218,7 +267,7 @@ pub fn grpc_incoming(
 
 /// A connection and its place under the cap, released when tonic drops it.
 pub struct Held {
-    stream: TcpStream,
+    stream: Conn,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -226,7 +275,10 @@ impl Connected for Held {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        match &self.stream {
+            Conn::Plain(s) => s.connect_info(),
+            Conn::Tls(s) => s.get_ref().0.connect_info(),
+        }
     }
 }
 
@@ -267,5 +319,63 @@ impl AsyncWrite for Held {
 
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
     }
 }

@@ -8,4 +8,4 @@ mod reap;
 mod run;
 mod signals;
 
-pub use run::{run, RunInfo};
+pub use run::{run, RunInfo, RunTls};

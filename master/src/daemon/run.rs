@@ -39,6 +39,33 @@ pub struct RunInfo {
     /// to a local master without BURST_TOKEN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token_file: Option<PathBuf>,
+    /// Set when the master serves TLS (both endpoints are then https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RunTls>,
+}
+
+/// What a client of a TLS master trusts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunTls {
+    /// The pin workers are given (`sha256:…`).
+    pub pin: String,
+    /// The generated CA (self-signed masters), which a CLI on this machine
+    /// trusts for this master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl RunInfo {
+    /// The API's base URL, `https://` when the master serves TLS; an
+    /// unspecified listen address (`0.0.0.0`) is reached on loopback.
+    pub fn api_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut addr = self.http;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("{scheme}://{addr}")
+    }
 }
 
 /// Runs the master until SIGTERM or Ctrl-C, then shuts down gracefully.
@@ -123,11 +150,22 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let http_addr = http_listener
         .local_addr()
         .context("failed to read the API's address")?;
+    let scheme = config.master.scheme();
     let advertise_url = config
         .master
         .advertise_url
         .as_ref()
-        .map_or_else(|| format!("http://{grpc_addr}"), ToString::to_string);
+        .map_or_else(|| format!("{scheme}://{grpc_addr}"), ToString::to_string);
+    let tls = match &config.master.tls {
+        Some(tls) => {
+            let names = crate::tls::server_names(&config, http_addr, grpc_addr);
+            let loaded = crate::tls::ServerTls::load(tls, &state_dir, &names)
+                .context("failed to set up TLS (master.tls)")?;
+            tracing::info!(pin = %loaded.pin, "serving TLS; workers are given this certificate pin");
+            Some(loaded)
+        }
+        None => None,
+    };
 
     let mut pools = pool_specs(&config, &master_id, &state_dir, &advertise_url, grpc_addr)?;
     for pool in &mut pools {
@@ -136,6 +174,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let settings = SchedulerSettings {
         master_id: master_id.clone(),
         advertise_url: advertise_url.clone(),
+        master_pin: tls.as_ref().map(|t| t.pin.to_string()),
         heartbeat_interval: config.master.heartbeat_interval.get(),
         heartbeat_misses: config.master.heartbeat_misses.get(),
         shutdown_grace: config.master.shutdown_grace,
@@ -163,7 +202,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
                 .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION))
                 .add_service(service)
                 .serve_with_incoming_shutdown(
-                    listen::grpc_incoming(grpc_listener, cap),
+                    listen::grpc_incoming(grpc_listener, cap, tls.as_ref().map(|t| t.grpc.clone())),
                     async move {
                         let _ = stop.wait_for(|s| *s).await;
                     },
@@ -179,7 +218,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             metrics,
         };
         let app = api::router(state);
-        tokio::spawn(listen::serve_http(http_listener, app, cap, stop_rx.clone()))
+        let acceptor = tls.as_ref().map(|t| t.http.clone());
+        tokio::spawn(listen::serve_http(
+            http_listener,
+            app,
+            cap,
+            acceptor,
+            stop_rx.clone(),
+        ))
     };
 
     let info = RunInfo {
@@ -192,18 +238,23 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             super::admin_token::Source::File(path) => Some(path),
             super::admin_token::Source::Env(_) => None,
         },
+        tls: tls.as_ref().map(|t| RunTls {
+            pin: t.pin.to_string(),
+            ca_file: t.ca_file.clone(),
+        }),
     };
     write_run_info(&state_dir, &info).await;
     tracing::info!(
         master_id = %master_id,
-        api = %format!("http://{http_addr}"),
+        api = %info.api_url(),
         workers = %info.advertise_url,
         "burst master ready"
     );
     // JSON logs stay pure JSON; the line above says the same.
     if config.master.log_format == LogFormat::Text {
         eprintln!(
-            "burst master {master_id} ready: API http://{http_addr}, workers dial {}",
+            "burst master {master_id} ready: API {}, workers dial {}",
+            info.api_url(),
             info.advertise_url
         );
     }

@@ -24,6 +24,8 @@ pub struct SchedulerSettings {
     pub master_id: String,
     /// The URL workers dial.
     pub advertise_url: String,
+    /// The TLS certificate pin workers check (None: no TLS).
+    pub master_pin: Option<String>,
     pub heartbeat_interval: Duration,
     pub heartbeat_misses: u32,
     pub shutdown_grace: Duration,

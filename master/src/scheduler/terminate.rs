@@ -51,6 +51,7 @@ impl Scheduler {
             pool: pool.name.clone(),
             master_id: self.state.settings.master_id.clone(),
             master_url: self.state.settings.advertise_url.clone(),
+            master_pin: self.state.settings.master_pin.clone(),
             token: token.clone(),
             labels: pool.cfg.labels.clone(),
         };

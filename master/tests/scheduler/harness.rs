@@ -207,6 +207,7 @@ impl Harness {
         let settings = SchedulerSettings {
             master_id: "m-test".into(),
             advertise_url: "http://127.0.0.1:1".into(),
+            master_pin: None,
             heartbeat_interval: HEARTBEAT,
             heartbeat_misses: 3,
             shutdown_grace: Duration::from_secs(30),

@@ -96,6 +96,8 @@ impl Platform {
 /// token never appears on a command line, where `ps` would show it).
 pub struct WorkerVars<'a> {
     pub master_url: &'a str,
+    /// The master's certificate pin, when it serves TLS.
+    pub master_pin: Option<&'a str>,
     pub worker_id: &'a str,
     pub token: &'a str,
     pub labels: &'a [String],
@@ -139,6 +141,9 @@ pub fn process(
     ] {
         env_list.push(format!("{key}={value}"));
     }
+    if let Some(pin) = vars.master_pin {
+        env_list.push(format!("{}={pin}", launch_env::MASTER_PIN));
+    }
     match platform {
         Platform::Linux => Process {
             entrypoint: worker_path.map(|p| vec![p.to_owned()]),
@@ -162,6 +167,7 @@ mod tests {
     fn vars(labels: &[String]) -> WorkerVars<'_> {
         WorkerVars {
             master_url: "http://10.0.0.2:8481",
+            master_pin: None,
             worker_id: "win-00aa",
             token: "secret-token",
             labels,

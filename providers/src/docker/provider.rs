@@ -137,6 +137,7 @@ impl DockerProvider {
             &s.env,
             &WorkerVars {
                 master_url: url,
+                master_pin: spec.master_pin.as_deref(),
                 worker_id: &spec.worker_id,
                 token: &spec.token,
                 labels: &spec.labels,
@@ -451,6 +452,7 @@ mod tests {
             pool: "pool-a".into(),
             master_id: "m1".into(),
             master_url: "http://127.0.0.1:8481".into(),
+            master_pin: Some("sha256:pin".into()),
             token: "secret".into(),
             labels: vec!["linux".into(), "docker".into()],
         }
@@ -529,6 +531,7 @@ mod tests {
         let vars = body.env.unwrap_or_default();
         assert!(vars.contains(&r"BURST_WORK_DIR=C:\burst\work".to_owned()));
         assert!(vars.contains(&"BURST_TOKEN=secret".to_owned()));
+        assert!(vars.contains(&"BURST_MASTER_PIN=sha256:pin".to_owned()));
         let hc = body.host_config.unwrap_or_default();
         assert_eq!(hc.nano_cpus, Some(2_000_000_000));
         assert_eq!(hc.memory, Some(1 << 30));

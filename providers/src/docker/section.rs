@@ -23,6 +23,10 @@ impl Section for DockerPoolConfig {
     fn build(&self, ctx: &Context) -> Result<Arc<dyn Provider>, ProviderError> {
         Ok(Arc::new(DockerProvider::new(settings(self, ctx)?)?))
     }
+
+    fn worker_urls(&self) -> Vec<String> {
+        self.master_url.iter().cloned().collect()
+    }
 }
 
 /// The provider's settings from a section that validation accepted.

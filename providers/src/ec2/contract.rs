@@ -20,6 +20,8 @@ pub const SETTING_LABELS: &str = launch_env::LABELS;
 /// Base URL of the instance metadata service; enables the worker's spot
 /// interruption watch.
 pub const SETTING_IMDS_URL: &str = launch_env::IMDS_URL;
+/// The master's TLS certificate pin; empty when it serves no TLS. Public.
+pub const SETTING_MASTER_PIN: &str = launch_env::MASTER_PIN;
 
 /// Every setting the user-data templates must set, in template order.
 pub const USER_DATA_SETTINGS: &[&str] = &[
@@ -28,6 +30,7 @@ pub const USER_DATA_SETTINGS: &[&str] = &[
     SETTING_TOKEN,
     SETTING_LABELS,
     SETTING_IMDS_URL,
+    SETTING_MASTER_PIN,
 ];
 
 /// The EC2 API actions the provider calls: the Terraform master policy must

@@ -231,6 +231,7 @@ impl Provider for Ec2Provider {
                 token: &spec.token,
                 labels: &spec.labels,
                 imds_url: &s.imds_url,
+                master_pin: spec.master_pin.as_deref().unwrap_or_default(),
             },
         )?;
         let user_data_b64 = aws_smithy_types::base64::encode(user_data.as_bytes());

@@ -19,6 +19,8 @@ pub struct UserDataValues<'a> {
     pub token: &'a str,
     pub labels: &'a [String],
     pub imds_url: &'a str,
+    /// Empty when the master serves no TLS.
+    pub master_pin: &'a str,
 }
 
 impl UserDataValues<'_> {
@@ -29,6 +31,7 @@ impl UserDataValues<'_> {
             contract::SETTING_TOKEN => self.token.to_owned(),
             contract::SETTING_LABELS => self.labels.join(","),
             contract::SETTING_IMDS_URL => self.imds_url.to_owned(),
+            contract::SETTING_MASTER_PIN => self.master_pin.to_owned(),
             _ => return None,
         })
     }
@@ -113,6 +116,7 @@ mod tests {
             token,
             labels,
             imds_url: "http://169.254.169.254",
+            master_pin: "sha256:0f0f",
         }
     }
 
@@ -135,6 +139,7 @@ mod tests {
         assert!(text.contains("BURST_TOKEN='t0k3n'\n"), "{text}");
         assert!(text.contains(r"BURST_LABELS='linux,it'\''s'"), "{text}");
         assert!(text.contains("BURST_IMDS_URL='http://169.254.169.254'\n"));
+        assert!(text.contains("BURST_MASTER_PIN='sha256:0f0f'\n"), "{text}");
         assert!(!text.contains("{{"));
     }
 
@@ -146,6 +151,10 @@ mod tests {
         assert!(text.trim_end().ends_with("</powershell>"));
         assert!(text.contains("'BURST_TOKEN' = 't0k3n'\n"), "{text}");
         assert!(text.contains("'BURST_LABELS' = 'windows,it''s'"), "{text}");
+        assert!(
+            text.contains("'BURST_MASTER_PIN' = 'sha256:0f0f'\n"),
+            "{text}"
+        );
         assert!(!text.contains("{{"));
     }
 
@@ -183,6 +192,7 @@ mod tests {
         assert!(env.contains("BURST_TOKEN=s3cret\n"), "{env}");
         assert!(env.contains("BURST_LABELS=x y,it's $HOME\n"), "{env}");
         assert!(env.contains("BURST_WORKER_ID=ec2-0a1b2c3d\n"), "{env}");
+        assert!(env.contains("BURST_MASTER_PIN=sha256:0f0f\n"), "{env}");
         assert!(
             env.contains("BURST_IMDS_URL=http://169.254.169.254\n"),
             "{env}"

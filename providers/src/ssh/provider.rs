@@ -172,6 +172,9 @@ impl SshProvider {
             (launch_env::MASTER_ID.to_owned(), spec.master_id.clone()),
             (launch_env::POOL.to_owned(), spec.pool.clone()),
         ]);
+        if let Some(pin) = &spec.master_pin {
+            vars.push((launch_env::MASTER_PIN.to_owned(), pin.clone()));
+        }
         vars
     }
 
@@ -470,6 +473,7 @@ mod tests {
             pool: "p".into(),
             master_id: "m".into(),
             master_url: "http://127.0.0.1:1".into(),
+            master_pin: None,
             token: "secret".into(),
             labels: vec![],
         };
@@ -488,6 +492,28 @@ mod tests {
         let err = p.launch(&spec).await.expect_err("all backing off");
         assert!(err.message.contains("no host has room"), "{err}");
         assert_eq!(p.hosts[0].slots().lock().used(), 0);
+    }
+
+    #[test]
+    fn a_tls_masters_pin_goes_with_the_contract_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = SshProvider::new(settings(dir.path(), &[1])).expect("provider");
+        let mut spec = LaunchSpec {
+            worker_id: "p-1".into(),
+            pool: "p".into(),
+            master_id: "m".into(),
+            master_url: "https://127.0.0.1:1".into(),
+            master_pin: Some("sha256:abc".into()),
+            token: "secret".into(),
+            labels: vec![],
+        };
+        let pin = (launch_env::MASTER_PIN.to_owned(), "sha256:abc".to_owned());
+        assert!(p.worker_env(&spec).contains(&pin));
+        spec.master_pin = None;
+        assert!(!p
+            .worker_env(&spec)
+            .iter()
+            .any(|(k, _)| k == launch_env::MASTER_PIN));
     }
 
     #[tokio::test]

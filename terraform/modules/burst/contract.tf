@@ -13,5 +13,6 @@ locals {
     "BURST_TOKEN",
     "BURST_LABELS",
     "BURST_IMDS_URL",
+    "BURST_MASTER_PIN",
   ]
 }

@@ -90,6 +90,38 @@ async fn docker_build_runs_inside_a_container() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn docker_build_over_tls_dials_the_bridge_with_the_pin() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-tls");
+    let _cleanup = Cleanup::new(&pool);
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .master()
+        .tls_self_signed()
+        .section(&builder("tls", &pool, "echo over-tls"))
+        .start()
+        .await?;
+    let id = master.submit("tls", &[]).await?[0];
+    let build = master.finished_json(id, BUILD_TIMEOUT).await?;
+    let log = master.log_text(id).await?;
+    ensure!(
+        state(&build) == "succeeded" && log.contains("over-tls"),
+        "build: {build:#}\nlog:\n{log}"
+    );
+    // The container dialled the bridge's gateway over https, a name the
+    // certificate need not carry: the pin is what it checked.
+    let worker = attempts(&build)[0]["worker_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let row = instance(&master, &worker).await?;
+    let url = row["details"]["master_url"].as_str().unwrap_or("");
+    ensure!(url.starts_with("https://"), "{row:#}");
+    ensure!(!url.contains("127.0.0.1"), "{row:#}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn docker_fresh_container_per_build_isolates_builds() -> anyhow::Result<()> {
     require_docker_and_image()?;
     let pool = unique("dk-iso");

@@ -33,6 +33,8 @@ struct Pool {
     idle_timeout: &'static str,
     step: &'static str,
     max_workers: u32,
+    /// A self-signed TLS master.
+    tls: bool,
 }
 
 impl Default for Pool {
@@ -41,6 +43,7 @@ impl Default for Pool {
             idle_timeout: "2s",
             step: "echo \"hello from $BURST_WORKER_ID\"",
             max_workers: 2,
+            tls: false,
         }
     }
 }
@@ -100,11 +103,13 @@ impl Env {
         )?;
         let mark = dir.path().join("mark").display().to_string();
         let text = config(&proxy.url, &imds.url, &mark, &pool);
-        let master = ec2_harness::master(&proxy.url)
+        let mut builder = ec2_harness::master(&proxy.url)
             .master_toml("heartbeat_interval = \"1s\"\nbuild_retries = 2")
-            .section(&text)
-            .start()
-            .await?;
+            .section(&text);
+        if pool.tls {
+            builder = builder.tls_self_signed();
+        }
+        let master = builder.start().await?;
         Ok(Env {
             _dir: dir,
             _moto: moto,
@@ -243,6 +248,49 @@ async fn ec2_spot_worker_boots_from_user_data_runs_the_build_and_is_terminated()
             "burst_provider_call_seconds_count{pool=\"ec2\",provider=\"ec2\",operation=\"launch\"}"
         )? >= 1.0
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_user_data_carries_the_pin_of_a_tls_master() -> Result<()> {
+    let env = Env::start(Pool {
+        tls: true,
+        ..Pool::default()
+    })
+    .await?;
+    let pin = env.master.pin().context("a TLS master has a pin")?;
+    let ids = env.master.submit("hello", &[]).await?;
+    let build = env.master.finished_json(ids[0], BUILD_TIMEOUT).await?;
+    // The booted user-data's worker dialled https:// and checked the pin.
+    assert!(
+        succeeded(&build),
+        "{build:#}\n{}",
+        tail(&env.master.log(), 40)
+    );
+    let worker = build["attempts"][0]["worker_id"]
+        .as_str()
+        .context("worker")?
+        .to_owned();
+    let row = env.ledger(&worker).await?;
+    let instance_id = row["provider_id"].as_str().context("provider_id")?;
+    let attr = env
+        .client
+        .describe_instance_attribute()
+        .instance_id(instance_id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await?;
+    let b64 = attr
+        .user_data()
+        .and_then(|u| u.value())
+        .context("user-data in moto")?;
+    let script = String::from_utf8(aws_smithy_types::base64::decode(b64)?)?;
+    assert!(
+        script.contains(&format!("BURST_MASTER_PIN='{pin}'\n")),
+        "{script}"
+    );
+    assert!(script.contains("BURST_MASTER_URL='https://"), "{script}");
+    assert!(env.booter.errors().is_empty(), "{:?}", env.booter.errors());
     Ok(())
 }
 

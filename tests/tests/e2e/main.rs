@@ -21,5 +21,6 @@ mod ssh;
 mod store_faults;
 mod submit;
 mod timeout;
+mod tls;
 mod windows;
 mod worker_lost;

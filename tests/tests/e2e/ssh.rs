@@ -165,6 +165,39 @@ async fn ssh_build_uploads_the_worker_once_then_reuses_it() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn ssh_build_over_tls_hands_the_worker_the_pin() -> Result<()> {
+    let tmp = tempdir();
+    let key = ClientKey::generate(tmp.path());
+    let host = Sshd::start(tmp.path(), "alpha", &key);
+    let known = write_known_hosts(tmp.path(), &[&host]);
+    let pool = PoolSpec {
+        max_workers: 1,
+        // Long enough to read the running worker's environment.
+        steps: step("hold", "echo over-tls; sleep 5", ""),
+    };
+    let master = harness::master(&key, &known, &[HostEntry::new(&host, 1)], &pool)
+        .tls_self_signed()
+        .start()
+        .await?;
+    let pin = master.pin().context("a TLS master has a pin")?;
+    let id = submit_hello(&master).await?;
+    master.wait_step_running(id, 0, FINISH).await?;
+    // The sshd is on this machine: its worker is a process here.
+    let env = master
+        .worker_processes()
+        .iter()
+        .find_map(|p| burst_e2e::procs::environ(p.pid))
+        .context("the ssh worker's environment")?;
+    assert_eq!(env.get("BURST_MASTER_PIN"), Some(&pin), "{env:?}");
+    assert!(env["BURST_MASTER_URL"].starts_with("https://"), "{env:?}");
+    let build = master.finished_json(id, FINISH).await?;
+    assert_eq!(build["state"], "succeeded", "{build:#}\n{}", master.log());
+    let log = master.log_text(id).await?;
+    assert!(log.contains("over-tls"), "{log}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ssh_hosts_cap_their_workers_and_builds_spread_across_them() -> Result<()> {
     let tmp = tempdir();
     let key = ClientKey::generate(tmp.path());

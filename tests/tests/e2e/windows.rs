@@ -95,6 +95,30 @@ async fn windows_exit_codes_survive() -> Result<()> {
     Ok(())
 }
 
+/// The Windows worker's TLS (rustls on ring, cross-built) checks the pin of
+/// a self-signed master and runs a build over it.
+#[tokio::test]
+async fn windows_worker_builds_over_tls() -> Result<()> {
+    let setup = setup();
+    let mut config = setup.windows_pool("win", &["windows"]);
+    config.push_str(&builder(
+        "hello",
+        &["windows"],
+        &[("greet", "run = \"echo over tls\"".into())],
+    ));
+    let master = setup
+        .master()
+        .tls_self_signed()
+        .section(&config)
+        .start()
+        .await?;
+    assert!(master.worker_url().starts_with("https://"));
+    let (build, log) = run_one(&master, "hello").await?;
+    assert_eq!(build["state"], "succeeded", "{build}\n{log}");
+    assert!(log.contains("over tls"), "{log}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn windows_env_working_dir_and_crlf() -> Result<()> {
     let setup = setup();

@@ -246,6 +246,7 @@ impl Conn {
 pub fn config(master_url: &str, dir: &Path) -> Config {
     Config {
         master_url: master_url.to_owned(),
+        trust: None,
         worker_id: "w1".to_owned(),
         token: LAUNCH_TOKEN.to_owned(),
         labels: vec!["linux".to_owned(), "test".to_owned()],

@@ -64,6 +64,7 @@ fn state(cfg: PoolConfig) -> State {
     let settings = SchedulerSettings {
         master_id: "m".into(),
         advertise_url: "http://127.0.0.1:1".into(),
+        master_pin: None,
         heartbeat_interval: 10 * S,
         heartbeat_misses: 3,
         shutdown_grace: 30 * S,

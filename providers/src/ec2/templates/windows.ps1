@@ -9,6 +9,7 @@ $settings = [ordered]@{
   'BURST_TOKEN' = {{BURST_TOKEN}}
   'BURST_LABELS' = {{BURST_LABELS}}
   'BURST_IMDS_URL' = {{BURST_IMDS_URL}}
+  'BURST_MASTER_PIN' = {{BURST_MASTER_PIN}}
 }
 foreach ($name in $settings.Keys) {
   [Environment]::SetEnvironmentVariable($name, $settings[$name], 'Process')
