@@ -83,6 +83,21 @@ pub(crate) fn candidates<H: SlotHost>(hosts: &[H], now: Instant) -> Vec<usize> {
     free.into_iter().map(|(_, i)| i).collect()
 }
 
+/// Each host's quarantine, for metrics.
+pub(crate) fn statuses<H: SlotHost>(hosts: &[H], now: Instant) -> Vec<crate::HostStatus> {
+    hosts
+        .iter()
+        .map(|h| crate::HostStatus {
+            name: h.name().to_owned(),
+            quarantined_for: h
+                .slots()
+                .lock()
+                .quarantined(now)
+                .map_or(std::time::Duration::ZERO, |(left, _)| left),
+        })
+        .collect()
+}
+
 /// Each host's state: `h0: 2/4 workers` or `h1: backing off for 3s after: …`.
 pub(crate) fn describe<H: SlotHost>(hosts: &[H], words: &Words, now: Instant) -> String {
     hosts
@@ -268,6 +283,24 @@ mod tests {
         h.slots()
             .lock()
             .quarantine(Instant::now(), e.to_string(), e.is_permanent());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn statuses_show_each_hosts_quarantine_for_metrics() {
+        let hosts = hosts(&[Some(1), None]);
+        quarantine(&hosts[1], &ProviderError::transient("failed to connect"));
+        let now = Instant::now();
+        let shown = statuses(&hosts, now);
+        assert_eq!(shown.len(), 2);
+        assert_eq!(shown[0].name, "h0");
+        assert_eq!(shown[0].quarantined_for, Duration::ZERO);
+        assert_eq!(shown[1].name, "h1");
+        assert!(
+            shown[1].quarantined_for >= Duration::from_secs(5),
+            "{shown:?}"
+        );
+        let later = statuses(&hosts, now + Duration::from_secs(11));
+        assert_eq!(later[1].quarantined_for, Duration::ZERO);
     }
 
     #[tokio::test]

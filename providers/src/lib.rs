@@ -21,6 +21,6 @@ mod section;
 pub mod ssh;
 
 pub use error::{ErrorKind, ProviderError};
-pub use provider::{Health, LaunchSpec, Launched, ListedInstance, Provider};
+pub use provider::{Health, HostStatus, LaunchSpec, Launched, ListedInstance, Provider};
 pub use registry::{ProviderConfig, ProviderKind, ProviderSection};
 pub use section::Section;

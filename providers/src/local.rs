@@ -9,6 +9,7 @@ mod config;
 mod procfs;
 #[cfg(unix)]
 mod run_as;
+mod worker_log;
 
 pub use config::LocalPoolConfig;
 
@@ -126,7 +127,7 @@ impl Provider for LocalProvider {
             ))
             .with_source(e)
         })?;
-
+        let (stdout, stderr) = worker_log::open(&s.work_root, &spec.worker_id)?;
         let mut cmd = tokio::process::Command::new(&s.command[0]);
         let inherited = s
             .inherit_env
@@ -157,9 +158,8 @@ impl Provider for LocalProvider {
             .env(launch_env::MASTER_ID, &spec.master_id)
             .env(launch_env::POOL, &spec.pool)
             .stdin(std::process::Stdio::piped())
-            // The worker logs to stderr; the master's own stderr is where a
-            // local operator looks.
-            .stdout(std::process::Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(false);
         // Its own process group: killing the group takes its steps along, and
         // a Ctrl-C at the master's terminal does not reach it directly.

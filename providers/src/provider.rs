@@ -47,6 +47,15 @@ pub enum Health {
     },
 }
 
+/// One host of a multi-host provider, as metrics show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostStatus {
+    /// The host's name from the config.
+    pub name: String,
+    /// How long launches still keep away from it after failures.
+    pub quarantined_for: std::time::Duration,
+}
+
 /// A source of latent workers. One value serves one pool.
 ///
 /// Implementations must be safe to call concurrently: the master runs several
@@ -70,5 +79,11 @@ pub trait Provider: std::any::Any + Send + Sync + 'static {
     /// Polled while a worker is starting, so a crashed start fails fast.
     async fn health(&self, _worker_id: &str, _provider_id: &str) -> Result<Health, ProviderError> {
         Ok(Health::Running)
+    }
+
+    /// The hosts a multi-host provider places workers on, for metrics;
+    /// empty for single-backend providers.
+    fn hosts(&self) -> Vec<HostStatus> {
+        Vec::new()
     }
 }

@@ -348,8 +348,10 @@ fn linux_image_and_user_data_agree() {
         .position(|l| l.contains("NOPASSWD"))
         .expect("install.sh has the opt-in sudoers line");
     assert!(
-        install.lines().take(sudoers).any(|l| l.trim_start()
-            == "if [ \"${STEP_SUDO:-0}\" = 1 ]; then"),
+        install
+            .lines()
+            .take(sudoers)
+            .any(|l| l.trim_start() == "if [ \"${STEP_SUDO:-0}\" = 1 ]; then"),
         "sudo for {LINUX_STEP_USER} must be behind STEP_SUDO"
     );
     assert!(pkr.contains("\"STEP_SUDO=${var.step_sudo ? 1 : 0}\""));

@@ -9,6 +9,7 @@ packages=(
   openssh-server        # sshd hosts for the ssh provider tests
   openssh-client
   e2fsprogs             # chattr: the store-fault tests make the database immutable
+  prometheus            # the metrics e2e test scrapes the master with it (and promtool)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -86,6 +86,12 @@ impl Master {
         Ok((status, json))
     }
 
+    /// `GET /metrics` as the admin: the Prometheus text exposition.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let bytes = self.get_bytes("/metrics").await?;
+        String::from_utf8(bytes).context("GET /metrics: not UTF-8")
+    }
+
     /// `GET /readyz` without a token: the status and the text.
     pub async fn readyz(&self) -> anyhow::Result<(u16, String)> {
         let url = format!("{}/readyz", self.url());

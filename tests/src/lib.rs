@@ -13,6 +13,7 @@ pub mod fault_proxy;
 pub mod master;
 pub mod moto;
 pub mod procs;
+pub mod prometheus;
 pub mod sshd;
 pub mod toml_text;
 pub mod wait;

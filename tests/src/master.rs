@@ -47,6 +47,8 @@ pub struct MasterBuilder {
     rust_log: String,
     stop: Stop,
     nofile: Option<u64>,
+    /// Arguments after `burst master --config FILE`.
+    args: Vec<String>,
     ca_file: Option<PathBuf>,
 }
 
@@ -70,6 +72,7 @@ impl MasterBuilder {
             rust_log: "info".to_owned(),
             stop: Stop::Kill,
             nofile: None,
+            args: Vec::new(),
             ca_file: None,
         }
     }
@@ -117,6 +120,21 @@ impl MasterBuilder {
     /// containers need an address their bridge reaches).
     pub fn grpc_listen(self, addr: &str) -> Self {
         self.env("BURST__MASTER__GRPC_LISTEN", addr)
+    }
+
+    /// `burst master --log-format FORMAT` ("text" or "json").
+    pub fn log_format(mut self, format: &str) -> Self {
+        self.args
+            .extend(["--log-format".to_owned(), format.to_owned()]);
+        self
+    }
+
+    /// Starts the master with `NO_COLOR` empty, which means unset
+    /// (no-color.org), as an operator's shell would: a test then sees
+    /// whether it colours output that is not a terminal.
+    pub fn colours_allowed(mut self) -> Self {
+        self.env.push(("NO_COLOR".to_owned(), String::new()));
+        self
     }
 
     /// `master.tls = "self-signed"`: both endpoints serve TLS; the harness
@@ -218,7 +236,7 @@ impl MasterBuilder {
         // Later entries win: the builder's own overrides come last.
         env.extend(self.env);
         let log_path = dir.path().join("master.log");
-        let mut cmd = master_command(&bins, &config_path, dir.path(), &env);
+        let mut cmd = master_command(&bins, &config_path, dir.path(), &env, &self.args);
         if let Some(n) = self.nofile {
             cmd = under_prlimit(&cmd, n);
         }
@@ -242,6 +260,7 @@ impl MasterBuilder {
             dir,
             config_path,
             env,
+            args: self.args,
             child: Some(child),
             info,
             http,
@@ -259,6 +278,7 @@ pub struct Master {
     dir: TempDir,
     config_path: PathBuf,
     env: Vec<(String, String)>,
+    args: Vec<String>,
     log_path: PathBuf,
     child: Option<Child>,
     /// From the latest start's run.json.
@@ -440,7 +460,13 @@ impl Master {
             bail!("restart: the master is still running; stop it first");
         }
         let before = self.log().len();
-        let mut cmd = master_command(&self.bins, &self.config_path, self.dir.path(), &self.env);
+        let mut cmd = master_command(
+            &self.bins,
+            &self.config_path,
+            self.dir.path(),
+            &self.env,
+            &self.args,
+        );
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -464,7 +490,13 @@ impl Master {
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
-        let cmd = master_command(&self.bins, &self.config_path, self.dir.path(), &self.env);
+        let cmd = master_command(
+            &self.bins,
+            &self.config_path,
+            self.dir.path(),
+            &self.env,
+            &self.args,
+        );
         let (child, info, http) = spawn_master(
             cmd,
             &self.state_dir(),
@@ -480,18 +512,20 @@ impl Master {
     }
 }
 
-/// `burst master --config FILE` in `dir`, with only the given `BURST…`
-/// variables.
+/// `burst master --config FILE ARGS…` in `dir`, with only the given
+/// `BURST…` variables.
 fn master_command(
     bins: &Bins,
     config_path: &Path,
     dir: &Path,
     env: &[(String, String)],
+    args: &[String],
 ) -> std::process::Command {
     let mut cmd = std::process::Command::new(&bins.burst);
     cmd.arg("master")
         .arg("--config")
         .arg(config_path)
+        .args(args)
         .current_dir(dir);
     for var in burst_vars() {
         cmd.env_remove(var);

@@ -1,5 +1,6 @@
 //! `burst-worker`: parse flags, set up logging, run the worker.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -24,8 +25,12 @@ fn main() -> ExitCode {
     // Before the runtime starts any thread: changing the environment is only
     // sound while nothing else reads it.
     let legacy_token = burst_worker::launch_token::scrub_environment();
+    // Colours only on a terminal: a local worker's log is a file.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )

@@ -20,17 +20,28 @@ use crate::model::Role;
 /// Not behind the gate: load balancers and the harness probe them bare.
 const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
+/// The Prometheus exposition; the `metrics` role suffices.
+const METRICS: &str = "/metrics";
+/// The caller's name for a bare scrape let in by `master.metrics_open`.
+const OPEN_SCRAPER: &str = "metrics-open";
 
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if req.uri().path() == HEALTHZ || req.uri().path() == READYZ {
         return next.run(req).await;
     }
-    let peer = req
+    let peer_addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string());
+        .map(|c| c.0);
+    let peer = peer_addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     let route = format!("{} {}", req.method(), req.uri().path());
-    match admit(&state, req.method(), req.uri().path(), req.headers()).await {
+    let request = Asked {
+        method: req.method(),
+        path: req.uri().path(),
+        headers: req.headers(),
+        peer: peer_addr,
+    };
+    match admit(&state, request).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await
@@ -68,12 +79,21 @@ fn refuse(status: StatusCode, caller: &str, why: impl Into<String>) -> Refusal {
     }
 }
 
-async fn admit(
-    state: &AppState,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-) -> Result<Caller, Refusal> {
+/// What the guard looks at in a request.
+struct Asked<'a> {
+    method: &'a Method,
+    path: &'a str,
+    headers: &'a HeaderMap,
+    peer: Option<SocketAddr>,
+}
+
+async fn admit(state: &AppState, asked: Asked<'_>) -> Result<Caller, Refusal> {
+    let Asked {
+        method,
+        path,
+        headers,
+        peer,
+    } = asked;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -105,6 +125,10 @@ async fn admit(
             name: ANONYMOUS.to_owned(),
             role: Role::Viewer,
         },
+        None if read && open_scrape(state.config.master.metrics_open, path, peer) => Caller {
+            name: OPEN_SCRAPER.to_owned(),
+            role: Role::Metrics,
+        },
         None => {
             return Err(refuse(
                 StatusCode::UNAUTHORIZED,
@@ -132,13 +156,22 @@ async fn admit(
 /// The least role a route needs; handlers may ask for more (cancelling
 /// another's build).
 fn needed_role(method: &Method, path: &str) -> Role {
-    if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
+    if path == METRICS {
+        Role::Metrics
+    } else if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
         Role::Admin
     } else if matches!(*method, Method::GET | Method::HEAD) {
         Role::Viewer
     } else {
         Role::Submitter
     }
+}
+
+/// `master.metrics_open` lets a scraper on this host read `/metrics`
+/// without a token: only from a loopback peer, so opening it never exposes
+/// the fleet to the network, whatever `http_listen` is.
+fn open_scrape(metrics_open: bool, path: &str, peer: Option<SocketAddr>) -> bool {
+    metrics_open && path == METRICS && peer.is_some_and(|p| p.ip().is_loopback())
 }
 
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
@@ -236,5 +269,21 @@ mod tests {
             Role::Admin
         );
         assert!(Role::Viewer < Role::Submitter && Role::Submitter < Role::Admin);
+        // The metrics role reads /metrics and nothing else.
+        assert_eq!(needed_role(&Method::GET, "/metrics"), Role::Metrics);
+        assert!(Role::Metrics < Role::Viewer);
+    }
+
+    #[test]
+    fn metrics_open_admits_only_loopback_peers_on_metrics() {
+        let local: SocketAddr = ([127, 0, 0, 1], 4000).into();
+        let local6: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, 4000).into();
+        let remote: SocketAddr = ([192, 0, 2, 7], 4000).into();
+        assert!(open_scrape(true, "/metrics", Some(local)));
+        assert!(open_scrape(true, "/metrics", Some(local6)));
+        assert!(!open_scrape(true, "/metrics", Some(remote)));
+        assert!(!open_scrape(true, "/metrics", None));
+        assert!(!open_scrape(false, "/metrics", Some(local)));
+        assert!(!open_scrape(true, "/api/v1/builds", Some(local)));
     }
 }

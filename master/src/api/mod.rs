@@ -1,4 +1,4 @@
-//! The HTTP JSON API under `/api/v1/…`, plus `/healthz` and `/readyz`. The CLI is its
+//! The HTTP JSON API under `/api/v1/…`, plus `/healthz`, `/readyz` and `/metrics`. The CLI is its
 //! first client.
 
 mod builds;
@@ -8,6 +8,7 @@ pub mod credentials;
 mod error;
 mod guard;
 mod log_stream;
+mod metrics;
 mod query;
 mod ready;
 mod router;

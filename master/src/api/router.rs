@@ -6,6 +6,7 @@ use axum::Router;
 
 use crate::config::Config;
 use crate::logs::LogStore;
+use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
 use crate::store::Store;
 
@@ -16,11 +17,13 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub scheduler: SchedulerHandle,
     pub logs: Arc<LogStore>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(super::metrics::metrics))
         .route("/readyz", get(super::ready::readyz))
         .route(
             "/api/v1/builds",

@@ -44,6 +44,10 @@ pub enum Command {
         /// Config file; the embedded default config when absent.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Log as text (colours only on a terminal) or JSON, one object per
+        /// line; overrides `master.log_format`.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        log_format: Option<crate::logging::LogFormat>,
     },
     /// Submit a build of BUILDER (one build per matrix cell).
     Submit {
@@ -108,7 +112,8 @@ pub enum TokenCommand {
     Create {
         /// A name for the token: letters, digits, '.', '_' or '-'.
         name: String,
-        /// viewer (read), submitter (submit, cancel own builds) or admin.
+        /// metrics (read /metrics only), viewer (read), submitter (submit,
+        /// cancel own builds) or admin.
         #[arg(long, value_parser = parse_role)]
         role: Role,
     },
@@ -126,7 +131,8 @@ pub enum TokenCommand {
 }
 
 pub fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("unknown role `{s}`; expected viewer, submitter or admin"))
+    Role::parse(s)
+        .ok_or_else(|| format!("unknown role `{s}`; expected metrics, viewer, submitter or admin"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +215,7 @@ mod tests {
         let ok: &[&[&str]] = &[
             &["master"],
             &["master", "--config", "burst.toml"],
+            &["master", "--log-format", "json"],
             &["submit", "hello"],
             &["submit", "hello", "--param", "k=v", "--follow"],
             &["builds"],
@@ -222,6 +229,7 @@ mod tests {
             &["cancel", "12"],
             &["config", "check", "burst.toml"],
             &["token", "create", "ci", "--role", "submitter"],
+            &["token", "create", "prom", "--role", "metrics"],
             &["token", "list", "--json"],
             &["token", "revoke", "ci"],
             &["--token-file", "t", "builds"],
@@ -235,6 +243,7 @@ mod tests {
             &["logs"],
             &["config", "check"],
             &["bench"],
+            &["master", "--log-format", "xml"],
             &["submit"],
             &["token", "create", "ci", "--role", "root"],
             &["token", "create", "ci"],

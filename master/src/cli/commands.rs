@@ -113,8 +113,11 @@ pub fn config_check(file: &Path, out: &Output, err: &mut dyn Write) -> Result<Ex
 }
 
 /// Runs the daemon in the foreground, logging to stderr (`RUST_LOG`
-/// filters, default `info`).
-pub async fn master(config_path: Option<PathBuf>) -> Result<Exit, CliError> {
+/// filters, default `info`) as text or JSON: `log_format`, else the config's.
+pub async fn master(
+    config_path: Option<PathBuf>,
+    log_format: Option<crate::logging::LogFormat>,
+) -> Result<Exit, CliError> {
     let loaded = match &config_path {
         Some(path) => config::load_file(path),
         // The embedded defaults take BURST__* overrides like a file does.
@@ -124,22 +127,15 @@ pub async fn master(config_path: Option<PathBuf>) -> Result<Exit, CliError> {
             &config::env_overrides(),
         ),
     };
-    let config = loaded.map_err(|e| CliError::Config(Chain(&e).to_string()))?;
-    init_logging();
+    let mut config = loaded.map_err(|e| CliError::Config(Chain(&e).to_string()))?;
+    if let Some(format) = log_format {
+        config.master.log_format = format;
+    }
+    crate::logging::init(config.master.log_format);
     daemon::run(config, config_path)
         .await
         .map_err(|e| CliError::Daemon(format!("{e:#}")))?;
     Ok(Exit::Success)
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Fails only if a subscriber is already set, which is fine.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 pub(super) fn print_json<T: Serialize>(out: &Output, value: &T) -> Result<Exit, CliError> {

@@ -24,7 +24,7 @@ pub fn main() -> ExitCode {
     };
     let out = Output::stdout();
     let result = match cli.command {
-        Command::Master { config } => block_on(commands::master(config)),
+        Command::Master { config, log_format } => block_on(commands::master(config, log_format)),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => commands::config_check(&file, &out, &mut io::stderr()),

@@ -80,6 +80,12 @@ pub struct MasterConfig {
     /// Open connections each endpoint (HTTP, gRPC) holds at most; lowered at
     /// start to fit the open-file limit. Connections past it are closed.
     pub max_connections: usize,
+    /// `GET /metrics` without a token, for a scraper on this host: only
+    /// loopback peers are let in. Off by default.
+    pub metrics_open: bool,
+    /// "text" (the default) or "json" (one object per line); `burst master
+    /// --log-format` overrides it.
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl Default for MasterConfig {
@@ -102,6 +108,8 @@ impl Default for MasterConfig {
             admin_token_env: None,
             step_log_limit: bytesize::ByteSize::b(crate::logs::DEFAULT_STEP_LOG_LIMIT),
             max_connections: 1024,
+            metrics_open: false,
+            log_format: crate::logging::LogFormat::Text,
         }
     }
 }

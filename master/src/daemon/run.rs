@@ -14,7 +14,9 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::grpc::WorkerGrpc;
 use crate::identity;
+use crate::logging::LogFormat;
 use crate::logs::{LogStore, Mask};
+use crate::metrics::{MeteredProvider, MeteredStore, Metrics};
 use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings};
 use crate::store::{SqliteStore, Store};
 use burst_providers::config::Context as ProviderContext;
@@ -113,7 +115,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             id
         }
     };
-    let store: Arc<dyn Store> = Arc::new(store);
+    let metrics = Arc::new(Metrics::new());
+    let store: Arc<dyn Store> = MeteredStore::wrap(Arc::new(store), metrics.clone());
     let admin_token = super::admin_token::install(&config, store.as_ref())
         .await
         .context("failed to set up the admin token")?;
@@ -164,7 +167,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         None => None,
     };
 
-    let pools = pool_specs(&config, &master_id, &state_dir, &advertise_url, grpc_addr)?;
+    let mut pools = pool_specs(&config, &master_id, &state_dir, &advertise_url, grpc_addr)?;
+    for pool in &mut pools {
+        pool.provider = MeteredProvider::wrap(pool.provider.clone(), &pool.name, metrics.clone());
+    }
     let settings = SchedulerSettings {
         master_id: master_id.clone(),
         advertise_url: advertise_url.clone(),
@@ -176,6 +182,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         secrets: config.secret_values.clone(),
     };
     let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
+    let scheduler = scheduler.with_metrics(metrics.clone());
     let scheduler_task = tokio::spawn(scheduler.run());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -183,8 +190,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let grpc = {
         // Output chunks are 32 KiB; nothing a worker sends needs more, and
         // tonic's 4 MB default would let a hello carry a 3 MB worker id.
-        let service = WorkerServiceServer::new(WorkerGrpc::new(handle.clone(), logs.clone()))
-            .max_decoding_message_size(GRPC_MAX_MESSAGE);
+        let workers = WorkerGrpc::new(handle.clone(), logs.clone()).with_metrics(metrics.clone());
+        let service = WorkerServiceServer::new(workers).max_decoding_message_size(GRPC_MAX_MESSAGE);
         let mut stop = stop_rx.clone();
         tokio::spawn(
             tonic::transport::Server::builder()
@@ -208,6 +215,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             store,
             scheduler: handle.clone(),
             logs,
+            metrics,
         };
         let app = api::router(state);
         let acceptor = tls.as_ref().map(|t| t.http.clone());
@@ -242,11 +250,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         workers = %info.advertise_url,
         "burst master ready"
     );
-    eprintln!(
-        "burst master {master_id} ready: API {}, workers dial {}",
-        info.api_url(),
-        info.advertise_url
-    );
+    // JSON logs stay pure JSON; the line above says the same.
+    if config.master.log_format == LogFormat::Text {
+        eprintln!(
+            "burst master {master_id} ready: API {}, workers dial {}",
+            info.api_url(),
+            info.advertise_url
+        );
+    }
 
     signals::terminate().await;
     tracing::info!("stopping: finishing running builds, then terminating every worker");

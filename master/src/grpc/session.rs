@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::hello_limits::{self, for_log, MAX_SHORT_FIELD};
 use crate::logs::{limit_message, session_owner, LogError, LogStore, StepRunId};
+use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
 
 /// How long a new stream may take to say hello.
@@ -33,6 +34,7 @@ const OUTBOUND_QUEUE: usize = 64;
 pub struct WorkerGrpc {
     scheduler: SchedulerHandle,
     logs: Arc<LogStore>,
+    metrics: Arc<Metrics>,
     unauthenticated: Arc<tokio::sync::Semaphore>,
 }
 
@@ -41,8 +43,14 @@ impl WorkerGrpc {
         Self {
             scheduler,
             logs,
+            metrics: Arc::new(Metrics::new()),
             unauthenticated: Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED)),
         }
+    }
+
+    /// Counts received output into the daemon's metrics.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Self { metrics, ..self }
     }
 }
 
@@ -104,6 +112,7 @@ impl WorkerService for WorkerGrpc {
                 let pump = Pump {
                     scheduler: self.scheduler.clone(),
                     logs: self.logs.clone(),
+                    metrics: self.metrics.clone(),
                     worker_id,
                     session,
                     outbound,
@@ -128,6 +137,7 @@ impl WorkerService for WorkerGrpc {
 struct Pump {
     scheduler: SchedulerHandle,
     logs: Arc<LogStore>,
+    metrics: Arc<Metrics>,
     worker_id: String,
     session: u64,
     outbound: mpsc::WeakSender<MasterMessage>,
@@ -153,6 +163,7 @@ impl Pump {
             };
             match msg {
                 worker_message::Msg::Output(out) => {
+                    self.metrics.log_received(out.data.len());
                     self.store_output(&out.step_run_id, out.offset, &out.data)
                         .await;
                     if last_liveness.elapsed() >= LIVENESS_EVERY {

@@ -8,7 +8,9 @@ use super::Millis;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Read builds, logs and workers.
+    /// Read `/metrics` only: what a Prometheus server scrapes with.
+    Metrics,
+    /// Read builds, logs, workers and metrics.
     Viewer,
     /// Also submit builds and cancel its own.
     Submitter,
@@ -19,6 +21,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Metrics => "metrics",
             Role::Viewer => "viewer",
             Role::Submitter => "submitter",
             Role::Admin => "admin",
@@ -27,6 +30,7 @@ impl Role {
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "metrics" => Some(Role::Metrics),
             "viewer" => Some(Role::Viewer),
             "submitter" => Some(Role::Submitter),
             "admin" => Some(Role::Admin),

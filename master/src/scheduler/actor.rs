@@ -12,6 +12,7 @@ use super::pool::Pool;
 use super::state::State;
 use crate::config::{PoolConfig, Secrets};
 use crate::logs::LogStore;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreHealth};
 
 /// The longest the actor sleeps when nothing is pending.
@@ -52,6 +53,8 @@ pub struct Scheduler {
     pub(super) logs: Arc<LogStore>,
     pub(super) events_tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
+    /// Replaced by the daemon's through `with_metrics`.
+    pub(super) metrics: Arc<Metrics>,
     /// What the store refused, kept until it is saved.
     pub(super) unsaved: Unsaved,
     pub(super) health: Arc<StoreHealth>,
@@ -76,6 +79,7 @@ impl Scheduler {
             logs,
             events_tx: tx.clone(),
             rx,
+            metrics: Arc::new(Metrics::new()),
             unsaved: Unsaved::default(),
             health: health.clone(),
         };
@@ -145,6 +149,9 @@ impl Scheduler {
                 let _ = reply.send(Ok(self.state.worker_views(now)));
             }
             Event::Shutdown { reply } => self.begin_shutdown(reply, now),
+            Event::Fleet { reply } => {
+                let _ = reply.send(Ok(self.fleet(now)));
+            }
         }
     }
 }

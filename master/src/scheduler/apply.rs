@@ -8,6 +8,7 @@ use super::actor::Scheduler;
 use super::decide::decide;
 use super::effect::Effect;
 use super::reason::StopReason;
+use crate::metrics::LaunchFailure;
 use crate::model::{now_millis, BuildState};
 
 /// Decide-and-apply rounds per look, so effects that unlock others (a
@@ -40,6 +41,7 @@ impl Scheduler {
                 Effect::PoolFailed { pool, cause } => {
                     let err = burst_providers::ProviderError::transient(cause.to_string());
                     self.state.pools[pool].record_failure(&err, now);
+                    self.count_start_failure(pool, LaunchFailure::transient);
                 }
                 Effect::LoseBuild { build, reason } => self.lose_build(build, &reason).await,
                 Effect::Terminate { worker, reason } => {

@@ -78,6 +78,7 @@ impl Scheduler {
         let ids = builds.iter().map(|b| b.id).collect();
         for build in builds {
             tracing::info!(build = build.id, builder = %build.builder, "build queued");
+            self.metrics.build_submitted(&build.builder);
             self.state.queue.push_back(build.id);
             self.state.builds.insert(build.id, build);
         }
@@ -174,6 +175,11 @@ impl Scheduler {
         });
         build.state = BuildState::Running;
         build.reason = None;
+        if build.started_at.is_none() {
+            let pool = &self.state.pools[worker.pool].name;
+            self.metrics
+                .build_started(pool, build.created_at, now_millis());
+        }
         build.started_at.get_or_insert_with(now_millis);
         worker.set_state(WorkerState::Busy, now);
         worker.build = Some(id);

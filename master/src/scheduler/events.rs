@@ -3,6 +3,7 @@ use burst_providers::{Health, Launched, ProviderError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{SchedError, Submitted};
+use crate::metrics::Fleet;
 use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, WorkerView};
 
 pub type Reply<T> = oneshot::Sender<Result<T, SchedError>>;
@@ -51,5 +52,9 @@ pub enum Event {
     },
     Shutdown {
         reply: oneshot::Sender<()>,
+    },
+    /// The state `/metrics` shows as gauges.
+    Fleet {
+        reply: Reply<Fleet>,
     },
 }

@@ -4,6 +4,7 @@ use burst_proto::{worker_message, Hello, MasterMessage, Refused};
 use tokio::sync::{mpsc, oneshot};
 
 use super::events::Event;
+use crate::metrics::Fleet;
 use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, WorkerView};
 use crate::store::{StoreError, StoreHealth};
 
@@ -93,6 +94,11 @@ impl SchedulerHandle {
 
     pub async fn workers(&self) -> Result<Vec<WorkerView>, SchedError> {
         self.ask(|reply| Event::Workers { reply }).await
+    }
+
+    /// Pools, workers and queue as `/metrics` shows them.
+    pub async fn fleet(&self) -> Result<Fleet, SchedError> {
+        self.ask(|reply| Event::Fleet { reply }).await
     }
 
     /// Checks a worker's hello. On success the `Welcome` is already queued

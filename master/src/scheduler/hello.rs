@@ -17,10 +17,18 @@ impl Scheduler {
         tx: mpsc::Sender<MasterMessage>,
         now: Instant,
     ) -> Result<u64, Refused> {
+        let first = self
+            .state
+            .workers
+            .get(&hello.worker_id)
+            .is_some_and(|w| w.ledger.connected_at.is_none());
         let result = self.admit(&hello, tx, now);
         match &result {
             Ok(_) => {
                 tracing::info!(worker = %hello.worker_id, os = ?hello.platform.as_ref().map(|p| &p.os), "worker connected");
+                if let Some(w) = self.state.workers.get(&hello.worker_id).filter(|_| first) {
+                    self.metrics.worker_connected(&w.ledger);
+                }
                 self.persist_worker(&hello.worker_id).await;
             }
             Err(refused) => {

@@ -12,6 +12,7 @@ mod builds;
 mod decide;
 mod effect;
 mod events;
+mod fleet;
 mod handle;
 mod hello;
 mod lost;

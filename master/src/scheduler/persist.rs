@@ -47,6 +47,9 @@ impl Scheduler {
             return;
         };
         let finished = build.state.is_finished();
+        if finished {
+            self.metrics.build_finished(build);
+        }
         match self.store.save_build(build).await {
             Ok(()) => {
                 self.unsaved.builds.remove(&id);

@@ -101,6 +101,7 @@ impl Scheduler {
             row.provider_id.get_or_insert(target.provider_id.clone());
             match result {
                 Ok(()) => {
+                    self.metrics.orphan_reaped(&pool);
                     row.state = InstanceState::Gone;
                     row.terminated_at = Some(now_millis());
                     row.ended_by = Some(reaper.clone());

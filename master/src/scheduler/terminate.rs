@@ -14,6 +14,7 @@ use super::events::Event;
 use super::reason::StopReason;
 use super::tokens;
 use super::worker::{Worker, WorkerState};
+use crate::metrics::LaunchFailure;
 use crate::model::{now_millis, Instance, InstanceState};
 
 impl Scheduler {
@@ -74,6 +75,8 @@ impl Scheduler {
             next_health: now + self.state.settings.health_interval,
         };
         tracing::info!(pool = %pool.name, worker = %worker_id, "launching worker");
+        self.metrics
+            .worker_launched(&pool.name, pool.provider.kind());
         let provider = pool.provider.clone();
         let tx = self.events_tx.clone();
         self.state.workers.insert(worker_id.clone(), worker);
@@ -122,8 +125,9 @@ impl Scheduler {
                 worker.ledger.error = Some(Chain(&e).to_string());
                 worker.ledger.terminated_at = Some(now_millis());
                 self.persist_worker(worker_id).await;
-                self.state.workers.remove(worker_id);
+                self.remove_worker(worker_id);
                 if !was_terminating {
+                    self.count_start_failure(pool, e.kind.into());
                     let delay = self.state.pools[pool].record_failure(&e, now);
                     tracing::info!(pool = %self.state.pools[pool].name, ?delay, "pool backs off");
                 }
@@ -194,6 +198,10 @@ impl Scheduler {
         match result {
             Ok(()) => {
                 tracing::info!(worker = worker_id, "worker terminated");
+                if let Some(w) = self.state.workers.get(worker_id) {
+                    self.metrics
+                        .worker_terminated(&w.ledger.pool, &w.ledger.provider);
+                }
                 self.forget_worker(worker_id, InstanceState::Gone).await;
             }
             Err(e) => {
@@ -204,7 +212,7 @@ impl Scheduler {
                     w.ledger.error = Some(Chain(&e).to_string());
                 }
                 self.persist_worker(worker_id).await;
-                self.state.workers.remove(worker_id);
+                self.remove_worker(worker_id);
             }
         }
     }
@@ -215,7 +223,7 @@ impl Scheduler {
             w.ledger.terminated_at = Some(now_millis());
         }
         self.persist_worker(worker_id).await;
-        self.state.workers.remove(worker_id);
+        self.remove_worker(worker_id);
     }
 
     /// Asks the provider whether a worker that should connect still runs
@@ -265,6 +273,7 @@ impl Scheduler {
                     "worker {worker_id} failed to start: {detail}"
                 ));
                 self.state.pools[pool].record_failure(&err, now);
+                self.count_start_failure(pool, LaunchFailure::transient);
                 self.terminate(worker_id, &StopReason::ExitedBeforeConnecting)
                     .await;
             }

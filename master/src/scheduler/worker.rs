@@ -24,6 +24,15 @@ pub enum WorkerState {
 }
 
 impl WorkerState {
+    pub const ALL: [WorkerState; 6] = [
+        WorkerState::Launching,
+        WorkerState::Connecting,
+        WorkerState::Idle,
+        WorkerState::Busy,
+        WorkerState::Reconnecting,
+        WorkerState::Terminating,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             WorkerState::Launching => "launching",

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use burst_master::config::{PoolConfig, Secrets};
 use burst_master::logs::LogStore;
+use burst_master::metrics::Metrics;
 use burst_master::model::{Build, BuildId, BuildState, Command, NewBuild, StepSpec, WorkerView};
 use burst_master::scheduler::{PoolSpec, Scheduler, SchedulerHandle, SchedulerSettings};
 use burst_master::store::{MemoryStore, Store};
@@ -177,6 +178,7 @@ pub struct Harness {
     pub handle: SchedulerHandle,
     pub provider: Arc<FakeProvider>,
     pub store: Arc<MemoryStore>,
+    pub metrics: Arc<Metrics>,
     pub task: JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -224,6 +226,8 @@ impl Harness {
             store_dyn,
             Arc::new(LogStore::new(dir.path())),
         );
+        let metrics = Arc::new(Metrics::new());
+        let scheduler = scheduler.with_metrics(metrics.clone());
         provider.attach(Arc::new(SchedulerWorld {
             handle: handle.clone(),
             sessions: Arc::default(),
@@ -233,6 +237,7 @@ impl Harness {
             handle,
             provider,
             store,
+            metrics,
             task,
             _dir: dir,
         }
@@ -247,6 +252,11 @@ impl Harness {
 
     pub async fn build(&self, id: BuildId) -> Build {
         self.store.get_build(id).await.unwrap().unwrap()
+    }
+
+    /// `/metrics` as the API would serve it now.
+    pub async fn metrics_text(&self) -> String {
+        self.metrics.encode(self.handle.fleet().await.unwrap())
     }
 
     pub async fn workers(&self) -> Vec<WorkerView> {

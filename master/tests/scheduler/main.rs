@@ -10,6 +10,7 @@ mod caps;
 mod handshake;
 mod idle;
 mod lost;
+mod metrics;
 mod results;
 mod shutdown;
 mod startup;

@@ -342,6 +342,10 @@ impl Provider for DockerProvider {
         "docker"
     }
 
+    fn hosts(&self) -> Vec<crate::HostStatus> {
+        host_choice::statuses(self.hosts.all(), Instant::now())
+    }
+
     async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, ProviderError> {
         host_choice::launch(
             self.hosts.all(),

@@ -277,6 +277,10 @@ impl Provider for SshProvider {
         "ssh"
     }
 
+    fn hosts(&self) -> Vec<crate::HostStatus> {
+        host_choice::statuses(&self.hosts, Instant::now())
+    }
+
     async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, ProviderError> {
         // Whatever failed (connecting, waking, uploading, starting), the
         // host backs off and the launch moves on.

@@ -11,6 +11,7 @@ use burst_e2e::fake_imds::FakeImds;
 use burst_e2e::fault_proxy::FaultProxy;
 use burst_e2e::master::last_lines as tail;
 use burst_e2e::moto::{ec2_client, instances_with_tag, Moto};
+use burst_e2e::prometheus::sample;
 use burst_e2e::{wait, Master};
 use serde_json::Value;
 
@@ -224,6 +225,29 @@ async fn ec2_spot_worker_boots_from_user_data_runs_the_build_and_is_terminated()
     )
     .await?;
     assert!(env.booter.errors().is_empty(), "{:?}", env.booter.errors());
+
+    // Metrics: the priced worker's cost stays accrued after it is gone.
+    let text = env.master.metrics().await?;
+    let value =
+        |series: &str| sample(&text, series).with_context(|| format!("{series} in\n{text}"));
+    assert!(
+        value("burst_cost_estimated_dollars_total{pool=\"ec2\"}")? > 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("burst_worker_terminations_total{pool=\"ec2\",provider=\"ec2\"}")?,
+        1.0
+    );
+    assert_eq!(
+        value("burst_workers{pool=\"ec2\",state=\"idle\"}")?,
+        0.0,
+        "{text}"
+    );
+    assert!(
+        value(
+            "burst_provider_call_seconds_count{pool=\"ec2\",provider=\"ec2\",operation=\"launch\"}"
+        )? >= 1.0
+    );
     Ok(())
 }
 

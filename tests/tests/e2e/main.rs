@@ -13,6 +13,7 @@ mod limits;
 mod logs;
 mod master_crash;
 mod matrix;
+mod metrics;
 mod params;
 mod quickstart;
 mod secrets;

@@ -341,6 +341,16 @@ async fn ssh_dead_host_build_is_retried_on_the_other_host() -> Result<()> {
         !backs_off(&log, other),
         "the healthy host {other} was put into backoff:\n{log}"
     );
+    // Each host has its backoff gauge; the healthy one's is zero.
+    let text = master.metrics().await?;
+    let gauge = |host: &str| {
+        burst_e2e::prometheus::sample(
+            &text,
+            &format!("burst_host_backoff_seconds{{pool=\"ssh\",host=\"{host}\"}}"),
+        )
+    };
+    assert!(gauge(&dead).is_some(), "{text}");
+    assert_eq!(gauge(other), Some(0.0), "{text}");
     Ok(())
 }
 

@@ -115,6 +115,10 @@ async fn a_store_that_fails_while_running_loses_nothing_and_says_so() -> anyhow:
     let b = master.wait_build(id, Duration::from_secs(30)).await?;
     assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
     assert_eq!(b.attempts.len(), 1, "{b:#?}");
+    // The refused writes are counted.
+    let text = master.metrics().await?;
+    let errors = burst_e2e::prometheus::sum(&text, "burst_store_write_errors_total");
+    assert!(errors >= 1.0, "{text}");
 
     // After a restart it does not run again.
     master.sigkill();
@@ -278,7 +282,11 @@ async fn an_orphan_reaped_after_sigkill_ends_gone_with_who_and_when() -> anyhow:
     let id = master.master_id();
     master.restart().await?;
     wait_reaped(&master, &old).await?;
-    wait_rows_end_reaped(&master, &old, &id).await
+    wait_rows_end_reaped(&master, &old, &id).await?;
+    let text = master.metrics().await?;
+    let reaped = burst_e2e::prometheus::sum(&text, "burst_orphans_reaped_total");
+    assert_eq!(reaped, old.len() as f64, "{text}");
+    Ok(())
 }
 
 /// `master.id` in the config is the identity: workers carry it, and no
