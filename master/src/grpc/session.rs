@@ -6,8 +6,8 @@ use std::time::Duration;
 use burst_common::error_chain::Chain;
 use burst_proto::worker_service_server::WorkerService;
 use burst_proto::{
-    master_message, worker_message, CancelStep, Heartbeat, MasterMessage, StepFinished,
-    WorkerMessage,
+    master_message, worker_message, CancelStep, Heartbeat, MasterMessage, OutputStream,
+    StepFinished, WorkerMessage,
 };
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -17,7 +17,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::hello_limits::{self, for_log, MAX_SHORT_FIELD};
-use crate::logs::{limit_message, session_owner, LogError, LogStore, StepRunId};
+use crate::logs::{limit_message, session_owner, LogError, LogStore, Output, StepRunId};
 use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
 
@@ -164,7 +164,12 @@ impl Pump {
             match msg {
                 worker_message::Msg::Output(out) => {
                     self.metrics.log_received(out.data.len());
-                    self.store_output(&out.step_run_id, out.offset, &out.data)
+                    let stream = if out.stream() == OutputStream::Stderr {
+                        Output::Stderr
+                    } else {
+                        Output::Stdout
+                    };
+                    self.store_output(&out.step_run_id, stream, out.offset, &out.data)
                         .await;
                     if last_liveness.elapsed() >= LIVENESS_EVERY {
                         last_liveness = Instant::now();
@@ -198,7 +203,7 @@ impl Pump {
             .await;
     }
 
-    async fn store_output(&mut self, step: &str, offset: u64, data: &[u8]) {
+    async fn store_output(&mut self, step: &str, stream: Output, offset: u64, data: &[u8]) {
         let id = match step.parse::<StepRunId>() {
             Ok(id) => id,
             Err(e) => {
@@ -207,7 +212,7 @@ impl Pump {
             }
         };
         let owner = session_owner(&self.worker_id, self.session);
-        match self.logs.append(&owner, id, offset, data).await {
+        match self.logs.append(&owner, id, stream, offset, data).await {
             Ok(_) => {}
             Err(LogError::LimitExceeded { limit, .. }) => {
                 tracing::warn!(

@@ -51,8 +51,17 @@ struct OpenLog {
     written: u64,
     capped: bool,
     /// Secrets are replaced here, before the file: every reader sees the
-    /// masked bytes, and file offsets are offsets in masked output.
-    mask: MaskStream,
+    /// masked bytes, and file offsets are offsets in masked output. One
+    /// stream each for stdout and stderr: a secret written to stdout in two
+    /// writes may have stderr output arrive between its halves.
+    mask: [MaskStream; 2],
+}
+
+/// Which of a step's output streams a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Stdout = 0,
+    Stderr = 1,
 }
 
 /// Owns the log files and tells followers when a build's log grew.
@@ -134,7 +143,7 @@ impl LogStore {
             bytes: 0,
             written: 0,
             capped: false,
-            mask: self.mask.stream(),
+            mask: [self.mask.stream(), self.mask.stream()],
         };
         self.lock_open().insert(id, log);
         self.notify(id.build);
@@ -147,6 +156,7 @@ impl LogStore {
         &self,
         worker_id: &str,
         id: StepRunId,
+        stream: Output,
         offset: u64,
         data: &[u8],
     ) -> Result<u64, LogError> {
@@ -174,7 +184,7 @@ impl LogStore {
                 log.bytes += data.len() as u64;
                 return Ok(log.bytes);
             }
-            let out = log.mask.push(data);
+            let out = log.mask[stream as usize].push(data);
             let room = self.limit.saturating_sub(log.written);
             let keep = out.len().min(usize::try_from(room).unwrap_or(usize::MAX));
             let caps = keep < out.len();
@@ -219,7 +229,9 @@ impl LogStore {
         let bytes = match log {
             Some(mut log) => {
                 let mut file = log.file.lock().await;
-                let tail = log.mask.finish();
+                let [stdout, stderr] = &mut log.mask;
+                let mut tail = stdout.finish();
+                tail.extend(stderr.finish());
                 if !log.capped && !tail.is_empty() {
                     let room = self.limit.saturating_sub(log.written);
                     let keep = tail.len().min(usize::try_from(room).unwrap_or(usize::MAX));
@@ -329,19 +341,29 @@ mod tests {
             index: 0,
         };
         logs.open_step(id, "w1").await.unwrap();
-        assert_eq!(logs.append("w1", id, 0, b"hello ").await.unwrap(), 6);
-        assert_eq!(logs.append("w1", id, 6, b"world").await.unwrap(), 11);
+        assert_eq!(
+            logs.append("w1", id, Output::Stdout, 0, b"hello ")
+                .await
+                .unwrap(),
+            6
+        );
+        assert_eq!(
+            logs.append("w1", id, Output::Stdout, 6, b"world")
+                .await
+                .unwrap(),
+            11
+        );
         assert!(matches!(
-            logs.append("w2", id, 11, b"x").await,
+            logs.append("w2", id, Output::Stdout, 11, b"x").await,
             Err(LogError::NotYours { .. })
         ));
         assert!(matches!(
-            logs.append("w1", id, 3, b"x").await,
+            logs.append("w1", id, Output::Stdout, 3, b"x").await,
             Err(LogError::OutOfOrder { .. })
         ));
         assert_eq!(logs.close_step(id).await, 11);
         assert!(matches!(
-            logs.append("w1", id, 11, b"x").await,
+            logs.append("w1", id, Output::Stdout, 11, b"x").await,
             Err(LogError::NotYours { .. })
         ));
         assert_eq!(
@@ -361,13 +383,23 @@ mod tests {
             index: 0,
         };
         logs.open_step(id, "w").await.unwrap();
-        assert_eq!(logs.append("w", id, 0, b"12345").await.unwrap(), 5);
+        assert_eq!(
+            logs.append("w", id, Output::Stdout, 0, b"12345")
+                .await
+                .unwrap(),
+            5
+        );
         assert!(matches!(
-            logs.append("w", id, 5, b"67890").await,
+            logs.append("w", id, Output::Stdout, 5, b"67890").await,
             Err(LogError::LimitExceeded { limit: 8, .. })
         ));
         // Later chunks are accepted at the worker's offsets but not written.
-        assert_eq!(logs.append("w", id, 10, b"abc").await.unwrap(), 13);
+        assert_eq!(
+            logs.append("w", id, Output::Stdout, 10, b"abc")
+                .await
+                .unwrap(),
+            13
+        );
         let text = logs.read_from(id, 0, 1 << 20).await.unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(text.starts_with("12345678\n[burst] step output exceeded step_log_limit"));
@@ -387,15 +419,31 @@ mod tests {
         };
         logs.open_step(id, "w").await.unwrap();
         // The worker's offsets count what it sent, not what was written.
-        assert_eq!(logs.append("w", id, 0, b"key: DEPLOY-").await.unwrap(), 12);
+        assert_eq!(
+            logs.append("w", id, Output::Stdout, 0, b"key: DEPLOY-")
+                .await
+                .unwrap(),
+            12
+        );
         let early = logs.read_from(id, 0, 1 << 20).await.unwrap();
         assert_eq!(early, b"", "the possible start of a secret is held back");
         assert_eq!(
-            logs.append("w", id, 12, b"KEY-1234 ok\n").await.unwrap(),
+            logs.append("w", id, Output::Stdout, 12, b"KEY-1234 ok\n")
+                .await
+                .unwrap(),
             24
         );
-        assert_eq!(logs.read_from(id, 0, 1 << 20).await.unwrap(), b"key: ***");
-        assert_eq!(logs.append("w", id, 24, b"tail DEPLOY").await.unwrap(), 35);
+        // A complete line is released at once.
+        assert_eq!(
+            logs.read_from(id, 0, 1 << 20).await.unwrap(),
+            b"key: *** ok\n"
+        );
+        assert_eq!(
+            logs.append("w", id, Output::Stdout, 24, b"tail DEPLOY")
+                .await
+                .unwrap(),
+            35
+        );
         // Readers only ever see a prefix of the final masked file.
         let mid = logs.read_from(id, 0, 1 << 20).await.unwrap();
         assert_eq!(logs.close_step(id).await, 23);
@@ -406,6 +454,35 @@ mod tests {
             logs.read_from(id, mid.len() as u64, 1 << 20).await.unwrap(),
             &all[mid.len()..]
         );
+    }
+
+    /// A step writes a secret to stdout in two writes, and stderr output
+    /// arrives between the halves: each stream is masked on its own.
+    #[tokio::test]
+    async fn a_secret_split_on_stdout_around_stderr_output_is_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path()).with_mask(Mask::new(["DEPLOY-KEY-1234"]).unwrap());
+        let id = StepRunId {
+            build: 4,
+            attempt: 1,
+            index: 0,
+        };
+        logs.open_step(id, "w").await.unwrap();
+        logs.append("w", id, Output::Stdout, 0, b"half:DEPLOY-")
+            .await
+            .unwrap();
+        logs.append("w", id, Output::Stderr, 12, b"err:DEPLOY-KEY-1234\n")
+            .await
+            .unwrap();
+        logs.append("w", id, Output::Stdout, 32, b"KEY-1234\n")
+            .await
+            .unwrap();
+        logs.close_step(id).await;
+        let all = String::from_utf8(logs.read_from(id, 0, 1 << 20).await.unwrap()).unwrap();
+        assert!(!all.contains("DEPLOY"), "{all:?}");
+        // Complete lines go out at once; the held partial line of stdout
+        // follows stderr's line, as its end arrived after it.
+        assert_eq!(all, "err:***\nhalf:***\n");
     }
 
     #[tokio::test]
@@ -420,7 +497,12 @@ mod tests {
             index: 0,
         };
         logs.open_step(id, "w").await.unwrap();
-        assert_eq!(logs.append("w", id, 0, b"abcdefgh1234").await.unwrap(), 12);
+        assert_eq!(
+            logs.append("w", id, Output::Stdout, 0, b"abcdefgh1234")
+                .await
+                .unwrap(),
+            12
+        );
         // "***" is written; "1234" is held back (it could begin a secret)...
         assert_eq!(logs.read_from(id, 0, 1 << 20).await.unwrap(), b"***");
         logs.close_step(id).await;
@@ -445,7 +527,7 @@ mod tests {
         logs.open_step(id, "w").await.unwrap();
         assert!(rx.has_changed().unwrap());
         rx.mark_unchanged();
-        logs.append("w", id, 0, b"x").await.unwrap();
+        logs.append("w", id, Output::Stdout, 0, b"x").await.unwrap();
         assert!(rx.has_changed().unwrap());
     }
 }

@@ -24,6 +24,10 @@ pub struct MaskError(#[source] aho_corasick::BuildError);
 pub struct Mask {
     finder: Option<Arc<AhoCorasick>>,
     longest: usize,
+    /// No secret spans a line break, so no occurrence crosses one: a
+    /// stream releases every complete line at once and holds back only a
+    /// partial last line (lines of stdout and stderr stay whole in the log).
+    single_line: bool,
 }
 
 impl std::fmt::Debug for Mask {
@@ -55,9 +59,11 @@ impl Mask {
             .match_kind(MatchKind::Standard)
             .build(&patterns)
             .map_err(MaskError)?;
+        let single_line = patterns.iter().all(|p| !p.contains(&b'\n'));
         Ok(Self {
             finder: Some(Arc::new(finder)),
             longest,
+            single_line,
         })
     }
 
@@ -110,7 +116,12 @@ impl MaskStream {
         }
         self.pending.extend_from_slice(data);
         let hold = self.mask.longest - 1;
-        let cut = self.pending.len().saturating_sub(hold);
+        let mut cut = self.pending.len().saturating_sub(hold);
+        if self.mask.single_line {
+            if let Some(newline) = self.pending.iter().rposition(|&b| b == b'\n') {
+                cut = cut.max(newline + 1);
+            }
+        }
         self.release(cut)
     }
 
@@ -274,6 +285,46 @@ mod tests {
         assert_eq!(s.finish(), b"");
         assert_eq!(s.push(b"..12345"), b"");
         assert_eq!(s.finish(), b"..12345");
+    }
+
+    #[test]
+    fn complete_lines_are_released_at_once_and_still_masked() {
+        let m = mask(&["deploy-key-0123456789"]);
+        let mut s = m.stream();
+        // A whole line cannot hold the start of a secret that goes on in
+        // the next chunk: only the partial last line is held.
+        assert_eq!(
+            s.push(b"one\ntwo deploy-key-0123456789\nthr"),
+            b"one\ntwo ***\n"
+        );
+        assert_eq!(s.push(b"ee deploy-key-01"), b"");
+        assert_eq!(s.push(b"23456789 end\n"), b"three *** end\n");
+        assert_eq!(s.finish(), b"");
+        let data = b"a\ndeploy-key-0123456789\nb deploy-key-0123456789 c\n\ndeploy-key-0123";
+        let want = m.mask(data);
+        assert_eq!(want, b"a\n***\nb *** c\n\ndeploy-key-0123");
+        for i in 0..=data.len() {
+            for j in i..=data.len() {
+                assert_eq!(streamed(&m, data, &[i, j]), want, "cuts at {i}, {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_secret_with_a_line_break_is_held_back_across_lines() {
+        let m = mask(&["-----BEGIN\nKEY-----"]);
+        let mut s = m.stream();
+        assert_eq!(s.push(b"x\n-----BEGIN\n"), b"");
+        assert_eq!(s.push(b"KEY----- y\n"), b"x\n***");
+        assert_eq!(s.finish(), b" y\n");
+        let data = b"-----BEGIN\nKEY-----\n-----BEGIN\nKEY\n";
+        let want = m.mask(data);
+        assert_eq!(want, b"***\n-----BEGIN\nKEY\n");
+        for i in 0..=data.len() {
+            for j in i..=data.len() {
+                assert_eq!(streamed(&m, data, &[i, j]), want, "cuts at {i}, {j}");
+            }
+        }
     }
 
     #[test]

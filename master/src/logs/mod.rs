@@ -7,7 +7,7 @@ mod mask;
 mod session_owner;
 mod step_run_id;
 
-pub use files::{limit_message, LogError, LogStore, DEFAULT_STEP_LOG_LIMIT};
+pub use files::{limit_message, LogError, LogStore, Output, DEFAULT_STEP_LOG_LIMIT};
 pub use mask::{Mask, MaskError, MaskStream, MASKED};
 pub use session_owner::session_owner;
 pub use step_run_id::StepRunId;
