@@ -325,26 +325,38 @@ async fn docker_missing_image_fails_the_build_with_a_permanent_error() -> anyhow
     Ok(())
 }
 
+/// A master whose one-container pool runs a `sleep 120` build (plus the
+/// `extra` sections): the master, the build, and its one container.
+async fn long_build_in_one_container(
+    pool: &str,
+    extra: &[String],
+) -> anyhow::Result<(Master, BuildId, Vec<String>)> {
+    let mut builder_ = DockerPool::new(pool)
+        .pool("max_builds = 1")
+        .master()
+        .section(&builder("long", pool, "sleep 120"));
+    for section in extra {
+        builder_ = builder_.section(section);
+    }
+    let master = builder_.start().await?;
+    let id = master.submit("long", &[]).await?[0];
+    master
+        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
+        .await?;
+    let containers = pool_containers(pool)?;
+    ensure!(
+        containers.len() == 1,
+        "containers while the build runs: {containers:?}"
+    );
+    Ok((master, id, containers))
+}
+
 #[tokio::test]
 async fn docker_master_sigkill_then_restart_removes_orphans() -> anyhow::Result<()> {
     require_docker_and_image()?;
     let pool = unique("dk-orphan");
     let _cleanup = Cleanup::new(&pool);
-    let mut master = DockerPool::new(&pool)
-        .pool("max_builds = 1")
-        .master()
-        .section(&builder("long", &pool, "sleep 120"))
-        .start()
-        .await?;
-    let id = master.submit("long", &[]).await?[0];
-    master
-        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
-        .await?;
-    let orphans = pool_containers(&pool)?;
-    ensure!(
-        orphans.len() == 1,
-        "containers before the crash: {orphans:?}"
-    );
+    let (mut master, id, orphans) = long_build_in_one_container(&pool, &[]).await?;
 
     master.sigkill();
     // Nothing removes it while no master runs.
@@ -372,22 +384,8 @@ async fn docker_deleted_database_still_reaps_the_old_container() -> anyhow::Resu
     require_docker_and_image()?;
     let pool = unique("dk-nodb");
     let _cleanup = Cleanup::new(&pool);
-    let mut master = DockerPool::new(&pool)
-        .pool("max_builds = 1")
-        .master()
-        .section(&builder("long", &pool, "sleep 120"))
-        .section(&builder("quick", &pool, "echo quick-done"))
-        .start()
-        .await?;
-    let id = master.submit("long", &[]).await?[0];
-    master
-        .wait_build_json(id, BUILD_TIMEOUT, "running", |b| state(b) == "running")
-        .await?;
-    let orphans = pool_containers(&pool)?;
-    ensure!(
-        orphans.len() == 1,
-        "containers before the crash: {orphans:?}"
-    );
+    let quick = builder("quick", &pool, "echo quick-done");
+    let (mut master, _, orphans) = long_build_in_one_container(&pool, &[quick]).await?;
     let master_id = master.master_id();
 
     master.sigkill();
