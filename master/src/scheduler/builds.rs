@@ -301,6 +301,7 @@ impl Scheduler {
                 msg: Some(burst_proto::master_message::Msg::Run(msg)),
             })
         });
+        crate::failpoint::crash_point(crate::failpoint::AFTER_DISPATCH);
         if !sent {
             self.lose_build(id, &LostReason::UnreachableOnStep).await;
             self.terminate(&worker_id, &StopReason::Unreachable).await;

@@ -174,3 +174,53 @@ async fn two_master_sigkills_use_up_no_retry() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+const DISPATCH: &str = r#"
+[pools.local]
+provider = "local"
+labels = ["linux"]
+max_workers = 1
+
+[[builders]]
+name = "once"
+labels = ["linux"]
+# No retries: the crash must not need one.
+retries = 0
+
+[[builders.steps]]
+name = "hi"
+run = "echo ran-attempt-$BURST_ATTEMPT"
+"#;
+
+/// The master is SIGKILLed (failpoint) right after it sent a build's first
+/// step: the attempt was saved before, so after the restart the history
+/// keeps it as interrupted and the build runs again as attempt 2, not as a
+/// second, unseen "attempt 1".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_killed_right_after_dispatch_keeps_the_attempt() -> anyhow::Result<()> {
+    let marks = tempfile::tempdir()?;
+    let mark = marks.path().join("after_dispatch");
+    let spec = format!("{}:{}", burst_master::failpoint::AFTER_DISPATCH, mark.display());
+    let mut master = burst_e2e::MasterBuilder::config(DISPATCH)
+        .env("BURST_FAILPOINT", &spec)
+        .start()
+        .await?;
+    let id = master.submit("once", &[]).await?[0];
+    wait::until_true(
+        "the master to hit the failpoint (it needs the e2e build: \
+         cargo build --workspace --bins, which enables burst-master/failpoints)",
+        Duration::from_secs(60),
+        || mark.exists() && master.has_exited(),
+    )
+    .await?;
+    master.sigkill();
+    master.restart().await?;
+    let b = master.wait_build(id, Duration::from_secs(60)).await?;
+    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts.len(), 2, "the first run is in the history: {b:#?}");
+    assert_eq!(b.attempts[0].state, AttemptState::Interrupted, "{b:#?}");
+    assert_eq!(b.attempts[1].number, 2, "{b:#?}");
+    let log = master.log_text(id).await?;
+    assert!(log.contains("ran-attempt-2"), "{log}");
+    Ok(())
+}
