@@ -200,7 +200,11 @@ run = "echo ran-attempt-$BURST_ATTEMPT"
 async fn a_master_killed_right_after_dispatch_keeps_the_attempt() -> anyhow::Result<()> {
     let marks = tempfile::tempdir()?;
     let mark = marks.path().join("after_dispatch");
-    let spec = format!("{}:{}", burst_master::failpoint::AFTER_DISPATCH, mark.display());
+    let spec = format!(
+        "{}:{}",
+        burst_master::failpoint::AFTER_DISPATCH,
+        mark.display()
+    );
     let mut master = burst_e2e::MasterBuilder::config(DISPATCH)
         .env("BURST_FAILPOINT", &spec)
         .start()
@@ -217,7 +221,11 @@ async fn a_master_killed_right_after_dispatch_keeps_the_attempt() -> anyhow::Res
     master.restart().await?;
     let b = master.wait_build(id, Duration::from_secs(60)).await?;
     assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
-    assert_eq!(b.attempts.len(), 2, "the first run is in the history: {b:#?}");
+    assert_eq!(
+        b.attempts.len(),
+        2,
+        "the first run is in the history: {b:#?}"
+    );
     assert_eq!(b.attempts[0].state, AttemptState::Interrupted, "{b:#?}");
     assert_eq!(b.attempts[1].number, 2, "{b:#?}");
     let log = master.log_text(id).await?;
