@@ -12,7 +12,9 @@ mod token;
 pub use idempotency::{
     key_problem, IdempotencyKey, SubmitOnce, IDEMPOTENCY_HEADER, KEY_MAX_LEN, KEY_TTL_MILLIS,
 };
-pub use reason::{Expiry, LostReason, QueuedStatus, Retrying, Unservable, WaitReason};
+pub use reason::{
+    Expiry, InterruptReason, LostReason, QueuedStatus, Retrying, Unservable, WaitReason,
+};
 pub use token::{CreateTokenRequest, CreateTokenResponse, Role, TokenRecord, TokenView};
 
 pub type BuildId = i64;
@@ -184,6 +186,9 @@ pub enum AttemptState {
     TimedOut,
     Cancelled,
     WorkerLost,
+    /// The master restarted while the attempt ran: not the worker's fault,
+    /// and it never uses up a retry.
+    Interrupted,
 }
 
 impl AttemptState {
@@ -195,6 +200,7 @@ impl AttemptState {
             AttemptState::TimedOut => "timed_out",
             AttemptState::Cancelled => "cancelled",
             AttemptState::WorkerLost => "worker_lost",
+            AttemptState::Interrupted => "interrupted",
         }
     }
 
@@ -206,6 +212,7 @@ impl AttemptState {
             "timed_out" => AttemptState::TimedOut,
             "cancelled" => AttemptState::Cancelled,
             "worker_lost" => AttemptState::WorkerLost,
+            "interrupted" => AttemptState::Interrupted,
             _ => return None,
         })
     }

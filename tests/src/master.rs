@@ -413,6 +413,13 @@ impl Master {
         crate::cmd::run(self.cli_command(args), timeout).await
     }
 
+    /// The master process ended (reaped here); true also once stopped here.
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
     /// SIGKILLs the master alone (its workers live on) and reaps it.
     pub fn sigkill(&mut self) {
         if let Some(mut child) = self.child.take() {

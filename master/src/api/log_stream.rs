@@ -142,10 +142,15 @@ impl LogWriter {
             }
             if a >= *attempts_closed && attempt.state != AttemptState::Running {
                 *attempts_closed = a + 1;
-                if attempt.state == AttemptState::WorkerLost {
-                    let reason = attempt.reason.as_deref().unwrap_or("worker lost");
+                let ended = match attempt.state {
+                    AttemptState::WorkerLost => Some(("lost", "worker lost")),
+                    AttemptState::Interrupted => Some(("interrupted", "master restarted")),
+                    _ => None,
+                };
+                if let Some((how, default)) = ended {
+                    let reason = attempt.reason.as_deref().unwrap_or(default);
                     self.send(
-                        format!("== attempt {} lost: {reason}\n", attempt.number).into_bytes(),
+                        format!("== attempt {} {how}: {reason}\n", attempt.number).into_bytes(),
                     )
                     .await?;
                 }

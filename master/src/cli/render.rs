@@ -314,6 +314,7 @@ fn attempt_state(s: AttemptState) -> &'static str {
         AttemptState::TimedOut => "timed_out",
         AttemptState::Cancelled => "cancelled",
         AttemptState::WorkerLost => "worker_lost",
+        AttemptState::Interrupted => "interrupted",
     }
 }
 

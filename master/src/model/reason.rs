@@ -43,7 +43,6 @@ pub enum LostReason {
     Interrupted { worker: String, detail: String },
     UnreachableWhileCancelling,
     UnreachableOnStep,
-    MasterRestarted,
 }
 
 impl fmt::Display for LostReason {
@@ -60,12 +59,29 @@ impl fmt::Display for LostReason {
             LostReason::UnreachableOnStep => {
                 f.write_str("worker unreachable when its step was sent")
             }
-            LostReason::MasterRestarted => f.write_str("the master restarted while the build ran"),
         }
     }
 }
 
-/// A queued build whose last attempt lost its worker: it runs again.
+/// Why an attempt was interrupted through no fault of its worker (the
+/// attempt's reason; such an attempt never uses up a retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterruptReason {
+    MasterRestarted,
+}
+
+impl fmt::Display for InterruptReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InterruptReason::MasterRestarted => {
+                f.write_str("the master restarted while the build ran")
+            }
+        }
+    }
+}
+
+/// A queued build whose last attempt lost its worker or was interrupted: it
+/// runs again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retrying {
     /// The attempt that was lost.
@@ -78,11 +94,13 @@ impl Retrying {
     /// Read from the build's history, so it holds across restarts too.
     pub fn of(build: &Build) -> Option<Self> {
         let last = build.attempts.last()?;
-        (build.state == BuildState::Queued && last.state == AttemptState::WorkerLost).then(|| {
-            Retrying {
-                attempt: last.number,
-                cause: last.reason.clone().unwrap_or_default(),
-            }
+        let ended = matches!(
+            last.state,
+            AttemptState::WorkerLost | AttemptState::Interrupted
+        );
+        (build.state == BuildState::Queued && ended).then(|| Retrying {
+            attempt: last.number,
+            cause: last.reason.clone().unwrap_or_default(),
         })
     }
 }

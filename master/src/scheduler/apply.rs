@@ -32,10 +32,11 @@ impl Scheduler {
         decide(&self.state, now).wake_at
     }
 
-    /// Performs effects in order. False when a launch could not be recorded
-    /// in the ledger (deciding again at once would only fail again).
+    /// Performs effects in order. False when a launch or an attempt could not
+    /// be recorded in the store (deciding again at once would only fail again).
     async fn apply(&mut self, effects: Vec<Effect>, now: Instant) -> bool {
         let mut unlaunchable = vec![false; self.state.pools.len()];
+        let mut unstartable = false;
         for effect in effects {
             match effect {
                 Effect::PoolFailed { pool, cause } => {
@@ -52,7 +53,13 @@ impl Scheduler {
                 }
                 Effect::CheckHealth { worker } => self.spawn_health_check(&worker, now),
                 Effect::CancelForShutdown { build } => self.cancel_for_shutdown(build).await,
-                Effect::Start { build, worker } => self.start_build(build, &worker, now).await,
+                // Once the store refused an attempt, starting others now
+                // would only fail again.
+                Effect::Start { build, worker } => {
+                    if !unstartable && !self.start_build(build, &worker, now).await {
+                        unstartable = true;
+                    }
+                }
                 Effect::Fail { build, reason } => {
                     if let Some(b) = self.state.builds.get_mut(&build) {
                         tracing::warn!(build, %reason, "build cannot be served");
@@ -75,6 +82,6 @@ impl Scheduler {
                 }
             }
         }
-        !unlaunchable.contains(&true)
+        !unlaunchable.contains(&true) && !unstartable
     }
 }

@@ -136,53 +136,72 @@ impl Scheduler {
             .unwrap_or(BuildState::Cancelled))
     }
 
-    /// Starts a new attempt of a queued build on an idle worker.
-    pub(super) async fn start_build(&mut self, id: BuildId, worker_id: &str, now: Instant) {
+    /// Starts a new attempt of a queued build on an idle worker. Persist,
+    /// then act: the attempt is saved before its first step leaves the
+    /// master, so a crash in between cannot hide a run. Returns false when
+    /// the store refused it: the build stays queued and the worker idle.
+    pub(super) async fn start_build(&mut self, id: BuildId, worker_id: &str, now: Instant) -> bool {
         if self.fail_without_secrets(id).await {
-            return;
+            return true;
         }
         let (Some(build), Some(worker)) = (
-            self.state.builds.get_mut(&id),
-            self.state.workers.get_mut(worker_id),
+            self.state.builds.get(&id),
+            self.state.workers.get(worker_id),
         ) else {
-            return;
+            return true;
         };
-        let number = build.attempts.len() as u32 + 1;
-        build.attempts.push(Attempt {
+        let pool = self.state.pools[worker.pool].name.clone();
+        let mut next = build.clone();
+        let number = next.attempts.len() as u32 + 1;
+        let started = now_millis();
+        next.attempts.push(Attempt {
             number,
             worker_id: worker_id.to_owned(),
-            pool: self.state.pools[worker.pool].name.clone(),
+            pool: pool.clone(),
             state: AttemptState::Running,
             reason: None,
-            started_at: now_millis(),
+            started_at: started,
             finished_at: None,
-            steps: build
+            steps: next
                 .steps
                 .iter()
                 .enumerate()
                 .map(|(i, s)| StepRun {
                     index: i as u32,
                     name: s.name.clone(),
-                    state: StepState::Pending,
+                    state: if i == 0 {
+                        StepState::Running
+                    } else {
+                        StepState::Pending
+                    },
                     exit_code: None,
                     signal: None,
                     error: None,
-                    started_at: None,
+                    started_at: (i == 0).then_some(started),
                     duration_ms: None,
                     log_bytes: 0,
                 })
                 .collect(),
         });
-        build.state = BuildState::Running;
-        build.reason = None;
-        if build.started_at.is_none() {
-            let pool = &self.state.pools[worker.pool].name;
-            self.metrics
-                .build_started(pool, build.created_at, now_millis());
+        next.state = BuildState::Running;
+        next.reason = None;
+        let first_start = next.started_at.is_none();
+        next.started_at.get_or_insert(started);
+        if let Err(e) = self.store.save_build(&next).await {
+            tracing::error!(build = id, worker = worker_id, error = %Chain(&e), "failed to save the attempt; the build stays queued");
+            if e.is_fault() {
+                self.store_failed(&e);
+            }
+            return false;
         }
-        build.started_at.get_or_insert_with(now_millis);
-        worker.set_state(WorkerState::Busy, now);
-        worker.build = Some(id);
+        if first_start {
+            self.metrics.build_started(&pool, next.created_at, started);
+        }
+        self.state.builds.insert(id, next);
+        if let Some(worker) = self.state.workers.get_mut(worker_id) {
+            worker.set_state(WorkerState::Busy, now);
+            worker.build = Some(id);
+        }
         tracing::info!(
             build = id,
             attempt = number,
@@ -213,6 +232,7 @@ impl Scheduler {
         } else {
             self.run_step(id, 0, now).await;
         }
+        true
     }
 
     /// Sends step `index` of a running build to its worker.
@@ -273,10 +293,15 @@ impl Scheduler {
         if let Err(e) = self.logs.open_step(step_id, &owner).await {
             tracing::error!(step = %step_id, error = %Chain(&e), "failed to open step log");
         }
-        let sent = worker.send(MasterMessage {
-            msg: Some(burst_proto::master_message::Msg::Run(msg)),
-        });
+        // Persist, then act (a later step's start the store refuses is kept
+        // to save later; the attempt itself is saved already).
         self.persist_build(id).await;
+        let sent = self.state.workers.get(&worker_id).is_some_and(|w| {
+            w.send(MasterMessage {
+                msg: Some(burst_proto::master_message::Msg::Run(msg)),
+            })
+        });
+        crate::failpoint::crash_point(crate::failpoint::AFTER_DISPATCH);
         if !sent {
             self.lose_build(id, &LostReason::UnreachableOnStep).await;
             self.terminate(&worker_id, &StopReason::Unreachable).await;

@@ -1,16 +1,22 @@
 //! What happens to a build whose attempt lost its worker, wherever the loss
 //! is noticed (a live session, or a restart of the master).
 
-use crate::model::{now_millis, AttemptState, Build, BuildState, LostReason, Retrying, StepState};
+use crate::model::{
+    now_millis, AttemptState, Build, BuildState, InterruptReason, LostReason, Retrying, StepState,
+};
 
-/// Marks the build's last attempt lost and decides its fate: requeued while
-/// retries remain (returns true), otherwise finished as `worker_lost`, or
-/// `cancelled` when a cancel was already asked for.
-pub fn settle_lost_attempt(build: &mut Build, reason: &LostReason, cancel_requested: bool) -> bool {
-    let reason = reason.to_string();
+/// Marks the build's last attempt interrupted (not lost: its worker did
+/// nothing wrong) and requeues the build without using up a retry.
+pub fn settle_interrupted_attempt(build: &mut Build, reason: &InterruptReason) {
+    end_last_attempt(build, AttemptState::Interrupted, &reason.to_string());
+    build.state = BuildState::Queued;
+    build.reason = Retrying::of(build).map(|r| r.to_string());
+}
+
+fn end_last_attempt(build: &mut Build, state: AttemptState, reason: &str) {
     if let Some(attempt) = build.attempts.last_mut() {
-        attempt.state = AttemptState::WorkerLost;
-        attempt.reason = Some(reason.clone());
+        attempt.state = state;
+        attempt.reason = Some(reason.to_owned());
         attempt.finished_at = Some(now_millis());
         for step in &mut attempt.steps {
             match step.state {
@@ -20,6 +26,14 @@ pub fn settle_lost_attempt(build: &mut Build, reason: &LostReason, cancel_reques
             }
         }
     }
+}
+
+/// Marks the build's last attempt lost and decides its fate: requeued while
+/// retries remain (returns true), otherwise finished as `worker_lost`, or
+/// `cancelled` when a cancel was already asked for.
+pub fn settle_lost_attempt(build: &mut Build, reason: &LostReason, cancel_requested: bool) -> bool {
+    let reason = reason.to_string();
+    end_last_attempt(build, AttemptState::WorkerLost, &reason);
     let lost = build
         .attempts
         .iter()

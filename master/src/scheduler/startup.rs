@@ -8,8 +8,10 @@ use burst_providers::ListedInstance;
 use futures::future::join_all;
 
 use super::actor::Scheduler;
-use super::lost::settle_lost_attempt;
-use crate::model::{now_millis, AttemptState, BuildState, Instance, InstanceState, LostReason};
+use super::lost::settle_interrupted_attempt;
+use crate::model::{
+    now_millis, AttemptState, BuildState, Instance, InstanceState, InterruptReason,
+};
 
 impl Scheduler {
     pub(super) async fn startup(&mut self) {
@@ -133,8 +135,8 @@ impl Scheduler {
         }
     }
 
-    /// Queued builds wait again; builds that were running lost their worker
-    /// with the old master and are retried like any lost build.
+    /// Queued builds wait again; builds that were running are requeued as
+    /// interrupted: a restart never uses up a retry.
     async fn resume_builds(&mut self) {
         let builds = match self.store.unfinished_builds().await {
             Ok(builds) => builds,
@@ -150,7 +152,7 @@ impl Scheduler {
                 .last()
                 .is_some_and(|a| a.state == AttemptState::Running);
             if build.state == BuildState::Running && interrupted {
-                settle_lost_attempt(&mut build, &LostReason::MasterRestarted, false);
+                settle_interrupted_attempt(&mut build, &InterruptReason::MasterRestarted);
             } else if build.state == BuildState::Running {
                 // Running with no running attempt cannot be resumed as is.
                 build.state = BuildState::Queued;

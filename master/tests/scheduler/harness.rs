@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use burst_master::config::{PoolConfig, Secrets};
-use burst_master::logs::LogStore;
+use burst_master::logs::{LogStore, StepRunId};
 use burst_master::metrics::Metrics;
-use burst_master::model::{Build, BuildId, BuildState, Command, NewBuild, StepSpec, WorkerView};
+use burst_master::model::{
+    AttemptState, Build, BuildId, BuildState, Command, NewBuild, StepSpec, WorkerView,
+};
 use burst_master::scheduler::{PoolSpec, Scheduler, SchedulerHandle, SchedulerSettings};
 use burst_master::store::{MemoryStore, Store};
 use burst_proto::{master_message, worker_message, Heartbeat, Hello, Platform, StepFinished};
@@ -21,6 +23,14 @@ use burst_providers::{LaunchSpec, ProviderSection};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+/// A step as a fake worker received it, and what the store held then.
+#[derive(Debug, Clone)]
+pub struct ReceivedStep {
+    pub step_run_id: String,
+    /// The store held the step's attempt, running, when the step arrived.
+    pub attempt_saved: bool,
+}
 
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
@@ -47,6 +57,9 @@ impl NewFake for FakeProvider {
 /// gRPC sessions do.
 struct SchedulerWorld {
     handle: SchedulerHandle,
+    store: Arc<MemoryStore>,
+    /// Every step a fake worker was sent, in order.
+    received: Arc<Mutex<Vec<ReceivedStep>>>,
     /// Session ids of connected fake workers.
     sessions: Arc<Mutex<HashMap<String, u64>>>,
 }
@@ -56,6 +69,7 @@ impl FakeWorld for SchedulerWorld {
     fn start(&self, spec: LaunchSpec, worker: FakeWorker) -> JoinHandle<()> {
         let handle = self.handle.clone();
         let sessions = self.sessions.clone();
+        let (store, received) = (self.store.clone(), self.received.clone());
         let (step_time, exit_code) = (worker.step_time, worker.exit_code);
         tokio::spawn(async move {
             tokio::time::sleep(worker.connect_after).await;
@@ -74,6 +88,11 @@ impl FakeWorld for SchedulerWorld {
                 tokio::select! {
                     msg = rx.recv() => match msg.and_then(|m| m.msg) {
                         Some(master_message::Msg::Run(run)) => {
+                            let attempt_saved = attempt_saved(&store, &run.step_run_id).await;
+                            received.lock().unwrap().push(ReceivedStep {
+                                step_run_id: run.step_run_id.clone(),
+                                attempt_saved,
+                            });
                             if worker.die_on_first_step {
                                 return;
                             }
@@ -117,6 +136,19 @@ impl FakeWorld for SchedulerWorld {
             self.handle.disconnected(worker_id, session).await;
         }
     }
+}
+
+async fn attempt_saved(store: &MemoryStore, step_run_id: &str) -> bool {
+    let Ok(id) = step_run_id.parse::<StepRunId>() else {
+        return false;
+    };
+    let Ok(Some(build)) = store.get_build(id.build).await else {
+        return false;
+    };
+    build
+        .attempts
+        .get(id.attempt as usize - 1)
+        .is_some_and(|a| a.number == id.attempt && a.state == AttemptState::Running)
 }
 
 pub fn hello(worker_id: &str, token: &str) -> Hello {
@@ -180,6 +212,7 @@ pub struct Harness {
     pub store: Arc<MemoryStore>,
     pub metrics: Arc<Metrics>,
     pub task: JoinHandle<()>,
+    received: Arc<Mutex<Vec<ReceivedStep>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -228,8 +261,11 @@ impl Harness {
         );
         let metrics = Arc::new(Metrics::new());
         let scheduler = scheduler.with_metrics(metrics.clone());
+        let received = Arc::<Mutex<Vec<ReceivedStep>>>::default();
         provider.attach(Arc::new(SchedulerWorld {
             handle: handle.clone(),
+            store: store.clone(),
+            received: received.clone(),
             sessions: Arc::default(),
         }));
         let task = tokio::spawn(scheduler.run());
@@ -239,7 +275,34 @@ impl Harness {
             store,
             metrics,
             task,
+            received,
             _dir: dir,
+        }
+    }
+
+    /// Every step the fake workers were sent so far.
+    pub fn received(&self) -> Vec<ReceivedStep> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits (in virtual time) until `cond` holds for the stored build.
+    pub async fn wait_build(
+        &self,
+        id: BuildId,
+        within: Duration,
+        cond: impl Fn(&Build) -> bool,
+    ) -> Build {
+        let deadline = Instant::now() + within;
+        loop {
+            let build = self.build(id).await;
+            if cond(&build) {
+                return build;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "build condition not met in time: {build:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

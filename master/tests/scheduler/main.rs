@@ -7,6 +7,7 @@ mod harness;
 mod backoff;
 mod builds;
 mod caps;
+mod dispatch;
 mod handshake;
 mod idle;
 mod lost;

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use burst_master::model::{now_millis, Instance, InstanceState};
+use burst_master::model::{now_millis, AttemptState, BuildState, Instance, InstanceState};
 use burst_master::store::{MemoryStore, Store};
 
 use crate::harness::*;
@@ -107,4 +107,43 @@ async fn a_reaped_orphan_ends_gone_with_who_reaped_it() {
             .is_some_and(|b| b.contains("m-test")),
         "{never:#?}"
     );
+}
+
+/// Two restarts of the master while a build runs, with one retry allowed:
+/// each restart requeues the build as interrupted, none uses the retry, and
+/// the build still runs and succeeds.
+#[tokio::test(start_paused = true)]
+async fn master_restarts_never_use_up_a_retry() {
+    let store = Arc::new(MemoryStore::new());
+    let id = store.insert_builds(vec![new_build(1)]).await.unwrap()[0].id;
+    for restart in 1..=2u32 {
+        // A step that outlasts this run of the master.
+        let h = Harness::start_with_store(
+            pool(1),
+            FakeProvider::new(Duration::from_secs(3600)),
+            store.clone(),
+        )
+        .await;
+        h.wait_build(id, Duration::from_secs(60), |b| {
+            b.attempts.len() == restart as usize
+                && b.attempts.last().unwrap().state == AttemptState::Running
+        })
+        .await;
+        // The master dies: its task stops where it is.
+        h.task.abort();
+    }
+    let h =
+        Harness::start_with_store(pool(1), FakeProvider::new(Duration::from_secs(1)), store).await;
+    let b = &h.wait_finished(&[id], Duration::from_secs(120)).await[0];
+    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
+    assert_eq!(b.retries, 1);
+    assert_eq!(b.attempts.len(), 3, "{b:#?}");
+    for a in &b.attempts[..2] {
+        assert_eq!(a.state, AttemptState::Interrupted, "{b:#?}");
+        assert_eq!(
+            a.reason.as_deref(),
+            Some("the master restarted while the build ran")
+        );
+    }
+    assert_eq!(b.attempts[2].state, AttemptState::Succeeded);
 }

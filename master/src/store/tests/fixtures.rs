@@ -147,13 +147,14 @@ pub(super) const ALL_INSTANCE_STATES: [InstanceState; 6] = [
     InstanceState::Failed,
 ];
 
-pub(super) const ALL_ATTEMPT_STATES: [AttemptState; 6] = [
+pub(super) const ALL_ATTEMPT_STATES: [AttemptState; 7] = [
     AttemptState::Running,
     AttemptState::Succeeded,
     AttemptState::Failed,
     AttemptState::TimedOut,
     AttemptState::Cancelled,
     AttemptState::WorkerLost,
+    AttemptState::Interrupted,
 ];
 
 pub(super) const ALL_BUILD_STATES: [BuildState; 7] = [
