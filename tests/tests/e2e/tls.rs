@@ -266,6 +266,8 @@ async fn off_loopback_without_tls_refuses_naming_master_tls() -> anyhow::Result<
         Err(e) => format!("{e:#}"),
     };
     assert!(err.contains("set master.tls"), "{err}");
+    // And it names the escape hatch, for a master behind a TLS proxy.
+    assert!(err.contains("master.allow_insecure_http"), "{err}");
 
     let master = MasterBuilder::config(CONFIG)
         .env("BURST__MASTER__HTTP_LISTEN", "0.0.0.0:0")
