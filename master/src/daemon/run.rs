@@ -116,6 +116,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         }
     };
     let metrics = Arc::new(Metrics::new());
+    let sqlite = store.clone();
     let store: Arc<dyn Store> = MeteredStore::wrap(Arc::new(store), metrics.clone());
     let admin_token = super::admin_token::install(&config, store.as_ref())
         .await
@@ -272,6 +273,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         let _ = http.await;
     })
     .await;
+    // Bounded like the listeners: a connection still held cannot stall the exit.
+    if tokio::time::timeout(Duration::from_secs(5), sqlite.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database did not close within 5s");
+    }
     let _ = tokio::fs::remove_file(state_dir.join("run.json")).await;
     tracing::info!("burst master stopped");
     Ok(())

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use burst_common::error_chain::Chain;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -86,8 +87,15 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Waits for every connection to close, checkpointing the WAL.
+    /// Checkpoints the WAL into the database, then waits for every
+    /// connection to close: a clean stop leaves one self-contained file.
     pub async fn close(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %Chain(&e), "failed to checkpoint the database's WAL");
+        }
         self.pool.close().await;
     }
 }

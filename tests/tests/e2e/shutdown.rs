@@ -58,6 +58,14 @@ run = 'sleep 1000 & echo $! > {bg}; wait'
     .await?;
     procs::wait_gone(bg_pid, Duration::from_secs(1)).await?;
     assert!(!master.state_dir().join("run.json").exists());
+    // A clean stop checkpoints the WAL: the database file stands alone.
+    let wal = master.state_dir().join("burst.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "{} holds {:?} bytes after a clean stop",
+        wal.display(),
+        std::fs::metadata(&wal).map(|m| m.len())
+    );
 
     // The master is gone: read what it left in its store.
     let store = SqliteStore::open(&master.state_dir()).await?;
