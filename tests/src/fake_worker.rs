@@ -101,3 +101,26 @@ pub fn token_capturing_command(capture: &Path) -> Vec<String> {
         capture.display().to_string(),
     ]
 }
+
+/// A local pool whose one "worker" never dials in (`sleep 1000`): a real
+/// worker id stays launching with a token only the master knows, for tests
+/// that start or fake workers by hand. Builder `hello` runs on it.
+pub const SLEEPING_POOL: &str = r#"
+[pools.local]
+provider = "local"
+labels = ["linux"]
+max_workers = 1
+min_idle = 1
+start_timeout = "120s"
+
+[pools.local.local]
+command = ["sleep", "1000"]
+
+[[builders]]
+name = "hello"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "greet"
+run = "echo hi"
+"#;

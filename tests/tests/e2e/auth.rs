@@ -10,25 +10,7 @@ use serde_json::{json, Value};
 
 /// A pool whose "workers" never dial in, so one stays launching with a real
 /// worker id (and a token only the master knows).
-const CONFIG: &str = r#"
-[pools.local]
-provider = "local"
-labels = ["linux"]
-max_workers = 1
-min_idle = 1
-start_timeout = "120s"
-
-[pools.local.local]
-command = ["sleep", "1000"]
-
-[[builders]]
-name = "hello"
-labels = ["linux"]
-
-[[builders.steps]]
-name = "greet"
-run = "echo hi"
-"#;
+const CONFIG: &str = burst_e2e::fake_worker::SLEEPING_POOL;
 
 async fn rogue_worker(master: &Master, worker_id: &str) -> anyhow::Result<cmd::Output> {
     let work = tempfile::tempdir()?;

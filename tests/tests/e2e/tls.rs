@@ -24,25 +24,7 @@ run = "echo hello over tls"
 
 /// A pool whose one "worker" never dials in: a real worker id stays
 /// launching, for hand-started workers to try to claim.
-const SLEEPING: &str = r#"
-[pools.local]
-provider = "local"
-labels = ["linux"]
-max_workers = 1
-min_idle = 1
-start_timeout = "120s"
-
-[pools.local.local]
-command = ["sleep", "1000"]
-
-[[builders]]
-name = "hello"
-labels = ["linux"]
-
-[[builders.steps]]
-name = "greet"
-run = "echo hi"
-"#;
+const SLEEPING: &str = burst_e2e::fake_worker::SLEEPING_POOL;
 
 /// A worker started by hand, with `vars` on top of a bare launch
 /// environment.
