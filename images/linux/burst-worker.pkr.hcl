@@ -86,7 +86,7 @@ build {
   }
 
   provisioner "file" {
-    source      = "${path.root}/burst-worker.service"
+    source      = "${path.root}/../../packaging/systemd/burst-worker.service"
     destination = "/tmp/burst-worker.service"
   }
 

@@ -307,7 +307,7 @@ fn packer_images_require_imdsv2() {
 
 #[test]
 fn linux_image_and_user_data_agree() {
-    let unit = read("images/linux/burst-worker.service");
+    let unit = read("packaging/systemd/burst-worker.service");
     assert!(
         unit.lines()
             .any(|l| l == format!("EnvironmentFile={LINUX_ENV_FILE}")),
@@ -320,7 +320,7 @@ fn linux_image_and_user_data_agree() {
     assert!(install.contains(&format!("/tmp/burst-worker {LINUX_WORKER_PATH}")));
     assert!(install.contains(&format!("/etc/systemd/system/{LINUX_SERVICE}")));
     let pkr = read("images/linux/burst-worker.pkr.hcl");
-    assert!(pkr.contains("\"${path.root}/burst-worker.service\""));
+    assert!(pkr.contains("\"${path.root}/../../packaging/systemd/burst-worker.service\""));
     assert!(pkr.contains("\"${path.root}/install.sh\""));
 
     let user_data = template(Platform::Linux);

@@ -10,6 +10,7 @@ packages=(
   openssh-client
   e2fsprogs             # chattr: the store-fault tests make the database immutable
   prometheus            # the metrics e2e test scrapes the master with it (and promtool)
+  systemd               # systemd-analyze verify checks packaging/systemd's units
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -104,6 +104,30 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Write a commented starter config for a provider, check what this
+    /// machine lacks to run it, and print the next steps.
+    Init {
+        /// Which kind of workers the config starts with.
+        #[arg(long, value_enum, default_value = "local")]
+        provider: super::init::Provider,
+        /// Overwrite an existing burst.toml.
+        #[arg(long)]
+        force: bool,
+        /// Directory to write burst.toml into (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (e.g. `burst completions bash >
+    /// /etc/bash_completion.d/burst`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (burst.1 and one per subcommand) into DIR.
+    Manpages {
+        /// Created if missing.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +257,12 @@ mod tests {
             &["token", "list", "--json"],
             &["token", "revoke", "ci"],
             &["--token-file", "t", "builds"],
+            &["init"],
+            &["init", "--provider", "docker", "--force", "dir"],
+            &["completions", "bash"],
+            &["completions", "zsh"],
+            &["completions", "fish"],
+            &["manpages", "out"],
         ];
         for args in ok {
             assert!(parse(args).is_ok(), "{args:?}");
@@ -247,6 +277,10 @@ mod tests {
             &["submit"],
             &["token", "create", "ci", "--role", "root"],
             &["token", "create", "ci"],
+            &["init", "--provider", "kubernetes"],
+            &["completions"],
+            &["completions", "tcsh"],
+            &["manpages"],
         ];
         for args in bad {
             assert!(parse(args).is_err(), "{args:?}");

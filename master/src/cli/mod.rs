@@ -4,8 +4,11 @@
 pub mod args;
 pub mod client;
 mod commands;
+mod docs;
 pub mod exit;
 mod follow;
+pub mod init;
+mod init_checks;
 pub mod output;
 pub mod prefix;
 pub mod render;

@@ -10,7 +10,7 @@ use super::client::Client;
 use super::exit::{self, CliError, Exit};
 use super::follow::Timing;
 use super::output::Output;
-use super::{commands, submit, token_source, tokens};
+use super::{commands, docs, init, submit, token_source, tokens};
 
 /// `burst`'s `main`.
 pub fn main() -> ExitCode {
@@ -28,6 +28,13 @@ pub fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => commands::config_check(&file, &out, &mut io::stderr()),
+        Command::Init {
+            provider,
+            force,
+            dir,
+        } => init::run(provider, &dir, force, &out),
+        Command::Completions { shell } => docs::completions(shell, &out),
+        Command::Manpages { dir } => docs::manpages(&dir, &out),
         command => block_on(async {
             let token = token_source::resolve(&cli.url, cli.token_file.as_deref())?;
             let ca = token_source::ca_file(&cli.url, cli.ca_file);
@@ -94,8 +101,10 @@ async fn run_command(
             TokenCommand::List { json } => tokens::list(&client, json, out).await,
             TokenCommand::Revoke { name } => tokens::revoke(&client, &name, out).await,
         },
-        Command::Master { .. } | Command::Config { .. } => {
-            Err(CliError::Internal("not a client subcommand".to_owned()))
-        }
+        Command::Master { .. }
+        | Command::Config { .. }
+        | Command::Init { .. }
+        | Command::Completions { .. }
+        | Command::Manpages { .. } => Err(CliError::Internal("not a client subcommand".to_owned())),
     }
 }

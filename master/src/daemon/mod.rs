@@ -4,6 +4,7 @@
 mod admin_token;
 mod binding;
 mod listen;
+mod notify;
 mod reap;
 mod run;
 mod signals;

@@ -260,7 +260,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         );
     }
 
+    super::notify::ready(&format!("API {}", info.api_url()));
+
     signals::terminate().await;
+    super::notify::stopping();
     tracing::info!("stopping: finishing running builds, then terminating every worker");
     if let Err(e) = handle.shutdown().await {
         tracing::warn!(error = %e, "scheduler stopped before shutdown completed");

@@ -27,6 +27,8 @@ struct Env {
     client: aws_sdk_ec2::Client,
     booter: Booter,
     master: Master,
+    /// `$MARK` of the pool's step.
+    mark: std::path::PathBuf,
 }
 
 struct Pool {
@@ -101,8 +103,8 @@ impl Env {
             &dir.path().join("instances"),
             vec![("BURST_IMDS_POLL".into(), "100ms".into())],
         )?;
-        let mark = dir.path().join("mark").display().to_string();
-        let text = config(&proxy.url, &imds.url, &mark, &pool);
+        let mark = dir.path().join("mark");
+        let text = config(&proxy.url, &imds.url, &mark.display().to_string(), &pool);
         let mut builder = ec2_harness::master(&proxy.url)
             .master_toml("heartbeat_interval = \"1s\"\nbuild_retries = 2")
             .section(&text);
@@ -118,6 +120,7 @@ impl Env {
             client,
             booter,
             master,
+            mark,
         })
     }
 
@@ -370,6 +373,13 @@ async fn ec2_spot_interruption_notice_retries_the_build_on_another_instance() ->
         let b = env.master.build_json(id).await?;
         let step = &b["attempts"][0]["steps"][0];
         Ok((step["state"] == "running").then(|| b["attempts"][0]["worker_id"].clone()))
+    })
+    .await
+    .with_context(|| tail(&env.master.log(), 40))?;
+    // "running" means the step was sent; the notice must come after the
+    // step has left its mark, or the retry would wait instead.
+    wait::until_true("the first attempt to leave its mark", BUILD_TIMEOUT, || {
+        env.mark.exists()
     })
     .await
     .with_context(|| tail(&env.master.log(), 40))?;

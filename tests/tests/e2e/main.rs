@@ -14,6 +14,7 @@ mod logs;
 mod master_crash;
 mod matrix;
 mod metrics;
+mod packaging;
 mod params;
 mod quickstart;
 mod secrets;
