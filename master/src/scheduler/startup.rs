@@ -37,6 +37,15 @@ impl Scheduler {
         for row in kept {
             self.readmit(row, now);
         }
+        // Its pool is gone, and with it the provider that could stop it: it
+        // is told to stop when it comes back.
+        let (retired, ledger): (Vec<Instance>, Vec<Instance>) = ledger
+            .into_iter()
+            .partition(|row| welcomed(row) && !self.state.pools.iter().any(|p| p.name == row.pool));
+        for row in retired {
+            tracing::warn!(worker = %row.worker_id, pool = %row.pool, "a worker of a pool that is no longer in the config; it is stopped when it comes back");
+            self.state.retired.insert(row.worker_id.clone(), row);
+        }
         self.reap_orphans(ledger).await;
         self.resume_builds().await;
     }
@@ -45,15 +54,8 @@ impl Scheduler {
     /// being terminated, of a pool that still exists, is waited for instead
     /// of terminated.
     fn readmittable(&self, row: &Instance) -> bool {
-        matches!(
-            row.state,
-            InstanceState::Launched | InstanceState::Connected
-        ) && row.provider_id.is_some()
-            && row
-                .resume_hash
-                .as_deref()
-                .and_then(tokens::from_hex)
-                .is_some()
+        welcomed(row)
+            && row.provider_id.is_some()
             && self.state.pools.iter().any(|p| p.name == row.pool)
     }
 
@@ -307,4 +309,17 @@ impl Scheduler {
         self.state.running.insert(build.id, run);
         true
     }
+}
+
+/// The worker was welcomed (it holds a resume credential) and was not being
+/// terminated.
+fn welcomed(row: &Instance) -> bool {
+    matches!(
+        row.state,
+        InstanceState::Launched | InstanceState::Connected
+    ) && row
+        .resume_hash
+        .as_deref()
+        .and_then(tokens::from_hex)
+        .is_some()
 }

@@ -312,3 +312,45 @@ async fn previous_run_with_a_busy_worker() -> (Arc<MemoryStore>, BuildId, String
     .to_string();
     (store, build.id, step)
 }
+
+/// A worker of a pool the config no longer has comes back after a
+/// restart: it is told to stop for good (it then kills its steps and
+/// exits), and its ledger row ends saying why.
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_pool_is_gone_is_stopped_when_it_comes_back() {
+    let (store, id, _step) = previous_run_with_a_busy_worker().await;
+    let mut row = store.get_instance("pool-old1").await.unwrap().unwrap();
+    row.pool = "removed".into();
+    store.save_instance(&row).await.unwrap();
+    let h = Harness::start_with_store(
+        pool(1),
+        FakeProvider::new(Duration::from_secs(1)),
+        store.clone(),
+    )
+    .await;
+    let (tx, _rx) = mpsc::channel(16);
+    let refused = h
+        .handle
+        .hello(hello("pool-old1", "resume-old"), tx)
+        .await
+        .unwrap_err();
+    assert!(refused.fatal, "{refused:?}");
+    assert!(
+        refused
+            .reason
+            .contains("pool removed is no longer in this master's config"),
+        "{refused:?}"
+    );
+    let row = store.get_instance("pool-old1").await.unwrap().unwrap();
+    assert_eq!(row.state, InstanceState::Gone, "{row:#?}");
+    assert!(
+        row.ended_by
+            .as_deref()
+            .is_some_and(|b| b.contains("no longer in the config")),
+        "{row:#?}"
+    );
+    // Its build runs again elsewhere, its attempt ended by the restart.
+    let b = &h.wait_finished(&[id], Duration::from_secs(60)).await[0];
+    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts[0].state, AttemptState::Interrupted, "{b:#?}");
+}

@@ -4,6 +4,9 @@
 //! finishes as the same attempt with its whole log, nothing runs twice,
 //! nothing is left behind. And fencing: a frozen worker's step is dead
 //! before its build's retry starts.
+//!
+//! `BURST_E2E_STORM=BUILDS:KILLS` makes the storms bigger (e.g. `100:20`)
+//! for a one-off measurement; their counts are printed (`--nocapture`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -113,7 +116,8 @@ max_workers = 4
         builder("storm", "linux", &marked_step(marks.path()))
     );
     let master = MasterBuilder::config(&config).same_grpc_port_on_restart()?;
-    let counts = storm(master, marks.path(), 30, 5, 0x5eed_0001, &|| Ok(())).await?;
+    let (builds, kills) = storm_size()?;
+    let counts = storm(master, marks.path(), builds, kills, 0x5eed_0001, &|| Ok(())).await?;
     eprintln!("figure: local storm: {counts}");
     Ok(())
 }
@@ -139,9 +143,21 @@ async fn restart_storm_on_a_docker_pool_loses_and_repeats_nothing() -> anyhow::R
         ensure!(left.is_empty(), "containers left over: {left:?}");
         Ok(())
     };
-    let counts = storm(master, marks.path(), 30, 5, 0x5eed_0002, &leftovers).await?;
+    let (builds, kills) = storm_size()?;
+    let counts = storm(master, marks.path(), builds, kills, 0x5eed_0002, &leftovers).await?;
     eprintln!("figure: docker storm: {counts}");
     Ok(())
+}
+
+/// 30 builds and 5 kills, or `BURST_E2E_STORM=BUILDS:KILLS`.
+fn storm_size() -> anyhow::Result<(usize, usize)> {
+    let Ok(size) = std::env::var("BURST_E2E_STORM") else {
+        return Ok((30, 5));
+    };
+    let (builds, kills) = size
+        .split_once(':')
+        .context("BURST_E2E_STORM must be BUILDS:KILLS")?;
+    Ok((builds.parse()?, kills.parse()?))
 }
 
 /// A step that leaves one line per run in `<marks>/BUILD.ATTEMPT`: a step
