@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::actor::Scheduler;
 use super::handle::{SchedError, Submitted};
-use super::lost::{settle_interrupted_attempt, settle_lost_attempt};
+use super::lost::{settle_cancelled_attempt, settle_interrupted_attempt, settle_lost_attempt};
 use super::reason::StopReason;
 use super::secrets::add_secrets;
 use super::worker::WorkerState;
@@ -621,13 +621,7 @@ impl Scheduler {
             return;
         };
         if run.cancel_requested {
-            settle_lost_attempt(
-                build,
-                &LostReason::Disconnected {
-                    worker: run.worker_id.clone(),
-                },
-                true,
-            );
+            settle_cancelled_attempt(build, reason);
         } else {
             tracing::warn!(build = id, %reason, "attempt interrupted; build requeued");
             settle_interrupted_attempt(build, reason);

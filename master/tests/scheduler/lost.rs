@@ -229,3 +229,61 @@ async fn a_result_from_a_worker_declared_lost_is_refused() {
     assert_eq!(b.attempts[0].state, AttemptState::WorkerLost, "{b:#?}");
     assert_ne!(b.attempts[1].worker_id, worker);
 }
+
+/// A worker that killed its step because its lease ran out (the master
+/// could not renew it in time) reports so: the attempt ends interrupted,
+/// uses no retry, and the build runs again.
+#[tokio::test(start_paused = true)]
+async fn a_step_killed_by_its_lease_runs_again_without_using_a_retry() {
+    let provider = FakeProvider::new(Duration::from_secs(1));
+    provider.plan([Behaviour::Silent]);
+    let h = Harness::start(pool(1), provider).await;
+    let ids = h.submit(1, 1).await;
+    let worker = h
+        .wait_workers(Duration::from_secs(5), |w| w.len() == 1)
+        .await[0]
+        .worker_id
+        .clone();
+    let (tx, mut rx) = mpsc::channel(16);
+    let session = h
+        .handle
+        .hello(hello(&worker, &h.provider.token(&worker)), tx)
+        .await
+        .expect("admitted");
+    let first = next_run(&mut rx).await;
+    h.handle
+        .from_worker(
+            &worker,
+            session,
+            worker_message::Msg::Finished(StepFinished {
+                step_run_id: first,
+                lease_expired: true,
+                error: "the worker killed the step".into(),
+                ..Default::default()
+            }),
+        )
+        .await;
+    let second = next_run(&mut rx).await;
+    assert!(second.ends_with(".2.0"), "attempt 2 runs: {second}");
+    let b = h.build(ids[0]).await;
+    assert_eq!(b.attempts[0].state, AttemptState::Interrupted, "{b:#?}");
+    assert_eq!(b.retries, 1);
+    assert!(
+        b.attempts[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("step lease")),
+        "{b:#?}"
+    );
+}
+
+/// The next step the master sends on a session.
+async fn next_run(rx: &mut mpsc::Receiver<burst_proto::MasterMessage>) -> String {
+    loop {
+        match rx.recv().await.and_then(|m| m.msg) {
+            Some(master_message::Msg::Run(run)) => break run.step_run_id,
+            Some(_) => continue,
+            None => panic!("session closed"),
+        }
+    }
+}
