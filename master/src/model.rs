@@ -382,6 +382,13 @@ pub struct Instance {
     /// Who settled the row and how, e.g. "reaped at start by master m-…".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_by: Option<String>,
+    /// SHA-256 (hex) of the resume token the worker was last given, and of
+    /// the one it presented to get it. Kept so that a restarted master can
+    /// re-admit the worker; never shown (the API skips them).
+    #[serde(skip)]
+    pub resume_hash: Option<String>,
+    #[serde(skip)]
+    pub resume_prev_hash: Option<String>,
 }
 
 /// A worker as `GET /api/v1/workers` shows it (live view from the scheduler).

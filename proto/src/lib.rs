@@ -3,7 +3,9 @@
 
 /// Bumped on any incompatible change to the protocol. The master refuses a
 /// worker whose version differs.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2: steps outlive a session under a step lease, output is resumed
+/// from an offset, results are acknowledged.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Generated code for package `burst.v1`.
 pub mod v1 {

@@ -61,6 +61,7 @@ pub fn hello(worker_id: &str, token: &str) -> Hello {
         capacity: 1,
         version: "fake".into(),
         running_steps: vec![],
+        finished_steps: vec![],
     }
 }
 

@@ -122,6 +122,13 @@ impl MasterBuilder {
         self.env("BURST__MASTER__GRPC_LISTEN", addr)
     }
 
+    /// Listens for workers on a port picked now, kept across `restart()`,
+    /// so that workers of the killed master can find the restarted one.
+    pub fn same_grpc_port_on_restart(self) -> anyhow::Result<Self> {
+        let port = crate::moto::free_port()?;
+        Ok(self.grpc_listen(&format!("127.0.0.1:{port}")))
+    }
+
     /// `burst master --log-format FORMAT` ("text" or "json").
     pub fn log_format(mut self, format: &str) -> Self {
         self.args

@@ -5,6 +5,7 @@
 pub mod args;
 mod backoff;
 mod interruption;
+mod journal;
 pub mod launch_token;
 mod output;
 mod platform;

@@ -1,16 +1,20 @@
-//! Moving a step's stdout and stderr to the master.
+//! Moving a step's stdout and stderr into the journal, on their way to the
+//! master.
 //!
-//! One loop reads both pipes and awaits each send into the session's bounded
-//! outbox before reading more. When the master reads slowly the outbox fills,
-//! the loop stops reading, the pipes fill and the step blocks on its writes:
-//! memory stays bounded however much the step prints.
+//! One loop reads both pipes and awaits each append to the journal before
+//! reading more. While a session is up and the master reads slowly, the
+//! journal holds the loop back, the pipes fill and the step blocks on its
+//! writes; without a session the output is kept (spilling to disk), so the
+//! step goes on until its lease runs out.
 
 use std::time::Duration;
 
-use burst_proto::{worker_message, OutputStream, StepOutput, WorkerMessage};
+use burst_proto::OutputStream;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+use crate::journal::Journal;
 
 /// The largest chunk sent in one `StepOutput`.
 pub const CHUNK_SIZE: usize = 32 * 1024;
@@ -20,21 +24,17 @@ pub const CHUNK_SIZE: usize = 32 * 1024;
 /// something outside the group still holds a pipe open.
 const DRAIN_BUDGET: Duration = Duration::from_secs(1);
 
-/// The session is gone: nobody is left to send output to.
-#[derive(Debug)]
-pub(crate) struct Closed;
-
-/// Sends everything `stdout` and `stderr` produce as `StepOutput` messages,
-/// in order, with offsets counting the bytes of both streams sent before.
+/// Journals everything `stdout` and `stderr` produce, in order (the
+/// journal's offsets count the bytes of both streams before a chunk).
 /// `exited` fires when the step's main process has exited; from then on the
 /// pipes get [`DRAIN_BUDGET`] to reach end-of-file. Returns the byte count.
 pub(crate) async fn pump<O, E>(
     step_run_id: String,
     stdout: Option<O>,
     stderr: Option<E>,
-    tx: mpsc::Sender<WorkerMessage>,
+    journal: Journal,
     mut exited: oneshot::Receiver<()>,
-) -> Result<u64, Closed>
+) -> u64
 where
     O: AsyncRead + Unpin,
     E: AsyncRead + Unpin,
@@ -70,15 +70,7 @@ where
             Event::Read(kind, Ok(data)) if data.is_empty() => close(kind, &mut out, &mut err),
             Event::Read(kind, Ok(data)) => {
                 let len = data.len() as u64;
-                let msg = WorkerMessage {
-                    msg: Some(worker_message::Msg::Output(StepOutput {
-                        step_run_id: step_run_id.clone(),
-                        stream: kind as i32,
-                        offset,
-                        data,
-                    })),
-                };
-                tx.send(msg).await.map_err(|_| Closed)?;
+                journal.append(&step_run_id, kind as i32, data).await;
                 offset += len;
             }
             Event::Read(kind, Err(e)) => {
@@ -87,7 +79,7 @@ where
             }
         }
     }
-    Ok(offset)
+    offset
 }
 
 enum Event {
@@ -140,9 +132,13 @@ impl<R: AsyncRead + Unpin> Pipe<R> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use burst_proto::{worker_message, StepOutput};
+
     use super::*;
 
-    fn output(msg: WorkerMessage) -> StepOutput {
+    fn output(msg: burst_proto::WorkerMessage) -> StepOutput {
         match msg.msg {
             Some(worker_message::Msg::Output(o)) => o,
             other => panic!("expected output, got {other:?}"),
@@ -151,15 +147,24 @@ mod tests {
 
     #[tokio::test]
     async fn offsets_count_both_streams() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = Journal::new(dir.path());
+        journal.open("s1");
+        journal.resume(&HashMap::from([("s1".to_owned(), 0)]));
         let stdout: &[u8] = &[b'o'; CHUNK_SIZE + 10];
         let stderr: &[u8] = b"err";
-        let (tx, mut rx) = mpsc::channel(4);
         let (_exited_tx, exited) = oneshot::channel();
-        let pump = tokio::spawn(pump("s1".into(), Some(stdout), Some(stderr), tx, exited));
+        let pump = tokio::spawn(pump(
+            "s1".into(),
+            Some(stdout),
+            Some(stderr),
+            journal.clone(),
+            exited,
+        ));
         let mut next = 0u64;
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        while let Some(msg) = rx.recv().await {
-            let o = output(msg);
+        while next < (stdout.len() + stderr.len()) as u64 {
+            let o = output(journal.next().await);
             assert_eq!(o.offset, next);
             assert!(o.data.len() <= CHUNK_SIZE);
             next += o.data.len() as u64;
@@ -171,31 +176,26 @@ mod tests {
         }
         assert_eq!(out, stdout);
         assert_eq!(err, stderr);
-        assert_eq!(pump.await.expect("join").expect("pump"), next);
+        assert_eq!(pump.await.expect("join"), next);
     }
 
     #[tokio::test]
     async fn gives_up_on_a_pipe_held_open_after_exit() {
+        let dir = tempfile::tempdir().expect("tempdir");
         // The write half stays alive: the pipe never reaches end-of-file.
         let (_held, read) = tokio::io::duplex(64);
-        let (tx, _rx) = mpsc::channel(4);
         let (exited_tx, exited) = oneshot::channel();
         let _ = exited_tx.send(());
         let started = Instant::now();
-        let n = pump::<_, &[u8]>("s1".into(), Some(read), None, tx, exited)
-            .await
-            .expect("pump");
+        let n = pump::<_, &[u8]>(
+            "s1".into(),
+            Some(read),
+            None,
+            Journal::new(dir.path()),
+            exited,
+        )
+        .await;
         assert_eq!(n, 0);
         assert!(started.elapsed() < DRAIN_BUDGET * 3);
-    }
-
-    #[tokio::test]
-    async fn stops_when_the_session_is_gone() {
-        let (tx, rx) = mpsc::channel(1);
-        drop(rx);
-        let (_exited_tx, exited) = oneshot::channel();
-        let data: &[u8] = b"hello";
-        let r = pump::<_, &[u8]>("s1".into(), Some(data), None, tx, exited).await;
-        assert!(r.is_err());
     }
 }

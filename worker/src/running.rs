@@ -1,10 +1,12 @@
-//! The steps this worker runs right now, within one session.
+//! The steps this worker runs right now. They outlive a session: a step goes
+//! on while the master is away, under its step lease.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use burst_proto::RunStep;
 use tokio::sync::mpsc;
+
 use tokio::task::JoinSet;
 
 use crate::step::{self, StepContext, Stop, StopSignal};
@@ -12,7 +14,7 @@ use crate::step::{self, StepContext, Stop, StopSignal};
 pub(crate) struct RunningSteps {
     ctx: StepContext,
     /// Stop handles by step run id. An entry goes once its task has dropped
-    /// its end, i.e. after its `StepFinished` was queued.
+    /// its end, i.e. after its `StepFinished` was journaled.
     stops: HashMap<String, mpsc::Sender<Stop>>,
     /// Step tasks, plus the small tasks that send rejections.
     tasks: JoinSet<()>,
@@ -27,28 +29,34 @@ impl RunningSteps {
         }
     }
 
-    /// Starts `run` unless a step with its id is already running.
+    /// Starts `run` unless a step with its id is already running or its
+    /// result is still waiting for the master.
     pub(crate) fn start(&mut self, run: RunStep) {
         self.prune();
-        if self.stops.contains_key(&run.step_run_id) {
-            tracing::warn!(step = %run.step_run_id, "ignoring RunStep for a step that is already running");
+        if self.stops.contains_key(&run.step_run_id) || !self.ctx.journal.open(&run.step_run_id) {
+            tracing::warn!(step = %run.step_run_id, "ignoring RunStep for a step that is already running or done");
             return;
         }
-        // Room for a cancel followed by a lost session.
+        // Room for a cancel followed by a shutdown.
         let (tx, rx) = mpsc::channel(2);
         self.stops.insert(run.step_run_id.clone(), tx);
-        self.tasks
-            .spawn(step::run(run, self.ctx.clone(), StopSignal::new(rx)));
+        let stop = StopSignal::new(rx, self.ctx.lease.clone());
+        self.tasks.spawn(step::run(run, self.ctx.clone(), stop));
     }
 
     /// Answers a step that will not run with a `StepFinished` carrying `error`.
     pub(crate) fn reject(&mut self, step_run_id: String, error: String) {
         tracing::warn!(step = %step_run_id, "rejecting step: {error}");
-        let tx = self.ctx.tx.clone();
-        // Queued from a task so a full outbox cannot stall the session loop.
-        self.tasks.spawn(async move {
-            let _ = tx.send(step::rejected(step_run_id, error)).await;
-        });
+        if self.ctx.journal.open(&step_run_id) {
+            self.ctx.journal.finish(step::rejected(step_run_id, error));
+        }
+    }
+
+    /// The master no longer wants the step: kill it, report nothing.
+    pub(crate) fn supersede(&mut self, step_run_id: &str) {
+        if self.stops.remove(step_run_id).is_some() {
+            tracing::warn!(step = %step_run_id, "the master no longer wants this step; killing it");
+        }
     }
 
     /// Asks one step to stop; false if it is not running.
@@ -69,7 +77,7 @@ impl RunningSteps {
         }
     }
 
-    /// Tells every step the session is lost, by dropping its stop handle
+    /// Kills every step without a report, by dropping its stop handle
     /// (which, unlike a message, cannot be crowded out by earlier cancels).
     pub(crate) fn lose_all(&mut self) {
         self.stops.clear();
@@ -88,7 +96,7 @@ impl RunningSteps {
         self.stops.len()
     }
 
-    /// Whether any task (step or rejection) is still going.
+    /// Whether any step task is still going.
     pub(crate) fn has_tasks(&self) -> bool {
         !self.tasks.is_empty()
     }

@@ -1,5 +1,8 @@
 //! The worker's life: dial the master, hold a session, and reconnect with
-//! backoff when it breaks, until told to stop or orphaned.
+//! backoff when it breaks, until told to stop or orphaned. Steps outlive a
+//! session: they run on while the master is away, until their step lease
+//! runs out, and their output and results wait in the journal for the next
+//! session.
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -11,7 +14,7 @@ use burst_proto::{
     master_message, notice, worker_message, Heartbeat, Hello, MasterMessage, Notice, Platform,
     RunStep, Welcome, WorkerMessage, PROTOCOL_VERSION,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -20,13 +23,15 @@ use tonic::Streaming;
 use crate::args::Config;
 use crate::backoff::Backoff;
 use crate::interruption::Notices;
+use crate::journal::Journal;
 use crate::platform;
 use crate::running::RunningSteps;
 use crate::step::{StepContext, Stop};
 use crate::tls::Dialer;
 
-/// Messages queued for the master, per session. Small: this bound is what
-/// keeps a step that prints fast from filling the worker's memory.
+/// Messages queued for the master, per session. Small: with the journal's
+/// backlog, this bound keeps a step that prints fast from filling the
+/// worker's memory.
 pub const OUTBOX_CAPACITY: usize = 16;
 
 /// Longest wait for the TCP connection.
@@ -75,6 +80,30 @@ pub async fn run(config: Config) -> Result<Exit> {
     run_until(config, std::future::pending()).await
 }
 
+/// What lives across sessions: the steps, what is owed to the master, and
+/// the step lease.
+struct Agent {
+    steps: RunningSteps,
+    journal: Journal,
+    lease: watch::Sender<Option<Instant>>,
+    /// The master asked to stop once running steps finish.
+    draining: bool,
+}
+
+impl Agent {
+    /// The master's word renews the lease: `ms` from now.
+    fn renew(&self, ms: u64) {
+        let until = (ms > 0).then(|| Instant::now() + Duration::from_millis(ms));
+        self.lease.send_replace(until);
+    }
+
+    /// Kills every step (reporting nothing) before the worker exits.
+    async fn kill_all(&mut self) {
+        self.steps.lose_all();
+        self.steps.wait_all(STOP_STEPS_BOUND).await;
+    }
+}
+
 /// [`run`], also stopping (killing running steps) when `stop` resolves.
 pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result<Exit> {
     let endpoint = endpoint(&config.master_url)?;
@@ -92,28 +121,59 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
         Some(url) => Notices::spawn(url, config.imds_poll)?,
         None => Notices::disabled(),
     };
+    let journal = Journal::new(&config.work_dir);
+    let (lease, lease_rx) = watch::channel(None);
+    let mut agent = Agent {
+        steps: RunningSteps::new(StepContext {
+            worker_id: config.worker_id.clone(),
+            work_dir: config.work_dir.clone(),
+            step_user: config.step_user.clone(),
+            journal: journal.clone(),
+            lease: lease_rx,
+        }),
+        journal,
+        lease,
+        draining: false,
+    };
     let mut stop = pin!(stop);
     let mut token = config.token.clone();
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut orphaned_at = Instant::now() + config.max_disconnected;
     loop {
         let left = orphaned_at.saturating_duration_since(Instant::now());
+        let (running, finished) = agent.journal.ids();
+        let mut hello = hello(&config, &token);
+        hello.running_steps = running;
+        hello.finished_steps = finished;
         let attempt = tokio::time::timeout(
             left.min(HANDSHAKE_TIMEOUT),
-            handshake(&endpoint, dialer.as_ref(), &config, &token),
+            handshake(&endpoint, dialer.as_ref(), hello),
         );
         let outcome = tokio::select! {
             outcome = attempt => outcome,
-            () = stop.as_mut() => return Ok(Exit::Interrupted),
+            () = stop.as_mut() => {
+                agent.steps.stop_all(Stop::Kill);
+                agent.kill_all().await;
+                return Ok(Exit::Interrupted);
+            }
         };
         match outcome {
             Ok(Ok(Handshake::Welcomed(session))) => {
                 tracing::info!(master_id = %session.welcome.master_id, "connected to master");
                 // The launch token is spent; from now on we resume.
                 token = session.welcome.resume_token.clone();
-                match session.serve(&config, stop.as_mut(), &mut notices).await {
+                match session
+                    .serve(&config, &mut agent, stop.as_mut(), &mut notices)
+                    .await
+                {
                     Ended::Exit(exit) => return Ok(exit),
-                    Ended::Lost(why) => tracing::warn!("lost the master: {why}; reconnecting"),
+                    Ended::Lost(why) => {
+                        agent.journal.disconnected();
+                        tracing::warn!(
+                            steps = agent.steps.len(),
+                            "lost the master: {why}; reconnecting (running steps go on under their lease)"
+                        );
+                    }
                 }
                 backoff.reset();
                 orphaned_at = Instant::now() + config.max_disconnected;
@@ -122,7 +182,8 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
                 reason,
                 fatal: true,
             })) => {
-                tracing::error!(%reason, "master refused this worker; giving up");
+                tracing::error!(%reason, "master refused this worker; killing its steps and giving up");
+                agent.kill_all().await;
                 return Ok(Exit::Refused(reason));
             }
             Ok(Ok(Handshake::Refused {
@@ -135,6 +196,7 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
                 // A certificate that fails the check is not a network blip:
                 // retrying would only keep knocking at an impostor.
                 if let Some(why) = dialer.as_ref().and_then(Dialer::refusal) {
+                    agent.kill_all().await;
                     bail!(
                         "refusing to connect to the master at {}: {why}",
                         config.master_url
@@ -151,13 +213,18 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
                 "failed to reach the master for {}; exiting so an orphaned worker does not run forever",
                 humantime::format_duration(config.max_disconnected)
             );
+            agent.kill_all().await;
             return Ok(Exit::Orphaned);
         }
         let delay = backoff.next_delay().min(orphaned_at - now);
         tracing::debug!("reconnecting in {delay:?}");
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = stop.as_mut() => return Ok(Exit::Interrupted),
+            () = stop.as_mut() => {
+                agent.steps.stop_all(Stop::Kill);
+                agent.kill_all().await;
+                return Ok(Exit::Interrupted);
+            }
         }
     }
 }
@@ -173,7 +240,8 @@ fn endpoint(master_url: &str) -> Result<Endpoint> {
         .keep_alive_while_idle(true))
 }
 
-/// The `Hello` that opens every session.
+/// The `Hello` that opens a first session (a reconnect adds the steps the
+/// worker still has).
 pub fn hello(config: &Config, token: &str) -> Hello {
     Hello {
         worker_id: config.worker_id.clone(),
@@ -187,9 +255,8 @@ pub fn hello(config: &Config, token: &str) -> Hello {
         labels: config.labels.clone(),
         capacity: config.capacity,
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        // Steps never outlive their session (they are killed when it breaks),
-        // so a new session starts with none.
         running_steps: Vec::new(),
+        finished_steps: Vec::new(),
     }
 }
 
@@ -207,8 +274,7 @@ enum Ended {
 async fn handshake(
     endpoint: &Endpoint,
     dialer: Option<&Dialer>,
-    config: &Config,
-    token: &str,
+    hello: Hello,
 ) -> Result<Handshake> {
     let channel = match dialer {
         // TLS on our own dialer: tonic's would want system roots.
@@ -219,7 +285,7 @@ async fn handshake(
     let mut client = WorkerServiceClient::new(channel);
     let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
     let hello = WorkerMessage {
-        msg: Some(worker_message::Msg::Hello(hello(config, token))),
+        msg: Some(worker_message::Msg::Hello(hello)),
     };
     tx.send(hello).await.context("failed to queue hello")?;
     let mut inbound = client
@@ -256,27 +322,71 @@ struct Session {
     welcome: Welcome,
 }
 
+/// Hands the journal's messages to one session, in order, until told to
+/// stop (it then finishes the send in progress) or the session closes.
+struct Forwarder {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    fn spawn(journal: Journal, tx: mpsc::Sender<WorkerMessage>) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                // `next` takes nothing unless it completes: stopping here
+                // loses no message.
+                let msg = tokio::select! {
+                    msg = journal.next() => msg,
+                    _ = stopped.changed() => return,
+                };
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Lets the send in progress finish (within `bound`), then stops.
+    async fn finish(mut self, bound: Duration) {
+        let _ = self.stop.send(true);
+        // Past the bound, dropping `self` aborts the task.
+        let _ = tokio::time::timeout(bound, &mut self.task).await;
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        // A broken session: whatever it did not send goes on the next one.
+        self.task.abort();
+    }
+}
+
 impl Session {
     /// Serves the master until the session ends.
     async fn serve<F: Future<Output = ()>>(
         mut self,
         config: &Config,
+        agent: &mut Agent,
         mut stop: Pin<&mut F>,
         notices: &mut Notices,
     ) -> Ended {
-        let mut steps = RunningSteps::new(StepContext {
-            worker_id: config.worker_id.clone(),
-            work_dir: config.work_dir.clone(),
-            step_user: config.step_user.clone(),
-            tx: self.tx.clone(),
-        });
+        agent.renew(self.welcome.step_lease_ms);
+        let offsets = std::mem::take(&mut self.welcome.resume_offsets);
+        for step in agent.journal.resume(&offsets) {
+            agent.steps.supersede(&step);
+        }
+        if !offsets.is_empty() {
+            tracing::info!(steps = offsets.len(), "the master takes back our steps");
+        }
+        let mut forwarder = Some(Forwarder::spawn(agent.journal.clone(), self.tx.clone()));
         let every = match self.welcome.heartbeat_interval_ms {
             0 => DEFAULT_HEARTBEAT,
             ms => Duration::from_millis(ms).max(MIN_HEARTBEAT),
         };
         let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut draining = false;
         // Each session tells the master once; it terminates us on the notice.
         let mut notice_sent = false;
 
@@ -287,10 +397,10 @@ impl Session {
                         let Some(msg) = msg.msg else { continue };
                         match msg {
                             master_message::Msg::Run(run) => {
-                                accept(&mut steps, run, draining, config.capacity);
+                                accept(&mut agent.steps, run, agent.draining, config.capacity);
                             }
                             master_message::Msg::Cancel(cancel) => {
-                                if steps.stop(&cancel.step_run_id, Stop::Cancel) {
+                                if agent.steps.stop(&cancel.step_run_id, Stop::Cancel) {
                                     tracing::info!(step = %cancel.step_run_id, "cancelling step");
                                 } else {
                                     tracing::debug!(
@@ -301,35 +411,35 @@ impl Session {
                             }
                             master_message::Msg::Shutdown(shutdown) if shutdown.drain => {
                                 tracing::info!("master asked to shut down once running steps finish");
-                                draining = true;
-                                if !steps.has_tasks() {
-                                    self.close(steps).await;
+                                agent.draining = true;
+                                if !agent.steps.has_tasks() {
+                                    self.close(agent, forwarder.take()).await;
                                     return Ended::Exit(Exit::Shutdown);
                                 }
                             }
                             master_message::Msg::Shutdown(_) => {
                                 tracing::info!("master asked to shut down now; killing running steps");
-                                steps.stop_all(Stop::Kill);
-                                self.close(steps).await;
+                                agent.steps.stop_all(Stop::Kill);
+                                self.close(agent, forwarder.take()).await;
                                 return Ended::Exit(Exit::Shutdown);
                             }
                             master_message::Msg::BuildEnded(ended) => {
                                 crate::workspace::remove_build(&config.work_dir, &ended.build_key);
+                            }
+                            master_message::Msg::Lease(lease) => agent.renew(lease.step_lease_ms),
+                            master_message::Msg::ResultAck(ack) => {
+                                agent.journal.acknowledged(&ack.step_run_id);
                             }
                             master_message::Msg::Welcome(_) | master_message::Msg::Refused(_) => {
                                 tracing::warn!("ignoring a second Welcome/Refused from the master");
                             }
                         }
                     }
-                    Ok(None) => {
-                        return lose(steps, "the master closed the session".to_owned()).await;
-                    }
-                    Err(status) => {
-                        return lose(steps, format!("the session failed: {status}")).await;
-                    }
+                    Ok(None) => return Ended::Lost("the master closed the session".to_owned()),
+                    Err(status) => return Ended::Lost(format!("the session failed: {status}")),
                 },
                 _ = heartbeat.tick() => {
-                    let running_steps = steps.ids();
+                    let running_steps = agent.steps.ids();
                     let beat = WorkerMessage {
                         msg: Some(worker_message::Msg::Heartbeat(Heartbeat { running_steps })),
                     };
@@ -346,19 +456,19 @@ impl Session {
                         })),
                     };
                     if self.tx.send(notice).await.is_err() {
-                        return lose(steps, "the session closed".to_owned()).await;
+                        return Ended::Lost("the session closed".to_owned());
                     }
                 }
-                () = steps.next_done(), if steps.has_tasks() => {
-                    if draining && !steps.has_tasks() {
-                        self.close(steps).await;
+                () = agent.steps.next_done(), if agent.steps.has_tasks() => {
+                    if agent.draining && !agent.steps.has_tasks() {
+                        self.close(agent, forwarder.take()).await;
                         return Ended::Exit(Exit::Shutdown);
                     }
                 }
                 () = stop.as_mut() => {
                     tracing::info!("stopping: killing running steps");
-                    steps.stop_all(Stop::Kill);
-                    self.close(steps).await;
+                    agent.steps.stop_all(Stop::Kill);
+                    self.close(agent, forwarder.take()).await;
                     return Ended::Exit(Exit::Interrupted);
                 }
             }
@@ -366,12 +476,15 @@ impl Session {
     }
 
     /// Lets running steps end (they were told whether to finish or die),
-    /// then hands the master our last messages before the process exits.
-    async fn close(mut self, mut steps: RunningSteps) {
-        steps.wait_all(STOP_STEPS_BOUND).await;
+    /// hands the master what they left, and closes the session.
+    async fn close(mut self, agent: &mut Agent, forwarder: Option<Forwarder>) {
+        agent.steps.wait_all(STOP_STEPS_BOUND).await;
+        agent.journal.flushed(FLUSH_TIMEOUT).await;
+        if let Some(forwarder) = forwarder {
+            forwarder.finish(FLUSH_TIMEOUT).await;
+        }
         // Dropping every sender ends our request stream once it is sent; the
         // master then ends its side, which tells us it has everything.
-        drop(steps);
         drop(self.tx);
         let flushed = tokio::time::timeout(FLUSH_TIMEOUT, async {
             while let Ok(Some(_)) = self.inbound.message().await {}
@@ -398,11 +511,4 @@ fn accept(steps: &mut RunningSteps, run: RunStep, draining: bool, capacity: u32)
     } else {
         steps.start(run);
     }
-}
-
-/// The session broke: kill the steps (the master retries their builds).
-async fn lose(mut steps: RunningSteps, why: String) -> Ended {
-    steps.lose_all();
-    steps.wait_all(STOP_STEPS_BOUND).await;
-    Ended::Lost(why)
 }

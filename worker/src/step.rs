@@ -6,26 +6,32 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use burst_proto::{run_step, worker_message, RunStep, StepFinished, WorkerMessage};
+use burst_proto::{run_step, RunStep, StepFinished};
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::journal::Journal;
 use crate::platform::{self, ProcessTree};
 use crate::{output, step_env};
 
 /// How long a tree gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
-/// What a step needs from its session.
+/// The step lease: until when the master's last word lets steps run
+/// (`None`: no lease yet).
+pub(crate) type Lease = watch::Receiver<Option<Instant>>;
+
+/// What a step needs from the worker.
 #[derive(Clone)]
 pub(crate) struct StepContext {
     pub(crate) worker_id: String,
     pub(crate) work_dir: PathBuf,
     pub(crate) step_user: Option<crate::step_user::StepUser>,
-    /// The session's bounded outbox.
-    pub(crate) tx: mpsc::Sender<WorkerMessage>,
+    /// Where output and the result go; sessions take them from there.
+    pub(crate) journal: Journal,
+    pub(crate) lease: Lease,
 }
 
 /// Why a step is being stopped early.
@@ -35,31 +41,61 @@ pub(crate) enum Stop {
     Cancel,
     /// The worker is shutting down: also reported as `cancelled`.
     Kill,
-    /// The session is gone (the step's stop handle was dropped): kill the
-    /// tree and report nothing; the master treats the build as lost.
+    /// The master no longer wants it (the step's stop handle was dropped):
+    /// kill the tree and report nothing.
     Lost,
+    /// The step lease ran out without a renewal: kill the tree (fencing: the
+    /// master may retry the build elsewhere) and report that.
+    LeaseExpired,
 }
 
-/// Stop requests for one step. A dropped sender counts as [`Stop::Lost`].
-pub(crate) struct StopSignal(mpsc::Receiver<Stop>);
+/// Stop requests for one step. A dropped sender counts as [`Stop::Lost`];
+/// a lease that runs out as [`Stop::LeaseExpired`] (once).
+pub(crate) struct StopSignal {
+    rx: mpsc::Receiver<Stop>,
+    lease: Option<Lease>,
+}
 
 impl StopSignal {
-    pub(crate) fn new(rx: mpsc::Receiver<Stop>) -> Self {
-        Self(rx)
+    pub(crate) fn new(rx: mpsc::Receiver<Stop>, lease: Lease) -> Self {
+        Self {
+            rx,
+            lease: Some(lease),
+        }
     }
 
     async fn next(&mut self) -> Stop {
-        self.0.recv().await.unwrap_or(Stop::Lost)
+        loop {
+            let Some(lease) = self.lease.as_mut() else {
+                return self.rx.recv().await.unwrap_or(Stop::Lost);
+            };
+            let until = *lease.borrow_and_update();
+            tokio::select! {
+                why = self.rx.recv() => return why.unwrap_or(Stop::Lost),
+                () = sleep_until(until) => {
+                    if lease.has_changed().unwrap_or(false) {
+                        continue;
+                    }
+                    self.lease = None;
+                    return Stop::LeaseExpired;
+                }
+                changed = lease.changed() => if changed.is_err() {
+                    // The worker is going away; its own stop follows.
+                    self.lease = None;
+                },
+            }
+        }
     }
 }
 
-/// Runs `run` to the end and queues its `StepFinished`, unless the session
-/// is lost first.
+/// Runs `run` to the end and journals its `StepFinished`, unless the master
+/// stops wanting it first.
 pub(crate) async fn run(run: RunStep, ctx: StepContext, mut stop: StopSignal) {
     let started = Instant::now();
     tracing::info!(step = %run.step_run_id, name = %run.name, build = %run.build_key, "step started");
     let Some(mut finished) = execute(&run, &ctx, &mut stop).await else {
-        tracing::info!(step = %run.step_run_id, "step killed: the session was lost");
+        tracing::info!(step = %run.step_run_id, "step killed: the master no longer wants it");
+        ctx.journal.forget(&run.step_run_id);
         return;
     };
     finished.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -72,35 +108,19 @@ pub(crate) async fn run(run: RunStep, ctx: StepContext, mut stop: StopSignal) {
         error = %finished.error,
         "step finished"
     );
-    let send = ctx.tx.send(finished_message(finished));
-    tokio::pin!(send);
-    loop {
-        tokio::select! {
-            _ = &mut send => break,
-            // A cancel this late changes nothing: the result still goes out.
-            why = stop.next() => if why == Stop::Lost {
-                break;
-            },
-        }
-    }
+    ctx.journal.finish(finished);
 }
 
 /// A `StepFinished` for a step that never started.
-pub(crate) fn rejected(step_run_id: String, error: String) -> WorkerMessage {
-    finished_message(StepFinished {
+pub(crate) fn rejected(step_run_id: String, error: String) -> StepFinished {
+    StepFinished {
         step_run_id,
         error,
         ..Default::default()
-    })
-}
-
-fn finished_message(finished: StepFinished) -> WorkerMessage {
-    WorkerMessage {
-        msg: Some(worker_message::Msg::Finished(finished)),
     }
 }
 
-/// `None` when the session was lost while the step ran.
+/// `None` when the master stopped wanting the step while it ran.
 async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Option<StepFinished> {
     let mut finished = StepFinished {
         step_run_id: run.step_run_id.clone(),
@@ -128,7 +148,7 @@ async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Opt
         run.step_run_id.clone(),
         child.stdout.take(),
         child.stderr.take(),
-        ctx.tx.clone(),
+        ctx.journal.clone(),
         exited_rx,
     )));
 
@@ -145,6 +165,13 @@ async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Opt
             match why {
                 Stop::Cancel | Stop::Kill => finished.cancelled = true,
                 Stop::Lost => lost = true,
+                Stop::LeaseExpired => {
+                    tracing::warn!(step = %run.step_run_id, "the step lease ran out without a word from the master; killing the step");
+                    finished.lease_expired = true;
+                    finished.error = "the worker killed the step: its step lease ran out without a renewal from the master".to_owned();
+                    // Fencing: no grace, the master may start a retry.
+                    tree.kill();
+                }
             }
             kill_tree(&mut child, &tree).await
         }
@@ -165,8 +192,7 @@ async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Opt
         tokio::select! {
             r = &mut pump.0 => {
                 match r {
-                    Ok(Ok(_bytes)) => break,
-                    Ok(Err(output::Closed)) => return None,
+                    Ok(_bytes) => break,
                     Err(e) => {
                         tracing::warn!(step = %run.step_run_id, "failed to forward the step's output: {e}");
                         break;

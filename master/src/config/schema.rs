@@ -56,6 +56,11 @@ pub struct MasterConfig {
     pub heartbeat_interval: Positive,
     /// Missed heartbeats before a worker is declared lost.
     pub heartbeat_misses: AtLeastOne,
+    /// How long a busy worker keeps running its step without hearing from
+    /// the master (renewed with every heartbeat). Longer survives longer
+    /// master outages; it also delays the retry of a lost worker that its
+    /// provider cannot terminate.
+    pub step_lease: Positive,
     /// On SIGTERM, how long running builds may finish before they are cancelled.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -99,6 +104,7 @@ impl Default for MasterConfig {
             tls: None,
             heartbeat_interval: Positive::secs(10),
             heartbeat_misses: AtLeastOne::new(3),
+            step_lease: Positive::secs(120),
             shutdown_grace: Duration::from_secs(30),
             build_retries: 1,
             anonymous_read: false,

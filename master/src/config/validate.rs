@@ -145,6 +145,18 @@ impl Checker {
         }
         self.check(&path.key("heartbeat_interval"), &m.heartbeat_interval);
         self.check(&path.key("heartbeat_misses"), &m.heartbeat_misses);
+        self.check(&path.key("step_lease"), &m.step_lease);
+        // Renewed once per heartbeat: a lease shorter than two of them would
+        // run out between renewals of a healthy worker.
+        if m.step_lease.get() < m.heartbeat_interval.get() * 2 {
+            self.push(
+                &path.key("step_lease"),
+                format!(
+                    "must be at least twice heartbeat_interval ({}), or healthy workers would kill their steps between renewals",
+                    humantime::format_duration(m.heartbeat_interval.get())
+                ),
+            );
+        }
         self.check(&path.key("advertise_url"), &m.advertise_url);
         self.tls(&path, m);
         // Port 0 on both is fine: each gets its own ephemeral port.
@@ -664,6 +676,27 @@ run = "true"
             ),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn step_lease_is_checked() {
+        let text = format!("[master]\nstep_lease = \"0s\"\n{BASE}");
+        let found = issues(&text);
+        assert!(
+            has(&found, "master.step_lease: must be greater than zero"),
+            "{found:?}"
+        );
+        let text = format!("[master]\nheartbeat_interval = \"10s\"\nstep_lease = \"15s\"\n{BASE}");
+        let found = issues(&text);
+        assert!(
+            has(
+                &found,
+                "master.step_lease: must be at least twice heartbeat_interval (10s)"
+            ),
+            "{found:?}"
+        );
+        let text = format!("[master]\nstep_lease = \"20s\"\n{BASE}");
+        assert!(issues(&text).is_empty(), "{:?}", issues(&text));
     }
 
     #[test]

@@ -178,6 +178,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         master_pin: tls.as_ref().map(|t| t.pin.to_string()),
         heartbeat_interval: config.master.heartbeat_interval.get(),
         heartbeat_misses: config.master.heartbeat_misses.get(),
+        step_lease: config.master.step_lease.get(),
         shutdown_grace: config.master.shutdown_grace,
         health_interval: Duration::from_secs(1),
         secrets: config.secret_values.clone(),

@@ -61,6 +61,20 @@ pub fn check(hello: &Hello) -> Option<String> {
                 .iter()
                 .find_map(|s| too_long("a running step id", s.len(), MAX_SHORT_FIELD))
         })
+        .or_else(|| {
+            (hello.finished_steps.len() > MAX_RUNNING_STEPS).then(|| {
+                format!(
+                    "{} finished steps were sent; at most {MAX_RUNNING_STEPS} are allowed",
+                    hello.finished_steps.len()
+                )
+            })
+        })
+        .or_else(|| {
+            hello
+                .finished_steps
+                .iter()
+                .find_map(|s| too_long("a finished step id", s.len(), MAX_SHORT_FIELD))
+        })
 }
 
 /// `s` cut to `LOG_FIELD` characters, with how much was cut, for log lines.

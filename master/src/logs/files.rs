@@ -6,6 +6,7 @@ use burst_common::error_chain::Chain;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use super::checkpoint::{self, Checkpoint};
 use super::mask::{Mask, MaskStream};
 use super::StepRunId;
 use crate::model::BuildId;
@@ -50,6 +51,8 @@ struct OpenLog {
     /// Bytes in the file (at most the limit, plus the closing line).
     written: u64,
     capped: bool,
+    /// Where `bytes`/`written` are saved for a restart (see `checkpoint.rs`).
+    checkpoint: Option<Arc<std::fs::File>>,
     /// Secrets are replaced here, before the file: every reader sees the
     /// masked bytes, and file offsets are offsets in masked output. One
     /// stream each for stdout and stderr: a secret written to stdout in two
@@ -136,6 +139,7 @@ impl LogStore {
             .open(&path)
             .await
             .map_err(|e| io("create", e))?;
+        let mark = checkpoint::create(&path).map_err(|e| io("create the checkpoint of", e))?;
         let log = OpenLog {
             worker_id: worker_id.to_owned(),
             path: path.clone(),
@@ -143,6 +147,7 @@ impl LogStore {
             bytes: 0,
             written: 0,
             capped: false,
+            checkpoint: Some(Arc::new(mark)),
             mask: [self.mask.stream(), self.mask.stream()],
         };
         self.lock_open().insert(id, log);
@@ -150,19 +155,81 @@ impl LogStore {
         Ok(())
     }
 
-    /// Appends a chunk a worker sent. Refuses chunks for steps the worker
-    /// does not run and chunks out of order; the caller logs and drops them.
+    /// Opens the log of a step that a previous run of the master left
+    /// running, for its worker to go on with: the file is cut back to its
+    /// last checkpoint. Returns the worker offset to resume from.
+    pub async fn reopen_step(&self, id: StepRunId, worker_id: &str) -> Result<u64, LogError> {
+        let path = self.path(id);
+        let io = |action, source| LogError::Io {
+            action,
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| io("create the directory of", e))?;
+        }
+        let (mark, at) = checkpoint::open(&path).map_err(|e| io("read the checkpoint of", e))?;
+        let at = at.unwrap_or_default();
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .await
+            .map_err(|e| io("open", e))?;
+        // Bytes past the checkpoint may be half a chunk: the worker sends
+        // them again.
+        file.set_len(at.written)
+            .await
+            .map_err(|e| io("truncate", e))?;
+        let mut file = file;
+        file.seek(std::io::SeekFrom::End(0))
+            .await
+            .map_err(|e| io("seek in", e))?;
+        let log = OpenLog {
+            worker_id: worker_id.to_owned(),
+            path: path.clone(),
+            file: Arc::new(tokio::sync::Mutex::new(file)),
+            bytes: at.bytes,
+            written: at.written,
+            capped: at.capped,
+            checkpoint: Some(Arc::new(mark)),
+            mask: [self.mask.stream(), self.mask.stream()],
+        };
+        self.lock_open().insert(id, log);
+        self.notify(id.build);
+        Ok(at.bytes)
+    }
+
+    /// Hands an open step log to a new session of its worker; returns the
+    /// offset the worker resumes from (`None`: the log is not open). Done
+    /// under the lock, so the old session can add nothing after the offset
+    /// was read.
+    pub fn take_over(&self, id: StepRunId, worker_id: &str) -> Option<u64> {
+        let mut open = self.lock_open();
+        let log = open.get_mut(&id)?;
+        log.worker_id = worker_id.to_owned();
+        Some(log.bytes)
+    }
+
+    /// Appends a chunk a worker sent. Bytes before the log's offset were
+    /// received already (a replay after a reconnect) and are dropped. Refuses
+    /// chunks for steps the worker does not run and chunks that leave a gap;
+    /// the caller logs and drops them.
     pub async fn append(
         &self,
         worker_id: &str,
         id: StepRunId,
         stream: Output,
-        offset: u64,
-        data: &[u8],
+        mut offset: u64,
+        mut data: &[u8],
     ) -> Result<u64, LogError> {
         // Decided under the lock: the masked bytes, how much of them to keep,
         // and whether this chunk is the one that passes the cap.
-        let (file, path, out, keep, caps) = {
+        let (file, path, out, keep, caps, mark) = {
             let mut open = self.lock_open();
             let log = open
                 .get_mut(&id)
@@ -171,6 +238,14 @@ impl LogStore {
                     step: id.to_string(),
                     worker: worker_id.to_owned(),
                 })?;
+            if offset < log.bytes {
+                let seen = usize::try_from(log.bytes - offset).unwrap_or(usize::MAX);
+                if seen >= data.len() {
+                    return Ok(log.bytes);
+                }
+                data = &data[seen..];
+                offset = log.bytes;
+            }
             if log.bytes != offset {
                 return Err(LogError::OutOfOrder {
                     step: id.to_string(),
@@ -192,7 +267,18 @@ impl LogStore {
             log.bytes += data.len() as u64;
             log.written += keep as u64;
             log.capped = caps;
-            (log.file.clone(), log.path.clone(), out, keep, caps)
+            // A checkpoint only where the mask holds nothing back: then the
+            // file holds exactly the masked form of the worker's bytes.
+            let idle = log.mask.iter().all(MaskStream::is_idle);
+            let mark = log.checkpoint.clone().filter(|_| idle).map(|f| {
+                let at = Checkpoint {
+                    bytes: log.bytes,
+                    written: log.written,
+                    capped: log.capped,
+                };
+                (f, at)
+            });
+            (log.file.clone(), log.path.clone(), out, keep, caps, mark)
         };
         let io = |source| LogError::Io {
             action: "append to",
@@ -209,6 +295,16 @@ impl LogStore {
                 file.write_all(line.as_bytes()).await.map_err(io)?;
                 if let Some(log) = self.lock_open().get_mut(&id) {
                     log.written += line.len() as u64;
+                }
+            }
+            if let Some((mark, mut at)) = mark {
+                // The bytes reach the file before the checkpoint says so.
+                file.flush().await.map_err(io)?;
+                if caps {
+                    at.written = file.stream_position().await.map_err(io)?;
+                }
+                if let Err(e) = checkpoint::write(&mark, at) {
+                    tracing::warn!(step = %id, error = %Chain(&e), "failed to write a step log checkpoint");
                 }
             }
         }
@@ -357,8 +453,16 @@ mod tests {
             logs.append("w2", id, Output::Stdout, 11, b"x").await,
             Err(LogError::NotYours { .. })
         ));
+        // A replay of what the log has is dropped; the new part of a chunk
+        // that overlaps is kept; a gap is refused.
+        assert_eq!(
+            logs.append("w1", id, Output::Stdout, 3, b"lo ")
+                .await
+                .unwrap(),
+            11
+        );
         assert!(matches!(
-            logs.append("w1", id, Output::Stdout, 3, b"x").await,
+            logs.append("w1", id, Output::Stdout, 20, b"x").await,
             Err(LogError::OutOfOrder { .. })
         ));
         assert_eq!(logs.close_step(id).await, 11);
@@ -371,6 +475,51 @@ mod tests {
             b"hello world"
         );
         assert_eq!(logs.read_from(id, 6, 3).await.unwrap(), b"wor");
+    }
+
+    /// A restarted master reopens a step's log at its checkpoint: the file is
+    /// cut back to it, and the worker is asked for the rest, which a replay
+    /// of bytes already kept does not duplicate.
+    #[tokio::test]
+    async fn a_reopened_log_resumes_at_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = StepRunId {
+            build: 7,
+            attempt: 1,
+            index: 0,
+        };
+        {
+            let logs = LogStore::new(dir.path());
+            logs.open_step(id, "w1/1").await.unwrap();
+            logs.append("w1/1", id, Output::Stdout, 0, b"one\n")
+                .await
+                .unwrap();
+            logs.append("w1/1", id, Output::Stderr, 4, b"two\n")
+                .await
+                .unwrap();
+            // The master dies here, without closing the step.
+        }
+        // Half a chunk past the checkpoint, as a crash mid-write leaves.
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(LogStore::new(dir.path()).path(id))
+            .unwrap()
+            .write_all(b"thr")
+            .unwrap();
+        let logs = LogStore::new(dir.path());
+        assert_eq!(logs.reopen_step(id, "w1/0").await.unwrap(), 8);
+        assert_eq!(logs.take_over(id, "w1/2"), Some(8));
+        // The worker replays from an older offset: only the new bytes count.
+        logs.append("w1/2", id, Output::Stderr, 4, b"two\nthree\n")
+            .await
+            .unwrap();
+        assert_eq!(logs.close_step(id).await, 14);
+        assert_eq!(
+            logs.read_from(id, 0, 1 << 20).await.unwrap(),
+            b"one\ntwo\nthree\n"
+        );
+        assert_eq!(logs.take_over(id, "w1/3"), None, "closed");
     }
 
     #[tokio::test]

@@ -125,6 +125,11 @@ impl MaskStream {
         self.release(cut)
     }
 
+    /// Holds nothing back: everything pushed so far was released.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// The end of the output: releases what was held back.
     pub fn finish(&mut self) -> Vec<u8> {
         let cut = self.pending.len();

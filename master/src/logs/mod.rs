@@ -2,6 +2,7 @@
 //! worker sessions and read back complete or followed live. Secret values
 //! are masked on the way in, so no reader ever sees them.
 
+mod checkpoint;
 mod files;
 mod mask;
 mod session_owner;

@@ -52,6 +52,8 @@ fn worker(id: &str) -> Instance {
         connected_at: Some(1_500),
         terminated_at: Some(600_000),
         ended_by: None,
+        resume_hash: None,
+        resume_prev_hash: None,
     }
 }
 

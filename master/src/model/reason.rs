@@ -25,7 +25,9 @@ impl fmt::Display for Expiry {
                 "worker {worker} did not connect within start_timeout ({})",
                 format_duration(*timeout)
             ),
-            Expiry::NoReconnect { worker } => write!(f, "worker {worker} did not reconnect"),
+            Expiry::NoReconnect { worker } => {
+                write!(f, "worker {worker} disconnected and did not come back")
+            }
             Expiry::MissedHeartbeats { worker, window } => write!(
                 f,
                 "worker {worker} missed its heartbeats for {}",
@@ -68,6 +70,11 @@ impl fmt::Display for LostReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InterruptReason {
     MasterRestarted,
+    /// The worker killed the step itself: no renewal of its step lease came
+    /// in time (the master was away or unreachable for that long).
+    LeaseExpired {
+        worker: String,
+    },
 }
 
 impl fmt::Display for InterruptReason {
@@ -76,6 +83,10 @@ impl fmt::Display for InterruptReason {
             InterruptReason::MasterRestarted => {
                 f.write_str("the master restarted while the build ran")
             }
+            InterruptReason::LeaseExpired { worker } => write!(
+                f,
+                "worker {worker} killed the step: its step lease ran out without a renewal"
+            ),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct SchedulerSettings {
     pub master_pin: Option<String>,
     pub heartbeat_interval: Duration,
     pub heartbeat_misses: u32,
+    /// How long a busy worker runs its step without a renewal (`step_lease`).
+    pub step_lease: Duration,
     pub shutdown_grace: Duration,
     /// How often a starting worker's provider is asked whether it still runs.
     pub health_interval: Duration,
@@ -38,6 +40,12 @@ pub struct SchedulerSettings {
 impl SchedulerSettings {
     pub fn heartbeat_window(&self) -> Duration {
         self.heartbeat_interval * self.heartbeat_misses.max(1)
+    }
+
+    /// Past a lease's end, how long a worker may still take to notice and
+    /// kill its steps (a renewal is also received a little after it was sent).
+    pub fn lease_grace(&self) -> Duration {
+        self.heartbeat_interval.max(Duration::from_secs(2))
     }
 }
 

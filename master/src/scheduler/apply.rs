@@ -45,6 +45,11 @@ impl Scheduler {
                     self.count_start_failure(pool, LaunchFailure::transient);
                 }
                 Effect::LoseBuild { build, reason } => self.lose_build(build, &reason).await,
+                Effect::Fence {
+                    build,
+                    reason,
+                    until,
+                } => self.fence_build(build, reason, until),
                 Effect::Terminate { worker, reason } => {
                     if let StopReason::Expired(_) = &reason {
                         tracing::warn!(worker = %worker, %reason, "worker deadline passed");

@@ -11,14 +11,14 @@ use tokio::time::Instant;
 
 use super::actor::Scheduler;
 use super::handle::{SchedError, Submitted};
-use super::lost::settle_lost_attempt;
+use super::lost::{settle_cancelled_attempt, settle_interrupted_attempt, settle_lost_attempt};
 use super::reason::StopReason;
 use super::secrets::add_secrets;
 use super::worker::WorkerState;
 use crate::logs::{session_owner, StepRunId};
 use crate::model::{
-    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, IdempotencyKey, LostReason,
-    NewBuild, StepRun, StepState, SubmitOnce,
+    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, IdempotencyKey,
+    InterruptReason, LostReason, NewBuild, StepRun, StepState, SubmitOnce,
 };
 
 /// Bookkeeping for a build that runs on a worker.
@@ -37,6 +37,31 @@ pub struct Running {
     pub cancel_requested: bool,
     /// What failed first, for the build's status.
     pub failure: Option<String>,
+    /// The worker was declared lost: waiting for it to be surely gone.
+    pub fence: Option<Fence>,
+    /// Taken over from a previous run of the master, and the worker has not
+    /// come back since: losing it now is the restart's doing, not the
+    /// worker's (the attempt ends interrupted and uses no retry).
+    pub restarted: bool,
+}
+
+/// Why and until when a lost worker's build waits before it is retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub worker_id: String,
+    pub reason: LostReason,
+    pub until: Instant,
+}
+
+impl Running {
+    /// The step run in flight.
+    pub fn step_id(&self, build: BuildId) -> StepRunId {
+        StepRunId {
+            build,
+            attempt: self.attempt,
+            index: self.step,
+        }
+    }
 }
 
 impl Scheduler {
@@ -88,7 +113,7 @@ impl Scheduler {
     pub(super) async fn cancel(
         &mut self,
         id: BuildId,
-        _now: Instant,
+        now: Instant,
     ) -> Result<BuildState, SchedError> {
         let build = self
             .state
@@ -117,16 +142,17 @@ impl Scheduler {
                 step_run_id,
             })),
         };
+        let worker_id = run.worker_id.clone();
+        let fenced = run.fence.is_some();
         let sent = self
             .state
             .workers
-            .get(&run.worker_id)
+            .get(&worker_id)
             .is_some_and(|w| w.send(msg));
-        if !sent {
-            let worker_id = run.worker_id.clone();
-            self.lose_build(id, &LostReason::UnreachableWhileCancelling)
-                .await;
-            self.terminate(&worker_id, &StopReason::Unreachable).await;
+        // A worker that is away gets the cancel when it comes back (see
+        // `hello`); one being fenced off is cancelled by the fence.
+        if !sent && !fenced {
+            self.drop_session(&worker_id, now);
         }
         Ok(self
             .state
@@ -220,6 +246,8 @@ impl Scheduler {
                 timed_out: false,
                 cancel_requested: false,
                 failure: None,
+                fence: None,
+                restarted: false,
             },
         );
         if self
@@ -236,7 +264,7 @@ impl Scheduler {
     }
 
     /// Sends step `index` of a running build to its worker.
-    async fn run_step(&mut self, id: BuildId, index: u32, now: Instant) {
+    pub(super) async fn run_step(&mut self, id: BuildId, index: u32, now: Instant) {
         let (Some(build), Some(run)) = (
             self.state.builds.get_mut(&id),
             self.state.running.get_mut(&id),
@@ -303,10 +331,11 @@ impl Scheduler {
         });
         crate::failpoint::crash_point(crate::failpoint::AFTER_DISPATCH);
         if !sent {
-            self.lose_build(id, &LostReason::UnreachableOnStep).await;
-            self.terminate(&worker_id, &StopReason::Unreachable).await;
+            // The session is broken: the worker comes back without the step,
+            // and `hello` sends it again.
+            tracing::warn!(build = id, worker = %worker_id, "failed to send a step; waiting for the worker to reconnect");
+            self.drop_session(&worker_id, now);
         }
-        let _ = now;
     }
 
     /// Routes a control message from a worker's current session.
@@ -342,24 +371,35 @@ impl Scheduler {
             worker_message::Msg::Finished(mut f) => {
                 // Stored, shown and logged from here on: never with a secret.
                 f.error = self.logs.mask().mask_str(&f.error);
-                self.step_finished(worker_id, session, f, now).await
+                let step = f.step_run_id.clone();
+                self.step_finished(worker_id, session, f, now).await;
+                // Accepted or refused, the worker may forget it: it is saved
+                // (persist, then acknowledge) or was never wanted.
+                self.send_to(
+                    worker_id,
+                    burst_proto::master_message::Msg::ResultAck(burst_proto::ResultAck {
+                        step_run_id: step,
+                    }),
+                );
             }
+            worker_message::Msg::Heartbeat(_) => self.renew_lease(worker_id, now),
             worker_message::Msg::Notice(n) => {
                 tracing::warn!(worker = worker_id, detail = %n.detail, "worker reports its host is going away");
-                if let Some(build) = self.state.workers.get(worker_id).and_then(|w| w.build) {
-                    let reason = LostReason::Interrupted {
-                        worker: worker_id.to_owned(),
-                        detail: n.detail.clone(),
-                    };
-                    self.lose_build(build, &reason).await;
+                if let Some(w) = self.state.workers.get(worker_id) {
+                    if let Some(build) = w.build {
+                        let reason = LostReason::Interrupted {
+                            worker: worker_id.to_owned(),
+                            detail: n.detail.clone(),
+                        };
+                        let until = w.lease_until + self.state.settings.lease_grace();
+                        self.fence_build(build, reason, until);
+                    }
                 }
                 self.terminate(worker_id, &StopReason::InterruptionNotice)
                     .await;
             }
             // Liveness is recorded above; output goes straight to the log store.
-            worker_message::Msg::Heartbeat(_)
-            | worker_message::Msg::Output(_)
-            | worker_message::Msg::Hello(_) => {}
+            worker_message::Msg::Output(_) | worker_message::Msg::Hello(_) => {}
         }
     }
 
@@ -379,6 +419,7 @@ impl Scheduler {
                 && r.session == session
                 && r.attempt == step_id.attempt
                 && r.step == step_id.index
+                && r.fence.is_none()
         });
         if !current {
             // Audit: a result from anywhere but the session the step was
@@ -390,6 +431,17 @@ impl Scheduler {
                 step = %step_id,
                 "refused a result for a step that was not sent to this worker session"
             );
+            return;
+        }
+        if f.lease_expired {
+            // Not the step's doing, nor the worker's: runs again, no retry used.
+            let reason = InterruptReason::LeaseExpired {
+                worker: worker_id.to_owned(),
+            };
+            self.interrupt_build(step_id.build, &reason).await;
+            if let Some(w) = self.state.workers.get_mut(worker_id) {
+                w.set_state(WorkerState::Idle, now);
+            }
             return;
         }
         let log_bytes = self.logs.close_step(step_id).await;
@@ -543,11 +595,97 @@ impl Scheduler {
         let Some(build) = self.state.builds.get_mut(&id) else {
             return;
         };
-        if settle_lost_attempt(build, reason, run.cancel_requested) {
+        if run.restarted && !run.cancel_requested {
+            // Its worker never came back after the restart: not its fault.
+            settle_interrupted_attempt(build, &InterruptReason::MasterRestarted);
+            tracing::warn!(build = id, %reason, "worker did not come back after the restart; build requeued");
+            self.state.queue.push_front(id);
+        } else if settle_lost_attempt(build, reason, run.cancel_requested) {
             tracing::warn!(build = id, %reason, "worker lost; build requeued");
             self.state.queue.push_front(id);
         }
         self.persist_build(id).await;
+    }
+
+    /// Ends the build's attempt interrupted (no retry used) and requeues it,
+    /// or ends it cancelled when a cancel was asked for.
+    async fn interrupt_build(&mut self, id: BuildId, reason: &InterruptReason) {
+        let Some(run) = self.state.running.remove(&id) else {
+            return;
+        };
+        self.logs.close_step(run.step_id(id)).await;
+        if let Some(w) = self.state.workers.get_mut(&run.worker_id) {
+            w.build = None;
+        }
+        let Some(build) = self.state.builds.get_mut(&id) else {
+            return;
+        };
+        if run.cancel_requested {
+            settle_cancelled_attempt(build, reason);
+        } else {
+            tracing::warn!(build = id, %reason, "attempt interrupted; build requeued");
+            settle_interrupted_attempt(build, reason);
+            self.state.queue.push_front(id);
+        }
+        self.persist_build(id).await;
+    }
+
+    /// The build's worker is declared lost. Fencing: its step may still run
+    /// there until the worker's lease runs out, so the build is retried only
+    /// once the provider confirms the worker gone (`worker_gone`) or at
+    /// `until`, whichever comes first. Its results are refused from now on.
+    pub(super) fn fence_build(&mut self, id: BuildId, reason: LostReason, until: Instant) {
+        let Some(run) = self.state.running.get_mut(&id) else {
+            return;
+        };
+        if run.fence.is_some() {
+            return;
+        }
+        tracing::warn!(build = id, worker = %run.worker_id, %reason, "worker lost; the build is retried once the worker is surely gone");
+        run.fence = Some(Fence {
+            worker_id: run.worker_id.clone(),
+            reason,
+            until,
+        });
+    }
+
+    /// The provider confirmed the worker gone: builds fenced off it are
+    /// lost now.
+    pub(super) async fn worker_gone(&mut self, worker_id: &str) {
+        let mut fenced: Vec<(BuildId, LostReason)> = self
+            .state
+            .running
+            .iter()
+            .filter_map(|(id, run)| {
+                let fence = run.fence.as_ref()?;
+                (fence.worker_id == worker_id).then(|| (*id, fence.reason.clone()))
+            })
+            .collect();
+        fenced.sort_by_key(|(id, _)| *id);
+        for (id, reason) in fenced {
+            self.lose_build(id, &reason).await;
+        }
+    }
+
+    /// Queues a message for a worker's session, if it has one.
+    pub(super) fn send_to(&self, worker_id: &str, msg: burst_proto::master_message::Msg) -> bool {
+        self.state
+            .workers
+            .get(worker_id)
+            .is_some_and(|w| w.send(MasterMessage { msg: Some(msg) }))
+    }
+
+    /// Renews the worker's step lease (in answer to its heartbeat).
+    pub(super) fn renew_lease(&mut self, worker_id: &str, now: Instant) {
+        let lease = self.state.settings.step_lease;
+        let renewal = burst_proto::master_message::Msg::Lease(burst_proto::Lease {
+            step_lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+        });
+        if self.send_to(worker_id, renewal) {
+            if let Some(w) = self.state.workers.get_mut(worker_id) {
+                w.lease_until = now + lease;
+            }
+        }
     }
 }
 

@@ -27,6 +27,7 @@ mod tests;
 pub fn decide(state: &State, now: Instant) -> Plan {
     let mut pass = Pass::new(state, now);
     pass.deadlines();
+    pass.fences();
     pass.health_checks();
     match &state.shutdown {
         Some(shutdown) => pass.drain(shutdown.deadline),
@@ -163,13 +164,36 @@ impl<'a> Pass<'a> {
                     cause: expiry.clone(),
                 });
             }
+            // Fencing: the worker may still run the step until its lease
+            // runs out, so the retry waits for the provider or the lease.
             if let Some(build) = w.build {
-                self.effects.push(Effect::LoseBuild {
+                self.effects.push(Effect::Fence {
                     build,
                     reason: LostReason::Expired(expiry.clone()),
+                    until: w.lease_until + state.settings.lease_grace(),
                 });
             }
             self.terminate(w, StopReason::Expired(expiry));
+        }
+    }
+
+    /// Builds of lost workers whose lease has surely run out are lost now,
+    /// even when their provider never confirmed the worker gone.
+    fn fences(&mut self) {
+        let state = self.state;
+        let mut fenced: Vec<_> = state
+            .running
+            .iter()
+            .filter_map(|(id, run)| run.fence.as_ref().map(|f| (*id, f)))
+            .collect();
+        fenced.sort_by_key(|(id, _)| *id);
+        for (build, fence) in fenced {
+            if self.due(fence.until) {
+                self.effects.push(Effect::LoseBuild {
+                    build,
+                    reason: fence.reason.clone(),
+                });
+            }
         }
     }
 

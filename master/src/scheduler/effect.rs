@@ -18,6 +18,14 @@ pub enum Effect {
         build: BuildId,
         reason: LostReason,
     },
+    /// The build's worker is declared lost but may still run its step: the
+    /// build is lost once the provider confirms the worker is gone, or at
+    /// `until` (its lease surely ran out), whichever comes first.
+    Fence {
+        build: BuildId,
+        reason: LostReason,
+        until: Instant,
+    },
     Terminate {
         worker: String,
         reason: StopReason,

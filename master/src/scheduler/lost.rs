@@ -13,6 +13,16 @@ pub fn settle_interrupted_attempt(build: &mut Build, reason: &InterruptReason) {
     build.reason = Retrying::of(build).map(|r| r.to_string());
 }
 
+/// The attempt was interrupted after a cancel was asked for: the build ends
+/// cancelled.
+pub fn settle_cancelled_attempt(build: &mut Build, reason: &InterruptReason) {
+    let reason = format!("cancelled; meanwhile {reason}");
+    end_last_attempt(build, AttemptState::Cancelled, &reason);
+    build.state = BuildState::Cancelled;
+    build.reason = Some(reason);
+    build.finished_at = Some(now_millis());
+}
+
 fn end_last_attempt(build: &mut Build, state: AttemptState, reason: &str) {
     if let Some(attempt) = build.attempts.last_mut() {
         attempt.state = state;

@@ -13,7 +13,6 @@ pub enum StopReason {
     Recycled {
         after: u32,
     },
-    Unreachable,
     InterruptionNotice,
     ExitedBeforeConnecting,
     /// The provider says it exited while the master waited for it to reconnect.
@@ -29,7 +28,6 @@ impl fmt::Display for StopReason {
             StopReason::IdleTimeout => f.write_str("idle timeout"),
             StopReason::Expired(e) => e.fmt(f),
             StopReason::Recycled { after } => write!(f, "recycled after {after} build(s)"),
-            StopReason::Unreachable => f.write_str("unreachable"),
             StopReason::InterruptionNotice => f.write_str("interruption notice"),
             StopReason::ExitedBeforeConnecting => f.write_str("exited before connecting"),
             StopReason::Exited { detail } => f.write_str(detail),

@@ -1,5 +1,7 @@
-//! What a (re)started master does first: terminate everything a previous run
-//! left behind, and take back the builds it had not finished.
+//! What a (re)started master does first: re-admit the workers its ledger
+//! knows (they keep running their steps under their step lease and come
+//! back), terminate everything else a previous run left behind, and take
+//! back the builds it had not finished.
 
 use std::collections::HashSet;
 
@@ -7,22 +9,22 @@ use burst_common::error_chain::Chain;
 use burst_providers::ListedInstance;
 use futures::future::join_all;
 
+use tokio::time::Instant;
+
 use super::actor::Scheduler;
+use super::builds::Running;
 use super::lost::settle_interrupted_attempt;
+use super::tokens;
+use super::worker::{Worker, WorkerState};
+use crate::logs::session_owner;
 use crate::model::{
-    now_millis, AttemptState, BuildState, Instance, InstanceState, InterruptReason,
+    now_millis, AttemptState, Build, BuildState, Instance, InstanceState, InterruptReason,
+    StepState,
 };
 
 impl Scheduler {
     pub(super) async fn startup(&mut self) {
-        self.reap_orphans().await;
-        self.resume_builds().await;
-    }
-
-    /// Nothing from a previous run is adopted: every worker the ledger still
-    /// calls live, and every worker a provider lists under this master's tag,
-    /// is terminated. Its builds are requeued by `resume_builds`.
-    async fn reap_orphans(&mut self) {
+        let now = Instant::now();
         let ledger = match self.store.live_instances().await {
             Ok(rows) => rows,
             Err(e) => {
@@ -30,6 +32,75 @@ impl Scheduler {
                 Vec::new()
             }
         };
+        let (kept, ledger): (Vec<Instance>, Vec<Instance>) =
+            ledger.into_iter().partition(|row| self.readmittable(row));
+        for row in kept {
+            self.readmit(row, now);
+        }
+        // Its pool is gone, and with it the provider that could stop it: it
+        // is told to stop when it comes back.
+        let (retired, ledger): (Vec<Instance>, Vec<Instance>) = ledger
+            .into_iter()
+            .partition(|row| welcomed(row) && !self.state.pools.iter().any(|p| p.name == row.pool));
+        for row in retired {
+            tracing::warn!(worker = %row.worker_id, pool = %row.pool, "a worker of a pool that is no longer in the config; it is stopped when it comes back");
+            self.state.retired.insert(row.worker_id.clone(), row);
+        }
+        self.reap_orphans(ledger).await;
+        self.resume_builds().await;
+    }
+
+    /// A worker that was welcomed (it has a resume credential) and was not
+    /// being terminated, of a pool that still exists, is waited for instead
+    /// of terminated.
+    fn readmittable(&self, row: &Instance) -> bool {
+        welcomed(row)
+            && row.provider_id.is_some()
+            && self.state.pools.iter().any(|p| p.name == row.pool)
+    }
+
+    /// Takes a worker of the previous run back as reconnecting. It has until
+    /// its step lease surely ran out (and a heartbeat window) to come back;
+    /// if it does not, it is terminated like any worker that did not
+    /// reconnect (`decide`), and its build ends interrupted.
+    fn readmit(&mut self, row: Instance, now: Instant) {
+        let Some(pool) = self.state.pools.iter().position(|p| p.name == row.pool) else {
+            return;
+        };
+        let settings = &self.state.settings;
+        let lease_until = now + settings.step_lease;
+        let deadline = lease_until + settings.lease_grace() + settings.heartbeat_window();
+        tracing::info!(worker = %row.worker_id, pool = %row.pool, "waiting for a worker of the previous run to come back");
+        let worker = Worker {
+            id: row.worker_id.clone(),
+            pool,
+            state: WorkerState::Reconnecting,
+            since: now,
+            deadline: Some(deadline),
+            // Spent long ago; no token hashes to all zeros.
+            launch_token: [0; 32],
+            resume_token: row.resume_hash.as_deref().and_then(tokens::from_hex),
+            resume_prev: row.resume_prev_hash.as_deref().and_then(tokens::from_hex),
+            lease_until,
+            readmitted: true,
+            session: None,
+            last_seen: now,
+            builds_done: 0,
+            build: None,
+            os: None,
+            labels: self.state.pools[pool].cfg.labels.clone(),
+            ledger: row,
+            launch_returned: true,
+            health_in_flight: false,
+            next_health: now,
+        };
+        self.state.workers.insert(worker.id.clone(), worker);
+    }
+
+    /// Every other worker the ledger still calls live, and every worker a
+    /// provider lists under this master's tag that is not re-admitted, is
+    /// terminated. Its builds are requeued by `resume_builds`.
+    async fn reap_orphans(&mut self, ledger: Vec<Instance>) {
         let mut jobs = Vec::new();
         for pool in &self.state.pools {
             let listed = match pool.provider.list().await {
@@ -39,7 +110,10 @@ impl Scheduler {
                     Vec::new()
                 }
             };
-            let mut targets: Vec<ListedInstance> = listed;
+            let mut targets: Vec<ListedInstance> = listed
+                .into_iter()
+                .filter(|t| !self.state.workers.contains_key(&t.worker_id))
+                .collect();
             for row in ledger.iter().filter(|r| r.pool == pool.name) {
                 if let Some(pid) = &row.provider_id {
                     if !targets.iter().any(|t| t.worker_id == row.worker_id) {
@@ -98,6 +172,8 @@ impl Scheduler {
                         connected_at: None,
                         terminated_at: None,
                         ended_by: None,
+                        resume_hash: None,
+                        resume_prev_hash: None,
                     }
                 });
             row.provider_id.get_or_insert(target.provider_id.clone());
@@ -151,6 +227,11 @@ impl Scheduler {
                 .attempts
                 .last()
                 .is_some_and(|a| a.state == AttemptState::Running);
+            if build.state == BuildState::Running && interrupted && self.resume_build(&build).await
+            {
+                self.state.builds.insert(id, build);
+                continue;
+            }
             if build.state == BuildState::Running && interrupted {
                 settle_interrupted_attempt(&mut build, &InterruptReason::MasterRestarted);
             } else if build.state == BuildState::Running {
@@ -168,4 +249,77 @@ impl Scheduler {
             tracing::info!(builds = self.state.queue.len(), "resumed queued builds");
         }
     }
+
+    /// A running build whose worker was re-admitted goes on as the same
+    /// attempt once the worker is back. False when it cannot (no such
+    /// worker, or no step in flight).
+    async fn resume_build(&mut self, build: &Build) -> bool {
+        let Some(attempt) = build.attempts.last() else {
+            return false;
+        };
+        let Some(worker) = self.state.workers.get(&attempt.worker_id) else {
+            return false;
+        };
+        if worker.build.is_some() || worker.state != WorkerState::Reconnecting {
+            return false;
+        }
+        let Some(step) = attempt.steps.iter().find(|s| s.state == StepState::Running) else {
+            return false;
+        };
+        let mut run = Running {
+            worker_id: attempt.worker_id.clone(),
+            session: 0,
+            attempt: attempt.number,
+            step: step.index,
+            failed: false,
+            timed_out: false,
+            cancel_requested: false,
+            failure: None,
+            fence: None,
+            restarted: true,
+        };
+        // What the steps before it decided: only `always_run` steps follow
+        // a failure.
+        for (done, spec) in attempt.steps.iter().zip(&build.steps) {
+            if done.index >= step.index || spec.continue_on_failure || run.failed {
+                continue;
+            }
+            if matches!(
+                done.state,
+                StepState::Failed | StepState::TimedOut | StepState::Cancelled
+            ) {
+                run.failed = true;
+                run.timed_out = done.state == StepState::TimedOut;
+                run.failure = Some(match &done.error {
+                    Some(error) => format!("step {} failed: {error}", spec.name),
+                    None => format!("step {} {}", spec.name, done.state.as_str()),
+                });
+            }
+        }
+        let id = run.step_id(build.id);
+        let owner = session_owner(&attempt.worker_id, 0);
+        if let Err(e) = self.logs.reopen_step(id, &owner).await {
+            tracing::error!(step = %id, error = %Chain(&e), "failed to reopen a step log; the build runs again");
+            return false;
+        }
+        tracing::info!(build = build.id, attempt = attempt.number, worker = %attempt.worker_id, "build waits for its worker to come back");
+        if let Some(w) = self.state.workers.get_mut(&attempt.worker_id) {
+            w.build = Some(build.id);
+        }
+        self.state.running.insert(build.id, run);
+        true
+    }
+}
+
+/// The worker was welcomed (it holds a resume credential) and was not being
+/// terminated.
+fn welcomed(row: &Instance) -> bool {
+    matches!(
+        row.state,
+        InstanceState::Launched | InstanceState::Connected
+    ) && row
+        .resume_hash
+        .as_deref()
+        .and_then(tokens::from_hex)
+        .is_some()
 }

@@ -10,7 +10,7 @@ use super::actor::SchedulerSettings;
 use super::builds::Running;
 use super::pool::Pool;
 use super::worker::Worker;
-use crate::model::{Build, BuildId, WorkerView};
+use crate::model::{Build, BuildId, Instance, WorkerView};
 
 pub struct ShutdownState {
     pub deadline: Instant,
@@ -28,6 +28,9 @@ pub struct State {
     pub running: HashMap<BuildId, Running>,
     pub shutdown: Option<ShutdownState>,
     pub next_session: u64,
+    /// Ledger workers of pools no longer in the config: stopped (told to
+    /// kill their steps and exit) when they come back.
+    pub retired: HashMap<String, Instance>,
 }
 
 impl State {
@@ -42,6 +45,7 @@ impl State {
             running: HashMap::new(),
             shutdown: None,
             next_session: 1,
+            retired: HashMap::new(),
         }
     }
 

@@ -15,7 +15,7 @@ use super::reason::StopReason;
 use super::tokens;
 use super::worker::{Worker, WorkerState};
 use crate::metrics::LaunchFailure;
-use crate::model::{now_millis, Instance, InstanceState};
+use crate::model::{now_millis, Instance, InstanceState, LostReason};
 
 impl Scheduler {
     /// Launches one worker in `pool`. Returns false when the ledger could
@@ -39,6 +39,8 @@ impl Scheduler {
             connected_at: None,
             terminated_at: None,
             ended_by: None,
+            resume_hash: None,
+            resume_prev_hash: None,
         };
         // The ledger first: a crash from here on leaves a row to reconcile.
         if let Err(e) = self.store.save_instance(&ledger).await {
@@ -63,6 +65,9 @@ impl Scheduler {
             deadline: Some(now + pool.cfg.start_timeout.get()),
             launch_token: tokens::hash(&token),
             resume_token: None,
+            resume_prev: None,
+            lease_until: now,
+            readmitted: false,
             session: None,
             last_seen: now,
             builds_done: 0,
@@ -144,7 +149,11 @@ impl Scheduler {
         if worker.state == WorkerState::Terminating {
             return;
         }
-        tracing::info!(worker = worker_id, %reason, "terminating worker");
+        if worker.readmitted {
+            tracing::warn!(worker = worker_id, %reason, "terminating orphan from a previous run: it did not come back");
+        } else {
+            tracing::info!(worker = worker_id, %reason, "terminating worker");
+        }
         let shutdown = burst_proto::Shutdown { drain: false };
         worker.send(burst_proto::MasterMessage {
             msg: Some(burst_proto::master_message::Msg::Shutdown(shutdown)),
@@ -217,13 +226,26 @@ impl Scheduler {
         }
     }
 
+    /// The worker is surely gone: its ledger row ends, and builds fenced
+    /// off it are retried now.
     async fn forget_worker(&mut self, worker_id: &str, state: InstanceState) {
+        let reaper = format!(
+            "reaped at start by master {}",
+            self.state.settings.master_id
+        );
         if let Some(w) = self.state.workers.get_mut(worker_id) {
             w.ledger.state = state;
             w.ledger.terminated_at = Some(now_millis());
+            // A worker of the previous run that never came back is reaped
+            // as the start's reconciliation would have (only later).
+            if w.readmitted && state == InstanceState::Gone {
+                w.ledger.ended_by = Some(reaper);
+                self.metrics.orphan_reaped(&w.ledger.pool);
+            }
         }
         self.persist_worker(worker_id).await;
         self.remove_worker(worker_id);
+        self.worker_gone(worker_id).await;
     }
 
     /// Asks the provider whether a worker that should connect still runs
@@ -278,6 +300,15 @@ impl Scheduler {
                     .await;
             }
             WorkerState::Reconnecting => {
+                // Its steps may outlive it (own process groups): the build
+                // waits for the terminate, which takes them too.
+                let until = worker.lease_until + self.state.settings.lease_grace();
+                if let Some(build) = worker.build {
+                    let reason = LostReason::Disconnected {
+                        worker: worker_id.to_owned(),
+                    };
+                    self.fence_build(build, reason, until);
+                }
                 self.terminate(worker_id, &StopReason::Exited { detail })
                     .await
             }

@@ -26,6 +26,23 @@ pub fn matches(token: &str, expected: &TokenHash) -> bool {
         == 0
 }
 
+/// A hash as the ledger stores it.
+pub fn to_hex(hash: &TokenHash) -> String {
+    hex(hash)
+}
+
+/// A hash read back from the ledger; `None` if it is not one.
+pub fn from_hex(text: &str) -> Option<TokenHash> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 pub fn short_id() -> String {
     let mut bytes = [0u8; 4];
     rand::rng().fill_bytes(&mut bytes);
@@ -48,5 +65,13 @@ mod tests {
         assert!(matches(&a, &hash(&a)));
         assert!(!matches(&b, &hash(&a)));
         assert!(!matches("", &hash(&a)));
+    }
+
+    #[test]
+    fn hashes_round_trip_through_hex() {
+        let h = hash(&new_token());
+        assert_eq!(from_hex(&to_hex(&h)), Some(h));
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex(&"é".repeat(32)), None);
     }
 }

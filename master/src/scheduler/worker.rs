@@ -67,6 +67,16 @@ pub struct Worker {
     pub launch_token: TokenHash,
     /// Set once the launch token is spent.
     pub resume_token: Option<TokenHash>,
+    /// The token the worker presented to get `resume_token`: still good
+    /// until the worker uses the new one (the `Welcome` may not have reached
+    /// it).
+    pub resume_prev: Option<TokenHash>,
+    /// The latest the worker's step lease can run to: the last renewal sent,
+    /// plus the lease. Past it (and a grace) the worker has killed its steps.
+    pub lease_until: Instant,
+    /// Taken back from the ledger at start and not back yet: terminated, it
+    /// is an orphan of the previous run (reaped, and counted, as such).
+    pub readmitted: bool,
     pub session: Option<Session>,
     pub last_seen: Instant,
     pub builds_done: u32,

@@ -8,7 +8,7 @@ use super::sqlite_rows::{query_err, Cols};
 use super::{StoreError, StoreResult};
 
 const INSTANCE_COLUMNS: &str = "worker_id, pool, provider, provider_id, state, details_json, \
-     error, launched_at, connected_at, terminated_at, ended_by";
+     error, launched_at, connected_at, terminated_at, ended_by, resume_hash, resume_prev_hash";
 
 /// States `InstanceState::is_live` rejects; the contract tests check that
 /// both stores agree on every state.
@@ -23,14 +23,16 @@ pub(super) async fn save_instance(pool: &SqlitePool, instance: &Instance) -> Sto
     // orders instances launched in the same millisecond.
     sqlx::query(
         "INSERT INTO instances (worker_id, pool, provider, provider_id, state, details_json, \
-         error, launched_at, connected_at, terminated_at, ended_by) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         error, launched_at, connected_at, terminated_at, ended_by, resume_hash, \
+         resume_prev_hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (worker_id) DO UPDATE SET pool = excluded.pool, \
          provider = excluded.provider, provider_id = excluded.provider_id, \
          state = excluded.state, details_json = excluded.details_json, \
          error = excluded.error, launched_at = excluded.launched_at, \
          connected_at = excluded.connected_at, terminated_at = excluded.terminated_at, \
-         ended_by = excluded.ended_by",
+         ended_by = excluded.ended_by, resume_hash = excluded.resume_hash, \
+         resume_prev_hash = excluded.resume_prev_hash",
     )
     .bind(&instance.worker_id)
     .bind(&instance.pool)
@@ -43,6 +45,8 @@ pub(super) async fn save_instance(pool: &SqlitePool, instance: &Instance) -> Sto
     .bind(instance.connected_at)
     .bind(instance.terminated_at)
     .bind(&instance.ended_by)
+    .bind(&instance.resume_hash)
+    .bind(&instance.resume_prev_hash)
     .execute(pool)
     .await
     .map_err(query_err("save an instance"))?;
@@ -107,6 +111,8 @@ fn decode_instance(row: &SqliteRow) -> StoreResult<Instance> {
         connected_at: cols.get("connected_at")?,
         terminated_at: cols.get("terminated_at")?,
         ended_by: cols.get("ended_by")?,
+        resume_hash: cols.get("resume_hash")?,
+        resume_prev_hash: cols.get("resume_prev_hash")?,
         worker_id,
     })
 }

@@ -33,6 +33,7 @@ pub struct ReceivedStep {
 }
 
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
+pub const STEP_LEASE: Duration = Duration::from_secs(120);
 
 /// Builds the fake provider through the registry from a `[pools.NAME.fake]`
 /// section, as the daemon builds real providers.
@@ -165,6 +166,7 @@ pub fn hello(worker_id: &str, token: &str) -> Hello {
         capacity: 1,
         version: "test".into(),
         running_steps: vec![],
+        finished_steps: vec![],
     }
 }
 
@@ -243,6 +245,7 @@ impl Harness {
             master_pin: None,
             heartbeat_interval: HEARTBEAT,
             heartbeat_misses: 3,
+            step_lease: STEP_LEASE,
             shutdown_grace: Duration::from_secs(30),
             health_interval: Duration::from_secs(1),
             secrets,

@@ -1,8 +1,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use burst_master::model::{now_millis, AttemptState, BuildState, Instance, InstanceState};
+use burst_master::logs::StepRunId;
+use burst_master::model::{
+    now_millis, Attempt, AttemptState, BuildId, BuildState, Instance, InstanceState, StepRun,
+    StepState,
+};
 use burst_master::store::{MemoryStore, Store};
+use burst_proto::{master_message, worker_message, StepFinished};
+use tokio::sync::mpsc;
 
 use crate::harness::*;
 
@@ -23,6 +29,8 @@ async fn startup_terminates_orphans_and_resumes_queued_builds() {
             connected_at: None,
             terminated_at: None,
             ended_by: None,
+            resume_hash: None,
+            resume_prev_hash: None,
         })
         .await
         .unwrap();
@@ -76,6 +84,8 @@ async fn a_reaped_orphan_ends_gone_with_who_reaped_it() {
         connected_at: None,
         terminated_at: None,
         ended_by: None,
+        resume_hash: None,
+        resume_prev_hash: None,
     };
     store.save_instance(&row("pool-inflight")).await.unwrap();
     store.save_instance(&row("pool-never")).await.unwrap();
@@ -124,7 +134,9 @@ async fn master_restarts_never_use_up_a_retry() {
             store.clone(),
         )
         .await;
-        h.wait_build(id, Duration::from_secs(60), |b| {
+        // Its worker never comes back (the fake's tasks die with the
+        // scheduler): it is given up once its step lease surely ran out.
+        h.wait_build(id, Duration::from_secs(600), |b| {
             b.attempts.len() == restart as usize
                 && b.attempts.last().unwrap().state == AttemptState::Running
         })
@@ -134,7 +146,7 @@ async fn master_restarts_never_use_up_a_retry() {
     }
     let h =
         Harness::start_with_store(pool(1), FakeProvider::new(Duration::from_secs(1)), store).await;
-    let b = &h.wait_finished(&[id], Duration::from_secs(120)).await[0];
+    let b = &h.wait_finished(&[id], Duration::from_secs(600)).await[0];
     assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
     assert_eq!(b.retries, 1);
     assert_eq!(b.attempts.len(), 3, "{b:#?}");
@@ -146,4 +158,199 @@ async fn master_restarts_never_use_up_a_retry() {
         );
     }
     assert_eq!(b.attempts[2].state, AttemptState::Succeeded);
+}
+
+/// A previous run left a worker busy with a build, its resume credential
+/// (hashed) in the ledger. The restarted master does not terminate it: it
+/// waits for it, takes it back with that credential, tells it where to
+/// resume its output, and the build finishes as the same attempt.
+#[tokio::test(start_paused = true)]
+async fn a_worker_of_the_previous_run_is_taken_back_and_its_build_goes_on() {
+    let (store, id, step) = previous_run_with_a_busy_worker().await;
+    let provider = FakeProvider::new(Duration::from_secs(1));
+    provider.add_orphan("pool-old1");
+    let h = Harness::start_with_store(pool(1), provider, store.clone()).await;
+    let workers = h
+        .wait_workers(Duration::from_secs(5), |w| {
+            w.iter().any(|w| w.worker_id == "pool-old1")
+        })
+        .await;
+    assert_eq!(workers[0].state, "reconnecting", "{workers:?}");
+    assert_eq!(workers[0].build, Some(id), "{workers:?}");
+
+    let (tx, mut rx) = mpsc::channel(16);
+    let mut back = hello("pool-old1", "resume-old");
+    back.running_steps = vec![step.clone()];
+    let session = h.handle.hello(back, tx).await.expect("taken back");
+    let welcome = match rx.recv().await.and_then(|m| m.msg) {
+        Some(master_message::Msg::Welcome(w)) => w,
+        other => panic!("expected Welcome, got {other:?}"),
+    };
+    assert_eq!(welcome.resume_offsets.get(&step), Some(&0), "{welcome:?}");
+    assert_eq!(welcome.step_lease_ms, STEP_LEASE.as_millis() as u64);
+    // The new credential replaced the old one in the ledger, hashed.
+    let row = store.get_instance("pool-old1").await.unwrap().unwrap();
+    assert_ne!(
+        row.resume_hash.as_deref(),
+        Some(sha_hex("resume-old").as_str())
+    );
+    assert_eq!(row.resume_hash, Some(sha_hex(&welcome.resume_token)));
+
+    h.handle
+        .from_worker(
+            "pool-old1",
+            session,
+            worker_message::Msg::Finished(StepFinished {
+                step_run_id: step.clone(),
+                exit_code: Some(0),
+                ..Default::default()
+            }),
+        )
+        .await;
+    let b = &h.wait_finished(&[id], Duration::from_secs(60)).await[0];
+    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts.len(), 1, "the same attempt: {b:#?}");
+    assert_eq!(b.attempts[0].state, AttemptState::Succeeded, "{b:#?}");
+    // Acknowledged, so the worker forgets it; and never terminated.
+    let acked = loop {
+        match rx.recv().await.and_then(|m| m.msg) {
+            Some(master_message::Msg::ResultAck(a)) => break a,
+            Some(_) => continue,
+            None => panic!("session closed before the ack"),
+        }
+    };
+    assert_eq!(acked.step_run_id, step);
+    assert!(!h.provider.terminated().contains(&"pool-old1".to_string()));
+}
+
+/// The same, but the worker never comes back: once its lease surely ran
+/// out it is terminated, and the build runs again with its first attempt
+/// ended interrupted (the restart's doing: no retry used).
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_does_not_come_back_is_reaped_at_its_lease_end() {
+    let (store, id, _step) = previous_run_with_a_busy_worker().await;
+    let provider = FakeProvider::new(Duration::from_secs(1));
+    provider.add_orphan("pool-old1");
+    let started = tokio::time::Instant::now();
+    let h = Harness::start_with_store(pool(2), provider, store.clone()).await;
+    let b = &h.wait_finished(&[id], Duration::from_secs(600)).await[0];
+    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts.len(), 2, "{b:#?}");
+    assert_eq!(b.attempts[0].state, AttemptState::Interrupted, "{b:#?}");
+    assert!(
+        started.elapsed() >= STEP_LEASE,
+        "not retried before the lease ran out"
+    );
+    assert!(h.provider.terminated().contains(&"pool-old1".to_string()));
+    let row = store.get_instance("pool-old1").await.unwrap().unwrap();
+    assert!(!row.state.is_live(), "{row:#?}");
+}
+
+fn sha_hex(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A store as a killed master leaves it: worker `pool-old1` connected (its
+/// resume token is "resume-old"), running step 0 of build 1, attempt 1.
+async fn previous_run_with_a_busy_worker() -> (Arc<MemoryStore>, BuildId, String) {
+    let store = Arc::new(MemoryStore::new());
+    store
+        .save_instance(&Instance {
+            worker_id: "pool-old1".into(),
+            pool: "pool".into(),
+            provider: "fake".into(),
+            provider_id: Some("p-pool-old1".into()),
+            state: InstanceState::Connected,
+            details: serde_json::Value::Null,
+            error: None,
+            launched_at: now_millis(),
+            connected_at: Some(now_millis()),
+            terminated_at: None,
+            ended_by: None,
+            resume_hash: Some(sha_hex("resume-old")),
+            resume_prev_hash: None,
+        })
+        .await
+        .unwrap();
+    let mut build = store
+        .insert_builds(vec![new_build(1)])
+        .await
+        .unwrap()
+        .remove(0);
+    build.state = BuildState::Running;
+    build.started_at = Some(now_millis());
+    build.attempts.push(Attempt {
+        number: 1,
+        worker_id: "pool-old1".into(),
+        pool: "pool".into(),
+        state: AttemptState::Running,
+        reason: None,
+        started_at: now_millis(),
+        finished_at: None,
+        steps: vec![StepRun {
+            index: 0,
+            name: build.steps[0].name.clone(),
+            state: StepState::Running,
+            exit_code: None,
+            signal: None,
+            error: None,
+            started_at: Some(now_millis()),
+            duration_ms: None,
+            log_bytes: 0,
+        }],
+    });
+    store.save_build(&build).await.unwrap();
+    let step = StepRunId {
+        build: build.id,
+        attempt: 1,
+        index: 0,
+    }
+    .to_string();
+    (store, build.id, step)
+}
+
+/// A worker of a pool the config no longer has comes back after a
+/// restart: it is told to stop for good (it then kills its steps and
+/// exits), and its ledger row ends saying why.
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_pool_is_gone_is_stopped_when_it_comes_back() {
+    let (store, id, _step) = previous_run_with_a_busy_worker().await;
+    let mut row = store.get_instance("pool-old1").await.unwrap().unwrap();
+    row.pool = "removed".into();
+    store.save_instance(&row).await.unwrap();
+    let h = Harness::start_with_store(
+        pool(1),
+        FakeProvider::new(Duration::from_secs(1)),
+        store.clone(),
+    )
+    .await;
+    let (tx, _rx) = mpsc::channel(16);
+    let refused = h
+        .handle
+        .hello(hello("pool-old1", "resume-old"), tx)
+        .await
+        .unwrap_err();
+    assert!(refused.fatal, "{refused:?}");
+    assert!(
+        refused
+            .reason
+            .contains("pool removed is no longer in this master's config"),
+        "{refused:?}"
+    );
+    let row = store.get_instance("pool-old1").await.unwrap().unwrap();
+    assert_eq!(row.state, InstanceState::Gone, "{row:#?}");
+    assert!(
+        row.ended_by
+            .as_deref()
+            .is_some_and(|b| b.contains("no longer in the config")),
+        "{row:#?}"
+    );
+    // Its build runs again elsewhere, its attempt ended by the restart.
+    let b = &h.wait_finished(&[id], Duration::from_secs(60)).await[0];
+    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts[0].state, AttemptState::Interrupted, "{b:#?}");
 }

@@ -331,9 +331,12 @@ async fn long_build_in_one_container(
     pool: &str,
     extra: &[String],
 ) -> anyhow::Result<(Master, BuildId, Vec<String>)> {
+    // A short step lease: the restarted master (on a new worker port, which
+    // the old container cannot reach) reaps it once it ran out.
     let mut builder_ = DockerPool::new(pool)
         .pool("max_builds = 1")
         .master()
+        .master_toml("step_lease = \"3s\"")
         .section(&builder("long", pool, "sleep 120"));
     for section in extra {
         builder_ = builder_.section(section);

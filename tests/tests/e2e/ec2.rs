@@ -106,7 +106,9 @@ impl Env {
         let mark = dir.path().join("mark");
         let text = config(&proxy.url, &imds.url, &mark.display().to_string(), &pool);
         let mut builder = ec2_harness::master(&proxy.url)
-            .master_toml("heartbeat_interval = \"1s\"\nbuild_retries = 2")
+            // A short step lease: a restarted master reaps the killed one's
+            // workers (they cannot reach its new port) once it ran out.
+            .master_toml("heartbeat_interval = \"1s\"\nstep_lease = \"3s\"\nbuild_retries = 2")
             .section(&text);
         if pool.tls {
             builder = builder.tls_self_signed();

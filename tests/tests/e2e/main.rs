@@ -21,6 +21,7 @@ mod secrets;
 mod shutdown;
 mod ssh;
 mod store_faults;
+mod storm;
 mod submit;
 mod timeout;
 mod tls;

@@ -1,6 +1,8 @@
-//! The master SIGKILLed with workers up: a restart reaps the old run's
-//! workers, runs the builds that were still queued, and runs again the
-//! builds it interrupted, without using up their retries.
+//! The master SIGKILLed with workers up: a restart takes back the old run's
+//! workers (they went on with their steps meanwhile) and their builds go on
+//! as the same attempt; builds still queued run; workers that cannot come
+//! back are reaped once their step lease ran out, and their builds run
+//! again without using up a retry.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -9,6 +11,9 @@ use burst_e2e::{wait, Master};
 use burst_master::model::{AttemptState, BuildState};
 
 const CONFIG: &str = r#"
+[master]
+heartbeat_interval = "1s"
+
 [pools.local]
 provider = "local"
 labels = ["linux"]
@@ -21,8 +26,8 @@ labels = ["linux"]
 retries = 0
 
 [[builders.steps]]
-name = "forever"
-run = 'if [ "$BURST_ATTEMPT" = 1 ]; then sleep 1000; fi; echo long-done'
+name = "slow"
+run = 'echo long-started; sleep 4; echo long-done'
 
 
 [[builders]]
@@ -35,8 +40,11 @@ run = "echo quick-done-$BURST_BUILD_ID"
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn master_sigkill_restart_reaps_old_workers_and_runs_queued() -> anyhow::Result<()> {
-    let mut master = Master::start(CONFIG).await?;
+async fn master_sigkill_restart_takes_back_its_worker_and_runs_queued() -> anyhow::Result<()> {
+    let mut master = burst_e2e::MasterBuilder::config(CONFIG)
+        .same_grpc_port_on_restart()?
+        .start()
+        .await?;
     let long = master.submit("long", &[]).await?[0];
     master
         .wait_step_running(long, 0, Duration::from_secs(30))
@@ -57,7 +65,7 @@ async fn master_sigkill_restart_reaps_old_workers_and_runs_queued() -> anyhow::R
     assert_eq!(old.len(), 1, "{:?}", master.processes());
 
     master.sigkill();
-    // The workers outlive their master (that is what must be cleaned up).
+    // The workers outlive their master, and keep running their steps.
     assert!(
         master.processes().iter().any(|p| p.is_worker_agent()),
         "{:?}",
@@ -65,21 +73,15 @@ async fn master_sigkill_restart_reaps_old_workers_and_runs_queued() -> anyhow::R
     );
 
     master.restart().await?;
-    let leftovers = || {
-        master
-            .processes()
-            .into_iter()
-            .filter(|p| p.worker_id.as_ref().is_some_and(|w| old.contains(w)))
-            .collect::<Vec<_>>()
-    };
-    wait::until_true(
-        "the old run's processes to be gone",
-        Duration::from_secs(20),
-        || leftovers().is_empty(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e:#}: still running: {:?}", leftovers()))?;
-
+    let b = master.wait_build(long, Duration::from_secs(60)).await?;
+    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts.len(), 1, "the same attempt: {b:#?}");
+    assert!(old.contains(&b.attempts[0].worker_id), "{b:#?}");
+    let log = master.log_text(long).await?;
+    assert!(
+        log.contains("long-started") && log.contains("long-done"),
+        "{log}"
+    );
     for id in queued {
         let b = master.wait_build(id, Duration::from_secs(60)).await?;
         assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
@@ -90,8 +92,53 @@ async fn master_sigkill_restart_reaps_old_workers_and_runs_queued() -> anyhow::R
                 .contains(&format!("quick-done-{id}")),
             "build {id}"
         );
-        assert!(!old.contains(&b.attempts[0].worker_id), "{b:#?}");
     }
+    // The taken-back worker is live in the ledger; nothing else is.
+    let live = master.live_instances().await?;
+    assert!(live.iter().all(|r| old.contains(&r.worker_id)), "{live:#?}");
+    Ok(())
+}
+
+/// A worker that cannot come back (the restarted master listens on another
+/// port) is reaped once its step lease surely ran out, with its step; its
+/// build runs again, its first attempt ended interrupted, not lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_cannot_come_back_is_reaped_after_its_lease() -> anyhow::Result<()> {
+    let config = CONFIG
+        .replace(
+            "heartbeat_interval = \"1s\"",
+            "heartbeat_interval = \"1s\"\nstep_lease = \"4s\"",
+        )
+        .replace(
+            "sleep 4",
+            "if [ \"$BURST_ATTEMPT\" = 1 ]; then sleep 1000; fi",
+        );
+    let mut master = Master::start(&config).await?;
+    let long = master.submit("long", &[]).await?[0];
+    master
+        .wait_step_running(long, 0, Duration::from_secs(30))
+        .await?;
+    let old: BTreeSet<String> = master
+        .processes()
+        .into_iter()
+        .filter_map(|p| p.worker_id)
+        .collect();
+    master.sigkill();
+    master.restart().await?;
+    let leftovers = || {
+        master
+            .processes()
+            .into_iter()
+            .filter(|p| p.worker_id.as_ref().is_some_and(|w| old.contains(w)))
+            .collect::<Vec<_>>()
+    };
+    wait::until_true(
+        "the old run's processes to be gone",
+        Duration::from_secs(60),
+        || leftovers().is_empty(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}: still running: {:?}", leftovers()))?;
     let b = master.wait_build(long, Duration::from_secs(60)).await?;
     assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
     assert_eq!(b.attempts.len(), 2, "{b:#?}");
@@ -107,6 +154,7 @@ async fn master_sigkill_restart_reaps_old_workers_and_runs_queued() -> anyhow::R
 const RESTARTS: &str = r#"
 [master]
 build_retries = 1
+heartbeat_interval = "1s"
 
 [pools.local]
 provider = "local"
@@ -119,25 +167,26 @@ labels = ["linux"]
 
 [[builders.steps]]
 name = "work"
-run = 'echo started-$BURST_ATTEMPT; if [ "$BURST_ATTEMPT" -lt 3 ]; then sleep 1000; fi; echo finished-$BURST_ATTEMPT'
+run = 'echo started-$BURST_ATTEMPT; i=0; while [ $i -lt 16 ]; do echo tick-$i; i=$((i+1)); sleep 0.5; done; echo finished-$BURST_ATTEMPT'
 "#;
 
 /// Two SIGKILLs of the master while the build runs, with one retry: the
-/// restarts use none, the build succeeds, and the history keeps both
-/// interrupted attempts, none blamed on a worker.
+/// build goes on across both as its first attempt, uses no retry, and no
+/// attempt is blamed on a worker or interrupted.
 #[tokio::test(flavor = "multi_thread")]
-async fn two_master_sigkills_use_up_no_retry() -> anyhow::Result<()> {
-    let mut master = Master::start(RESTARTS).await?;
+async fn two_master_sigkills_neither_retry_nor_interrupt_a_build() -> anyhow::Result<()> {
+    let mut master = burst_e2e::MasterBuilder::config(RESTARTS)
+        .same_grpc_port_on_restart()?
+        .start()
+        .await?;
     let id = master.submit("survivor", &[]).await?[0];
-    for attempt in 1..=2 {
-        let started = format!("started-{attempt}");
+    for tick in ["tick-2", "tick-8"] {
         wait::until(
-            &format!("attempt {attempt} to start its step"),
+            &format!("the step to print {tick}"),
             Duration::from_secs(60),
             || {
-                let started = started.clone();
                 let master = &master;
-                async move { Ok(master.log_text(id).await?.contains(&started).then_some(())) }
+                async move { Ok(master.log_text(id).await?.contains(tick).then_some(())) }
             },
         )
         .await?;
@@ -146,29 +195,17 @@ async fn two_master_sigkills_use_up_no_retry() -> anyhow::Result<()> {
     }
     let b = master.wait_build(id, Duration::from_secs(120)).await?;
     assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
-    assert_eq!(b.attempts.len(), 3, "{b:#?}");
-    for a in &b.attempts[..2] {
-        assert_eq!(a.state, AttemptState::Interrupted, "{b:#?}");
-        assert_eq!(
-            a.reason.as_deref(),
-            Some("the master restarted while the build ran"),
-            "{b:#?}"
-        );
-    }
-    assert!(
-        b.attempts
-            .iter()
-            .all(|a| a.state != AttemptState::WorkerLost),
-        "{b:#?}"
-    );
-    // Every attempt's output is kept: none overwrote another.
+    assert_eq!(b.attempts.len(), 1, "{b:#?}");
+    assert_eq!(b.attempts[0].state, AttemptState::Succeeded, "{b:#?}");
+    // The whole output, once, in order, across both restarts.
     let log = master.log_text(id).await?;
-    for line in ["started-1", "started-2", "started-3", "finished-3"] {
-        assert!(log.contains(line), "{line} missing from:\n{log}");
-    }
+    let ticks: Vec<&str> = log.lines().filter(|l| l.starts_with("tick-")).collect();
+    let want: Vec<String> = (0..16).map(|i| format!("tick-{i}")).collect();
+    assert_eq!(ticks, want, "{log}");
+    assert!(log.contains("finished-1"), "{log}");
     let cli = master.cli(&["build", &id.to_string()]).await?;
     assert!(
-        cli.stdout.contains("interrupted") && !cli.stdout.contains("worker_lost"),
+        !cli.stdout.contains("interrupted") && !cli.stdout.contains("worker_lost"),
         "{}",
         cli.stdout
     );
@@ -189,13 +226,13 @@ retries = 0
 
 [[builders.steps]]
 name = "hi"
-run = "echo ran-attempt-$BURST_ATTEMPT"
+run = "echo ran-attempt-$BURST_ATTEMPT; echo ran >> \"$MARKS/$BURST_BUILD_ID.$BURST_ATTEMPT\""
 "#;
 
 /// The master is SIGKILLed (failpoint) right after it sent a build's first
-/// step: the attempt was saved before, so after the restart the history
-/// keeps it as interrupted and the build runs again as attempt 2, not as a
-/// second, unseen "attempt 1".
+/// step: the attempt was saved before, so after the restart the build goes
+/// on as that attempt: its worker reports the step (or, if the step never
+/// reached it, gets it again), and the step ran exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_master_killed_right_after_dispatch_keeps_the_attempt() -> anyhow::Result<()> {
     let marks = tempfile::tempdir()?;
@@ -205,7 +242,9 @@ async fn a_master_killed_right_after_dispatch_keeps_the_attempt() -> anyhow::Res
         burst_master::failpoint::AFTER_DISPATCH,
         mark.display()
     );
-    let mut master = burst_e2e::MasterBuilder::config(DISPATCH)
+    let config = DISPATCH.replace("$MARKS", &marks.path().display().to_string());
+    let mut master = burst_e2e::MasterBuilder::config(&config)
+        .same_grpc_port_on_restart()?
         .env("BURST_FAILPOINT", &spec)
         .start()
         .await?;
@@ -221,14 +260,11 @@ async fn a_master_killed_right_after_dispatch_keeps_the_attempt() -> anyhow::Res
     master.restart().await?;
     let b = master.wait_build(id, Duration::from_secs(60)).await?;
     assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
-    assert_eq!(
-        b.attempts.len(),
-        2,
-        "the first run is in the history: {b:#?}"
-    );
-    assert_eq!(b.attempts[0].state, AttemptState::Interrupted, "{b:#?}");
-    assert_eq!(b.attempts[1].number, 2, "{b:#?}");
+    assert_eq!(b.attempts.len(), 1, "one attempt, no unseen one: {b:#?}");
+    assert_eq!(b.attempts[0].state, AttemptState::Succeeded, "{b:#?}");
+    let runs = std::fs::read_to_string(marks.path().join(format!("{id}.1")))?;
+    assert_eq!(runs.lines().count(), 1, "the step ran once: {runs:?}");
     let log = master.log_text(id).await?;
-    assert!(log.contains("ran-attempt-2"), "{log}");
+    assert!(log.contains("ran-attempt-1"), "{log}");
     Ok(())
 }

@@ -54,7 +54,12 @@ run = "echo quick-$BURST_BUILD_ID"
 
 async fn start() -> anyhow::Result<(tempfile::TempDir, Master)> {
     let files = tempfile::tempdir()?;
-    let master = Master::start(&config(files.path())).await?;
+    // A short step lease: a restarted master (on a new worker port, so the
+    // old run's workers cannot come back) reaps them once it ran out.
+    let master = burst_e2e::MasterBuilder::config(&config(files.path()))
+        .master_toml("heartbeat_interval = \"1s\"\nstep_lease = \"3s\"")
+        .start()
+        .await?;
     Ok((files, master))
 }
 

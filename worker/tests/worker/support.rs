@@ -146,13 +146,29 @@ impl Conn {
             .expect("session gone");
     }
 
-    /// Reads the Hello and welcomes the worker.
+    /// Reads the Hello and welcomes the worker (a one-minute step lease).
     pub async fn welcome(&mut self, resume_token: &str) -> Hello {
+        self.welcome_with(resume_token, 60_000, &[]).await
+    }
+
+    /// Reads the Hello and welcomes the worker with a step lease of
+    /// `lease_ms`, asking for `resume` (step, offset) back.
+    pub async fn welcome_with(
+        &mut self,
+        resume_token: &str,
+        lease_ms: u64,
+        resume: &[(&str, u64)],
+    ) -> Hello {
         let hello = self.hello().await;
         self.send(master_message::Msg::Welcome(Welcome {
             resume_token: resume_token.to_owned(),
             heartbeat_interval_ms: 200,
             master_id: "fake-master".to_owned(),
+            step_lease_ms: lease_ms,
+            resume_offsets: resume
+                .iter()
+                .map(|(step, offset)| ((*step).to_owned(), *offset))
+                .collect(),
         }))
         .await;
         hello

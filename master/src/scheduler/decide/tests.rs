@@ -14,10 +14,11 @@ use burst_providers::ProviderSection;
 
 use crate::config::PoolConfig;
 use crate::model::{
-    Attempt, AttemptState, BuildId, BuildState, Expiry, Instance, InstanceState, NewBuild,
-    QueuedStatus, Retrying, Unservable, WaitReason,
+    Attempt, AttemptState, BuildId, BuildState, Expiry, Instance, InstanceState, LostReason,
+    NewBuild, QueuedStatus, Retrying, Unservable, WaitReason,
 };
 use crate::scheduler::actor::SchedulerSettings;
+use crate::scheduler::builds::{Fence, Running};
 use crate::scheduler::effect::Effect;
 use crate::scheduler::pool::Pool;
 use crate::scheduler::reason::StopReason;
@@ -27,6 +28,9 @@ use crate::scheduler::worker::{Session, Worker, WorkerState};
 const S: Duration = Duration::from_secs(1);
 /// heartbeat_interval 10s × 3 misses.
 const WINDOW: Duration = Duration::from_secs(30);
+const LEASE: Duration = Duration::from_secs(120);
+/// `SchedulerSettings::lease_grace` for a 10s heartbeat.
+const GRACE: Duration = Duration::from_secs(10);
 
 /// `decide` never calls a provider; this one would say so.
 struct NoProvider;
@@ -67,6 +71,7 @@ fn state(cfg: PoolConfig) -> State {
         master_pin: None,
         heartbeat_interval: 10 * S,
         heartbeat_misses: 3,
+        step_lease: LEASE,
         shutdown_grace: 30 * S,
         health_interval: S,
         secrets: Default::default(),
@@ -93,6 +98,9 @@ fn add_worker(s: &mut State, id: &str, state: WorkerState, since: Instant, now: 
         deadline: (!connected).then_some(since + 30 * S),
         launch_token: [0; 32],
         resume_token: None,
+        resume_prev: None,
+        lease_until: now + LEASE,
+        readmitted: false,
         session,
         last_seen: now,
         builds_done: 0,
@@ -111,6 +119,8 @@ fn add_worker(s: &mut State, id: &str, state: WorkerState, since: Instant, now: 
             connected_at: None,
             terminated_at: None,
             ended_by: None,
+            resume_hash: None,
+            resume_prev_hash: None,
         },
         launch_returned: state != WorkerState::Launching,
         health_in_flight: false,
@@ -316,7 +326,7 @@ fn start_timeout_stops_the_worker_and_backs_the_pool_off() {
 }
 
 #[test]
-fn missed_heartbeats_lose_the_build() {
+fn missed_heartbeats_fence_the_build_until_the_lease_surely_ran_out() {
     let now = Instant::now();
     let mut s = state(pool_cfg(4));
     let ids = queue(&mut s, 1);
@@ -328,11 +338,86 @@ fn missed_heartbeats_lose_the_build() {
         now - 100 * S,
         now - WINDOW,
     );
-    s.workers.get_mut("gone").unwrap().build = Some(ids[0]);
+    let renewed = now - WINDOW;
+    let w = s.workers.get_mut("gone").unwrap();
+    w.build = Some(ids[0]);
+    w.lease_until = renewed + LEASE;
     let plan = decide(&s, now);
     assert!(
-        matches!(&plan.effects[..], [Effect::LoseBuild { build, .. }, Effect::Terminate { worker, .. }]
-            if *build == ids[0] && worker == "gone"),
+        matches!(&plan.effects[..], [Effect::Fence { build, until, .. }, Effect::Terminate { worker, .. }]
+            if *build == ids[0] && worker == "gone" && *until == renewed + LEASE + GRACE),
+        "the build is not lost yet, only fenced: {:?}",
+        plan.effects
+    );
+}
+
+/// A fenced build whose worker the provider never confirmed gone is lost
+/// once the lease plus grace is over, not a moment before, and the wake
+/// time says when.
+#[test]
+fn a_fenced_build_is_lost_when_the_lease_and_grace_are_over() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    let ids = queue(&mut s, 1);
+    s.queue.clear();
+    let until = now + 40 * S;
+    s.running.insert(
+        ids[0],
+        Running {
+            worker_id: "gone".into(),
+            session: 1,
+            attempt: 1,
+            step: 0,
+            failed: false,
+            timed_out: false,
+            cancel_requested: false,
+            failure: None,
+            fence: Some(Fence {
+                worker_id: "gone".into(),
+                reason: LostReason::Expired(Expiry::NoReconnect {
+                    worker: "gone".into(),
+                }),
+                until,
+            }),
+            restarted: false,
+        },
+    );
+    let plan = decide(&s, now);
+    assert!(
+        !plan
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::LoseBuild { .. })),
+        "{:?}",
+        plan.effects
+    );
+    assert_eq!(plan.wake_at, Some(until));
+    let plan = decide(&s, until);
+    assert!(
+        matches!(&plan.effects[..], [Effect::LoseBuild { build, .. }] if *build == ids[0]),
+        "{:?}",
+        plan.effects
+    );
+}
+
+/// A worker that went away keeps its build while it may come back: only
+/// the reconnect deadline fences it.
+#[test]
+fn a_reconnecting_worker_keeps_its_build_until_its_deadline() {
+    let now = Instant::now();
+    let mut s = state(pool_cfg(4));
+    let ids = queue(&mut s, 1);
+    s.queue.clear();
+    add_worker(&mut s, "away", WorkerState::Reconnecting, now, now);
+    let w = s.workers.get_mut("away").unwrap();
+    w.build = Some(ids[0]);
+    w.deadline = Some(now + WINDOW);
+    let plan = decide(&s, now);
+    assert!(plan.effects.is_empty(), "{:?}", plan.effects);
+    let plan = decide(&s, now + WINDOW);
+    assert!(
+        matches!(&plan.effects[..], [Effect::Fence { build, until, .. }, Effect::Terminate { worker, .. }]
+            if *build == ids[0] && worker == "away" && *until == now + LEASE + GRACE),
         "{:?}",
         plan.effects
     );

@@ -135,6 +135,8 @@ pub(super) fn instance(worker_id: &str, state: InstanceState, launched_at: i64) 
         connected_at: None,
         terminated_at: None,
         ended_by: None,
+        resume_hash: None,
+        resume_prev_hash: None,
     }
 }
 

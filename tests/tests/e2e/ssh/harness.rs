@@ -46,7 +46,10 @@ pub struct PoolSpec {
     pub steps: String,
 }
 
+// A short step lease: a restarted master reaps the workers of the killed
+// one (which cannot reach its new port) once it ran out.
 const MASTER: &str = r#"heartbeat_interval = "1s"
+step_lease = "3s"
 heartbeat_misses = 3
 shutdown_grace = "5s"
 build_retries = 1"#;
