@@ -62,11 +62,15 @@ struct Page {
 
 impl Browser {
     fn new(master: &Master) -> anyhow::Result<Self> {
+        let mut http = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .timeout(Duration::from_secs(60));
+        if let Some(ca) = master.ca_file() {
+            let pem = std::fs::read(&ca).with_context(|| format!("read {}", ca.display()))?;
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
         Ok(Self {
-            http: reqwest::Client::builder()
-                .redirect(Policy::none())
-                .timeout(Duration::from_secs(60))
-                .build()?,
+            http: http.build()?,
             base: master.url(),
             cookie: None,
         })
@@ -184,6 +188,24 @@ async fn ui_login_sets_a_strict_httponly_cookie_and_logout_ends_it() -> anyhow::
     assert!(out.headers[SET_COOKIE].to_str()?.contains("Max-Age=0"));
     // The old cookie is dead on the master, not only in the browser.
     assert_eq!(browser.get("/builds").await?.status, 303);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ui_session_cookie_is_secure_under_tls() -> anyhow::Result<()> {
+    let master = MasterBuilder::config(CONFIG)
+        .tls_self_signed()
+        .start()
+        .await?;
+    let mut browser = Browser::new(&master)?;
+    let set = browser.login(&master.admin_token()).await?;
+    assert!(set.contains("; Secure"), "{set}");
+    let page = browser.get("/builds").await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // A form POST carries the https Origin and passes.
+    let token = csrf(&page.body)?;
+    let out = browser.post("/logout", &[("csrf", &token)]).await?;
+    assert_eq!(out.status, 303, "{}", out.body);
     Ok(())
 }
 
@@ -407,6 +429,10 @@ run = "seq 1 12000000; echo TAIL-MARKER"
     let path = format!("/builds/{id}/attempts/1/steps/1/log");
     let tail = browser.get(&path).await?;
     assert_eq!(tail.status, 200);
+    eprintln!(
+        "tail page: {} bytes for a {log_bytes}-byte log",
+        tail.body.len()
+    );
     assert!(
         tail.body.len() < 1_000_000,
         "the tail page of a 100 MB log sent {} bytes",
