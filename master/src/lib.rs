@@ -15,3 +15,4 @@ pub mod model;
 pub mod scheduler;
 pub mod store;
 pub mod tls;
+pub mod ui;

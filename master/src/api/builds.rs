@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
@@ -21,6 +23,32 @@ pub async fn submit(
     Json(req): Json<SubmitRequest>,
 ) -> Result<(StatusCode, HeaderMap, Json<SubmitResponse>), HttpError> {
     let key = idempotency_key(&headers, &caller, &req)?;
+    let (submit_id, ids, replayed) = submit_builds(&state, &caller, &req, key, None).await?;
+    let mut answer_headers = HeaderMap::new();
+    if replayed {
+        answer_headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok((
+        StatusCode::CREATED,
+        answer_headers,
+        Json(SubmitResponse {
+            submit_id,
+            builds: ids,
+        }),
+    ))
+}
+
+/// Expands and queues a submit: the API's `POST /api/v1/builds` and the
+/// UI's rebuild. `only_cell` keeps just the build of that matrix cell (a
+/// rebuild of one cell). Returns the submit id, the build ids and whether
+/// the idempotency key replayed an earlier submit.
+pub(crate) async fn submit_builds(
+    state: &AppState,
+    caller: &Caller,
+    req: &SubmitRequest,
+    key: Option<IdempotencyKey>,
+    only_cell: Option<&BTreeMap<String, String>>,
+) -> Result<(String, Vec<BuildId>, bool), HttpError> {
     let submit_id = uuid::Uuid::new_v4().simple().to_string();
     let mut builds =
         crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
@@ -33,6 +61,18 @@ pub async fn submit(
                 };
                 HttpError(status, e.to_string())
             })?;
+    if let Some(cell) = only_cell {
+        builds.retain(|b| &b.cell == cell);
+        if builds.is_empty() {
+            return Err(HttpError(
+                StatusCode::CONFLICT,
+                format!(
+                    "builder {:?} no longer has the matrix cell {cell:?}",
+                    req.builder
+                ),
+            ));
+        }
+    }
     for b in &mut builds {
         b.submitted_by = Some(caller.name.clone());
     }
@@ -49,18 +89,7 @@ pub async fn submit(
         replayed,
         "builds submitted"
     );
-    let mut answer_headers = HeaderMap::new();
-    if replayed {
-        answer_headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-    }
-    Ok((
-        StatusCode::CREATED,
-        answer_headers,
-        Json(SubmitResponse {
-            submit_id,
-            builds: ids,
-        }),
-    ))
+    Ok((submit_id, ids, replayed))
 }
 
 /// Set on the answer to a submit whose key was seen before.
@@ -87,26 +116,106 @@ fn idempotency_key(
 pub struct ListQuery {
     #[serde(default = "super::query::default_limit")]
     limit: u32,
+    #[serde(default)]
+    builder: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    submitter: Option<String>,
+}
+
+/// What the builds list may be narrowed to: the API's query parameters and
+/// the UI's filter form alike. Empty values (an HTML form's blank field)
+/// filter nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct BuildFilter {
+    #[serde(default)]
+    pub builder: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub submitter: Option<String>,
+}
+
+/// A filtered list looks through this many of the newest builds.
+pub const FILTER_WINDOW: u32 = 1000;
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl BuildFilter {
+    pub fn is_empty(&self) -> bool {
+        [&self.builder, &self.state, &self.label, &self.submitter]
+            .into_iter()
+            .all(|v| given(v).is_none())
+    }
+
+    /// The state asked for; an unknown name is refused (400).
+    fn wanted_state(&self) -> Result<Option<BuildState>, HttpError> {
+        given(&self.state)
+            .map(|s| {
+                BuildState::parse(s).ok_or_else(|| {
+                    HttpError(
+                        StatusCode::BAD_REQUEST,
+                        format!("unknown build state {s:?}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    pub fn matches(&self, b: &Build, state: Option<BuildState>) -> bool {
+        given(&self.builder).is_none_or(|w| b.builder == w)
+            && state.is_none_or(|w| b.state == w)
+            && given(&self.label).is_none_or(|w| b.labels.iter().any(|l| l == w))
+            && given(&self.submitter).is_none_or(|w| b.submitted_by.as_deref() == Some(w))
+    }
+}
+
+/// The newest builds (at most `limit`) that pass the filter, secrets
+/// masked: `GET /api/v1/builds` and the UI's builds page.
+pub(crate) async fn recent(
+    state: &AppState,
+    filter: &BuildFilter,
+    limit: u32,
+) -> Result<Vec<Build>, HttpError> {
+    let limit = super::query::clamp(limit);
+    let wanted = filter.wanted_state()?;
+    let mut builds = if filter.is_empty() {
+        state.store.list_builds(limit).await?
+    } else {
+        let mut all = state.store.list_builds(FILTER_WINDOW.max(limit)).await?;
+        all.retain(|b| filter.matches(b, wanted));
+        all.truncate(limit as usize);
+        all
+    };
+    for build in &mut builds {
+        mask_build(build, &state.config, state.logs.mask());
+    }
+    Ok(builds)
 }
 
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Build>>, HttpError> {
-    let mut builds = state
-        .store
-        .list_builds(super::query::clamp(q.limit))
-        .await?;
-    for build in &mut builds {
-        mask_build(build, &state.config, state.logs.mask());
-    }
-    Ok(Json(builds))
+    let filter = BuildFilter {
+        builder: q.builder,
+        state: q.state,
+        label: q.label,
+        submitter: q.submitter,
+    };
+    Ok(Json(recent(&state, &filter, q.limit).await?))
 }
 
-pub async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<BuildId>,
-) -> Result<Json<BuildDetail>, HttpError> {
+/// One build, secrets masked, with its estimated cost: `GET
+/// /api/v1/builds/{id}` and the UI's build page.
+pub(crate) async fn detail(state: &AppState, id: BuildId) -> Result<BuildDetail, HttpError> {
     let mut build = state
         .store
         .get_build(id)
@@ -115,10 +224,17 @@ pub async fn get(
     mask_build(&mut build, &state.config, state.logs.mask());
     let prices = cost::prices(state.store.as_ref(), &build).await?;
     let estimated_cost = cost::estimate(&build, &prices, now_millis());
-    Ok(Json(BuildDetail {
+    Ok(BuildDetail {
         build,
         estimated_cost,
-    }))
+    })
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<BuildId>,
+) -> Result<Json<BuildDetail>, HttpError> {
+    Ok(Json(detail(&state, id).await?))
 }
 
 #[derive(serde::Serialize)]
@@ -127,18 +243,37 @@ pub struct CancelAnswer {
     state: BuildState,
 }
 
+/// May this caller cancel that build? Admins any, submitters their own.
+pub(crate) fn may_cancel(caller: &Caller, build: &Build) -> bool {
+    let own = caller.is_token() && build.submitted_by.as_deref() == Some(caller.name.as_str());
+    caller.role >= Role::Admin || (caller.role >= Role::Submitter && own)
+}
+
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<BuildId>,
 ) -> Result<Json<CancelAnswer>, HttpError> {
+    let new_state = cancel_build(&state, &caller, id).await?;
+    Ok(Json(CancelAnswer {
+        id,
+        state: new_state,
+    }))
+}
+
+/// Cancels after checking the caller's right to: the API's cancel and the
+/// UI's Cancel button.
+pub(crate) async fn cancel_build(
+    state: &AppState,
+    caller: &Caller,
+    id: BuildId,
+) -> Result<BuildState, HttpError> {
     let build = state
         .store
         .get_build(id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    let own = caller.is_token() && build.submitted_by.as_deref() == Some(caller.name.as_str());
-    if caller.role < Role::Admin && !own {
+    if !may_cancel(caller, &build) {
         tracing::warn!(
             target: "auth",
             caller = %caller.name,
@@ -162,8 +297,5 @@ pub async fn cancel(
     }
     let new_state = state.scheduler.cancel(id).await?;
     tracing::info!(target: "audit", by = %caller.name, build = id, "build cancelled");
-    Ok(Json(CancelAnswer {
-        id,
-        state: new_state,
-    }))
+    Ok(new_state)
 }

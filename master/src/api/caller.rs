@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 
 use super::error::HttpError;
 use crate::model::Role;
+use crate::ui::CsrfToken;
 
 /// The name logged for requests without a token.
 pub const ANONYMOUS: &str = "anonymous";
@@ -16,12 +17,25 @@ pub struct Caller {
     /// The token's name, or `anonymous`.
     pub name: String,
     pub role: Role,
+    /// Set when a browser session (cookie) authenticated the request: the
+    /// token its forms must carry. `None` for bearer tokens and anonymous
+    /// reads.
+    pub csrf: Option<CsrfToken>,
 }
 
 impl Caller {
     /// True when the caller acts under a token (not anonymous read).
     pub fn is_token(&self) -> bool {
         self.name != ANONYMOUS
+    }
+
+    /// Someone not logged in, as the login page renders for.
+    pub fn anonymous() -> Self {
+        Caller {
+            name: ANONYMOUS.to_owned(),
+            role: Role::Viewer,
+            csrf: None,
+        }
     }
 }
 

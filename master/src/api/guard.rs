@@ -1,21 +1,25 @@
 //! The gate in front of every route but `/healthz` and `/readyz`: the Host header must
 //! name this master (DNS rebinding), a write must not come from another
-//! origin (CSRF), and the bearer token must exist and carry the route's
-//! role. Every refusal is logged with the caller, route and peer, never the
-//! token.
+//! origin (CSRF), and the bearer token (or the browser session made from
+//! one, `ui/session.rs`) must exist and carry the route's role. A write a
+//! session cookie authenticates must also carry the session's CSRF token
+//! (`ui/csrf.rs`). Every refusal is logged with the caller, route and peer,
+//! never the token. An unauthenticated browser GET of a UI page is sent to
+//! `/login`; the API keeps answering 401.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::caller::{Caller, ANONYMOUS};
 use super::credentials;
 use super::error::HttpError;
 use super::AppState;
 use crate::model::Role;
+use crate::ui;
 
 /// Not behind the gate: load balancers and the harness probe them bare.
 const HEALTHZ: &str = "/healthz";
@@ -35,40 +39,70 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         .map(|c| c.0);
     let peer = peer_addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     let route = format!("{} {}", req.method(), req.uri().path());
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let request = Asked {
         method: req.method(),
         path: req.uri().path(),
         headers: req.headers(),
         peer: peer_addr,
     };
-    match admit(&state, request).await {
-        Ok(caller) => {
-            req.extensions_mut().insert(caller);
-            next.run(req).await
-        }
-        Err(Refusal {
+    let refused = |refusal: Refusal| {
+        let Refusal {
             status,
             caller,
             why,
-        }) => {
-            tracing::warn!(
-                target: "auth",
-                caller = %caller,
-                route = %route,
-                peer = %peer,
-                status = status.as_u16(),
-                "refused API request: {why}"
-            );
+        } = refusal;
+        tracing::warn!(
+            target: "auth",
+            caller = %caller,
+            route = %route,
+            peer = %peer,
+            status = status.as_u16(),
+            "refused API request: {why}"
+        );
+        (status, why)
+    };
+    let ui_page = ui::router::is_page(req.uri().path());
+    match admit(&state, request).await {
+        Ok(Admitted::Public) => next.run(req).await,
+        Ok(Admitted::Caller(caller)) => {
+            if let (Some(csrf), false) = (&caller.csrf, read) {
+                match ui::csrf::verify(req, csrf).await {
+                    Ok(checked) => req = checked,
+                    Err(why) => {
+                        let (status, why) =
+                            refused(refuse(StatusCode::FORBIDDEN, &caller.name, why));
+                        return HttpError(status, why).into_response();
+                    }
+                }
+            }
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(refusal) => {
+            let (status, why) = refused(refusal);
+            if status == StatusCode::UNAUTHORIZED && read && ui_page {
+                let uri = req.uri();
+                let back = uri.path_and_query().map_or("/", |p| p.as_str());
+                return Redirect::to(&ui::login::login_url(back)).into_response();
+            }
             HttpError(status, why).into_response()
         }
     }
 }
 
-struct Refusal {
-    status: StatusCode,
+/// Who the guard let in.
+enum Admitted {
+    /// A route anyone may reach (the login form, static assets).
+    Public,
+    Caller(Caller),
+}
+
+pub(crate) struct Refusal {
+    pub(crate) status: StatusCode,
     /// The token's name if it was valid, else `anonymous`.
     caller: String,
-    why: String,
+    pub(crate) why: String,
 }
 
 fn refuse(status: StatusCode, caller: &str, why: impl Into<String>) -> Refusal {
@@ -87,7 +121,7 @@ struct Asked<'a> {
     peer: Option<SocketAddr>,
 }
 
-async fn admit(state: &AppState, asked: Asked<'_>) -> Result<Caller, Refusal> {
+async fn admit(state: &AppState, asked: Asked<'_>) -> Result<Admitted, Refusal> {
     let Asked {
         method,
         path,
@@ -111,7 +145,7 @@ async fn admit(state: &AppState, asked: Asked<'_>) -> Result<Caller, Refusal> {
     if !read {
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
-            if origin != format!("http://{host}") {
+            if origin != format!("{}://{host}", state.config.master.scheme()) {
                 return Err(refuse(
                     StatusCode::FORBIDDEN,
                     ANONYMOUS,
@@ -120,24 +154,28 @@ async fn admit(state: &AppState, asked: Asked<'_>) -> Result<Caller, Refusal> {
             }
         }
     }
+    if ui::router::is_public(method, path) {
+        return Ok(Admitted::Public);
+    }
     let caller = match bearer(headers)? {
-        None if read && state.config.master.anonymous_read => Caller {
-            name: ANONYMOUS.to_owned(),
-            role: Role::Viewer,
+        Some(token) => lookup(state, &credentials::hash(token), None).await?,
+        None => match session(state, headers).await? {
+            Some(caller) => caller,
+            None if read && state.config.master.anonymous_read => Caller::anonymous(),
+            None if read && open_scrape(state.config.master.metrics_open, path, peer) => Caller {
+                name: OPEN_SCRAPER.to_owned(),
+                role: Role::Metrics,
+                csrf: None,
+            },
+            None => {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    ANONYMOUS,
+                    "authentication required: send `Authorization: Bearer <token>` \
+                     (the CLI reads BURST_TOKEN or --token-file) or log in at /login",
+                ))
+            }
         },
-        None if read && open_scrape(state.config.master.metrics_open, path, peer) => Caller {
-            name: OPEN_SCRAPER.to_owned(),
-            role: Role::Metrics,
-        },
-        None => {
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                ANONYMOUS,
-                "authentication required: send `Authorization: Bearer <token>` \
-                 (the CLI reads BURST_TOKEN or --token-file)",
-            ))
-        }
-        Some(token) => lookup(state, token).await?,
     };
     let needed = needed_role(method, path);
     if caller.role < needed {
@@ -150,7 +188,23 @@ async fn admit(state: &AppState, asked: Asked<'_>) -> Result<Caller, Refusal> {
             ),
         ));
     }
-    Ok(caller)
+    Ok(Admitted::Caller(caller))
+}
+
+/// The caller of a browser session cookie: the token it was made from,
+/// looked up again (a revoked token's sessions stop working at once). A
+/// stale cookie (master restarted, expired) counts as none, so anonymous
+/// reads still work with it.
+async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>, Refusal> {
+    let Some(id) = ui::session::cookie_value(headers) else {
+        return Ok(None);
+    };
+    let Some(session) = state.sessions.get(id) else {
+        return Ok(None);
+    };
+    lookup(state, &session.token_hash, Some(session.csrf))
+        .await
+        .map(Some)
 }
 
 /// The least role a route needs; handlers may ask for more (cancelling
@@ -158,6 +212,9 @@ async fn admit(state: &AppState, asked: Asked<'_>) -> Result<Caller, Refusal> {
 fn needed_role(method: &Method, path: &str) -> Role {
     if path == METRICS {
         Role::Metrics
+    } else if path == ui::router::LOGOUT {
+        // Anyone logged in may log out.
+        Role::Viewer
     } else if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
         Role::Admin
     } else if matches!(*method, Method::GET | Method::HEAD) {
@@ -198,16 +255,22 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
     Ok(Some(token))
 }
 
-async fn lookup(state: &AppState, token: &str) -> Result<Caller, Refusal> {
-    let hash = credentials::hash(token);
-    let found = state.store.token_by_hash(&hash).await.map_err(|e| {
+/// The caller of the token with this hash; `csrf` is the session's when a
+/// cookie brought the hash.
+pub(crate) async fn lookup(
+    state: &AppState,
+    hash: &str,
+    csrf: Option<ui::CsrfToken>,
+) -> Result<Caller, Refusal> {
+    let found = state.store.token_by_hash(hash).await.map_err(|e| {
         let HttpError(status, why) = HttpError::from(e);
         refuse(status, ANONYMOUS, why)
     })?;
     match found {
-        Some(t) if credentials::same(&t.hash, &hash) => Ok(Caller {
+        Some(t) if credentials::same(&t.hash, hash) => Ok(Caller {
             name: t.name,
             role: t.role,
+            csrf,
         }),
         _ => Err(refuse(
             StatusCode::UNAUTHORIZED,
@@ -272,6 +335,13 @@ mod tests {
         // The metrics role reads /metrics and nothing else.
         assert_eq!(needed_role(&Method::GET, "/metrics"), Role::Metrics);
         assert!(Role::Metrics < Role::Viewer);
+        // Anyone logged in may log out; the UI's buttons are writes.
+        assert_eq!(needed_role(&Method::POST, "/logout"), Role::Viewer);
+        assert_eq!(
+            needed_role(&Method::POST, "/builds/1/cancel"),
+            Role::Submitter
+        );
+        assert_eq!(needed_role(&Method::GET, "/builds/1"), Role::Viewer);
     }
 
     #[test]

@@ -1,19 +1,20 @@
 //! The HTTP JSON API under `/api/v1/…`, plus `/healthz`, `/readyz` and `/metrics`. The CLI is its
 //! first client.
 
-mod builds;
-mod caller;
-mod cost;
+pub(crate) mod builds;
+pub(crate) mod caller;
+pub(crate) mod cost;
 pub mod credentials;
-mod error;
-mod guard;
+pub(crate) mod error;
+pub(crate) mod guard;
 mod log_stream;
 mod metrics;
-mod query;
+pub(crate) mod query;
 mod ready;
 mod router;
 mod secret_view;
 mod tokens;
 mod workers;
 
+pub(crate) use caller::Caller;
 pub use router::{router, AppState};

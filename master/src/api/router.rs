@@ -18,6 +18,8 @@ pub struct AppState {
     pub scheduler: SchedulerHandle,
     pub logs: Arc<LogStore>,
     pub metrics: Arc<Metrics>,
+    /// Browser sessions made at `POST /login` (the web UI).
+    pub sessions: Arc<crate::ui::Sessions>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -39,6 +41,8 @@ pub fn router(state: AppState) -> Router {
             post(super::tokens::create).get(super::tokens::list),
         )
         .route("/api/v1/tokens/{name}", delete(super::tokens::revoke))
+        // The web UI, behind the same gate.
+        .merge(crate::ui::routes())
         // `layer`, not `route_layer`: unknown paths are gated too.
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -218,6 +218,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             scheduler: handle.clone(),
             logs,
             metrics,
+            sessions: Default::default(),
         };
         let app = api::router(state);
         let acceptor = tls.as_ref().map(|t| t.http.clone());

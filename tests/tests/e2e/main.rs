@@ -25,6 +25,7 @@ mod storm;
 mod submit;
 mod timeout;
 mod tls;
+mod ui;
 mod windows;
 mod worker_lost;
 mod workspace;

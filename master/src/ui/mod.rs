@@ -1,0 +1,22 @@
+//! The web UI: server-rendered HTML pages (maud) on the API's port, behind
+//! the API's guard, reading through the same functions as `/api/v1`. A small
+//! hand-written script adds live updates over SSE; every page works without
+//! it.
+
+pub mod ansi;
+pub mod assets;
+mod build_page;
+mod builds_page;
+pub mod csrf;
+mod error;
+mod events;
+mod format;
+pub mod layout;
+mod log_page;
+pub mod login;
+pub mod router;
+pub mod session;
+pub mod tail;
+
+pub use router::routes;
+pub use session::{CsrfToken, Sessions};
