@@ -1,3 +1,4 @@
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
@@ -7,32 +8,59 @@ use super::caller::Caller;
 use super::cost;
 use super::error::{not_found, HttpError};
 use super::secret_view::mask_build;
+use super::submit_body::{SubmitBody, MAX_BATCH_BUILDS};
 use super::AppState;
 use crate::model::{
     key_problem, now_millis, Build, BuildDetail, BuildId, BuildState, IdempotencyKey, Role,
-    SubmitRequest, SubmitResponse, IDEMPOTENCY_HEADER,
+    SubmitResponse, IDEMPOTENCY_HEADER,
 };
 use crate::scheduler::Submitted;
 
+/// `POST /api/v1/builds`: one submit or a batch (see `submit_body`). A
+/// batch is one submit: every element is expanded first (one refused
+/// element refuses it all, naming its index), then all its builds are queued
+/// with one scheduler message, in one store transaction, under one submit
+/// id and one idempotency key.
 pub async fn submit(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Json(req): Json<SubmitRequest>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, HeaderMap, Json<SubmitResponse>), HttpError> {
-    let key = idempotency_key(&headers, &caller, &req)?;
+    let body = SubmitBody::read(body).inspect_err(|HttpError(status, e)| {
+        tracing::warn!(by = %caller.name, %status, "submit refused: {e}");
+    })?;
+    let key = idempotency_key(&headers, &caller, &body)?;
     let submit_id = uuid::Uuid::new_v4().simple().to_string();
-    let mut builds =
-        crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
-            .map_err(|e| {
-                tracing::warn!(by = %caller.name, builder = %req.builder, "submit refused: {e}");
-                let status = if e.is_bad_param() {
-                    StatusCode::BAD_REQUEST
-                } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                };
-                HttpError(status, e.to_string())
-            })?;
+    let mut builds = Vec::new();
+    for (index, req) in body.requests() {
+        let expanded = crate::config::expand_submit(
+            &state.config,
+            &req.builder,
+            &req.params,
+            &submit_id,
+        )
+        .map_err(|e| {
+            let status = if e.is_bad_param() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            let text = match index {
+                Some(i) => format!("element {i}: {e}"),
+                None => e.to_string(),
+            };
+            tracing::warn!(by = %caller.name, builder = %req.builder, "submit refused: {text}");
+            HttpError(status, text)
+        })?;
+        builds.extend(expanded);
+        if builds.len() > MAX_BATCH_BUILDS {
+            let text =
+                format!("the batch expands to more than {MAX_BATCH_BUILDS} builds; split it");
+            tracing::warn!(by = %caller.name, "submit refused: {text}");
+            return Err(HttpError(StatusCode::PAYLOAD_TOO_LARGE, text));
+        }
+    }
     for b in &mut builds {
         b.submitted_by = Some(caller.name.clone());
     }
@@ -43,7 +71,8 @@ pub async fn submit(
     tracing::info!(
         target: "audit",
         by = %caller.name,
-        builder = %req.builder,
+        builders = ?body.builders(),
+        submits = body.requests().len(),
         submit_id = %submit_id,
         builds = ?ids,
         replayed,
@@ -70,7 +99,7 @@ const REPLAYED_HEADER: &str = "idempotent-replayed";
 fn idempotency_key(
     headers: &HeaderMap,
     caller: &Caller,
-    req: &SubmitRequest,
+    body: &SubmitBody,
 ) -> Result<Option<IdempotencyKey>, HttpError> {
     let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
@@ -80,7 +109,7 @@ fn idempotency_key(
     if let Some(problem) = key_problem(key) {
         return Err(HttpError(StatusCode::BAD_REQUEST, problem));
     }
-    Ok(Some(IdempotencyKey::new(&caller.name, key, req)))
+    Ok(Some(IdempotencyKey::new(&caller.name, key, body)))
 }
 
 #[derive(Deserialize)]

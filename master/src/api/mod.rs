@@ -13,6 +13,7 @@ mod query;
 mod ready;
 mod router;
 mod secret_view;
+mod submit_body;
 mod tokens;
 mod workers;
 

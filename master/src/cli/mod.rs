@@ -11,6 +11,7 @@ pub mod prefix;
 pub mod render;
 mod run;
 mod submit;
+mod submit_file;
 mod token_source;
 mod tokens;
 
