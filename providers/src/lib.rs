@@ -18,6 +18,8 @@ pub mod local;
 mod provider;
 pub mod registry;
 mod section;
+#[cfg(all(feature = "sim", unix))]
+pub mod sim;
 pub mod ssh;
 
 pub use error::{ErrorKind, ProviderError};

@@ -9,6 +9,7 @@ mod config;
 mod procfs;
 #[cfg(unix)]
 mod run_as;
+mod step_scan;
 mod worker_log;
 
 pub use config::LocalPoolConfig;
@@ -54,6 +55,7 @@ pub struct RunAs {
 
 pub struct LocalProvider {
     settings: LocalSettings,
+    step_scans: step_scan::StepScans,
 }
 
 impl LocalProvider {
@@ -63,7 +65,14 @@ impl LocalProvider {
                 "failed to configure the local provider: empty worker command",
             ));
         }
-        Ok(Self { settings })
+        let master_id = settings.master_id.clone();
+        let step_scans = step_scan::StepScans::new(std::sync::Arc::new(move || {
+            procfs::step_groups_by_worker(&master_id)
+        }));
+        Ok(Self {
+            settings,
+            step_scans,
+        })
     }
 
     /// `burst-worker` next to the running executable, where `cargo build`
@@ -206,12 +215,9 @@ impl Provider for LocalProvider {
             procfs::stop_group(pid, self.settings.stop_grace).await?;
         }
         // Steps run in process groups of their own, which a worker that died
-        // abruptly (SIGKILL, OOM) could not stop.
-        let (master_id, id) = (self.settings.master_id.clone(), worker_id.to_owned());
-        let steps = tokio::task::spawn_blocking(move || procfs::find_step_groups(&master_id, &id))
-            .await
-            .map_err(|e| ProviderError::transient(format!("failed to scan processes: {e}")))??;
-        for group in steps {
+        // abruptly (SIGKILL, OOM) could not stop. Found after the worker
+        // stopped, so it starts none after the look.
+        for group in self.step_scans.groups_of(worker_id).await? {
             procfs::stop_group(group, self.settings.stop_grace).await?;
         }
         let work_dir = self.work_dir(worker_id);

@@ -129,6 +129,8 @@ registry! {
     Ssh(crate::ssh::SshPoolConfig) = "ssh";
     #[cfg(feature = "fake")]
     Fake(crate::fake::FakePoolConfig) = "fake";
+    #[cfg(all(feature = "sim", unix))]
+    Sim(crate::sim::SimPoolConfig) = "sim";
 }
 
 impl<'de> Deserialize<'de> for ProviderKind {

@@ -36,16 +36,37 @@ impl fmt::Debug for Output {
 
 /// Runs `cmd` (stdin closed) and waits at most `timeout` for it; a command
 /// still running then is killed and reported as an error.
-pub async fn run(mut cmd: Command, timeout: Duration) -> anyhow::Result<Output> {
+pub async fn run(cmd: Command, timeout: Duration) -> anyhow::Result<Output> {
+    run_with_stdin(cmd, None, timeout).await
+}
+
+/// [`run`] with `input` written to the command's stdin, which is then closed.
+pub async fn run_with_stdin(
+    mut cmd: Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> anyhow::Result<Output> {
     let shown = format!("{:?}", cmd.as_std());
-    cmd.stdin(Stdio::null())
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let start = Instant::now();
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("failed to start {shown}"))?;
+    if let (Some(input), Some(mut pipe)) = (input, child.stdin.take()) {
+        use tokio::io::AsyncWriteExt;
+        pipe.write_all(input)
+            .await
+            .with_context(|| format!("failed to write the stdin of {shown}"))?;
+        // Dropped here: the command sees the end of its input.
+    }
     let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
         .with_context(|| format!("{shown} still running after {timeout:?}"))?

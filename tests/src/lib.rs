@@ -10,6 +10,7 @@ pub mod ec2_harness;
 pub mod fake_imds;
 pub mod fake_worker;
 pub mod fault_proxy;
+pub mod fleet_sim;
 pub mod master;
 pub mod moto;
 pub mod procs;

@@ -412,6 +412,15 @@ impl Master {
         self.cli_timeout(args, CLI_TIMEOUT).await
     }
 
+    /// [`Master::cli`] with `input` on the CLI's stdin.
+    pub async fn cli_with_stdin(
+        &self,
+        args: &[&str],
+        input: &[u8],
+    ) -> anyhow::Result<crate::cmd::Output> {
+        crate::cmd::run_with_stdin(self.cli_command(args), Some(input), CLI_TIMEOUT).await
+    }
+
     pub async fn cli_timeout(
         &self,
         args: &[&str],

@@ -142,6 +142,21 @@ pub fn rss_kib(pid: i32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time the process used (user + system), in clock ticks (fields 14
+/// and 15 of `/proc/<pid>/stat`, after the parenthesised command name).
+pub fn cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_comm) = stat.rsplit_once(')')?;
+    let mut fields = after_comm.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Clock ticks per second of [`cpu_ticks`] (`sysconf(_SC_CLK_TCK)`, 100 on
+/// Linux).
+pub const TICKS_PER_SEC: u64 = 100;
+
 pub fn sigkill(pid: i32) {
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
 }

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
@@ -9,21 +10,30 @@ use super::caller::Caller;
 use super::cost;
 use super::error::{not_found, HttpError};
 use super::secret_view::mask_build;
+use super::submit_body::{SubmitBody, MAX_BATCH_BUILDS};
 use super::AppState;
 use crate::model::{
     key_problem, now_millis, Build, BuildDetail, BuildId, BuildState, IdempotencyKey, Role,
-    SubmitRequest, SubmitResponse, IDEMPOTENCY_HEADER,
+    SubmitResponse, IDEMPOTENCY_HEADER,
 };
 use crate::scheduler::Submitted;
 
+/// `POST /api/v1/builds`: one submit or a batch (see `submit_body`). A
+/// batch is one submit: every element is expanded first (one refused
+/// element refuses it all, naming its index), then all its builds are queued
+/// with one scheduler message, in one store transaction, under one submit
+/// id and one idempotency key.
 pub async fn submit(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Json(req): Json<SubmitRequest>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, HeaderMap, Json<SubmitResponse>), HttpError> {
-    let key = idempotency_key(&headers, &caller, &req)?;
-    let (submit_id, ids, replayed) = submit_builds(&state, &caller, &req, key, None).await?;
+    let body = SubmitBody::read(body).inspect_err(|HttpError(status, e)| {
+        tracing::warn!(by = %caller.name, %status, "submit refused: {e}");
+    })?;
+    let key = idempotency_key(&headers, &caller, &body)?;
+    let (submit_id, ids, replayed) = submit_builds(&state, &caller, &body, key, None).await?;
     let mut answer_headers = HeaderMap::new();
     if replayed {
         answer_headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
@@ -38,29 +48,47 @@ pub async fn submit(
     ))
 }
 
-/// Expands and queues a submit: the API's `POST /api/v1/builds` and the
-/// UI's rebuild. `only_cell` keeps just the build of that matrix cell (a
-/// rebuild of one cell). Returns the submit id, the build ids and whether
-/// the idempotency key replayed an earlier submit.
+/// Expands and queues a submit: the API's `POST /api/v1/builds` (one or a
+/// batch) and the UI's rebuild. `only_cell` keeps just the build of that
+/// matrix cell (a rebuild of one cell). Returns the submit id, the build ids
+/// and whether the idempotency key replayed an earlier submit.
 pub(crate) async fn submit_builds(
     state: &AppState,
     caller: &Caller,
-    req: &SubmitRequest,
+    body: &SubmitBody,
     key: Option<IdempotencyKey>,
     only_cell: Option<&BTreeMap<String, String>>,
 ) -> Result<(String, Vec<BuildId>, bool), HttpError> {
     let submit_id = uuid::Uuid::new_v4().simple().to_string();
-    let mut builds =
-        crate::config::expand_submit(&state.config, &req.builder, &req.params, &submit_id)
-            .map_err(|e| {
-                tracing::warn!(by = %caller.name, builder = %req.builder, "submit refused: {e}");
-                let status = if e.is_bad_param() {
-                    StatusCode::BAD_REQUEST
-                } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                };
-                HttpError(status, e.to_string())
-            })?;
+    let mut builds = Vec::new();
+    for (index, req) in body.requests() {
+        let expanded = crate::config::expand_submit(
+            &state.config,
+            &req.builder,
+            &req.params,
+            &submit_id,
+        )
+        .map_err(|e| {
+            let status = if e.is_bad_param() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            let text = match index {
+                Some(i) => format!("element {i}: {e}"),
+                None => e.to_string(),
+            };
+            tracing::warn!(by = %caller.name, builder = %req.builder, "submit refused: {text}");
+            HttpError(status, text)
+        })?;
+        builds.extend(expanded);
+        if builds.len() > MAX_BATCH_BUILDS {
+            let text =
+                format!("the batch expands to more than {MAX_BATCH_BUILDS} builds; split it");
+            tracing::warn!(by = %caller.name, "submit refused: {text}");
+            return Err(HttpError(StatusCode::PAYLOAD_TOO_LARGE, text));
+        }
+    }
     if let Some(cell) = only_cell {
         builds.retain(|b| &b.cell == cell);
         if builds.is_empty() {
@@ -68,7 +96,7 @@ pub(crate) async fn submit_builds(
                 StatusCode::CONFLICT,
                 format!(
                     "builder {:?} no longer has the matrix cell {cell:?}",
-                    req.builder
+                    body.builders()
                 ),
             ));
         }
@@ -83,7 +111,8 @@ pub(crate) async fn submit_builds(
     tracing::info!(
         target: "audit",
         by = %caller.name,
-        builder = %req.builder,
+        builders = ?body.builders(),
+        submits = body.requests().len(),
         submit_id = %submit_id,
         builds = ?ids,
         replayed,
@@ -99,7 +128,7 @@ const REPLAYED_HEADER: &str = "idempotent-replayed";
 fn idempotency_key(
     headers: &HeaderMap,
     caller: &Caller,
-    req: &SubmitRequest,
+    body: &SubmitBody,
 ) -> Result<Option<IdempotencyKey>, HttpError> {
     let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
@@ -109,7 +138,7 @@ fn idempotency_key(
     if let Some(problem) = key_problem(key) {
         return Err(HttpError(StatusCode::BAD_REQUEST, problem));
     }
-    Ok(Some(IdempotencyKey::new(&caller.name, key, req)))
+    Ok(Some(IdempotencyKey::new(&caller.name, key, body)))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,7 @@
 //! A build's log as one text stream: every step of every attempt in order,
 //! framed by header and footer lines, complete or followed live.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -47,6 +47,7 @@ pub async fn log(
             tx,
             offsets: HashMap::new(),
             framed: HashMap::new(),
+            open_lines: HashSet::new(),
         };
         if let Err(e) = writer.run(q.follow).await {
             let _ = writer.tx.send(Err(std::io::Error::other(e))).await;
@@ -70,6 +71,9 @@ struct LogWriter {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     offsets: HashMap<StepRunId, u64>,
     framed: HashMap<StepRunId, Framing>,
+    /// Steps whose output so far ends without a newline: their footer
+    /// starts a line of its own.
+    open_lines: HashSet<StepRunId>,
 }
 
 /// The reader went away; stop quietly.
@@ -135,7 +139,8 @@ impl LogWriter {
                 if step.state != StepState::Running && !framing.footer {
                     // The step is closed: drain what is left before the footer.
                     self.copy_step(id).await?;
-                    self.send(footer(step).into_bytes()).await?;
+                    let line = footer(step, self.open_lines.remove(&id));
+                    self.send(line.into_bytes()).await?;
                     framing.footer = true;
                 }
                 self.framed.insert(id, framing);
@@ -173,6 +178,11 @@ impl LogWriter {
                 return Ok(());
             }
             self.offsets.insert(id, offset + chunk.len() as u64);
+            if chunk.last() == Some(&b'\n') {
+                self.open_lines.remove(&id);
+            } else {
+                self.open_lines.insert(id);
+            }
             let whole = chunk.len() == CHUNK;
             self.send(chunk).await?;
             if !whole {
@@ -186,7 +196,9 @@ impl LogWriter {
     }
 }
 
-fn footer(step: &StepRun) -> String {
+/// The step's last line; after output that ended without a newline
+/// (`open_line`), it starts one of its own.
+fn footer(step: &StepRun, open_line: bool) -> String {
     let state = match step.state {
         StepState::Succeeded => "succeeded",
         StepState::Failed => "failed",
@@ -215,5 +227,38 @@ fn footer(step: &StepRun) -> String {
         out.push_str(&format!(": {err}"));
     }
     out.push('\n');
-    out.replace(" ()", "")
+    let out = out.replace(" ()", "");
+    if open_line {
+        format!("\n{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_footer_after_an_unterminated_line_starts_its_own() {
+        let step = StepRun {
+            index: 0,
+            name: "hi".to_owned(),
+            state: StepState::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            error: None,
+            started_at: None,
+            duration_ms: Some(5),
+            log_bytes: 0,
+        };
+        assert_eq!(
+            footer(&step, false),
+            "== hi succeeded (exit code 0, 5 ms)\n"
+        );
+        assert_eq!(
+            footer(&step, true),
+            "\n== hi succeeded (exit code 0, 5 ms)\n"
+        );
+    }
 }

@@ -13,6 +13,7 @@ pub(crate) mod query;
 mod ready;
 mod router;
 mod secret_view;
+pub(crate) mod submit_body;
 mod tokens;
 mod workers;
 

@@ -49,13 +49,21 @@ pub enum Command {
         #[arg(long, value_enum, value_name = "FORMAT")]
         log_format: Option<crate::logging::LogFormat>,
     },
-    /// Submit a build of BUILDER (one build per matrix cell).
+    /// Submit a build of BUILDER (one build per matrix cell), or many
+    /// submits at once with --from.
     Submit {
         /// The builder's name in the master's config.
-        builder: String,
+        #[arg(required_unless_present = "from")]
+        builder: Option<String>,
         /// A build parameter; repeatable, a later KEY wins.
         #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// Read many submits from FILE (`-`: stdin) and send them as one
+        /// batch, queued whole or not at all: one `{"builder": "NAME",
+        /// "params": {"K": "V"}}` per line (JSON lines), or one JSON array of
+        /// them.
+        #[arg(long, value_name = "FILE|-", conflicts_with_all = ["builder", "params"])]
+        from: Option<String>,
         /// Stream the builds' logs and wait for their results; exit 1 if
         /// any build did not succeed.
         #[arg(long)]
@@ -186,6 +194,18 @@ mod tests {
     }
 
     #[test]
+    fn submit_takes_a_builder_or_from() {
+        let from = parse(&["submit", "--from", "-"]).ok().map(|c| c.command);
+        assert!(
+            matches!(&from, Some(Command::Submit { builder: None, from: Some(f), .. }) if f == "-"),
+            "{from:?}"
+        );
+        assert!(parse(&["submit"]).is_err(), "neither");
+        assert!(parse(&["submit", "hello", "--from", "f"]).is_err(), "both");
+        assert!(parse(&["submit", "--from", "f", "--param", "K=v"]).is_err());
+    }
+
+    #[test]
     fn param_without_equals_is_an_error() {
         let err = parse(&["submit", "hello", "--param", "novalue"]).err();
         let err = err.map(|e| e.to_string()).unwrap_or_default();
@@ -203,8 +223,10 @@ mod tests {
                 builder,
                 params,
                 follow,
+                from,
             }) => {
-                assert_eq!(builder, "hello");
+                assert_eq!(builder.as_deref(), Some("hello"));
+                assert_eq!(from, None);
                 assert!(!follow);
                 let want = [("a", "1"), ("b", "x=y"), ("c", "")]
                     .map(|(k, v)| (k.to_owned(), v.to_owned()));

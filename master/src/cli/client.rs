@@ -8,8 +8,7 @@ use reqwest::{Response, Url};
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ApiError, Build, BuildDetail, BuildId, SubmitRequest, SubmitResponse, WorkerView,
-    IDEMPOTENCY_HEADER,
+    ApiError, Build, BuildDetail, BuildId, SubmitResponse, WorkerView, IDEMPOTENCY_HEADER,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -124,7 +123,12 @@ impl Client {
     }
 
     /// One submit; `key` makes a retry of it create nothing new.
-    pub async fn submit(&self, req: &SubmitRequest, key: &str) -> ClientResult<SubmitResponse> {
+    /// `req` is one `SubmitRequest` or a list of them (a batch).
+    pub async fn submit(
+        &self,
+        req: &impl serde::Serialize,
+        key: &str,
+    ) -> ClientResult<SubmitResponse> {
         let rb = self
             .http
             .post(self.url("/api/v1/builds"))

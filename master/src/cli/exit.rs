@@ -52,6 +52,9 @@ pub enum CliError {
     /// Config problems, already formatted one per line.
     #[error("invalid config:\n{0}")]
     Config(String),
+    /// What a command was asked to read could not be read.
+    #[error(transparent)]
+    SubmitFile(#[from] super::submit_file::SubmitFileError),
     #[error("{0}")]
     Daemon(String),
     #[error("{0}")]

@@ -14,6 +14,7 @@ pub mod prefix;
 pub mod render;
 mod run;
 mod submit;
+mod submit_file;
 mod token_source;
 mod tokens;
 

@@ -10,7 +10,7 @@ use super::client::Client;
 use super::exit::{self, CliError, Exit};
 use super::follow::Timing;
 use super::output::Output;
-use super::{commands, docs, init, submit, token_source, tokens};
+use super::{commands, docs, init, submit, submit_file, token_source, tokens};
 
 /// `burst`'s `main`.
 pub fn main() -> ExitCode {
@@ -88,7 +88,19 @@ async fn run_command(
             builder,
             params,
             follow,
-        } => submit::run(&client, builder, params, follow, out, timing).await,
+            from,
+        } => {
+            let what = match (from, builder) {
+                (Some(from), _) => submit::What::Batch(submit_file::Source::parse(&from)),
+                (None, Some(builder)) => submit::What::One { builder, params },
+                (None, None) => {
+                    return Err(CliError::Internal(
+                        "submit needs a BUILDER or --from FILE".to_owned(),
+                    ))
+                }
+            };
+            submit::run(&client, what, follow, out, timing).await
+        }
         Command::Builds { json } => commands::builds(&client, json, out).await,
         Command::Build { id, json } => commands::build(&client, id, json, out).await,
         Command::Logs { build, follow } => {

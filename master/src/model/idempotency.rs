@@ -1,9 +1,10 @@
 //! Idempotent submits: the key a client sends with `POST /api/v1/builds`,
 //! so that a submit retried after a lost answer creates nothing new.
 
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Build, BuildId, Millis, SubmitRequest};
+use super::{Build, BuildId, Millis};
 
 /// The request header that carries the key.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -40,7 +41,8 @@ pub struct IdempotencyKey {
 }
 
 impl IdempotencyKey {
-    pub fn new(scope: &str, key: &str, request: &SubmitRequest) -> Self {
+    /// `request` is a `SubmitRequest` or a batch of them, hashed as sent.
+    pub fn new(scope: &str, key: &str, request: &impl Serialize) -> Self {
         // Params are a BTreeMap: the encoding is canonical.
         let encoded = serde_json::to_vec(request).unwrap_or_default();
         Self {

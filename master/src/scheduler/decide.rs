@@ -238,19 +238,27 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Hands queued builds to idle workers, oldest build first.
+    /// Hands queued builds to idle workers, oldest build first, each to the
+    /// first idle worker (in id order) whose pool serves it. The idle
+    /// workers are gathered once, so a long queue with none left costs one
+    /// look per build, not a scan of the fleet each.
     fn assign(&mut self) {
         let state = self.state;
+        let mut idle: Vec<&'a Worker> = state
+            .workers
+            .values()
+            .filter(|w| self.state_of(w) == WorkerState::Idle && w.session.is_some())
+            .collect();
         let mut waiting = Vec::new();
         for id in std::mem::take(&mut self.queue) {
+            if idle.is_empty() {
+                waiting.push(id);
+                continue;
+            }
             let labels = &state.builds[&id].labels;
-            let worker = state.workers.values().find(|w| {
-                self.state_of(w) == WorkerState::Idle
-                    && w.session.is_some()
-                    && state.pools[w.pool].serves(labels)
-            });
-            match worker {
-                Some(w) => {
+            match idle.iter().position(|w| state.pools[w.pool].serves(labels)) {
+                Some(i) => {
+                    let w = idle.remove(i);
                     self.changed.insert(&w.id, WorkerState::Busy);
                     self.effects.push(Effect::Start {
                         build: id,
@@ -382,6 +390,15 @@ impl<'a> Pass<'a> {
 
     /// Keeps each queued build's status saying what it waits for.
     fn explain(&mut self) {
+        // Counted once per pool, not once per queued build.
+        let pools = 0..self.state.pools.len();
+        let starting: Vec<u32> = pools
+            .clone()
+            .map(|p| self.count(p, WorkerState::is_starting) + self.launched[p])
+            .collect();
+        let alive: Vec<u32> = pools
+            .map(|p| self.count(p, |_| true) + self.launched[p])
+            .collect();
         for &id in &self.queue {
             let build = &self.state.builds[&id];
             let Some(p) = self
@@ -398,8 +415,7 @@ impl<'a> Pass<'a> {
             }
             let pool = &self.state.pools[p];
             let name = pool.name.clone();
-            let starting = self.count(p, WorkerState::is_starting) + self.launched[p];
-            let alive = self.count(p, |_| true) + self.launched[p];
+            let (starting, alive) = (starting[p], alive[p]);
             let wait = match (&pool.last_error, pool.backing_off(self.now)) {
                 (Some(error), true) => WaitReason::Backoff {
                     pool: name,

@@ -179,7 +179,8 @@ async fn rebuild_inner(state: &AppState, caller: &Caller, id: BuildId) -> UiResu
         builder: build.builder.clone(),
         params: build.params.clone(),
     };
-    let (_, ids, _) = submit_builds(state, caller, &req, None, Some(&build.cell))
+    let body = crate::api::submit_body::SubmitBody::One(req);
+    let (_, ids, _) = submit_builds(state, caller, &body, None, Some(&build.cell))
         .await
         .ui(caller)?;
     ids.first().copied().ok_or_else(|| {

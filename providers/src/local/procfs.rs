@@ -1,19 +1,37 @@
 //! Finding and stopping local worker processes through `/proc` and signals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use burst_common::launch_env;
 
 use crate::{ListedInstance, ProviderError};
 
+/// A process's initial environment, NUL-separated; `None` once it is gone.
+fn environ(pid: i32) -> Option<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/environ")).ok()
+}
+
+/// One variable of an environment read by [`environ`].
+fn var<'a>(environ: &'a [u8], name: &str) -> Option<&'a str> {
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
 /// Reads one variable from a process's initial environment.
 fn environ_var(pid: i32, name: &str) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let prefix = format!("{name}=");
-    raw.split(|b| *b == 0)
-        .filter_map(|kv| std::str::from_utf8(kv).ok())
-        .find_map(|kv| kv.strip_prefix(prefix.as_str()).map(str::to_owned))
+    var(&environ(pid)?, name).map(str::to_owned)
+}
+
+/// Every pid in `/proc`.
+fn pids() -> Result<impl Iterator<Item = i32>, ProviderError> {
+    let entries = std::fs::read_dir("/proc")
+        .map_err(|e| ProviderError::transient(format!("failed to read /proc: {e}")))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok()))
 }
 
 /// The burst worker id a live process was launched with, if any. Zombies
@@ -39,28 +57,23 @@ fn start_time(pid: i32) -> Option<u64> {
 /// worker starts, runs in a session of its own), so per worker id only the
 /// process that started first counts: the worker itself.
 pub fn find_workers(master_id: &str, pool: &str) -> Result<Vec<ListedInstance>, ProviderError> {
-    let entries = std::fs::read_dir("/proc")
-        .map_err(|e| ProviderError::transient(format!("failed to read /proc: {e}")))?;
     // worker id -> (start time, pid)
     let mut found: BTreeMap<String, (u64, i32)> = BTreeMap::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
+    // The group check first: a syscall, cheaper than reading a file.
+    for pid in pids()?.filter(|&pid| is_group_leader(pid)) {
+        let Some(env) = environ(pid) else {
             continue;
         };
-        if environ_var(pid, launch_env::MASTER_ID).as_deref() != Some(master_id)
-            || environ_var(pid, launch_env::POOL).as_deref() != Some(pool)
-            || !is_group_leader(pid)
+        if var(&env, launch_env::MASTER_ID) != Some(master_id)
+            || var(&env, launch_env::POOL) != Some(pool)
         {
             continue;
         }
-        let (Some(worker_id), Some(started)) = (worker_id_of(pid), start_time(pid)) else {
+        let (Some(worker_id), Some(started)) = (var(&env, launch_env::WORKER_ID), start_time(pid))
+        else {
             continue;
         };
-        let entry = found.entry(worker_id).or_insert((started, pid));
+        let entry = found.entry(worker_id.to_owned()).or_insert((started, pid));
         if (started, pid) < *entry {
             *entry = (started, pid);
         }
@@ -74,22 +87,27 @@ pub fn find_workers(master_id: &str, pool: &str) -> Result<Vec<ListedInstance>, 
         .collect())
 }
 
-/// Leaders of the process groups of steps `worker_id` ran: the master gives
-/// every step `BURST_BUILD_ID`, which the worker itself (and anything it
-/// starts on its own, like a wineserver) does not carry.
-pub fn find_step_groups(master_id: &str, worker_id: &str) -> Result<Vec<i32>, ProviderError> {
-    let entries = std::fs::read_dir("/proc")
-        .map_err(|e| ProviderError::transient(format!("failed to read /proc: {e}")))?;
-    Ok(entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| {
-            is_group_leader(pid)
-                && environ_var(pid, launch_env::MASTER_ID).as_deref() == Some(master_id)
-                && worker_id_of(pid).as_deref() == Some(worker_id)
-                && environ_var(pid, STEP_BUILD_ID).is_some()
-        })
-        .collect())
+/// Leaders of the process groups of steps this master's workers ran, by
+/// worker id, in one pass over `/proc`: the master gives every step
+/// `BURST_BUILD_ID`, which a worker itself (and anything it starts on its
+/// own, like a wineserver) does not carry. A step that left its worker's
+/// tree (its worker was SIGKILLed, or it started a session of its own) is
+/// still found: the environment is inherited.
+pub fn step_groups_by_worker(master_id: &str) -> Result<HashMap<String, Vec<i32>>, ProviderError> {
+    let mut found: HashMap<String, Vec<i32>> = HashMap::new();
+    for pid in pids()?.filter(|&pid| is_group_leader(pid)) {
+        let Some(env) = environ(pid) else {
+            continue;
+        };
+        if var(&env, launch_env::MASTER_ID) != Some(master_id) || var(&env, STEP_BUILD_ID).is_none()
+        {
+            continue;
+        }
+        if let Some(worker_id) = var(&env, launch_env::WORKER_ID) {
+            found.entry(worker_id.to_owned()).or_default().push(pid);
+        }
+    }
+    Ok(found)
 }
 
 /// Set by the master in every step's environment.
@@ -150,6 +168,14 @@ pub async fn stop_group(pid: i32, _grace: Duration) -> Result<(), ProviderError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn var_matches_whole_names_only() {
+        let env = b"BURST_POOL_X=no\0BURST_POOL=local\0EMPTY=\0";
+        assert_eq!(var(env, "BURST_POOL"), Some("local"));
+        assert_eq!(var(env, "EMPTY"), Some(""));
+        assert_eq!(var(env, "BURST"), None);
+    }
 
     #[test]
     fn start_time_reads_field_22() {

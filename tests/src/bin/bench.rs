@@ -1,17 +1,26 @@
-//! burst's benchmark: prints figures, asserts nothing.
+//! burst's benchmark: prints figures, each beside its target (issue 13),
+//! asserts nothing.
 //!
 //!   cargo build --release --bins -p burst-master -p burst-worker -p burst-e2e
-//!   target/release/bench [dispatch|throughput|log|rss]...
+//!   target/release/bench [dispatch|throughput|batch|log|rss|shutdown|sim-idle|sim-dispatch|matrix]...
 //!
 //! It drives the `burst` and `burst-worker` next to itself (or in
-//! `$BURST_E2E_BIN_DIR`), on loopback, with local workers.
+//! `$BURST_E2E_BIN_DIR`), on loopback, with local workers, or with simulated
+//! ones (`burst_e2e::fleet_sim`, hosted in this process) for the fleet
+//! scenarios. Sizes: `BENCH_SHUTDOWN_WORKERS` (1000), `BENCH_SIM_WORKERS`
+//! (10000), `BENCH_SIM_PER_CONNECTION` (2: one machine's open-file limit
+//! holds 10,000 sessions on 5,000 connections), `BENCH_QUEUED_BUILDS`
+//! (10000), `BENCH_DISPATCH_WORKERS` (1000). `tests/tests/e2e/bench_smoke.rs`
+//! runs the same scenarios small.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use burst_e2e::fleet_sim::{sim_pool, FleetSim, SimOptions};
 use burst_e2e::{procs, wait, Bins, Master, MasterBuilder};
-use burst_master::model::{now_millis, Build, BuildState};
+use burst_master::model::{now_millis, Build, BuildId, BuildState, SubmitResponse};
 use futures::StreamExt;
+use serde_json::{json, Value};
 
 const DISPATCH_BUILDS: usize = 200;
 const THROUGHPUT_BUILDS: usize = 200;
@@ -21,7 +30,17 @@ const RSS_WORKERS: usize = 50;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let all = ["dispatch", "throughput", "log", "rss"];
+    let all = [
+        "dispatch",
+        "throughput",
+        "batch",
+        "log",
+        "rss",
+        "shutdown",
+        "sim-idle",
+        "sim-dispatch",
+        "matrix",
+    ];
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(bad) = args.iter().find(|a| !all.contains(&a.as_str())) {
         bail!("unknown benchmark {bad:?}; choose from {}", all.join(", "));
@@ -45,7 +64,40 @@ async fn main() -> anyhow::Result<()> {
     if wanted("rss") {
         rss(&bins).await?;
     }
+    if wanted("batch") {
+        batch(&bins).await?;
+    }
+    if wanted("shutdown") {
+        shutdown(&bins, size("BENCH_SHUTDOWN_WORKERS", 1000)?).await?;
+    }
+    if wanted("sim-idle") || wanted("sim-dispatch") || wanted("matrix") {
+        raise_nofile();
+    }
+    if wanted("sim-idle") {
+        sim_idle(&bins, size("BENCH_SIM_WORKERS", 10_000)?).await?;
+    }
+    if wanted("sim-dispatch") {
+        let builds = size("BENCH_QUEUED_BUILDS", 10_000)?;
+        sim_dispatch(&bins, builds, size("BENCH_DISPATCH_WORKERS", 1000)?).await?;
+    }
+    if wanted("matrix") {
+        matrix(&bins).await?;
+    }
     Ok(())
+}
+
+fn size(var: &str, default: usize) -> anyhow::Result<usize> {
+    match std::env::var(var) {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{var} must be a whole number, got {v:?}")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// One figure and the issue's target for it.
+fn figure(what: &str, value: String, target: &str) {
+    println!("  {what:<44} {value:>12}   (target {target})");
 }
 
 fn warm_pool(workers: usize) -> String {
@@ -274,6 +326,324 @@ async fn rss(bins: &Bins) -> anyhow::Result<()> {
         ready.as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// 200 trivial builds sent as one batched submit, on 4 warm local workers.
+async fn batch(bins: &Bins) -> anyhow::Result<()> {
+    let master = start(bins, 4).await?;
+    let body = Value::Array(vec![json!({ "builder": "noop" }); THROUGHPUT_BUILDS]);
+    let t0 = now_millis();
+    let clock = Instant::now();
+    let ids = submit_batch(&master, &body).await?;
+    let submitted = clock.elapsed();
+    let builds = wait_finished(&master, &ids, Duration::from_secs(600)).await?;
+    let last = builds
+        .iter()
+        .filter_map(|b| b.finished_at)
+        .max()
+        .unwrap_or(t0);
+    let failed = builds
+        .iter()
+        .filter(|b| b.state != BuildState::Succeeded)
+        .count();
+    println!("\n== batch: {THROUGHPUT_BUILDS} trivial builds in one submit, 4 warm local workers");
+    figure(
+        "the batched submit answered in",
+        format!("{:.1} ms", submitted.as_secs_f64() * 1e3),
+        "-",
+    );
+    figure(
+        "submit -> last build finished",
+        format!("{:.3} s", (last - t0) as f64 / 1e3),
+        "<= 0.15 s",
+    );
+    figure("not succeeded", failed.to_string(), "0");
+    Ok(())
+}
+
+/// A master with `workers` idle local workers, stopped: SIGTERM to exit.
+async fn shutdown(bins: &Bins, workers: usize) -> anyhow::Result<()> {
+    let master = start(bins, workers).await?;
+    let pid = master.pid();
+    let master_id = master.master_id();
+    let before = procs::with_master_id(&master_id).len();
+    let clock = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .context("failed to send SIGTERM to the master")?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while procs::is_running(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let stopped = clock.elapsed();
+    let left = procs::with_master_id(&master_id).len();
+    println!("\n== shutdown: a master with {workers} idle local workers, SIGTERM -> exited");
+    figure(
+        &format!("stop {workers} workers and exit"),
+        format!("{:.3} s", stopped.as_secs_f64()),
+        "<= 1 s for 1,000",
+    );
+    figure(
+        "processes before / left after",
+        format!("{before} / {left}"),
+        "- / 0",
+    );
+    drop(master);
+    Ok(())
+}
+
+/// The bench hosts every simulated session: it needs a descriptor each.
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+const SIM_BUILDERS: &str = r#"
+[[builders]]
+name = "simnoop"
+labels = ["sim"]
+
+[[builders.steps]]
+name = "noop"
+run = "true"
+"#;
+
+/// A fleet simulator and a master whose `sim` pool keeps `workers` idle
+/// when `warm` (else launches them on demand, up to `workers`).
+async fn sim_master(
+    bins: &Bins,
+    dir: &std::path::Path,
+    workers: usize,
+    warm: bool,
+    extra: &str,
+) -> anyhow::Result<(FleetSim, Master)> {
+    let socket = dir.join(format!("fleet-{workers}-{warm}.sock"));
+    let per = size(
+        "BENCH_SIM_PER_CONNECTION",
+        if workers > 5000 { 2 } else { 1 },
+    )?;
+    let sim = FleetSim::start(
+        &socket,
+        SimOptions {
+            sessions_per_connection: per,
+            ..SimOptions::default()
+        },
+    )?;
+    let master = MasterBuilder::new()
+        .master_toml(&format!("max_connections = {}", workers + 100))
+        .section(&sim_pool("sim", &socket, workers, warm))
+        .section(SIM_BUILDERS)
+        .section(extra)
+        .bins(bins.clone())
+        .env("RUST_LOG", "warn")
+        .quiet()
+        .start()
+        .await?;
+    Ok((sim, master))
+}
+
+/// Many idle simulated workers: connect time, memory, idle CPU.
+async fn sim_idle(bins: &Bins, workers: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_empty_sim, empty) = sim_master(bins, dir.path(), 1, false, "").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let base = procs::rss_kib(empty.pid()).context("no RSS")?;
+    drop(empty);
+
+    let clock = Instant::now();
+    let (sim, master) = sim_master(bins, dir.path(), workers, true, "").await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while sim.welcomed() < workers as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let connected = clock.elapsed();
+    master
+        .wait_idle_workers(workers, Duration::from_secs(300))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let with = procs::rss_kib(master.pid()).context("no RSS")?;
+    let ticks0 = procs::cpu_ticks(master.pid()).context("no CPU time")?;
+    let idle_for = Duration::from_secs(10);
+    tokio::time::sleep(idle_for).await;
+    let ticks1 = procs::cpu_ticks(master.pid()).context("no CPU time")?;
+    let cpu = (ticks1 - ticks0) as f64 / procs::TICKS_PER_SEC as f64 / idle_for.as_secs_f64();
+    println!(
+        "\n== fleet: {workers} idle simulated workers (real gRPC sessions, {} failed)",
+        sim.stats().failed.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    figure(
+        &format!("time to connect all {workers}"),
+        format!("{:.2} s", connected.as_secs_f64()),
+        "<= 10 s for 10,000",
+    );
+    figure(
+        "master RSS, no workers",
+        format!("{:.1} MiB", base as f64 / 1024.0),
+        "<= 15 MiB",
+    );
+    figure(
+        &format!("master RSS, {workers} idle workers"),
+        format!("{:.1} MiB", with as f64 / 1024.0),
+        "-",
+    );
+    figure(
+        "per idle worker on the master",
+        format!("{:.1} KiB", (with as f64 - base as f64) / workers as f64),
+        "<= 20 KiB",
+    );
+    figure(
+        "master CPU while idle (one core = 100 %)",
+        format!("{:.1} %", cpu * 100.0),
+        "-",
+    );
+    Ok(())
+}
+
+/// Many queued builds over many simulated workers that answer at once.
+async fn sim_dispatch(bins: &Bins, builds: usize, workers: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (sim, master) = sim_master(bins, dir.path(), workers, true, "").await?;
+    master
+        .wait_idle_workers(workers, Duration::from_secs(300))
+        .await?;
+    let t0 = now_millis();
+    let clock = Instant::now();
+    let mut ids = Vec::new();
+    for chunk in (0..builds).collect::<Vec<_>>().chunks(1000) {
+        let body = Value::Array(vec![json!({ "builder": "simnoop" }); chunk.len()]);
+        ids.extend(submit_batch(&master, &body).await?);
+    }
+    let submitted = clock.elapsed();
+    // The simulator counts answered steps: no polling of the master's API
+    // (a list of 10,000 builds) while it dispatches.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while sim.steps() < builds as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let done = wait_finished(&master, &ids, Duration::from_secs(900)).await?;
+    let last = done
+        .iter()
+        .filter_map(|b| b.finished_at)
+        .max()
+        .unwrap_or(t0);
+    let secs = ((last - t0) as f64 / 1e3).max(1e-3);
+    let failed = done
+        .iter()
+        .filter(|b| b.state != BuildState::Succeeded)
+        .count();
+    println!("\n== fleet dispatch: {builds} queued builds over {workers} simulated workers");
+    figure(
+        "submitted (batches of 1,000) in",
+        format!("{:.2} s", submitted.as_secs_f64()),
+        "-",
+    );
+    figure("first submit -> last finish", format!("{secs:.2} s"), "-");
+    figure(
+        "builds/s",
+        format!("{:.0}", builds as f64 / secs),
+        ">= 5,000/s",
+    );
+    figure(
+        "not succeeded / steps answered",
+        format!("{failed} / {}", sim.steps()),
+        "0 / -",
+    );
+    Ok(())
+}
+
+/// One submit of a 1,000-cell matrix, run on 100 simulated workers.
+async fn matrix(bins: &Bins) -> anyhow::Result<()> {
+    let a: Vec<String> = (0..10).map(|i| format!("\"{i}\"")).collect();
+    let b: Vec<String> = (0..100).map(|i| format!("\"{i:02}\"")).collect();
+    let grid = format!(
+        r#"
+[[builders]]
+name = "grid"
+labels = ["sim"]
+
+[builders.matrix]
+a = [{}]
+b = [{}]
+
+[[builders.steps]]
+name = "cell"
+run = "true"
+"#,
+        a.join(", "),
+        b.join(", ")
+    );
+    let dir = tempfile::tempdir()?;
+    let (_sim, master) = sim_master(bins, dir.path(), 100, true, &grid).await?;
+    master
+        .wait_idle_workers(100, Duration::from_secs(300))
+        .await?;
+    let t0 = now_millis();
+    let clock = Instant::now();
+    let ids = submit_batch(&master, &json!({ "builder": "grid" })).await?;
+    let answered = clock.elapsed();
+    let done = wait_finished(&master, &ids, Duration::from_secs(600)).await?;
+    let last = done
+        .iter()
+        .filter_map(|b| b.finished_at)
+        .max()
+        .unwrap_or(t0);
+    let failed = done
+        .iter()
+        .filter(|b| b.state != BuildState::Succeeded)
+        .count();
+    println!(
+        "\n== matrix: one submit of a {}-cell matrix, 100 simulated workers",
+        ids.len()
+    );
+    figure(
+        "the submit answered in",
+        format!("{:.1} ms", answered.as_secs_f64() * 1e3),
+        "-",
+    );
+    figure(
+        "submit -> last cell finished",
+        format!("{:.2} s", (last - t0) as f64 / 1e3),
+        "-",
+    );
+    figure("not succeeded", failed.to_string(), "0");
+    Ok(())
+}
+
+async fn submit_batch(master: &Master, body: &Value) -> anyhow::Result<Vec<BuildId>> {
+    let (status, answer) = master.api_post("/api/v1/builds", body).await?;
+    if status != 201 {
+        bail!("submit: HTTP {status}: {answer}");
+    }
+    Ok(serde_json::from_value::<SubmitResponse>(answer)?.builds)
+}
+
+/// Waits until every build of `ids` finished; polls the list, newest first.
+async fn wait_finished(
+    master: &Master,
+    ids: &[BuildId],
+    timeout: Duration,
+) -> anyhow::Result<Vec<Build>> {
+    let wanted: std::collections::HashSet<BuildId> = ids.iter().copied().collect();
+    let limit = ids.len() + 10;
+    wait::until("every build to finish", timeout, || {
+        let wanted = &wanted;
+        async move {
+            let builds: Vec<Build> = master
+                .api_get(&format!("/api/v1/builds?limit={limit}"))
+                .await?;
+            let ours: Vec<Build> = builds
+                .into_iter()
+                .filter(|b| wanted.contains(&b.id))
+                .collect();
+            let done = ours.len() == wanted.len() && ours.iter().all(|b| b.state.is_finished());
+            Ok(done.then_some(ours))
+        }
+    })
+    .await
 }
 
 /// Like `Master::wait_build`, polling faster (figures in ms).

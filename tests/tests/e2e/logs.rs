@@ -140,3 +140,40 @@ run = 'echo started; i=0; while [ ! -e {go} ] && [ $i -lt 600 ]; do sleep 0.1; i
     assert_eq!(all, master.log_text(id).await?);
     Ok(())
 }
+
+/// Output that ends without a newline is not glued to the step's footer, in
+/// the log API and in `burst submit --follow`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_footer_starts_its_own_line_after_an_unterminated_one() -> anyhow::Result<()> {
+    let config = r#"
+[pools.local]
+provider = "local"
+labels = ["linux"]
+
+[[builders]]
+name = "open"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "no-newline"
+run = "printf 'no newline'"
+"#;
+    let master = Master::start(config).await?;
+    let out = master.cli(&["submit", "open", "--follow"]).await?;
+    assert!(out.success(), "{out:?}");
+    // Followed lines carry a `[BUILD] ` prefix.
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let at = lines.iter().position(|l| l.ends_with("] no newline"));
+    let next = at.and_then(|i| lines.get(i + 1));
+    assert!(
+        next.is_some_and(|l| l.contains("] == no-newline succeeded")),
+        "{}",
+        out.stdout
+    );
+    let builds: Vec<burst_master::model::Build> = master.api_get("/api/v1/builds").await?;
+    let id = builds.first().context("no build")?.id;
+    let log = master.log_text(id).await?;
+    assert!(log.contains("no newline\n== no-newline succeeded"), "{log}");
+    assert!(!log.contains("no newline=="), "{log}");
+    Ok(())
+}

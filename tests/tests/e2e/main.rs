@@ -3,6 +3,8 @@
 //! does it). One module per topic.
 
 mod auth;
+mod batch;
+mod bench_smoke;
 mod cancel;
 mod config;
 mod docker;

@@ -1,0 +1,181 @@
+//! The benchmark's scenarios in small (`tests/src/bin/bench.rs` runs them
+//! big and prints figures): they must complete with correct results. No
+//! timing is asserted.
+
+use std::time::Duration;
+
+use burst_e2e::fleet_sim::{sim_pool, FleetSim, SimOptions};
+use burst_e2e::{wait, Master, MasterBuilder};
+use burst_master::model::{Build, BuildId, BuildState, SubmitResponse};
+use serde_json::{json, Value};
+
+const SIM_BUILDERS: &str = r#"
+[[builders]]
+name = "simnoop"
+labels = ["sim"]
+
+[[builders.steps]]
+name = "noop"
+run = "true"
+
+[[builders]]
+name = "grid"
+labels = ["sim"]
+
+[builders.matrix]
+a = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+b = [
+  "00", "01", "02", "03", "04", "05", "06", "07", "08", "09",
+  "10", "11", "12", "13", "14", "15", "16", "17", "18", "19",
+  "20", "21", "22", "23", "24", "25", "26", "27", "28", "29",
+  "30", "31", "32", "33", "34", "35", "36", "37", "38", "39",
+  "40", "41", "42", "43", "44", "45", "46", "47", "48", "49",
+  "50", "51", "52", "53", "54", "55", "56", "57", "58", "59",
+  "60", "61", "62", "63", "64", "65", "66", "67", "68", "69",
+  "70", "71", "72", "73", "74", "75", "76", "77", "78", "79",
+  "80", "81", "82", "83", "84", "85", "86", "87", "88", "89",
+  "90", "91", "92", "93", "94", "95", "96", "97", "98", "99",
+]
+
+[[builders.steps]]
+name = "cell"
+run = "true"
+"#;
+
+/// What every simulated step prints.
+const SIM_OUTPUT: &[u8] = b"simulated step\n";
+
+async fn sim_master(workers: usize) -> anyhow::Result<(tempfile::TempDir, FleetSim, Master)> {
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("fleet.sock");
+    let sim = FleetSim::start(
+        &socket,
+        SimOptions {
+            output: SIM_OUTPUT.to_vec(),
+            ..SimOptions::default()
+        },
+    )?;
+    let master = MasterBuilder::new()
+        .section(&sim_pool("sim", &socket, workers, true))
+        .section(SIM_BUILDERS)
+        .start()
+        .await?;
+    master
+        .wait_idle_workers(workers, Duration::from_secs(120))
+        .await?;
+    Ok((dir, sim, master))
+}
+
+/// Waits for the simulator to have answered `ids.len()` more steps than
+/// `steps_before` (no list of every build fetched over and over meanwhile),
+/// then for every build of `ids` to be finished.
+async fn wait_all(
+    master: &Master,
+    sim: &FleetSim,
+    steps_before: u64,
+    ids: &[BuildId],
+) -> anyhow::Result<Vec<Build>> {
+    let want = steps_before + ids.len() as u64;
+    wait::until_true(
+        "the simulator to answer every step",
+        Duration::from_secs(300),
+        || sim.steps() >= want,
+    )
+    .await?;
+    let limit = ids.len() + 10;
+    wait::until(
+        &format!("{} builds to finish", ids.len()),
+        Duration::from_secs(300),
+        || async move {
+            let builds: Vec<Build> = master
+                .api_get(&format!("/api/v1/builds?limit={limit}"))
+                .await?;
+            let ours: Vec<Build> = builds.into_iter().filter(|b| ids.contains(&b.id)).collect();
+            let done = ours.len() == ids.len() && ours.iter().all(|b| b.state.is_finished());
+            Ok(done.then_some(ours))
+        },
+    )
+    .await
+}
+
+async fn submit(master: &Master, body: &Value) -> anyhow::Result<Vec<BuildId>> {
+    let (status, answer) = master.api_post("/api/v1/builds", body).await?;
+    anyhow::ensure!(status == 201, "submit: HTTP {status}: {answer}");
+    Ok(serde_json::from_value::<SubmitResponse>(answer)?.builds)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simulated_workers_connect_and_run_queued_builds() -> anyhow::Result<()> {
+    let (_dir, sim, master) = sim_master(20).await?;
+    // The master may count a worker idle before its session reads the welcome.
+    wait::until_true("20 welcomed sessions", Duration::from_secs(30), || {
+        sim.welcomed() == 20
+    })
+    .await?;
+    let workers = master.workers().await?;
+    assert_eq!(workers.len(), 20, "{workers:#?}");
+
+    // 500 queued builds in batches, over 20 simulated workers.
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let batch = Value::Array(vec![json!({ "builder": "simnoop" }); 100]);
+        ids.extend(submit(&master, &batch).await?);
+    }
+    let builds = wait_all(&master, &sim, 0, &ids).await?;
+    let failed: Vec<&Build> = builds
+        .iter()
+        .filter(|b| b.state != BuildState::Succeeded)
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(sim.steps() >= 500, "{} steps", sim.steps());
+    // A sample of logs, byte for byte.
+    let output = String::from_utf8_lossy(SIM_OUTPUT);
+    for build in builds.iter().step_by(97) {
+        let text = master.log_text(build.id).await?;
+        let step = &build.attempts[0].steps[0];
+        let want = format!(
+            "== step 1/1: noop (attempt 1, worker {})\n{output}== noop succeeded",
+            build.attempts[0].worker_id
+        );
+        assert!(text.starts_with(&want), "{text}");
+        assert_eq!(step.log_bytes, SIM_OUTPUT.len() as u64, "{step:#?}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_1000_cell_matrix_runs_on_simulated_workers() -> anyhow::Result<()> {
+    let (_dir, sim, master) = sim_master(20).await?;
+    let ids = submit(&master, &json!({ "builder": "grid" })).await?;
+    assert_eq!(ids.len(), 1000);
+    let builds = wait_all(&master, &sim, 0, &ids).await?;
+    assert!(builds.iter().all(|b| b.state == BuildState::Succeeded));
+    let mut cells: Vec<String> = builds
+        .iter()
+        .map(|b| format!("{}{}", b.cell["a"], b.cell["b"]))
+        .collect();
+    cells.sort();
+    cells.dedup();
+    assert_eq!(cells.len(), 1000, "every cell once");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminated_simulated_workers_leave_the_master() -> anyhow::Result<()> {
+    let (_dir, sim, mut master) = sim_master(30).await?;
+    let status = master.sigterm_and_wait(Duration::from_secs(60)).await?;
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        sim.stats()
+            .terminated
+            .load(std::sync::atomic::Ordering::SeqCst),
+        30
+    );
+    wait::until_true(
+        "every simulated session to end",
+        Duration::from_secs(30),
+        || sim.live() == 0,
+    )
+    .await?;
+    Ok(())
+}
