@@ -12,6 +12,8 @@ pub mod logging;
 pub mod logs;
 pub mod metrics;
 pub mod model;
+pub mod reporters;
 pub mod scheduler;
 pub mod store;
 pub mod tls;
+pub mod triggers;

@@ -10,6 +10,7 @@ packages=(
   openssh-client
   e2fsprogs             # chattr: the store-fault tests make the database immutable
   prometheus            # the metrics e2e test scrapes the master with it (and promtool)
+  git                   # the trigger tests: bare repositories, git daemon, the poller's ls-remote
 )
 missing=()
 for p in "${packages[@]}"; do

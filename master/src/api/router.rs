@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
             post(super::tokens::create).get(super::tokens::list),
         )
         .route("/api/v1/tokens/{name}", delete(super::tokens::revoke))
+        .merge(crate::triggers::routes())
         // `layer`, not `route_layer`: unknown paths are gated too.
         .layer(middleware::from_fn_with_state(
             state.clone(),

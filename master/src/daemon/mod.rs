@@ -7,5 +7,6 @@ mod listen;
 mod reap;
 mod run;
 mod signals;
+mod triggers;
 
 pub use run::{run, RunInfo, RunTls};

@@ -23,6 +23,7 @@ mod store_faults;
 mod submit;
 mod timeout;
 mod tls;
+mod triggers;
 mod windows;
 mod worker_lost;
 mod workspace;

@@ -82,7 +82,10 @@ async fn migrations_are_recorded_once() {
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(applied, [(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(
+        applied,
+        [(1, true), (2, true), (3, true), (4, true), (6, true)]
+    );
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&raw)
         .await
@@ -185,7 +188,7 @@ async fn a_database_from_a_newer_burst_is_refused() {
             err,
             StoreError::NewerSchema {
                 found: 999,
-                known: 4,
+                known: 6,
                 ..
             }
         ),
