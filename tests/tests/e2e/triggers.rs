@@ -231,6 +231,12 @@ async fn unsigned_badly_signed_and_oversized_hooks_are_refused_and_logged() -> a
     let (status, _) = post(&master, "/hooks/github", &unsigned, huge).await?;
     assert_eq!(status, 413);
 
+    // The read-only trigger views stay behind the token guard.
+    let (status, _) = master
+        .api_request(reqwest::Method::GET, "/api/v1/sources", None, &[], None)
+        .await?;
+    assert_eq!(status, 401);
+
     assert!(all_builds(&master).await?.is_empty());
     let log = master.log();
     assert!(
@@ -628,5 +634,80 @@ async fn the_outbox_survives_a_master_sigkill() -> anyhow::Result<()> {
         "{:?}",
         states(&calls)
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gitlab_and_generic_reporters_send_their_own_shapes() -> anyhow::Result<()> {
+    let gitlab = FakeForge::start().await?;
+    let hook = FakeForge::start().await?;
+    let reporters = format!(
+        r#"
+[[reporters]]
+name = "gitlab"
+kind = "gitlab"
+sources = ["gl"]
+token = "GITHUB_API_TOKEN"
+url = "{}/api/v4"
+
+[[reporters]]
+name = "hook"
+kind = "generic"
+sources = ["gl"]
+token = "GENERIC_TOKEN"
+url = "{}/burst-events"
+context = "ci"
+"#,
+        gitlab.url(),
+        hook.url()
+    );
+    let master = master_with(&format!("{HOOKS}{reporters}")).await?;
+    let mr: Value = serde_json::from_str(GITLAB_MR)?;
+    let headers = [
+        ("x-gitlab-event", "Merge Request Hook".to_owned()),
+        ("x-gitlab-token", GITLAB_TOKEN.to_owned()),
+    ];
+    let (status, answer) =
+        post(&master, "/hooks/gitlab", &headers, serde_json::to_vec(&mr)?).await?;
+    assert_eq!(status, 202, "{answer}");
+    let id = builds_of(&answer)[0];
+    master.finished_json(id, BUILD_WAIT).await?;
+
+    let sha = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7";
+    let calls = wait_states(&gitlab, "a GitLab success status", |s| {
+        s.last().is_some_and(|l| l == "success")
+    })
+    .await?;
+    let s = states(&calls);
+    assert_eq!(s[0], "pending", "{s:?}");
+    for c in &calls {
+        assert_eq!(
+            c.path,
+            format!("/api/v4/projects/gitlabhq%2Fgitlab-test/statuses/{sha}")
+        );
+        assert_eq!(c.header("private-token"), Some(API_TOKEN));
+        assert_eq!(c.body["name"], "burst/test");
+        assert_eq!(c.body["ref"], "ms-viewport");
+    }
+
+    let calls = wait::until_seen(
+        "the generic hook's final state",
+        BUILD_WAIT,
+        || async { Ok(hook.calls()) },
+        |calls| calls.last().is_some_and(|c| c.body["state"] == "succeeded"),
+    )
+    .await?;
+    assert_eq!(calls[0].body["state"], "queued");
+    for c in &calls {
+        assert_eq!(c.path, "/burst-events");
+        assert_eq!(
+            c.header("authorization"),
+            Some(format!("Bearer {GENERIC_TOKEN}").as_str())
+        );
+        assert_eq!(c.body["build"], id);
+        assert_eq!(c.body["context"], "ci/test");
+        assert_eq!(c.body["source"]["BURST_PR"], "1");
+        assert_eq!(c.body["source"]["BURST_REVISION"], sha);
+    }
     Ok(())
 }
