@@ -23,6 +23,10 @@ use crate::store::Store;
 
 /// Changes waiting for the hub; a webhook past this waits for room.
 const QUEUE: usize = 256;
+/// Lines (branches, pull requests) whose latest builds are kept for
+/// `cancel_superseded`; past it one is forgotten, so memory stays bounded
+/// (a forgotten line's next change just cancels nothing).
+const MAX_LINES: usize = 4096;
 
 /// Where the hub's builds go: the scheduler, or a recorder in tests.
 #[async_trait]
@@ -263,6 +267,11 @@ impl Hub {
             }
         }
         let line = (rule.index, change.line());
+        if self.latest.len() >= MAX_LINES && !self.latest.contains_key(&line) {
+            if let Some(any) = self.latest.keys().next().cloned() {
+                self.latest.remove(&any);
+            }
+        }
         let older = self.latest.insert(line, started.clone());
         if rule.config.cancel_superseded {
             for id in older.unwrap_or_default() {
