@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 mod idempotency;
 mod reason;
 mod token;
+mod trigger;
 pub use idempotency::{
     key_problem, IdempotencyKey, SubmitOnce, IDEMPOTENCY_HEADER, KEY_MAX_LEN, KEY_TTL_MILLIS,
 };
@@ -16,6 +17,7 @@ pub use reason::{
     Expiry, InterruptReason, LostReason, QueuedStatus, Retrying, Unservable, WaitReason,
 };
 pub use token::{CreateTokenRequest, CreateTokenResponse, Role, TokenRecord, TokenView};
+pub use trigger::{Report, ScheduleRun, WatchedBuild};
 
 pub type BuildId = i64;
 

@@ -11,6 +11,7 @@ packages=(
   e2fsprogs             # chattr: the store-fault tests make the database immutable
   prometheus            # the metrics e2e test scrapes the master with it (and promtool)
   systemd               # systemd-analyze verify checks packaging/systemd's units
+  git                   # the trigger tests: bare repositories, git daemon, the poller's ls-remote
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -24,13 +24,18 @@ use crate::ui;
 /// Not behind the gate: load balancers and the harness probe them bare.
 const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
+/// Webhooks (`crate::triggers::routes`) authenticate by their source's
+/// signature or secret, not an API token (a forge has none): they pass
+/// this gate, and their handlers refuse and log like it.
+const HOOKS_PREFIX: &str = "/hooks/";
 /// The Prometheus exposition; the `metrics` role suffices.
 const METRICS: &str = "/metrics";
 /// The caller's name for a bare scrape let in by `master.metrics_open`.
 const OPEN_SCRAPER: &str = "metrics-open";
 
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if req.uri().path() == HEALTHZ || req.uri().path() == READYZ {
+    let path = req.uri().path();
+    if path == HEALTHZ || path == READYZ || path.starts_with(HOOKS_PREFIX) {
         return next.run(req).await;
     }
     let peer_addr = req

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tokens/{name}", delete(super::tokens::revoke))
         // The web UI, behind the same gate.
         .merge(crate::ui::routes())
+        .merge(crate::triggers::routes())
         // `layer`, not `route_layer`: unknown paths are gated too.
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -12,10 +12,13 @@ mod params;
 mod pool;
 #[cfg(test)]
 mod provider_tests;
+mod reporters;
+mod schedules;
 mod schema;
 mod secrets;
 #[cfg(test)]
 mod secrets_tests;
+mod sources;
 mod tls;
 mod validate;
 
@@ -23,9 +26,14 @@ pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
 pub use expand::expand_submit;
 pub use labels::pool_for_labels;
+#[cfg(test)]
+pub(crate) use load::load_str_with_secret_env;
 pub use load::{env_overrides, load_file, load_file_with_env, load_str, ENV_PREFIX, ENV_SEPARATOR};
 pub use pool::PoolConfig;
+pub use reporters::{ReporterConfig, ReporterKind, GITHUB_API, GITLAB_API};
+pub use schedules::ScheduleConfig;
 pub use schema::*;
 pub use secrets::{SecretConfig, Secrets, MAX_SECRET_LEN, MIN_SECRET_LEN};
+pub use sources::{EventFilter, RuleConfig, SourceConfig, SourceKind, DEFAULT_POLL_INTERVAL};
 pub use tls::{TlsConfig, SELF_SIGNED};
 pub use validate::{validate, SHELLS};

@@ -29,6 +29,18 @@ pub struct Config {
     /// secrets by name; see `secrets.rs`.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretConfig>,
+    /// Where changes come from (webhooks, git pollers); see `sources.rs`.
+    #[serde(default)]
+    pub sources: Vec<super::sources::SourceConfig>,
+    /// Which builders a change starts.
+    #[serde(default)]
+    pub rules: Vec<super::sources::RuleConfig>,
+    /// Where the states of triggered builds are sent; see `reporters.rs`.
+    #[serde(default)]
+    pub reporters: Vec<super::reporters::ReporterConfig>,
+    /// Builds started by the clock; see `schedules.rs`.
+    #[serde(default)]
+    pub schedules: Vec<super::schedules::ScheduleConfig>,
     /// The values, read while loading (never deserialized or serialized).
     #[serde(skip)]
     pub secret_values: Secrets,

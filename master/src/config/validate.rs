@@ -73,6 +73,9 @@ pub(crate) fn check(config: &Config) -> Vec<Issue> {
         v.builder(config, &path, builder);
     }
     v.issues.extend(super::secrets::check(config));
+    v.issues.extend(super::sources::check(config));
+    v.issues.extend(super::reporters::check(config));
+    v.issues.extend(super::schedules::check(config));
     v.issues
 }
 

@@ -156,6 +156,10 @@ mod tests {
             pools: Default::default(),
             builders: Vec::new(),
             secrets: Default::default(),
+            sources: Vec::new(),
+            rules: Vec::new(),
+            reporters: Vec::new(),
+            schedules: Vec::new(),
             secret_values: Default::default(),
         }
     }

@@ -8,5 +8,6 @@ mod notify;
 mod reap;
 mod run;
 mod signals;
+mod triggers;
 
 pub use run::{run, RunInfo, RunTls};

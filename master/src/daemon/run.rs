@@ -211,16 +211,28 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
                 ),
         )
     };
+    let shared_config = Arc::new(config.clone());
+    let super::triggers::Started {
+        hooks,
+        tasks: trigger_tasks,
+    } = super::triggers::start(
+        shared_config.clone(),
+        store.clone(),
+        handle.clone(),
+        metrics.clone(),
+        format!("{scheme}://{http_addr}"),
+        stop_rx.clone(),
+    )?;
     let http = {
         let state = AppState {
-            config: Arc::new(config.clone()),
+            config: shared_config,
             store,
             scheduler: handle.clone(),
             logs,
             metrics,
             sessions: Default::default(),
         };
-        let app = api::router(state);
+        let app = api::router(state).layer(axum::Extension(hooks));
         let acceptor = tls.as_ref().map(|t| t.http.clone());
         tokio::spawn(listen::serve_http(
             http_listener,
@@ -272,6 +284,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     }
     let _ = stop_tx.send(true);
     let _ = scheduler_task.await;
+    // Pollers and reporters saw the stop; the hub holds nothing unsaved
+    // but tree-stable timers, which promised no build.
+    for task in trigger_tasks {
+        task.abort();
+    }
     // Followers of live logs may hold the API open; do not wait for ever.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = grpc.await;

@@ -72,6 +72,8 @@ pub struct Metrics {
     /// Estimated dollars of workers that are gone, by pool; live workers'
     /// share is added at scrape time.
     retired_cost: Mutex<HashMap<String, f64>>,
+    /// Sources, polls and reporters (`triggers.rs`).
+    pub(super) triggers: super::triggers::TriggerFamilies,
 }
 
 impl Default for Metrics {
@@ -110,6 +112,7 @@ impl Metrics {
             store_writes: Family::new_with_constructor(store_write_buckets),
             store_errors: Family::default(),
             retired_cost: Mutex::new(HashMap::new()),
+            triggers: Default::default(),
         };
         // Counters get `_total` from the encoder, help texts a full stop.
         let r = &mut registry;
@@ -183,6 +186,7 @@ impl Metrics {
             "Writes to the store that failed, by operation",
             m.store_errors.clone(),
         );
+        m.triggers.register(r);
         Self { registry, ..m }
     }
 

@@ -10,6 +10,7 @@ mod provider;
 mod store;
 #[cfg(test)]
 mod tests;
+mod triggers;
 
 pub use families::{accrued_cost, Metrics, CONTENT_TYPE};
 pub use fleet::{Fleet, HostFleet, PoolFleet};

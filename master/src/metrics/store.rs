@@ -8,8 +8,13 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::Metrics;
-use crate::model::{Build, BuildId, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord};
-use crate::store::{Store, StoreResult};
+use std::collections::BTreeMap;
+
+use crate::model::{
+    Build, BuildId, BuildState, IdempotencyKey, Instance, Millis, NewBuild, Report, ScheduleRun,
+    SubmitOnce, TokenRecord, WatchedBuild,
+};
+use crate::store::{Store, StoreResult, TriggerStore};
 
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
@@ -106,6 +111,85 @@ impl Store for MeteredStore {
 
     async fn revoke_token(&self, name: &str) -> StoreResult<bool> {
         self.write("revoke_token", self.inner.revoke_token(name))
+            .await
+    }
+}
+
+#[async_trait]
+impl TriggerStore for MeteredStore {
+    async fn record_delivery(
+        &self,
+        source: &str,
+        delivery: &str,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        self.write(
+            "record_delivery",
+            self.inner.record_delivery(source, delivery, now),
+        )
+        .await
+    }
+
+    async fn source_heads(&self, source: &str) -> StoreResult<BTreeMap<String, String>> {
+        self.inner.source_heads(source).await
+    }
+
+    async fn save_source_head(
+        &self,
+        source: &str,
+        branch: &str,
+        revision: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        self.write(
+            "save_source_head",
+            self.inner.save_source_head(source, branch, revision, now),
+        )
+        .await
+    }
+
+    async fn watch_builds(&self, source: &str, builds: &[BuildId]) -> StoreResult<()> {
+        self.write("watch_builds", self.inner.watch_builds(source, builds))
+            .await
+    }
+
+    async fn watched_builds(&self) -> StoreResult<Vec<WatchedBuild>> {
+        self.inner.watched_builds().await
+    }
+
+    async fn enqueue_reports(
+        &self,
+        build: BuildId,
+        state: BuildState,
+        reporters: &[String],
+        now: Millis,
+    ) -> StoreResult<()> {
+        self.write(
+            "enqueue_reports",
+            self.inner.enqueue_reports(build, state, reporters, now),
+        )
+        .await
+    }
+
+    async fn due_reports(&self, now: Millis, limit: u32) -> StoreResult<Vec<Report>> {
+        self.inner.due_reports(now, limit).await
+    }
+
+    async fn save_report(&self, report: &Report) -> StoreResult<()> {
+        self.write("save_report", self.inner.save_report(report))
+            .await
+    }
+
+    async fn build_reports(&self, build: BuildId) -> StoreResult<Vec<Report>> {
+        self.inner.build_reports(build).await
+    }
+
+    async fn schedule_run(&self, name: &str) -> StoreResult<Option<ScheduleRun>> {
+        self.inner.schedule_run(name).await
+    }
+
+    async fn save_schedule_run(&self, name: &str, run: &ScheduleRun) -> StoreResult<()> {
+        self.write("save_schedule_run", self.inner.save_schedule_run(name, run))
             .await
     }
 }

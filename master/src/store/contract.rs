@@ -63,7 +63,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// backs the scheduler's virtual-time tests, where a database thread would
 /// let tokio's paused clock jump.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: super::TriggerStore + Send + Sync + 'static {
     /// This master's stable id, created on first use. Tags every resource.
     async fn master_id(&self) -> StoreResult<String>;
 

@@ -14,6 +14,8 @@ use crate::model::{
     KEY_TTL_MILLIS,
 };
 
+mod triggers;
+
 use super::check::check_build;
 use super::ids::new_master_id;
 use super::{Store, StoreError, StoreResult};
@@ -38,6 +40,8 @@ struct Inner {
     tokens: BTreeMap<String, TokenRecord>,
     /// Idempotent submits by (scope, key).
     keys: HashMap<(String, String), KeyRow>,
+    /// What triggers and reporters keep (`triggers.rs`).
+    triggers: triggers::Tables,
 }
 
 #[derive(Debug)]

@@ -14,8 +14,10 @@ mod sqlite_rows;
 mod sqlite_tokens;
 #[cfg(test)]
 mod tests;
+mod trigger_contract;
 
 pub use contract::{Store, StoreError, StoreResult};
 pub use health::StoreHealth;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+pub use trigger_contract::{TriggerStore, DELIVERY_TTL_MILLIS};

@@ -22,6 +22,8 @@ use super::{
     StoreError, StoreResult,
 };
 
+mod triggers;
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Readers run beside the one writer WAL allows; a few are plenty.

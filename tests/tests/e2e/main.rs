@@ -28,6 +28,7 @@ mod submit;
 mod timeout;
 mod tls;
 mod ui;
+mod triggers;
 mod windows;
 mod worker_lost;
 mod workspace;

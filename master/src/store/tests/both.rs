@@ -7,7 +7,7 @@ macro_rules! contract_tests {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::super::contract::$name(&MemoryStore::new()).await;
+                    super::$name(&MemoryStore::new()).await;
                 }
             )*
         }
@@ -19,13 +19,16 @@ macro_rules! contract_tests {
                 async fn $name() {
                     let dir = tempfile::tempdir().unwrap();
                     let store = SqliteStore::open(dir.path()).await.unwrap();
-                    super::super::contract::$name(&store).await;
+                    super::$name(&store).await;
                     store.close().await;
                 }
             )*
         }
     };
 }
+
+use super::contract::*;
+use super::triggers::*;
 
 contract_tests!(
     master_id_is_stable,
@@ -43,4 +46,7 @@ contract_tests!(
     ledger_keeps_who_ended_a_row,
     probe_writes,
     idempotent_insert_replays_and_refuses_other_requests,
+    deliveries_are_remembered_per_source,
+    source_heads_upsert_per_branch,
+    reports_queue_once_and_follow_their_build,
 );

@@ -6,3 +6,4 @@ mod both;
 mod contract;
 mod fixtures;
 mod sqlite;
+mod triggers;

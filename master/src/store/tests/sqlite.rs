@@ -84,7 +84,7 @@ async fn migrations_are_recorded_once() {
             .unwrap();
     assert_eq!(
         applied,
-        [(1, true), (2, true), (3, true), (4, true), (5, true)]
+        [(1, true), (2, true), (3, true), (4, true), (5, true), (6, true)]
     );
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&raw)
@@ -188,7 +188,7 @@ async fn a_database_from_a_newer_burst_is_refused() {
             err,
             StoreError::NewerSchema {
                 found: 999,
-                known: 5,
+                known: 6,
                 ..
             }
         ),

@@ -1,0 +1,191 @@
+//! `TriggerStore` in memory, mirroring the SQLite tables of migration 0006.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+
+use super::super::{StoreResult, TriggerStore, DELIVERY_TTL_MILLIS};
+use super::{take_limit, MemoryStore};
+use crate::model::{BuildId, BuildState, Millis, Report, ScheduleRun, WatchedBuild};
+
+#[derive(Debug, Default)]
+pub(super) struct Tables {
+    /// (source, delivery) -> received at.
+    deliveries: HashMap<(String, String), Millis>,
+    /// source -> branch -> revision.
+    heads: HashMap<String, BTreeMap<String, String>>,
+    /// build -> (source, last state).
+    watched: BTreeMap<BuildId, (String, Option<BuildState>)>,
+    /// By id, which grows like SQLite's AUTOINCREMENT.
+    outbox: BTreeMap<i64, Report>,
+    last_report_id: i64,
+    schedules: HashMap<String, ScheduleRun>,
+}
+
+#[async_trait]
+impl TriggerStore for MemoryStore {
+    async fn record_delivery(
+        &self,
+        source: &str,
+        delivery: &str,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        self.check_write("record a webhook delivery")?;
+        let mut inner = self.lock();
+        let t = &mut inner.triggers;
+        let cutoff = now.saturating_sub(DELIVERY_TTL_MILLIS);
+        t.deliveries.retain(|_, at| *at >= cutoff);
+        let key = (source.to_owned(), delivery.to_owned());
+        if t.deliveries.contains_key(&key) {
+            return Ok(false);
+        }
+        t.deliveries.insert(key, now);
+        Ok(true)
+    }
+
+    async fn source_heads(&self, source: &str) -> StoreResult<BTreeMap<String, String>> {
+        Ok(self
+            .lock()
+            .triggers
+            .heads
+            .get(source)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn save_source_head(
+        &self,
+        source: &str,
+        branch: &str,
+        revision: &str,
+        _now: Millis,
+    ) -> StoreResult<()> {
+        self.check_write("save a source's head")?;
+        self.lock()
+            .triggers
+            .heads
+            .entry(source.to_owned())
+            .or_default()
+            .insert(branch.to_owned(), revision.to_owned());
+        Ok(())
+    }
+
+    async fn watch_builds(&self, source: &str, builds: &[BuildId]) -> StoreResult<()> {
+        self.check_write("watch builds")?;
+        let mut inner = self.lock();
+        for id in builds {
+            inner
+                .triggers
+                .watched
+                .entry(*id)
+                .or_insert_with(|| (source.to_owned(), None));
+        }
+        Ok(())
+    }
+
+    async fn watched_builds(&self) -> StoreResult<Vec<WatchedBuild>> {
+        Ok(self
+            .lock()
+            .triggers
+            .watched
+            .iter()
+            .filter(|(_, (_, last))| last.is_none_or(|s| !s.is_finished()))
+            .map(|(id, (source, last))| WatchedBuild {
+                build_id: *id,
+                source: source.clone(),
+                last_state: *last,
+            })
+            .collect())
+    }
+
+    async fn enqueue_reports(
+        &self,
+        build: BuildId,
+        state: BuildState,
+        reporters: &[String],
+        now: Millis,
+    ) -> StoreResult<()> {
+        self.check_write("queue build reports")?;
+        let mut inner = self.lock();
+        let t = &mut inner.triggers;
+        if let Some((_, last)) = t.watched.get_mut(&build) {
+            *last = Some(state);
+        }
+        for reporter in reporters {
+            let queued = t
+                .outbox
+                .values()
+                .any(|r| &r.reporter == reporter && r.build_id == build && r.state == state);
+            if queued {
+                continue;
+            }
+            t.last_report_id += 1;
+            let id = t.last_report_id;
+            t.outbox.insert(
+                id,
+                Report {
+                    id,
+                    reporter: reporter.clone(),
+                    build_id: build,
+                    state,
+                    created_at: now,
+                    attempts: 0,
+                    next_at: now,
+                    delivered_at: None,
+                    last_error: None,
+                    gave_up: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn due_reports(&self, now: Millis, limit: u32) -> StoreResult<Vec<Report>> {
+        Ok(self
+            .lock()
+            .triggers
+            .outbox
+            .values()
+            .filter(|r| r.delivered_at.is_none() && !r.gave_up && r.next_at <= now)
+            .take(take_limit(limit))
+            .cloned()
+            .collect())
+    }
+
+    async fn save_report(&self, report: &Report) -> StoreResult<()> {
+        self.check_write("save a report")?;
+        let mut inner = self.lock();
+        if let Some(row) = inner.triggers.outbox.get_mut(&report.id) {
+            row.attempts = report.attempts;
+            row.next_at = report.next_at;
+            row.delivered_at = report.delivered_at;
+            row.last_error.clone_from(&report.last_error);
+            row.gave_up = report.gave_up;
+        }
+        Ok(())
+    }
+
+    async fn build_reports(&self, build: BuildId) -> StoreResult<Vec<Report>> {
+        Ok(self
+            .lock()
+            .triggers
+            .outbox
+            .values()
+            .filter(|r| r.build_id == build)
+            .cloned()
+            .collect())
+    }
+
+    async fn schedule_run(&self, name: &str) -> StoreResult<Option<ScheduleRun>> {
+        Ok(self.lock().triggers.schedules.get(name).cloned())
+    }
+
+    async fn save_schedule_run(&self, name: &str, run: &ScheduleRun) -> StoreResult<()> {
+        self.check_write("save a schedule's last run")?;
+        self.lock()
+            .triggers
+            .schedules
+            .insert(name.to_owned(), run.clone());
+        Ok(())
+    }
+}

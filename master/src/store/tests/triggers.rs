@@ -1,0 +1,125 @@
+//! What every store must do for triggers and reporters (migration 0006),
+//! run against both stores by `contract_tests!`.
+
+use super::fixtures::new_build;
+use crate::model::BuildState;
+use crate::store::{Store, DELIVERY_TTL_MILLIS};
+
+pub(in crate::store::tests) async fn deliveries_are_remembered_per_source(store: &dyn Store) {
+    assert!(store.record_delivery("gh", "d-1", 1_000).await.unwrap());
+    assert!(!store.record_delivery("gh", "d-1", 2_000).await.unwrap());
+    // Another source's delivery of the same id is its own.
+    assert!(store.record_delivery("gl", "d-1", 2_000).await.unwrap());
+    // Past the TTL the id is forgotten.
+    let later = 1_000 + DELIVERY_TTL_MILLIS + 1;
+    assert!(store.record_delivery("gh", "d-1", later).await.unwrap());
+}
+
+pub(in crate::store::tests) async fn source_heads_upsert_per_branch(store: &dyn Store) {
+    assert!(store.source_heads("poll").await.unwrap().is_empty());
+    store
+        .save_source_head("poll", "main", "aaa", 1)
+        .await
+        .unwrap();
+    store
+        .save_source_head("poll", "dev", "bbb", 1)
+        .await
+        .unwrap();
+    store
+        .save_source_head("poll", "main", "ccc", 2)
+        .await
+        .unwrap();
+    store
+        .save_source_head("other", "main", "ddd", 2)
+        .await
+        .unwrap();
+    let heads = store.source_heads("poll").await.unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!(heads["main"], "ccc");
+    assert_eq!(heads["dev"], "bbb");
+}
+
+pub(in crate::store::tests) async fn reports_queue_once_and_follow_their_build(store: &dyn Store) {
+    let ids: Vec<i64> = store
+        .insert_builds(vec![new_build("a"), new_build("b")])
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    store.watch_builds("gh", &ids).await.unwrap();
+    store.watch_builds("gh", &ids[..1]).await.unwrap();
+    let watched = store.watched_builds().await.unwrap();
+    assert_eq!(watched.len(), 2);
+    assert_eq!(watched[0].build_id, ids[0]);
+    assert_eq!(watched[0].source, "gh");
+    assert_eq!(watched[0].last_state, None);
+
+    let reporters = vec!["github".to_owned(), "hook".to_owned()];
+    store
+        .enqueue_reports(ids[0], BuildState::Queued, &reporters, 10)
+        .await
+        .unwrap();
+    // The same state again queues nothing new.
+    store
+        .enqueue_reports(ids[0], BuildState::Queued, &reporters, 11)
+        .await
+        .unwrap();
+    store
+        .enqueue_reports(ids[0], BuildState::Succeeded, &reporters[..1], 20)
+        .await
+        .unwrap();
+    let rows = store.build_reports(ids[0]).await.unwrap();
+    let shown: Vec<(&str, BuildState)> = rows
+        .iter()
+        .map(|r| (r.reporter.as_str(), r.state))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("github", BuildState::Queued),
+            ("hook", BuildState::Queued),
+            ("github", BuildState::Succeeded),
+        ]
+    );
+    // A finished build is no longer watched; the other one still is.
+    let watched = store.watched_builds().await.unwrap();
+    assert_eq!(watched.len(), 1);
+    assert_eq!(watched[0].build_id, ids[1]);
+
+    // Due rows, oldest first, up to the limit; not before next_at.
+    assert!(store.due_reports(9, 10).await.unwrap().is_empty());
+    let due = store.due_reports(20, 2).await.unwrap();
+    assert_eq!(due.len(), 2);
+    let mut first = due[0].clone();
+    first.attempts = 1;
+    first.next_at = 100;
+    first.last_error = Some("502 Bad Gateway".into());
+    store.save_report(&first).await.unwrap();
+    let mut second = due[1].clone();
+    second.attempts = 1;
+    second.delivered_at = Some(21);
+    store.save_report(&second).await.unwrap();
+    let due: Vec<i64> = store
+        .due_reports(50, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        due.len(),
+        1,
+        "the retried row waits, the delivered one is done"
+    );
+    let mut third = store.due_reports(50, 10).await.unwrap()[0].clone();
+    third.gave_up = true;
+    third.attempts = 3;
+    store.save_report(&third).await.unwrap();
+    let due = store.due_reports(100, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0], first);
+    let rows = store.build_reports(ids[0]).await.unwrap();
+    assert!(rows[2].gave_up && rows[2].attempts == 3);
+    assert_eq!(rows[1].delivered_at, Some(21));
+}
