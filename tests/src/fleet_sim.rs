@@ -404,6 +404,7 @@ async fn finish(
         cancelled,
         duration_ms: shared.opts.step_delay.as_millis() as u64,
         error: String::new(),
+        lease_expired: false,
     };
     tx.send(WorkerMessage {
         msg: Some(worker_message::Msg::Finished(done)),
