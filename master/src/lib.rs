@@ -16,5 +16,5 @@ pub mod reporters;
 pub mod scheduler;
 pub mod store;
 pub mod tls;
-pub mod ui;
 pub mod triggers;
+pub mod ui;

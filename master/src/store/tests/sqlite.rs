@@ -84,7 +84,14 @@ async fn migrations_are_recorded_once() {
             .unwrap();
     assert_eq!(
         applied,
-        [(1, true), (2, true), (3, true), (4, true), (5, true), (6, true)]
+        [
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&raw)
