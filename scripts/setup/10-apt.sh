@@ -10,6 +10,7 @@ packages=(
   openssh-client
   e2fsprogs             # chattr: the store-fault tests make the database immutable
   prometheus            # the metrics e2e test scrapes the master with it (and promtool)
+  chromium              # the web UI browser tests drive headless Chromium over DevTools
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,7 +8,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::Metrics;
-use crate::model::{Build, BuildId, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord};
+use crate::model::{
+    Build, BuildId, BuildSummary, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord,
+};
 use crate::store::{Store, StoreResult};
 
 pub struct MeteredStore {
@@ -68,6 +70,10 @@ impl Store for MeteredStore {
 
     async fn list_builds(&self, limit: u32) -> StoreResult<Vec<Build>> {
         self.inner.list_builds(limit).await
+    }
+
+    async fn recent_submits(&self, per_builder: u32) -> StoreResult<Vec<BuildSummary>> {
+        self.inner.recent_submits(per_builder).await
     }
 
     async fn unfinished_builds(&self) -> StoreResult<Vec<Build>> {

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use super::actor::Scheduler;
 use super::lost::settle_interrupted_attempt;
 use crate::model::{
-    now_millis, AttemptState, BuildState, Instance, InstanceState, InterruptReason,
+    now_millis, AttemptState, BuildState, Instance, InstanceState, InterruptReason, REAPED_AT_START,
 };
 
 impl Scheduler {
@@ -60,10 +60,7 @@ impl Scheduler {
                 });
             }
         }
-        let reaper = format!(
-            "reaped at start by master {}",
-            self.state.settings.master_id
-        );
+        let reaper = format!("{REAPED_AT_START} {}", self.state.settings.master_id);
         // Rows settled here are final; the pass below must not rewrite them.
         let mut settled = HashSet::new();
         let kinds: Vec<(String, String)> = self

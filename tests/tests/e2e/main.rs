@@ -24,6 +24,7 @@ mod submit;
 mod timeout;
 mod tls;
 mod ui;
+mod ui_browser;
 mod windows;
 mod worker_lost;
 mod workspace;
