@@ -335,6 +335,13 @@ mod tests {
         // The metrics role reads /metrics and nothing else.
         assert_eq!(needed_role(&Method::GET, "/metrics"), Role::Metrics);
         assert!(Role::Metrics < Role::Viewer);
+        // Anyone logged in may log out; the UI's buttons are writes.
+        assert_eq!(needed_role(&Method::POST, "/logout"), Role::Viewer);
+        assert_eq!(
+            needed_role(&Method::POST, "/builds/1/cancel"),
+            Role::Submitter
+        );
+        assert_eq!(needed_role(&Method::GET, "/builds/1"), Role::Viewer);
     }
 
     #[test]

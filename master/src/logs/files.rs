@@ -69,6 +69,8 @@ pub struct LogStore {
     root: PathBuf,
     open: Mutex<HashMap<StepRunId, OpenLog>>,
     watchers: Mutex<HashMap<BuildId, watch::Sender<u64>>>,
+    /// Changes with every build's notify: the UI's live builds list.
+    any: watch::Sender<u64>,
     /// Most bytes one step run may write (`[master] step_log_limit`).
     limit: u64,
     /// The secret values no log may contain.
@@ -81,6 +83,7 @@ impl LogStore {
             root: state_dir.join("logs"),
             open: Mutex::default(),
             watchers: Mutex::default(),
+            any: watch::channel(0).0,
             limit: DEFAULT_STEP_LOG_LIMIT,
             mask: Mask::default(),
         }
@@ -304,8 +307,14 @@ impl LogStore {
             .subscribe()
     }
 
+    /// A receiver that changes whenever any build's log or state changes.
+    pub fn subscribe_any(&self) -> watch::Receiver<u64> {
+        self.any.subscribe()
+    }
+
     /// Wakes the build's followers (log growth, step or build state change).
     pub fn notify(&self, build: BuildId) {
+        self.any.send_modify(|v| *v = v.wrapping_add(1));
         let mut watchers = self.lock_watchers();
         if let Some(tx) = watchers.get(&build) {
             if tx.receiver_count() == 0 {

@@ -5,7 +5,9 @@
 //! the guard's role and CSRF checks).
 //!
 //! DOM, for tests:
-//! - `section#build` with `data-id` and `data-state`; `#state`, `#reason`,
+//! - `section#build` with `data-id`, `data-state` and, while the build
+//!   runs, `data-events` (the script reloads the page when its state
+//!   changes); `#state`, `#reason`,
 //!   `#cost` (when known), `table#params` (`tr` per param, `td.value`),
 //!   `#cell`;
 //! - `form#cancel-form` / `button#cancel` and `form#rebuild-form` /
@@ -56,8 +58,16 @@ fn body(d: &BuildDetail, caller: &Caller) -> Markup {
         .join(" ");
     let can_cancel = !b.state.is_finished() && may_cancel(caller, b);
     let can_rebuild = caller.role >= Role::Submitter && caller.is_token();
+    // While it runs, the script reloads the page when its state changes.
+    let live = (!b.state.is_finished()).then(|| {
+        let filter = crate::api::builds::BuildFilter {
+            builder: Some(b.builder.clone()),
+            ..Default::default()
+        };
+        format!("/ui/events?{}", super::builds_page::query(&filter))
+    });
     html! {
-        section id="build" data-id=(b.id) data-state=(b.state.as_str()) {
+        section id="build" data-id=(b.id) data-state=(b.state.as_str()) data-events=[live] {
             h1 { "Build " (b.id) ": " span.builder { (b.builder) } }
             dl.summary {
                 dt { "State" } dd id="state" { span class=(format!("state s-{}", b.state.as_str())) { (b.state.as_str()) } }

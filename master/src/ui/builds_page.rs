@@ -7,7 +7,8 @@
 //! - `form#filter` with inputs `#f-builder`, `#f-state`, `#f-label`, `#f-submitter`;
 //! - `table#builds` (`data-events`: the SSE URL for live rows), its
 //!   `tbody#build-rows`, one `tr#build-<id>` per build with `data-id` and
-//!   `data-state`; in it `td.state`, `td.reason` (why a queued build waits).
+//!   `data-state`; in it `td.state`, `td.reason` (why a queued build waits);
+//! - `p#no-builds` when nothing matches.
 
 use axum::extract::{Query, State};
 use axum::response::Html;

@@ -2,8 +2,10 @@
 //! events. Each `build` event carries `{"id", "state", "html"}`, the row
 //! rendered by the page's own `row`. The first look sends every row (the
 //! page may be a moment old); then only rows whose state, reason or times
-//! changed. The store is read through `api::builds::recent` every
-//! `POLL`; a stream lasts `LIFETIME`, after which the browser reconnects.
+//! changed. The store is read through `api::builds::recent` when the log
+//! store says a build changed (at most once a `POLL`, at least once an
+//! `IDLE`), so an idle tab costs nothing; a stream lasts `LIFETIME`, after
+//! which the browser reconnects.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,6 +23,7 @@ use crate::api::AppState;
 use crate::model::{now_millis, Build, BuildId};
 
 const POLL: Duration = Duration::from_secs(1);
+const IDLE: Duration = Duration::from_secs(15);
 const LIFETIME: Duration = Duration::from_secs(600);
 /// Milliseconds a browser waits before reconnecting.
 const RETRY: Duration = Duration::from_secs(2);
@@ -37,8 +40,10 @@ pub async fn builds(
     tokio::spawn(async move {
         let _ = tx.send(Ok(Event::default().retry(RETRY))).await;
         let mut sent: HashMap<BuildId, Seen> = HashMap::new();
+        let mut wake = state.logs.subscribe_any();
         let deadline = tokio::time::Instant::now() + LIFETIME;
         while tokio::time::Instant::now() < deadline {
+            wake.mark_unchanged();
             match recent(&state, &filter, ROWS).await {
                 Ok(builds) => {
                     let now = now_millis();
@@ -63,9 +68,12 @@ pub async fn builds(
                     tracing::warn!(error = %why, "failed to read builds for the UI's live rows");
                 }
             }
-            tokio::time::sleep(POLL).await;
-            if tx.is_closed() {
-                return;
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = async {
+                    tokio::time::sleep(POLL).await;
+                    let _ = tokio::time::timeout(IDLE, wake.changed()).await;
+                } => {}
             }
         }
     });

@@ -62,11 +62,15 @@ struct Page {
 
 impl Browser {
     fn new(master: &Master) -> anyhow::Result<Self> {
+        let mut http = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .timeout(Duration::from_secs(60));
+        if let Some(ca) = master.ca_file() {
+            let pem = std::fs::read(&ca).with_context(|| format!("read {}", ca.display()))?;
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
         Ok(Self {
-            http: reqwest::Client::builder()
-                .redirect(Policy::none())
-                .timeout(Duration::from_secs(60))
-                .build()?,
+            http: http.build()?,
             base: master.url(),
             cookie: None,
         })
@@ -184,6 +188,75 @@ async fn ui_login_sets_a_strict_httponly_cookie_and_logout_ends_it() -> anyhow::
     assert!(out.headers[SET_COOKIE].to_str()?.contains("Max-Age=0"));
     // The old cookie is dead on the master, not only in the browser.
     assert_eq!(browser.get("/builds").await?.status, 303);
+
+    // Revoking a token ends the sessions made from it.
+    let viewer = master.create_token("looker", "viewer").await?;
+    let mut other = Browser::new(&master)?;
+    other.login(&viewer).await?;
+    assert_eq!(other.get("/builds").await?.status, 200);
+    let (status, answer) = master
+        .api_request(
+            reqwest::Method::DELETE,
+            "/api/v1/tokens/looker",
+            Some(&master.admin_token()),
+            &[],
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(other.get("/builds").await?.status, 303);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ui_pages_need_no_login_with_anonymous_read_and_show_why_builds_wait() -> anyhow::Result<()>
+{
+    // Workers that never connect: the build stays queued, with a reason.
+    let master = MasterBuilder::config(burst_e2e::fake_worker::SLEEPING_POOL)
+        .master_toml("anonymous_read = true")
+        .start()
+        .await?;
+    let id = master.submit("hello", &[]).await?[0];
+    let browser = Browser::new(&master)?;
+    let body = wait::until_seen(
+        "the queued build's row to say why it waits",
+        Duration::from_secs(30),
+        || async {
+            let page = browser.get("/builds").await?;
+            anyhow::ensure!(page.status == 200, "HTTP {}: {}", page.status, page.body);
+            Ok(page.body)
+        },
+        |body: &String| reason_of(body, id).is_some_and(|r| !r.is_empty()),
+    )
+    .await?;
+    let why = reason_of(&body, id).unwrap_or_default();
+    assert!(master.build(id).await?.state == BuildState::Queued, "{why}");
+    assert!(
+        why.contains("wait") || why.contains("worker"),
+        "reason shown: {why}"
+    );
+    // Reading is open; writing is not.
+    assert!(browser.get(&format!("/builds/{id}")).await?.status == 200);
+    let refused = browser.post(&format!("/builds/{id}/cancel"), &[]).await?;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ui_session_cookie_is_secure_under_tls() -> anyhow::Result<()> {
+    let master = MasterBuilder::config(CONFIG)
+        .tls_self_signed()
+        .start()
+        .await?;
+    let mut browser = Browser::new(&master)?;
+    let set = browser.login(&master.admin_token()).await?;
+    assert!(set.contains("; Secure"), "{set}");
+    let page = browser.get("/builds").await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // A form POST carries the https Origin and passes.
+    let token = csrf(&page.body)?;
+    let out = browser.post("/logout", &[("csrf", &token)]).await?;
+    assert_eq!(out.status, 303, "{}", out.body);
     Ok(())
 }
 
@@ -407,6 +480,10 @@ run = "seq 1 12000000; echo TAIL-MARKER"
     let path = format!("/builds/{id}/attempts/1/steps/1/log");
     let tail = browser.get(&path).await?;
     assert_eq!(tail.status, 200);
+    eprintln!(
+        "tail page: {} bytes for a {log_bytes}-byte log",
+        tail.body.len()
+    );
     assert!(
         tail.body.len() < 1_000_000,
         "the tail page of a 100 MB log sent {} bytes",
@@ -430,6 +507,15 @@ run = "seq 1 12000000; echo TAIL-MARKER"
     assert!(!page.body.contains(&format!(">{first}</span>")));
     assert!(page.body.contains("id=\"newest\""));
     Ok(())
+}
+
+/// The text of build `id`'s "why" cell on the builds page.
+fn reason_of(body: &str, id: i64) -> Option<String> {
+    let row = body.find(&format!("id=\"build-{id}\""))?;
+    let rest = &body[row..];
+    let cell = "<td class=\"reason\">";
+    let at = rest.find(cell)? + cell.len();
+    Some(rest[at..at + rest[at..].find('<')?].to_owned())
 }
 
 /// The first number line of a log page.

@@ -59,5 +59,21 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { builds(); log(); });
+  // Build page: reload when this build's state changes (the page is
+  // rendered by the master; a reload is the whole update).
+  function build() {
+    var section = document.getElementById("build");
+    if (!section || !section.dataset.events || !window.EventSource) return;
+    var id = Number(section.dataset.id);
+    var es = new EventSource(section.dataset.events);
+    es.addEventListener("build", function (e) {
+      var b = JSON.parse(e.data);
+      if (b.id === id && b.state !== section.dataset.state) {
+        es.close();
+        window.location.reload();
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { builds(); build(); log(); });
 })();
