@@ -6,13 +6,19 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod grid;
 mod idempotency;
+mod pool_view;
 mod reason;
 mod token;
 mod trigger;
+pub use grid::{
+    BuildSummary, Grid, GridCell, GridRow, GridSubmit, GRID_DEFAULT_SUBMITS, GRID_MAX_SUBMITS,
+};
 pub use idempotency::{
     key_problem, IdempotencyKey, SubmitOnce, IDEMPOTENCY_HEADER, KEY_MAX_LEN, KEY_TTL_MILLIS,
 };
+pub use pool_view::{HostView, PoolView};
 pub use reason::{
     Expiry, InterruptReason, LostReason, QueuedStatus, Retrying, Unservable, WaitReason,
 };
@@ -360,6 +366,10 @@ impl InstanceState {
     }
 }
 
+/// How `ended_by` starts for a row the master found at startup, left by a
+/// previous run, and terminated: an orphan.
+pub const REAPED_AT_START: &str = "reaped at start by master";
+
 /// One row of the instance ledger: everything burst ever launched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
@@ -393,8 +403,17 @@ pub struct Instance {
     pub resume_prev_hash: Option<String>,
 }
 
+impl Instance {
+    /// An orphan of a previous run that this or an earlier start reaped.
+    pub fn reaped_orphan(&self) -> bool {
+        self.ended_by
+            .as_deref()
+            .is_some_and(|e| e.starts_with(REAPED_AT_START))
+    }
+}
+
 /// A worker as `GET /api/v1/workers` shows it (live view from the scheduler).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerView {
     pub worker_id: String,
     pub pool: String,
@@ -408,6 +427,22 @@ pub struct WorkerView {
     pub labels: Vec<String>,
     /// Seconds since the worker entered its current state.
     pub state_age_secs: u64,
+    /// Provider kind, from the worker's ledger row.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider: String,
+    /// The backend's handle (container, instance id, `host:pid`) once the
+    /// launch returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    /// The host it runs on, for multi-host providers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub launched_at: Millis,
+    /// USD so far: the ledger's hourly price times the time since launch;
+    /// absent when the provider records no price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_dollars: Option<f64>,
 }
 
 /// `POST /api/v1/builds` body.

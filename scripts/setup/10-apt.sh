@@ -12,6 +12,7 @@ packages=(
   prometheus            # the metrics e2e test scrapes the master with it (and promtool)
   systemd               # systemd-analyze verify checks packaging/systemd's units
   git                   # the trigger tests: bare repositories, git daemon, the poller's ls-remote
+  chromium              # the web UI browser tests drive headless Chromium over DevTools
 )
 missing=()
 for p in "${packages[@]}"; do

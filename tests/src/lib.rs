@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod bins;
+pub mod chromium;
 pub mod cmd;
 pub mod db_faults;
 pub mod docker_support;

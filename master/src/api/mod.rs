@@ -6,6 +6,7 @@ pub(crate) mod caller;
 pub(crate) mod cost;
 pub mod credentials;
 pub(crate) mod error;
+pub(crate) mod grid;
 pub(crate) mod guard;
 mod log_stream;
 mod metrics;
@@ -15,7 +16,7 @@ mod router;
 mod secret_view;
 pub(crate) mod submit_body;
 mod tokens;
-mod workers;
+pub(crate) mod workers;
 
 pub(crate) use caller::Caller;
 pub use router::{router, AppState};

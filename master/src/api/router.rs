@@ -36,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/builds/{id}/log", get(super::log_stream::log))
         .route("/api/v1/workers", get(super::workers::workers))
         .route("/api/v1/instances", get(super::workers::instances))
+        .route("/api/v1/pools", get(super::workers::pools))
+        .route("/api/v1/grid", get(super::grid::grid))
         .route(
             "/api/v1/tokens",
             post(super::tokens::create).get(super::tokens::list),

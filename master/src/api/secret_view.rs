@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::logs::{Mask, MASKED};
-use crate::model::{Build, Command};
+use crate::model::{Build, BuildSummary, Command};
 
 /// Replaces the values of variables named like a secret, and every
 /// occurrence of a secret's value, with `***`.
@@ -45,6 +45,21 @@ pub fn mask_build(build: &mut Build, config: &Config, mask: &Mask) {
         for step in &mut attempt.steps {
             step.error.as_mut().map(text);
         }
+    }
+}
+
+/// [`mask_build`] for the fields a summary keeps: its cell and reason.
+pub fn mask_summary(summary: &mut BuildSummary, config: &Config, mask: &Mask) {
+    let masked = String::from_utf8_lossy(MASKED).into_owned();
+    for (name, value) in summary.cell.iter_mut() {
+        if config.secrets.keys().any(|s| s.eq_ignore_ascii_case(name)) {
+            value.clone_from(&masked);
+        } else {
+            *value = mask.mask_str(value);
+        }
+    }
+    if let Some(reason) = summary.reason.as_mut() {
+        *reason = mask.mask_str(reason);
     }
 }
 

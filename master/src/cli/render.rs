@@ -470,6 +470,7 @@ pub(crate) mod tests {
             os: Some("linux".to_owned()),
             labels: vec!["linux".to_owned(), "x86".to_owned()],
             state_age_secs: 75,
+            ..WorkerView::default()
         };
         let t = workers_table(&[w]);
         assert!(

@@ -156,6 +156,9 @@ impl Scheduler {
             Event::Workers { reply } => {
                 let _ = reply.send(Ok(self.state.worker_views(now)));
             }
+            Event::Pools { reply } => {
+                let _ = reply.send(Ok(self.pool_views(now)));
+            }
             Event::Shutdown { reply } => self.begin_shutdown(reply, now),
             Event::Fleet { reply } => {
                 let _ = reply.send(Ok(self.fleet(now)));

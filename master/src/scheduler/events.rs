@@ -4,7 +4,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{SchedError, Submitted};
 use crate::metrics::Fleet;
-use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, WorkerView};
+use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, PoolView, WorkerView};
 
 pub type Reply<T> = oneshot::Sender<Result<T, SchedError>>;
 
@@ -49,6 +49,10 @@ pub enum Event {
     },
     Workers {
         reply: Reply<Vec<WorkerView>>,
+    },
+    /// Pools with their caps, counts and backoff.
+    Pools {
+        reply: Reply<Vec<PoolView>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,

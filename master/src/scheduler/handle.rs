@@ -5,7 +5,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::events::Event;
 use crate::metrics::Fleet;
-use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, WorkerView};
+use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, PoolView, WorkerView};
 use crate::store::{StoreError, StoreHealth};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -94,6 +94,11 @@ impl SchedulerHandle {
 
     pub async fn workers(&self) -> Result<Vec<WorkerView>, SchedError> {
         self.ask(|reply| Event::Workers { reply }).await
+    }
+
+    /// Every pool with its caps, counts and launch backoff.
+    pub async fn pools(&self) -> Result<Vec<PoolView>, SchedError> {
+        self.ask(|reply| Event::Pools { reply }).await
     }
 
     /// Pools, workers and queue as `/metrics` shows them.

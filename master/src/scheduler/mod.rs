@@ -18,6 +18,7 @@ mod hello;
 mod lost;
 mod persist;
 mod pool;
+mod pool_view;
 mod reason;
 mod secrets;
 mod shutdown;

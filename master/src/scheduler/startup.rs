@@ -19,7 +19,7 @@ use super::worker::{Worker, WorkerState};
 use crate::logs::session_owner;
 use crate::model::{
     now_millis, AttemptState, Build, BuildState, Instance, InstanceState, InterruptReason,
-    StepState,
+    StepState, REAPED_AT_START,
 };
 
 impl Scheduler {
@@ -134,10 +134,7 @@ impl Scheduler {
                 });
             }
         }
-        let reaper = format!(
-            "reaped at start by master {}",
-            self.state.settings.master_id
-        );
+        let reaper = format!("{REAPED_AT_START} {}", self.state.settings.master_id);
         // Rows settled here are final; the pass below must not rewrite them.
         let mut settled = HashSet::new();
         let kinds: Vec<(String, String)> = self

@@ -10,7 +10,8 @@ use super::actor::SchedulerSettings;
 use super::builds::Running;
 use super::pool::Pool;
 use super::worker::Worker;
-use crate::model::{Build, BuildId, Instance, WorkerView};
+use crate::metrics::accrued_cost;
+use crate::model::{now_millis, Build, BuildId, Instance, WorkerView};
 
 pub struct ShutdownState {
     pub deadline: Instant,
@@ -50,6 +51,7 @@ impl State {
     }
 
     pub fn worker_views(&self, now: Instant) -> Vec<WorkerView> {
+        let millis = now_millis();
         self.workers
             .values()
             .map(|w| WorkerView {
@@ -61,6 +63,22 @@ impl State {
                 os: w.os.clone(),
                 labels: w.labels.clone(),
                 state_age_secs: now.saturating_duration_since(w.since).as_secs(),
+                provider: w.ledger.provider.clone(),
+                provider_id: w.ledger.provider_id.clone(),
+                host: w
+                    .ledger
+                    .details
+                    .get("host")
+                    .and_then(|h| h.as_str())
+                    .map(str::to_owned),
+                launched_at: w.ledger.launched_at,
+                // Absent, not $0, when the provider records no price.
+                cost_dollars: w
+                    .ledger
+                    .details
+                    .get("price_per_hour")
+                    .is_some()
+                    .then(|| accrued_cost(&w.ledger, millis)),
             })
             .collect()
     }

@@ -1,6 +1,8 @@
 use async_trait::async_trait;
 
-use crate::model::{Build, BuildId, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord};
+use crate::model::{
+    Build, BuildId, BuildSummary, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord,
+};
 
 /// Errors from the store, written as "failed to …" fragments.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,11 @@ pub trait Store: super::TriggerStore + Send + Sync + 'static {
     /// Builds still queued or running, oldest first: the work to resume at
     /// startup.
     async fn unfinished_builds(&self) -> StoreResult<Vec<Build>>;
+
+    /// Every build of each builder's `per_builder` newest submits (a
+    /// submit's builds are inserted together, so its first id orders it),
+    /// as summaries, newest build first: the grid, in one query.
+    async fn recent_submits(&self, per_builder: u32) -> StoreResult<Vec<BuildSummary>>;
 
     /// Inserts or replaces one ledger row.
     async fn save_instance(&self, instance: &Instance) -> StoreResult<()>;

@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::model::{
-    now_millis, Build, BuildId, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord,
-    KEY_TTL_MILLIS,
+    now_millis, Build, BuildId, BuildSummary, IdempotencyKey, Instance, NewBuild, SubmitOnce,
+    TokenRecord, KEY_TTL_MILLIS,
 };
 
 mod triggers;
@@ -208,6 +208,35 @@ impl Store for MemoryStore {
             .take(take_limit(limit))
             .cloned()
             .collect())
+    }
+
+    async fn recent_submits(&self, per_builder: u32) -> StoreResult<Vec<BuildSummary>> {
+        let inner = self.lock();
+        // Newest first: a builder's submits are taken in the order their
+        // last build appears, which is their first build's order too, as
+        // a submit's ids are consecutive.
+        let mut kept: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut out = Vec::new();
+        for b in inner.builds.values().rev() {
+            let submits = kept.entry(b.builder.as_str()).or_default();
+            if !submits.contains(&b.submit_id.as_str()) {
+                if submits.len() >= take_limit(per_builder) {
+                    continue;
+                }
+                submits.push(b.submit_id.as_str());
+            }
+            out.push(BuildSummary {
+                id: b.id,
+                submit_id: b.submit_id.clone(),
+                builder: b.builder.clone(),
+                cell: b.cell.clone(),
+                state: b.state,
+                reason: b.reason.clone(),
+                created_at: b.created_at,
+                finished_at: b.finished_at,
+            });
+        }
+        Ok(out)
     }
 
     async fn unfinished_builds(&self) -> StoreResult<Vec<Build>> {

@@ -8,6 +8,7 @@ mod memory;
 mod sqlite;
 mod sqlite_builds;
 mod sqlite_builds_read;
+mod sqlite_grid;
 mod sqlite_idempotency;
 mod sqlite_ledger;
 mod sqlite_rows;

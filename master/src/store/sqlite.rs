@@ -12,14 +12,15 @@ use sqlx::sqlite::{
 };
 
 use crate::model::{
-    now_millis, Build, BuildId, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord,
+    now_millis, Build, BuildId, BuildSummary, IdempotencyKey, Instance, NewBuild, SubmitOnce,
+    TokenRecord,
 };
 
 use super::ids::new_master_id;
 use super::sqlite_rows::query_err;
 use super::{
-    sqlite_builds, sqlite_builds_read, sqlite_idempotency, sqlite_ledger, sqlite_tokens, Store,
-    StoreError, StoreResult,
+    sqlite_builds, sqlite_builds_read, sqlite_grid, sqlite_idempotency, sqlite_ledger,
+    sqlite_tokens, Store, StoreError, StoreResult,
 };
 
 mod triggers;
@@ -189,6 +190,10 @@ impl Store for SqliteStore {
 
     async fn unfinished_builds(&self) -> StoreResult<Vec<Build>> {
         sqlite_builds_read::unfinished_builds(&self.pool).await
+    }
+
+    async fn recent_submits(&self, per_builder: u32) -> StoreResult<Vec<BuildSummary>> {
+        sqlite_grid::recent_submits(&self.pool, per_builder).await
     }
 
     async fn save_instance(&self, instance: &Instance) -> StoreResult<()> {

@@ -11,12 +11,14 @@ pub mod csrf;
 mod error;
 mod events;
 mod format;
+pub mod grid;
 pub mod layout;
 mod log_page;
 pub mod login;
 pub mod router;
 pub mod session;
 pub mod tail;
+mod workers;
 
 pub use router::routes;
 pub use session::{CsrfToken, Sessions};

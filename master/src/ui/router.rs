@@ -6,7 +6,7 @@ use axum::http::Method;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::{assets, build_page, builds_page, csrf, events, log_page, login};
+use super::{assets, build_page, builds_page, csrf, events, grid, log_page, login, workers};
 use crate::api::AppState;
 
 pub const LOGIN: &str = "/login";
@@ -33,8 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route(LOGIN, get(login::form).post(login::submit))
         .route(LOGOUT, post(login::logout))
         .route("/ui/assets/{name}", get(assets::serve))
-        // Other pages: one line each, their handlers in their own modules.
-        // (grid: `/grid`, workers and pools: `/workers`)
+        .route("/grid", get(grid::page))
+        .route("/workers", get(workers::page))
         .layer(DefaultBodyLimit::max(csrf::FORM_LIMIT))
 }
 

@@ -29,6 +29,7 @@ mod timeout;
 mod tls;
 mod triggers;
 mod ui;
+mod ui_browser;
 mod windows;
 mod worker_lost;
 mod workspace;

@@ -38,6 +38,7 @@ contract_tests!(
     save_build_refuses_bad_builds,
     list_builds_newest_first,
     unfinished_builds_oldest_first,
+    recent_submits_keep_each_builders_newest,
     every_state_round_trips,
     ledger_upserts_and_orders,
     live_instances_match_is_live,

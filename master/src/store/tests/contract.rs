@@ -163,6 +163,61 @@ pub(super) async fn list_builds_newest_first(store: &dyn Store) {
     assert!(store.list_builds(0).await.unwrap().is_empty());
 }
 
+/// One submit of `builder`: a build per matrix cell.
+fn submit(builder: &str, submit: &str, oses: &[&str]) -> Vec<crate::model::NewBuild> {
+    oses.iter()
+        .map(|os| {
+            let mut b = new_build(builder);
+            b.submit_id = submit.to_owned();
+            b.cell = [("os".to_owned(), (*os).to_owned())].into();
+            b
+        })
+        .collect()
+}
+
+pub(super) async fn recent_submits_keep_each_builders_newest(store: &dyn Store) {
+    assert!(store.recent_submits(5).await.unwrap().is_empty());
+    // a: three submits of two cells; b: one of one cell, between them.
+    store
+        .insert_builds(submit("a", "a1", &["linux", "mac"]))
+        .await
+        .unwrap(); // 1, 2
+    store
+        .insert_builds(submit("b", "b1", &["linux"]))
+        .await
+        .unwrap(); // 3
+    store
+        .insert_builds(submit("a", "a2", &["linux", "mac"]))
+        .await
+        .unwrap(); // 4, 5
+    store
+        .insert_builds(submit("a", "a3", &["linux", "mac"]))
+        .await
+        .unwrap(); // 6, 7
+    let mut done = store.get_build(6).await.unwrap().unwrap();
+    done.state = BuildState::Failed;
+    done.reason = Some("step build exited with 1".to_owned());
+    done.finished_at = Some(done.created_at + 5);
+    store.save_build(&done).await.unwrap();
+
+    let two = store.recent_submits(2).await.unwrap();
+    let ids: Vec<_> = two.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [7, 6, 5, 4, 3], "a's two newest submits and b's one");
+    let six = &two[1];
+    assert_eq!(six.submit_id, "a3");
+    assert_eq!(six.builder, "a");
+    assert_eq!(six.cell.get("os").map(String::as_str), Some("linux"));
+    assert_eq!(six.state, BuildState::Failed);
+    assert_eq!(six.reason, done.reason);
+    assert_eq!(six.finished_at, done.finished_at);
+    assert_eq!(two[0].state, BuildState::Queued);
+
+    let one = store.recent_submits(1).await.unwrap();
+    assert_eq!(one.iter().map(|s| s.id).collect::<Vec<_>>(), [7, 6, 3]);
+    assert!(store.recent_submits(0).await.unwrap().is_empty());
+    assert_eq!(store.recent_submits(100).await.unwrap().len(), 7);
+}
+
 pub(super) async fn unfinished_builds_oldest_first(store: &dyn Store) {
     let names = ["a", "b", "c", "d", "e"];
     let inserted = store

@@ -1,0 +1,42 @@
+//! A pool as `GET /api/v1/pools` and the workers page show it: its caps,
+//! what it runs now, and whether it backs off and why.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolView {
+    pub pool: String,
+    /// Provider kind: "local", "docker"...
+    pub provider: String,
+    pub labels: Vec<String>,
+    pub max_workers: u32,
+    pub min_idle: u32,
+    pub max_starting: u32,
+    /// Every worker the scheduler holds for the pool, in any state.
+    pub workers: u32,
+    /// Launched but not connected yet (launching or connecting).
+    pub launching: u32,
+    pub idle: u32,
+    pub busy: u32,
+    /// Queued builds this pool is the one to serve.
+    pub queued: u32,
+    /// Seconds until the next launch may be tried; absent when not backing off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_secs: Option<f64>,
+    /// Why the last launch failed; cleared when a worker connects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Set when that failure was permanent (builds only this pool serves fail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permanent_error: Option<String>,
+    /// Multi-host providers' hosts and their quarantines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostView {
+    pub host: String,
+    /// Seconds launches still keep away from it; 0 when healthy.
+    pub backoff_secs: f64,
+}

@@ -1,0 +1,264 @@
+//! `/workers`: every worker, every pool with its caps and backoff, and the
+//! instance ledger with the orphans startup reaped. The data comes from
+//! the loaders behind `/api/v1/workers`, `/api/v1/pools` and
+//! `/api/v1/instances`; this only draws it.
+//!
+//! DOM: `table#pools` (`tr[data-pool][data-backoff]`, `td.launching`),
+//! `table#workers` (`tr[data-worker][data-state]`, the scheduler's state:
+//! launching, connecting, idle, busy, reconnecting, terminating),
+//! `p#orphans` and `table#ledger` (`tr[data-worker][data-state][data-orphan]`).
+
+use axum::extract::State;
+use axum::response::Html;
+use maud::{html, Markup, PreEscaped};
+
+use super::error::{OrPage, UiResult};
+use super::format;
+use super::layout::{self, Nav};
+use crate::api::workers::{load_instances, load_pools, load_workers, LedgerQuery};
+use crate::api::{AppState, Caller};
+use crate::model::{now_millis, Instance, Millis, PoolView, WorkerView};
+
+/// The page's own rules (a constant, never input).
+const STYLE: &str = "\
+#pools td.num, #workers td.num { text-align: right; }
+#workers td.id, #ledger td.id { font: 12.5px ui-monospace, monospace; }
+#ledger tr.orphan td { background: #fff4e5; }
+#pools td.error, #ledger td.error { color: var(--bad, #c62828); }
+section { margin-bottom: 1.5em; }
+";
+
+/// Ledger rows the page shows, newest first.
+const LEDGER_ROWS: u32 = 100;
+
+pub async fn page(State(state): State<AppState>, caller: Caller) -> UiResult<Html<String>> {
+    let pools = load_pools(&state).await.ui(&caller)?;
+    let workers = load_workers(&state).await.ui(&caller)?;
+    let ledger = LedgerQuery {
+        live: false,
+        limit: LEDGER_ROWS,
+    };
+    let ledger = load_instances(&state, &ledger).await.ui(&caller)?;
+    let body = render(&pools, &workers, &ledger, now_millis());
+    Ok(Html(
+        layout::page("Workers and pools", &caller, Nav::Workers, body).into_string(),
+    ))
+}
+
+pub fn render(
+    pools: &[PoolView],
+    workers: &[WorkerView],
+    ledger: &[Instance],
+    now: Millis,
+) -> Markup {
+    html! {
+        style { (PreEscaped(STYLE)) }
+        h1 { "Workers and pools" }
+        section {
+            h2 { "Pools" }
+            (pools_table(pools))
+        }
+        section {
+            h2 { "Workers" }
+            @if workers.is_empty() {
+                p id="workers-empty" { "No workers: they are launched when builds need them." }
+            }
+            (workers_table(workers, now))
+        }
+        section {
+            h2 { "Instance ledger" }
+            (ledger_table(ledger))
+        }
+    }
+}
+
+fn pools_table(pools: &[PoolView]) -> Markup {
+    html! {
+        table id="pools" {
+            thead {
+                tr {
+                    th { "Pool" } th { "Provider" } th { "Labels" } th { "Workers / max" }
+                    th { "min_idle" } th { "Launching / max" } th { "Idle" } th { "Busy" }
+                    th { "Queued" } th { "Backoff" } th { "Last error" }
+                }
+            }
+            tbody {
+                @for p in pools {
+                    tr data-pool=(p.pool) data-backoff=(yes_no(p.backoff_secs.is_some())) {
+                        td { (p.pool) }
+                        td { (p.provider) }
+                        td { (p.labels.join(", ")) }
+                        td.num { (p.workers) " / " (p.max_workers) }
+                        td.num { (p.min_idle) }
+                        td.num.launching { (p.launching) " / " (p.max_starting) }
+                        td.num { (p.idle) }
+                        td.num { (p.busy) }
+                        td.num { (p.queued) }
+                        td.backoff {
+                            @match p.backoff_secs {
+                                Some(s) => { "retry in " (format::duration_ms(secs_to_ms(s))) },
+                                None => { "-" },
+                            }
+                            @for h in p.hosts.iter().filter(|h| h.backoff_secs > 0.0) {
+                                br;
+                                span.host { (h.host) ": " (format::duration_ms(secs_to_ms(h.backoff_secs))) }
+                            }
+                        }
+                        td.error {
+                            @if let Some(e) = &p.permanent_error {
+                                strong { "permanent: " } (e)
+                            } @else if let Some(e) = &p.last_error {
+                                (e)
+                            } @else {
+                                "-"
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn workers_table(workers: &[WorkerView], now: Millis) -> Markup {
+    html! {
+        table id="workers" {
+            thead {
+                tr {
+                    th { "Worker" } th { "State" } th { "For" } th { "Pool" } th { "Provider" }
+                    th { "Host or instance" } th { "OS" } th { "Builds done" } th { "Build" }
+                    th { "Up" } th { "Cost so far" }
+                }
+            }
+            tbody {
+                @for w in workers {
+                    tr data-worker=(w.worker_id) data-state=(w.state) {
+                        td.id { (w.worker_id) }
+                        td { span class={ "state s-" (w.state) } { (w.state) } }
+                        td { (age(w.state_age_secs)) }
+                        td { (w.pool) }
+                        td { (w.provider) }
+                        td.id {
+                            @match (&w.host, &w.provider_id) {
+                                (Some(h), Some(id)) => { (h) " · " (id) },
+                                (Some(h), None) => { (h) },
+                                (None, Some(id)) => { (id) },
+                                (None, None) => { "-" },
+                            }
+                        }
+                        td { (w.os.as_deref().unwrap_or("-")) }
+                        td.num { (w.builds_done) }
+                        td {
+                            @if let Some(b) = w.build {
+                                a href={ "/builds/" (b) } { "#" (b) }
+                            } @else { "-" }
+                        }
+                        td { (format::span(Some(w.launched_at), None, now)) }
+                        td.num {
+                            @match w.cost_dollars {
+                                Some(c) => { (format::money(c)) },
+                                None => { "-" },
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn ledger_table(rows: &[Instance]) -> Markup {
+    let orphans = rows.iter().filter(|r| r.reaped_orphan()).count();
+    html! {
+        p id="orphans" {
+            "Orphans found and terminated at startup: " strong { (orphans) }
+            " (in the newest " (rows.len()) " rows)"
+        }
+        table id="ledger" {
+            thead {
+                tr {
+                    th { "Worker" } th { "Pool" } th { "Provider" } th { "Provider id" }
+                    th { "State" } th { "Launched" } th { "Connected" } th { "Ended" }
+                    th { "Ended by" } th { "Error" }
+                }
+            }
+            tbody {
+                @for r in rows {
+                    tr data-worker=(r.worker_id) data-state=(r.state.as_str())
+                        data-orphan=(yes_no(r.reaped_orphan())) class=[r.reaped_orphan().then_some("orphan")] {
+                        td.id { (r.worker_id) }
+                        td { (r.pool) }
+                        td { (r.provider) }
+                        td.id { (r.provider_id.as_deref().unwrap_or("-")) }
+                        td { span class={ "state s-" (r.state.as_str()) } { (r.state.as_str()) } }
+                        td { (format::time(r.launched_at)) }
+                        td { (r.connected_at.map_or_else(|| "-".to_owned(), format::time)) }
+                        td { (r.terminated_at.map_or_else(|| "-".to_owned(), format::time)) }
+                        td { (r.ended_by.as_deref().unwrap_or("-")) }
+                        td.error { (r.error.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Time in state, to the second.
+fn age(secs: u64) -> String {
+    if secs == 0 {
+        "<1s".to_owned()
+    } else {
+        format::duration_ms(secs.saturating_mul(1000))
+    }
+}
+
+/// `data-*` flags read `true` / `false`.
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+fn secs_to_ms(secs: f64) -> u64 {
+    // Seconds of backoff, never negative or huge; `as` saturates.
+    (secs.max(0.0) * 1000.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{InstanceState, REAPED_AT_START};
+
+    #[test]
+    fn orphans_are_marked_and_errors_escaped() {
+        let row = |id: &str, ended_by: Option<String>| Instance {
+            worker_id: id.to_owned(),
+            pool: "docker".to_owned(),
+            provider: "docker".to_owned(),
+            provider_id: Some("c1".to_owned()),
+            state: InstanceState::Gone,
+            details: serde_json::Value::Null,
+            error: Some("<script>alert(1)</script>".to_owned()),
+            launched_at: 0,
+            connected_at: None,
+            terminated_at: Some(10),
+            ended_by,
+        };
+        let ledger = [
+            row("w-1", Some(format!("{REAPED_AT_START} m-1"))),
+            row("w-2", None),
+        ];
+        let html = render(&[], &[], &ledger, 0).into_string();
+        assert!(
+            html.contains(r#"data-worker="w-1" data-state="gone" data-orphan="true""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"data-worker="w-2" data-state="gone" data-orphan="false""#),
+            "{html}"
+        );
+        assert!(!html.contains("<script>alert"), "{html}");
+    }
+}
