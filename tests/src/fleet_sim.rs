@@ -300,6 +300,20 @@ async fn session(
         other => anyhow::bail!("the master answered the hello with {other:?}"),
     };
     shared.stats.welcomed.fetch_add(1, Ordering::SeqCst);
+    // A stream that breaks from here on is a master that went away: the
+    // session ends, as a worker's would, without a fuss.
+    let _ = serve(&tx, &mut inbound, heartbeat, &mut stopped, shared).await;
+    Ok(())
+}
+
+/// A welcomed session: steps, heartbeats, until told to stop.
+async fn serve(
+    tx: &mpsc::Sender<WorkerMessage>,
+    inbound: &mut tonic::Streaming<burst_proto::MasterMessage>,
+    heartbeat: Duration,
+    stopped: &mut watch::Receiver<bool>,
+    shared: &Shared,
+) -> anyhow::Result<()> {
     let mut beat = tokio::time::interval(heartbeat.max(Duration::from_millis(100)));
     beat.tick().await;
     // The one step in flight (capacity 1) and when it is done.
@@ -312,18 +326,18 @@ async fn session(
                     let at = Instant::now() + shared.opts.step_delay;
                     running = Some((run.step_run_id, at));
                     if shared.opts.step_delay.is_zero() {
-                        finish(&tx, running.take(), false, shared).await?;
+                        finish(tx, running.take(), false, shared).await?;
                     }
                 }
                 Some(master_message::Msg::Cancel(c)) => {
                     if running.as_ref().is_some_and(|(id, _)| *id == c.step_run_id) {
-                        finish(&tx, running.take(), true, shared).await?;
+                        finish(tx, running.take(), true, shared).await?;
                     }
                 }
                 Some(master_message::Msg::Shutdown(_)) | None => return Ok(()),
                 Some(_) => {}
             },
-            _ = sleep_until(finish_at) => finish(&tx, running.take(), false, shared).await?,
+            _ = sleep_until(finish_at) => finish(tx, running.take(), false, shared).await?,
             _ = beat.tick() => {
                 let running_steps = running.iter().map(|(id, _)| id.clone()).collect();
                 tx.send(WorkerMessage {
