@@ -11,8 +11,8 @@ use super::Metrics;
 use std::collections::BTreeMap;
 
 use crate::model::{
-    Build, BuildId, BuildState, BuildSummary, IdempotencyKey, Instance, Millis, NewBuild, Report, ScheduleRun,
-    SubmitOnce, TokenRecord, WatchedBuild,
+    Build, BuildId, BuildState, BuildSummary, IdempotencyKey, Instance, Millis, NewBuild, Report,
+    ScheduleRun, SubmitOnce, TokenRecord, WatchedBuild,
 };
 use crate::store::{Store, StoreResult, TriggerStore};
 

@@ -245,6 +245,8 @@ mod tests {
             connected_at: None,
             terminated_at: Some(10),
             ended_by,
+            resume_hash: None,
+            resume_prev_hash: None,
         };
         let ledger = [
             row("w-1", Some(format!("{REAPED_AT_START} m-1"))),
