@@ -316,6 +316,16 @@ fn linux_image_and_user_data_agree() {
     assert!(unit
         .lines()
         .any(|l| l == format!("ExecStart={LINUX_WORKER_PATH}")));
+    // A worker that exits orphaned (3) or drained by its master (0) powers
+    // the instance off, which terminates it: nothing is left running.
+    let stop_post = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStopPost=+"))
+        .expect("the unit powers off after the worker");
+    assert!(
+        stop_post.contains("0|3)") && stop_post.contains("poweroff"),
+        "{stop_post}"
+    );
     let install = read("images/linux/install.sh");
     assert!(install.contains(&format!("/tmp/burst-worker {LINUX_WORKER_PATH}")));
     assert!(install.contains(&format!("/etc/systemd/system/{LINUX_SERVICE}")));

@@ -8,31 +8,69 @@ use crate::model::{BuildState, BuildSummary};
 use super::sqlite_rows::{query_err, Cols};
 use super::StoreResult;
 
-/// A submit's builds are inserted in one transaction, so its first id
-/// orders submits; `ROW_NUMBER` per builder keeps the newest
-/// `per_builder` of each.
-const RECENT_SUBMITS: &str = "\
-    WITH submits AS ( \
-        SELECT builder, submit_id, MIN(id) AS first_id FROM builds GROUP BY builder, submit_id \
-    ), ranked AS ( \
-        SELECT submit_id, \
-               ROW_NUMBER() OVER (PARTITION BY builder ORDER BY first_id DESC) AS n \
-        FROM submits \
-    ) \
-    SELECT id, submit_id, builder, cell_json, state, reason, created_at, finished_at \
-    FROM builds WHERE submit_id IN (SELECT submit_id FROM ranked WHERE n <= ?) \
-    ORDER BY id DESC";
+/// The builders that have builds (the `builds_by_builder` index answers).
+const BUILDERS: &str = "SELECT DISTINCT builder FROM builds";
 
+/// One page of a builder's builds, newest first, below an id. A submit's
+/// builds are inserted in one transaction, so its ids are consecutive and a
+/// walk down the ids meets each submit whole, newest submit first.
+const BUILDER_PAGE: &str = "\
+    SELECT id, submit_id, builder, cell_json, state, reason, created_at, finished_at \
+    FROM builds WHERE builder = ? AND id < ? ORDER BY id DESC LIMIT ?";
+
+/// The first page of a builder's walk: two cells per submit, plus one row
+/// to see the next submit begin; later pages double.
+fn first_page(per_builder: u32) -> i64 {
+    (i64::from(per_builder) * 2 + 1).clamp(16, 4096)
+}
+
+/// Walks each builder's builds down the `(builder, id)` index until it has
+/// seen `per_builder` submits: the cost follows what the grid shows, not
+/// the length of the history.
 pub(super) async fn recent_submits(
     pool: &SqlitePool,
     per_builder: u32,
 ) -> StoreResult<Vec<BuildSummary>> {
-    let rows = sqlx::query(RECENT_SUBMITS)
-        .bind(i64::from(per_builder))
+    let mut out = Vec::new();
+    if per_builder == 0 {
+        return Ok(out);
+    }
+    let builders: Vec<String> = sqlx::query_scalar(BUILDERS)
         .fetch_all(pool)
         .await
-        .map_err(query_err("read the recent submits"))?;
-    rows.iter().map(decode).collect()
+        .map_err(query_err("read the builders of the grid"))?;
+    for builder in builders {
+        let mut below = i64::MAX;
+        let mut submits: Vec<String> = Vec::new();
+        let mut page = first_page(per_builder);
+        'walk: loop {
+            let rows = sqlx::query(BUILDER_PAGE)
+                .bind(&builder)
+                .bind(below)
+                .bind(page)
+                .fetch_all(pool)
+                .await
+                .map_err(query_err("read the recent submits"))?;
+            let last_page = (rows.len() as i64) < page;
+            page = (page * 2).min(4096);
+            for row in &rows {
+                let summary = decode(row)?;
+                below = summary.id;
+                if !submits.contains(&summary.submit_id) {
+                    if submits.len() >= per_builder as usize {
+                        break 'walk;
+                    }
+                    submits.push(summary.submit_id.clone());
+                }
+                out.push(summary);
+            }
+            if last_page {
+                break;
+            }
+        }
+    }
+    out.sort_by(|a, b| b.id.cmp(&a.id));
+    Ok(out)
 }
 
 fn decode(row: &SqliteRow) -> StoreResult<BuildSummary> {

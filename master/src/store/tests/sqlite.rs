@@ -90,7 +90,8 @@ async fn migrations_are_recorded_once() {
             (3, true),
             (4, true),
             (5, true),
-            (6, true)
+            (6, true),
+            (7, true)
         ]
     );
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
@@ -195,7 +196,7 @@ async fn a_database_from_a_newer_burst_is_refused() {
             err,
             StoreError::NewerSchema {
                 found: 999,
-                known: 6,
+                known: 7,
                 ..
             }
         ),
