@@ -19,6 +19,7 @@ mod lost;
 mod persist;
 mod pool;
 mod reason;
+mod retired;
 mod secrets;
 mod shutdown;
 mod startup;
