@@ -464,6 +464,16 @@ impl Master {
         }
     }
 
+    /// Rewrites the master's config file with `edit` (for a restart on a
+    /// changed config, e.g. a renamed pool).
+    pub fn edit_config(&self, edit: impl FnOnce(&str) -> String) -> anyhow::Result<()> {
+        let path = &self.config_path;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        std::fs::write(path, edit(&text))
+            .with_context(|| format!("failed to write {}", path.display()))
+    }
+
     /// Starts the master again on the same config and state directory
     /// (after [`Master::sigkill`] or [`Master::sigterm_and_wait`]).
     pub async fn restart(&mut self) -> anyhow::Result<()> {

@@ -32,6 +32,7 @@ pub fn decide(state: &State, now: Instant) -> Plan {
     match &state.shutdown {
         Some(shutdown) => pass.drain(shutdown.deadline),
         None => {
+            pass.retire();
             pass.assign();
             pass.fail_unservable();
             pass.scale_up();
@@ -206,7 +207,9 @@ impl<'a> Pass<'a> {
                 self.state_of(w),
                 WorkerState::Connecting | WorkerState::Reconnecting
             );
-            if !waiting || w.health_in_flight || w.ledger.provider_id.is_none() {
+            // A retired pool has no provider left to ask.
+            let retired = state.pools[w.pool].retired;
+            if !waiting || retired || w.health_in_flight || w.ledger.provider_id.is_none() {
                 continue;
             }
             if self.due(w.next_health) {
@@ -234,6 +237,18 @@ impl<'a> Pass<'a> {
                     }
                     self.terminate(w, StopReason::ShuttingDown);
                 }
+            }
+        }
+    }
+
+    /// Workers of retired pools (gone from the config) that have no build
+    /// left are stopped; the one they came back with ran to its end.
+    fn retire(&mut self) {
+        let state = self.state;
+        for w in state.workers.values() {
+            if state.pools[w.pool].retired && self.state_of(w) == WorkerState::Idle {
+                let pool = state.pools[w.pool].name.clone();
+                self.terminate(w, StopReason::PoolRemoved { pool });
             }
         }
     }
@@ -305,7 +320,7 @@ impl<'a> Pass<'a> {
 
     /// How many workers pool `p` may launch now.
     fn room(&self, p: usize) -> u32 {
-        if self.backing_off(p) {
+        if self.backing_off(p) || self.state.pools[p].retired {
             return 0;
         }
         let limits = &self.limits[p];

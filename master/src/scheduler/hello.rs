@@ -26,9 +26,6 @@ impl Scheduler {
         tx: mpsc::Sender<MasterMessage>,
         now: Instant,
     ) -> Result<u64, Refused> {
-        if let Some(refused) = self.retire(&hello).await {
-            return Err(refused);
-        }
         let first = self
             .state
             .workers
@@ -52,36 +49,6 @@ impl Scheduler {
         self.persist_worker(&hello.worker_id).await;
         self.resume_step(&hello, now).await;
         Ok(session)
-    }
-
-    /// A worker of a pool no longer in the config came back: it is told to
-    /// kill its steps and exit (a fatal refusal), and its ledger row ends.
-    async fn retire(&mut self, hello: &Hello) -> Option<Refused> {
-        let row = self.state.retired.get(&hello.worker_id)?;
-        let known = [&row.resume_hash, &row.resume_prev_hash]
-            .into_iter()
-            .filter_map(|h| h.as_deref().and_then(tokens::from_hex))
-            .any(|h| tokens::matches(&hello.token, &h));
-        if !known {
-            return None;
-        }
-        let mut row = self.state.retired.remove(&hello.worker_id)?;
-        let reason = format!(
-            "pool {} is no longer in this master's config: stop and exit",
-            row.pool
-        );
-        tracing::warn!(worker = %row.worker_id, pool = %row.pool, "stopping a worker whose pool is no longer in the config");
-        row.state = InstanceState::Gone;
-        row.terminated_at = Some(now_millis());
-        row.ended_by = Some(format!(
-            "stopped by master {}: its pool {} is no longer in the config",
-            self.state.settings.master_id, row.pool
-        ));
-        self.persist_instance(row).await;
-        Some(Refused {
-            reason,
-            fatal: true,
-        })
     }
 
     /// Checks the hello and rotates the resume token (in memory and in the

@@ -20,6 +20,7 @@ mod persist;
 mod pool;
 mod pool_view;
 mod reason;
+mod retired;
 mod secrets;
 mod shutdown;
 mod startup;

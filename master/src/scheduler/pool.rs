@@ -24,6 +24,10 @@ pub struct Pool {
     /// Set by a permanent error: builds only this pool serves fail instead
     /// of waiting for a launch that cannot succeed.
     pub permanent_error: Option<String>,
+    /// Not in the config: kept only for the workers of a previous run that
+    /// come back to finish their build (see `retired.rs`). Serves nothing,
+    /// launches nothing.
+    pub retired: bool,
 }
 
 impl Pool {
@@ -37,12 +41,13 @@ impl Pool {
             last_error: None,
             last_delay: Duration::ZERO,
             permanent_error: None,
+            retired: false,
         }
     }
 
     /// A worker of this pool can run a build that needs `labels`.
     pub fn serves(&self, labels: &[String]) -> bool {
-        labels.iter().all(|l| self.cfg.labels.contains(l))
+        !self.retired && labels.iter().all(|l| self.cfg.labels.contains(l))
     }
 
     pub fn backing_off(&self, now: Instant) -> bool {

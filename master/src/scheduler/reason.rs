@@ -20,6 +20,10 @@ pub enum StopReason {
         detail: String,
     },
     ShuttingDown,
+    /// Its pool is no longer in the config and it has no build left.
+    PoolRemoved {
+        pool: String,
+    },
 }
 
 impl fmt::Display for StopReason {
@@ -32,6 +36,9 @@ impl fmt::Display for StopReason {
             StopReason::ExitedBeforeConnecting => f.write_str("exited before connecting"),
             StopReason::Exited { detail } => f.write_str(detail),
             StopReason::ShuttingDown => f.write_str("master shutting down"),
+            StopReason::PoolRemoved { pool } => {
+                write!(f, "drained: pool {pool} is no longer in the config")
+            }
         }
     }
 }

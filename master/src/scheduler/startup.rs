@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::actor::Scheduler;
 use super::builds::Running;
 use super::lost::settle_interrupted_attempt;
+use super::pool::Pool;
 use super::tokens;
 use super::worker::{Worker, WorkerState};
 use crate::logs::session_owner;
@@ -32,27 +33,37 @@ impl Scheduler {
                 Vec::new()
             }
         };
+        self.retire_pools(&ledger);
         let (kept, ledger): (Vec<Instance>, Vec<Instance>) =
             ledger.into_iter().partition(|row| self.readmittable(row));
         for row in kept {
             self.readmit(row, now);
         }
-        // Its pool is gone, and with it the provider that could stop it: it
-        // is told to stop when it comes back.
-        let (retired, ledger): (Vec<Instance>, Vec<Instance>) = ledger
-            .into_iter()
-            .partition(|row| welcomed(row) && !self.state.pools.iter().any(|p| p.name == row.pool));
-        for row in retired {
-            tracing::warn!(worker = %row.worker_id, pool = %row.pool, "a worker of a pool that is no longer in the config; it is stopped when it comes back");
-            self.state.retired.insert(row.worker_id.clone(), row);
-        }
         self.reap_orphans(ledger).await;
         self.resume_builds().await;
     }
 
+    /// A pool gone from the config whose workers may come back gets a
+    /// retired stand-in, after the config's pools (whose indices stay put):
+    /// its workers are re-admitted like any other and drained.
+    fn retire_pools(&mut self, ledger: &[Instance]) {
+        for row in ledger
+            .iter()
+            .filter(|r| welcomed(r) && r.provider_id.is_some())
+        {
+            if self.state.pools.iter().any(|p| p.name == row.pool) {
+                continue;
+            }
+            tracing::warn!(pool = %row.pool, "a pool that is no longer in the config has workers of the previous run; they finish their builds and are stopped");
+            self.state
+                .pools
+                .push(Pool::retired(row.pool.clone(), &row.provider));
+        }
+    }
+
     /// A worker that was welcomed (it has a resume credential) and was not
-    /// being terminated, of a pool that still exists, is waited for instead
-    /// of terminated.
+    /// being terminated is waited for instead of terminated (drained, if
+    /// its pool is retired).
     fn readmittable(&self, row: &Instance) -> bool {
         welcomed(row)
             && row.provider_id.is_some()

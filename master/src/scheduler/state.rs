@@ -11,7 +11,7 @@ use super::builds::Running;
 use super::pool::Pool;
 use super::worker::Worker;
 use crate::metrics::accrued_cost;
-use crate::model::{now_millis, Build, BuildId, Instance, WorkerView};
+use crate::model::{now_millis, Build, BuildId, WorkerView};
 
 pub struct ShutdownState {
     pub deadline: Instant,
@@ -21,6 +21,7 @@ pub struct ShutdownState {
 pub struct State {
     pub settings: SchedulerSettings,
     /// In name order: the first pool that serves a build's labels gets it.
+    /// Retired pools (gone from the config, see `retired.rs`) come last.
     pub pools: Vec<Pool>,
     pub workers: BTreeMap<String, Worker>,
     /// Queued and running builds; finished ones live only in the store.
@@ -29,9 +30,6 @@ pub struct State {
     pub running: HashMap<BuildId, Running>,
     pub shutdown: Option<ShutdownState>,
     pub next_session: u64,
-    /// Ledger workers of pools no longer in the config: stopped (told to
-    /// kill their steps and exit) when they come back.
-    pub retired: HashMap<String, Instance>,
 }
 
 impl State {
@@ -46,7 +44,6 @@ impl State {
             running: HashMap::new(),
             shutdown: None,
             next_session: 1,
-            retired: HashMap::new(),
         }
     }
 

@@ -154,11 +154,22 @@ impl Scheduler {
         } else {
             tracing::info!(worker = worker_id, %reason, "terminating worker");
         }
-        let shutdown = burst_proto::Shutdown { drain: false };
-        worker.send(burst_proto::MasterMessage {
+        // A drained worker has nothing left to finish; `drain` makes sure.
+        let retired = self.state.pools[worker.pool].retired;
+        let shutdown = burst_proto::Shutdown {
+            drain: retired && worker.build.is_none(),
+        };
+        let told = worker.send(burst_proto::MasterMessage {
             msg: Some(burst_proto::master_message::Msg::Shutdown(shutdown)),
         });
         worker.session = None;
+        if retired {
+            self.stop_retired(worker_id, told).await;
+            return;
+        }
+        let Some(worker) = self.state.workers.get_mut(worker_id) else {
+            return;
+        };
         worker.state = WorkerState::Terminating;
         worker.ledger.state = InstanceState::Terminating;
         let has_handle = worker.ledger.provider_id.is_some();
@@ -171,6 +182,37 @@ impl Scheduler {
             self.forget_worker(worker_id, InstanceState::Gone).await;
         }
         // Otherwise launch_done starts the terminate once the handle is known.
+    }
+
+    /// A worker of a retired pool has no provider to stop it: it exits by
+    /// itself once told to shut down (see ARCHITECTURE.md for what is left
+    /// of it per provider). Told, its row ends gone; not told (it is not
+    /// connected), the row stays terminating with why, and the worker is
+    /// left to its own orphan timeout (`--max-disconnected`).
+    async fn stop_retired(&mut self, worker_id: &str, told: bool) {
+        let master = self.state.settings.master_id.clone();
+        let Some(worker) = self.state.workers.get_mut(worker_id) else {
+            return;
+        };
+        let pool = worker.ledger.pool.clone();
+        if told {
+            tracing::info!(worker = worker_id, %pool, "drained worker of a removed pool told to shut down");
+            worker.ledger.ended_by = Some(format!(
+                "drained and told to shut down by master {master}: its pool {pool} is no longer in the config (the worker exits by itself)"
+            ));
+            self.metrics
+                .worker_terminated(&pool, &worker.ledger.provider);
+            self.forget_worker(worker_id, InstanceState::Gone).await;
+        } else {
+            tracing::warn!(worker = worker_id, %pool, "cannot stop a worker of a removed pool that is not connected; it exits once it gives up on the master");
+            worker.state = WorkerState::Terminating;
+            worker.ledger.state = InstanceState::Terminating;
+            worker.ledger.error = Some(format!(
+                "pool {pool} is no longer in the config: no provider to stop this worker, and it was not connected to be told"
+            ));
+            self.persist_worker(worker_id).await;
+            self.remove_worker(worker_id);
+        }
     }
 
     fn spawn_terminate(&self, worker_id: &str) {

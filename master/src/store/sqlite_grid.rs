@@ -69,7 +69,7 @@ pub(super) async fn recent_submits(
             }
         }
     }
-    out.sort_by(|a, b| b.id.cmp(&a.id));
+    out.sort_by_key(|s| std::cmp::Reverse(s.id));
     Ok(out)
 }
 

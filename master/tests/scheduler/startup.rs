@@ -257,6 +257,12 @@ fn sha_hex(token: &str) -> String {
 /// A store as a killed master leaves it: worker `pool-old1` connected (its
 /// resume token is "resume-old"), running step 0 of build 1, attempt 1.
 async fn previous_run_with_a_busy_worker() -> (Arc<MemoryStore>, BuildId, String) {
+    previous_run(1).await
+}
+
+/// The same with a build of `steps` steps, the first running (the others
+/// pending).
+async fn previous_run(steps: usize) -> (Arc<MemoryStore>, BuildId, String) {
     let store = Arc::new(MemoryStore::new());
     store
         .save_instance(&Instance {
@@ -277,7 +283,7 @@ async fn previous_run_with_a_busy_worker() -> (Arc<MemoryStore>, BuildId, String
         .await
         .unwrap();
     let mut build = store
-        .insert_builds(vec![new_build(1)])
+        .insert_builds(vec![new_build(steps)])
         .await
         .unwrap()
         .remove(0);
@@ -291,17 +297,26 @@ async fn previous_run_with_a_busy_worker() -> (Arc<MemoryStore>, BuildId, String
         reason: None,
         started_at: now_millis(),
         finished_at: None,
-        steps: vec![StepRun {
-            index: 0,
-            name: build.steps[0].name.clone(),
-            state: StepState::Running,
-            exit_code: None,
-            signal: None,
-            error: None,
-            started_at: Some(now_millis()),
-            duration_ms: None,
-            log_bytes: 0,
-        }],
+        steps: build
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| StepRun {
+                index: i as u32,
+                name: spec.name.clone(),
+                state: if i == 0 {
+                    StepState::Running
+                } else {
+                    StepState::Pending
+                },
+                exit_code: None,
+                signal: None,
+                error: None,
+                started_at: (i == 0).then(now_millis),
+                duration_ms: None,
+                log_bytes: 0,
+            })
+            .collect(),
     });
     store.save_build(&build).await.unwrap();
     let step = StepRunId {
@@ -314,11 +329,13 @@ async fn previous_run_with_a_busy_worker() -> (Arc<MemoryStore>, BuildId, String
 }
 
 /// A worker of a pool the config no longer has comes back after a
-/// restart: it is told to stop for good (it then kills its steps and
-/// exits), and its ledger row ends saying why.
+/// restart, in the middle of a 2-step build: it is drained. Both steps run
+/// on it as the same attempt (nothing interrupted, no retry), it gets no
+/// other build though one with matching labels is queued, and then it is
+/// told to shut down and its ledger row ends gone, saying why.
 #[tokio::test(start_paused = true)]
-async fn a_worker_whose_pool_is_gone_is_stopped_when_it_comes_back() {
-    let (store, id, _step) = previous_run_with_a_busy_worker().await;
+async fn a_worker_whose_pool_is_gone_is_drained_when_it_comes_back() {
+    let (store, id, step0) = previous_run(2).await;
     let mut row = store.get_instance("pool-old1").await.unwrap().unwrap();
     row.pool = "removed".into();
     store.save_instance(&row).await.unwrap();
@@ -328,29 +345,121 @@ async fn a_worker_whose_pool_is_gone_is_stopped_when_it_comes_back() {
         store.clone(),
     )
     .await;
-    let (tx, _rx) = mpsc::channel(16);
-    let refused = h
-        .handle
-        .hello(hello("pool-old1", "resume-old"), tx)
-        .await
-        .unwrap_err();
-    assert!(refused.fatal, "{refused:?}");
-    assert!(
-        refused
-            .reason
-            .contains("pool removed is no longer in this master's config"),
-        "{refused:?}"
-    );
+    let workers = h
+        .wait_workers(Duration::from_secs(5), |w| {
+            w.iter().any(|w| w.worker_id == "pool-old1")
+        })
+        .await;
+    let old = workers.iter().find(|w| w.worker_id == "pool-old1").unwrap();
+    assert_eq!(old.pool, "removed", "{workers:?}");
+    assert_eq!(old.build, Some(id), "{workers:?}");
+
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut back = hello("pool-old1", "resume-old");
+    back.running_steps = vec![step0.clone()];
+    back.labels = vec!["linux".into()];
+    let session = h.handle.hello(back, tx).await.expect("taken back");
+    // A build its labels would match, queued while it is busy.
+    let other = h.submit(1, 1).await[0];
+    let finished = |step: &str| {
+        worker_message::Msg::Finished(StepFinished {
+            step_run_id: step.to_owned(),
+            exit_code: Some(0),
+            ..Default::default()
+        })
+    };
+    h.handle
+        .from_worker("pool-old1", session, finished(&step0))
+        .await;
+    let step1 = StepRunId {
+        build: id,
+        attempt: 1,
+        index: 1,
+    }
+    .to_string();
+    let mut sent = Vec::new();
+    let drain = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("the drained worker hears from the master")
+            .and_then(|m| m.msg);
+        match msg {
+            Some(master_message::Msg::Run(run)) => {
+                sent.push(run.step_run_id.clone());
+                h.handle
+                    .from_worker("pool-old1", session, finished(&run.step_run_id))
+                    .await;
+            }
+            Some(master_message::Msg::Shutdown(s)) => break s,
+            Some(_) => continue,
+            None => panic!("session closed before a shutdown; steps sent: {sent:?}"),
+        }
+    };
+    assert!(drain.drain, "{drain:?}");
+    assert_eq!(sent, [step1], "only its own build's next step");
+
+    let b = &h.wait_finished(&[id], Duration::from_secs(60)).await[0];
+    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts.len(), 1, "the same attempt: {b:#?}");
+    assert_eq!(b.attempts[0].state, AttemptState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts[0].worker_id, "pool-old1");
+    // The queued build ran on a worker of a pool that exists.
+    let o = &h.wait_finished(&[other], Duration::from_secs(60)).await[0];
+    assert_eq!(o.state, BuildState::Succeeded, "{o:#?}");
+    assert_ne!(o.attempts[0].worker_id, "pool-old1", "{o:#?}");
+
     let row = store.get_instance("pool-old1").await.unwrap().unwrap();
     assert_eq!(row.state, InstanceState::Gone, "{row:#?}");
+    assert!(row.terminated_at.is_some(), "{row:#?}");
     assert!(
         row.ended_by
             .as_deref()
-            .is_some_and(|b| b.contains("no longer in the config")),
+            .is_some_and(|b| b.contains("pool removed is no longer in the config")),
         "{row:#?}"
     );
-    // Its build runs again elsewhere, its attempt ended by the restart.
-    let b = &h.wait_finished(&[id], Duration::from_secs(60)).await[0];
-    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
-    assert_eq!(b.attempts[0].state, AttemptState::Interrupted, "{b:#?}");
+    // No provider was asked: the removed pool's is gone.
+    assert!(!h.provider.terminated().contains(&"pool-old1".to_string()));
+    let workers = h.workers().await;
+    assert!(
+        !workers.iter().any(|w| w.worker_id == "pool-old1"),
+        "{workers:?}"
+    );
+}
+
+/// A worker of a removed pool that had no build comes back: it is told to
+/// shut down at once, and its row ends gone.
+#[tokio::test(start_paused = true)]
+async fn an_idle_worker_whose_pool_is_gone_is_stopped_when_it_comes_back() {
+    let (previous, _id, _step) = previous_run(1).await;
+    let mut row = previous.get_instance("pool-old1").await.unwrap().unwrap();
+    row.pool = "removed".into();
+    // Only the ledger row: it ran no build.
+    let store = Arc::new(MemoryStore::new());
+    store.save_instance(&row).await.unwrap();
+    let h = Harness::start_with_store(
+        pool(1),
+        FakeProvider::new(Duration::from_secs(1)),
+        store.clone(),
+    )
+    .await;
+    let (tx, mut rx) = mpsc::channel(16);
+    h.handle
+        .hello(hello("pool-old1", "resume-old"), tx)
+        .await
+        .expect("taken back");
+    let shutdown = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("the worker is told to shut down")
+            .and_then(|m| m.msg);
+        match msg {
+            Some(master_message::Msg::Shutdown(s)) => break s,
+            Some(master_message::Msg::Run(run)) => panic!("given a step: {run:?}"),
+            Some(_) => continue,
+            None => panic!("session closed before a shutdown"),
+        }
+    };
+    assert!(shutdown.drain, "{shutdown:?}");
+    let row = store.get_instance("pool-old1").await.unwrap().unwrap();
+    assert_eq!(row.state, InstanceState::Gone, "{row:#?}");
 }

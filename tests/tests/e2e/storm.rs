@@ -17,7 +17,7 @@ use burst_e2e::docker_support::{
     builder, pool_containers, require_docker_and_image, unique, Cleanup, DockerPool,
 };
 use burst_e2e::{procs, wait, BuildId, Master, MasterBuilder};
-use burst_master::model::{AttemptState, Build, BuildState};
+use burst_master::model::{AttemptState, Build, BuildState, InstanceState};
 use rand::{Rng, SeedableRng};
 
 /// Ten numbered lines, half a second apart: long enough to run across a
@@ -93,6 +93,66 @@ async fn a_build_runs_across_a_master_restart_as_one_attempt() -> anyhow::Result
             .iter()
             .any(|w| w.worker_id == b.attempts[0].worker_id),
         "{workers:?}"
+    );
+    Ok(())
+}
+
+/// The master is SIGKILLed while a build runs and restarted on a config
+/// whose pool was renamed: the old pool's worker is drained, not killed.
+/// The build finishes on it as attempt 1 with its whole log, then the
+/// worker is shut down (its process exits) and its ledger row ends gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_of_a_removed_pool_finishes_its_build_then_exits() -> anyhow::Result<()> {
+    let mut master = MasterBuilder::config(NUMBERED)
+        .same_grpc_port_on_restart()?
+        .start()
+        .await?;
+    let id = master.submit("numbered", &[]).await?[0];
+    wait_log(&master, id, "line-3").await?;
+    let worker_pids: Vec<i32> = agents(&master);
+    ensure!(!worker_pids.is_empty(), "no worker agent found");
+    master.sigkill();
+    master.edit_config(|c| c.replace("[pools.local]", "[pools.renamed]"))?;
+    master.restart().await?;
+    let b = master.wait_build(id, Duration::from_secs(60)).await?;
+    assert_eq!(b.state, BuildState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts.len(), 1, "the same attempt: {b:#?}");
+    assert_eq!(b.attempts[0].state, AttemptState::Succeeded, "{b:#?}");
+    assert_eq!(b.attempts[0].pool, "local", "{b:#?}");
+    let log = master.log_text(id).await?;
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("line-")).collect();
+    let want: Vec<String> = (1..=10).map(|i| format!("line-{i}")).collect();
+    assert_eq!(lines, want, "complete and in order:\n{log}");
+    let worker = b.attempts[0].worker_id.clone();
+    wait::until(
+        "the drained worker's process to exit",
+        Duration::from_secs(60),
+        || {
+            let pids = &worker_pids;
+            async move { Ok(pids.iter().all(|p| !procs::is_running(*p)).then_some(())) }
+        },
+    )
+    .await?;
+    let row = wait::until(
+        "the drained worker's ledger row to end gone",
+        Duration::from_secs(60),
+        || {
+            let (master, worker) = (&master, &worker);
+            async move {
+                let rows = master.instances().await?;
+                Ok(rows
+                    .into_iter()
+                    .find(|r| &r.worker_id == worker)
+                    .filter(|r| r.state == InstanceState::Gone))
+            }
+        },
+    )
+    .await?;
+    assert!(
+        row.ended_by
+            .as_deref()
+            .is_some_and(|e| e.contains("pool local is no longer in the config")),
+        "{row:#?}"
     );
     Ok(())
 }
