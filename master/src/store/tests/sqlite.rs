@@ -134,10 +134,25 @@ async fn closed_db_with_builds(dir: &Path) -> std::path::PathBuf {
         .filename(dir.join(SqliteStore::DB_FILE))
         .busy_timeout(std::time::Duration::from_secs(10));
     let mut raw = SqliteConnection::connect_with(&options).await.unwrap();
-    sqlx::query("PRAGMA journal_mode = DELETE")
-        .execute(&mut raw)
-        .await
-        .unwrap();
+    // Leaving WAL needs every other connection gone, and a closed pool's
+    // connection threads let go of the file a moment after `close` returns
+    // (SQLite answers SQLITE_BUSY at once here, whatever the busy timeout):
+    // wait for that, within a generous bound.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match sqlx::query("PRAGMA journal_mode = DELETE")
+            .execute(&mut raw)
+            .await
+        {
+            Ok(_) => break,
+            Err(e)
+                if tokio::time::Instant::now() < deadline && e.to_string().contains("locked") =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("failed to leave WAL mode: {e}"),
+        }
+    }
     raw.close().await.unwrap();
     dir.join(SqliteStore::DB_FILE)
 }
