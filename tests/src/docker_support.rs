@@ -10,8 +10,16 @@ use anyhow::{anyhow, bail, Context};
 
 use crate::MasterBuilder;
 
-/// The image `scripts/setup/build-docker-image.sh` builds.
-pub const IMAGE: &str = "burst-worker:latest";
+/// The image `scripts/setup/build-docker-image.sh` builds, unless
+/// `BURST_E2E_IMAGE` names another: a worktree whose worker speaks a changed
+/// protocol builds its own (`images/docker/build.sh NAME`) and points its
+/// tests at it, so it never replaces the image other checkouts test with.
+pub fn image() -> String {
+    std::env::var("BURST_E2E_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "burst-worker:latest".to_owned())
+}
 pub const POOL_LABEL: &str = "io.burst.pool";
 
 /// A name no other test (or run) uses: `PREFIX-<pid><nanos>` in hex.
@@ -46,13 +54,14 @@ pub fn docker(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Fails, naming the setup step, unless the engine answers and has `IMAGE`.
+/// Fails, naming the setup step, unless the engine answers and has [`image()`].
 pub fn require_docker_and_image() -> anyhow::Result<()> {
     docker(&["version", "--format", "{{.Server.Version}}"]).map_err(|e| {
         anyhow!("the Docker engine is unreachable ({e}): start dockerd (the machine's Docker service) before the tests")
     })?;
-    docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE]).map_err(|e| {
-        anyhow!("image {IMAGE} missing ({e}): run scripts/setup/build-docker-image.sh")
+    let image = image();
+    docker(&["image", "inspect", "--format", "{{.Id}}", &image]).map_err(|e| {
+        anyhow!("image {image} missing ({e}): run scripts/setup/build-docker-image.sh")
     })?;
     Ok(())
 }
@@ -120,7 +129,7 @@ impl Drop for Cleanup {
 }
 
 /// A docker pool of the test's own, as a section for [`MasterBuilder`]:
-/// `[pools.NAME]` (labelled NAME) on [`IMAGE`], never pulled, with a short
+/// `[pools.NAME]` (labelled NAME) on [`image()`], never pulled, with a short
 /// backoff.
 #[derive(Debug, Clone)]
 pub struct DockerPool {
@@ -135,7 +144,7 @@ impl DockerPool {
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            image: IMAGE.to_owned(),
+            image: image(),
             pull: Some("never".to_owned()),
             pool_extra: Vec::new(),
             docker_extra: Vec::new(),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use burst_e2e::docker_support::{
-    builder, docker, pool_containers, require_docker_and_image, unique, Cleanup, DockerPool, IMAGE,
+    builder, docker, image, pool_containers, require_docker_and_image, unique, Cleanup, DockerPool,
 };
 use burst_e2e::Master;
 use serde_json::Value;
@@ -36,7 +36,7 @@ fn stats(samples: &[f64]) -> (f64, f64, f64) {
 
 fn docker_run_true() -> anyhow::Result<Duration> {
     let start = Instant::now();
-    docker(&["run", "--rm", "--entrypoint", "/bin/true", IMAGE])?;
+    docker(&["run", "--rm", "--entrypoint", "/bin/true", &image()])?;
     Ok(start.elapsed())
 }
 
@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     let cs: Vec<f64> = burst.iter().map(|s| s.create_start).collect();
     let (cs_med, _, _) = stats(&cs);
 
-    println!("docker cold start, {runs} runs each, image {IMAGE}");
+    println!("docker cold start, {runs} runs each, image {}", image());
     println!(
         "  docker run --rm IMAGE true      median {p_med:7.1} ms  (min {p_min:.1}, max {p_max:.1})"
     );

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use burst_e2e::docker_support::{
-    builder, docker, pool_containers, require_docker_and_image, unique, Cleanup, DockerPool, IMAGE,
+    builder, docker, pool_containers, require_docker_and_image, unique, Cleanup, DockerPool,
 };
 use burst_e2e::{wait, BuildId, Master};
 use serde_json::Value;
@@ -424,7 +424,10 @@ async fn docker_master_builds_a_missing_image_from_its_build_context() -> anyhow
     // Derived from the worker image, so no registry is needed.
     std::fs::write(
         context.join("Dockerfile.ci"),
-        format!("FROM {IMAGE}\nRUN echo built-by-burst > /built\n"),
+        format!(
+            "FROM {}\nRUN echo built-by-burst > /built\n",
+            burst_e2e::docker_support::image()
+        ),
     )?;
     let docker_extra = format!(
         "pull = \"if-missing\"\nbuild_context = \"{}\"\ndockerfile = \"Dockerfile.ci\"",
@@ -465,7 +468,8 @@ async fn docker_container_exiting_before_connecting_reports_its_logs() -> anyhow
     std::fs::write(
         context.join("Dockerfile"),
         format!(
-            "FROM {IMAGE}\nENTRYPOINT [\"/bin/sh\", \"-c\", \"echo worker-cannot-start >&2; exit 3\"]\n"
+            "FROM {}\nENTRYPOINT [\"/bin/sh\", \"-c\", \"echo worker-cannot-start >&2; exit 3\"]\n",
+            burst_e2e::docker_support::image()
         ),
     )?;
     docker(&["build", "-q", "-t", &image, &context.to_string_lossy()])?;
