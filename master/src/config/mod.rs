@@ -21,6 +21,7 @@ mod secrets_tests;
 mod sources;
 mod tls;
 mod validate;
+mod warm;
 
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
@@ -37,3 +38,4 @@ pub use secrets::{SecretConfig, Secrets, MAX_SECRET_LEN, MIN_SECRET_LEN};
 pub use sources::{EventFilter, RuleConfig, SourceConfig, SourceKind, DEFAULT_POLL_INTERVAL};
 pub use tls::{TlsConfig, SELF_SIGNED};
 pub use validate::{validate, SHELLS};
+pub use warm::{Pattern, WarmPeriod};

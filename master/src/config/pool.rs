@@ -14,6 +14,8 @@ use burst_providers::{ProviderConfig, ProviderKind, ProviderSection};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::warm::WarmPeriod;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     /// `provider = "…"` and its `[pools.NAME.<provider>]` section.
@@ -38,6 +40,13 @@ pub struct PoolConfig {
     /// `backoff_max`. Zero would retry a failing launch in a tight loop.
     pub backoff_min: Positive,
     pub backoff_max: Duration,
+    /// `[[pools.NAME.schedule]]`: warm periods; the last one in force wins.
+    pub schedule: Vec<WarmPeriod>,
+    /// Spares kept as a fraction of busy workers (GitLab's `scale_factor`),
+    /// on top of `min_idle`; 0 keeps none.
+    pub idle_scale_factor: f64,
+    /// Caps the spares `idle_scale_factor` keeps; default `max_workers`.
+    pub idle_scale_limit: Option<u32>,
 }
 
 impl PoolConfig {
@@ -55,6 +64,9 @@ impl PoolConfig {
             keep_workspace: false,
             backoff_min: Positive::secs(1),
             backoff_max: Duration::from_secs(300),
+            schedule: Vec::new(),
+            idle_scale_factor: 0.0,
+            idle_scale_limit: None,
         }
     }
 }
@@ -72,6 +84,9 @@ const COMMON: &[&str] = &[
     "keep_workspace",
     "backoff_min",
     "backoff_max",
+    "schedule",
+    "idle_scale_factor",
+    "idle_scale_limit",
 ];
 
 /// Every key a pool's table may hold, for "expected one of" messages.
@@ -166,6 +181,9 @@ impl<'de> Visitor<'de> for PoolVisitor {
                 "keep_workspace" => pool.keep_workspace = map.next_value()?,
                 "backoff_min" => pool.backoff_min = map.next_value()?,
                 "backoff_max" => pool.backoff_max = map.next_value::<Humantime>()?.0,
+                "schedule" => pool.schedule = map.next_value()?,
+                "idle_scale_factor" => pool.idle_scale_factor = map.next_value()?,
+                "idle_scale_limit" => pool.idle_scale_limit = Some(map.next_value()?),
                 _ => return Err(de::Error::unknown_field(name, &KEYS)),
             }
         }

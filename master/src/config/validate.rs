@@ -217,6 +217,7 @@ impl Checker {
             );
         }
         self.check(&path.key("max_starting"), &p.max_starting);
+        self.issues.extend(super::warm::check(path, p));
         self.check(&path.key("start_timeout"), &p.start_timeout);
         self.check(&path.key("idle_timeout"), &p.idle_timeout);
         self.check(&path.key("backoff_min"), &p.backoff_min);

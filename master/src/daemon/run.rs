@@ -17,7 +17,7 @@ use crate::identity;
 use crate::logging::LogFormat;
 use crate::logs::{LogStore, Mask};
 use crate::metrics::{MeteredProvider, MeteredStore, Metrics};
-use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings};
+use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings, WallClock};
 use crate::store::{SqliteStore, Store};
 use burst_providers::config::Context as ProviderContext;
 
@@ -182,6 +182,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         shutdown_grace: config.master.shutdown_grace,
         health_interval: Duration::from_secs(1),
         secrets: config.secret_values.clone(),
+        clock: WallClock::System,
     };
     let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
     let scheduler = scheduler.with_metrics(metrics.clone());

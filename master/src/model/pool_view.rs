@@ -9,8 +9,13 @@ pub struct PoolView {
     /// Provider kind: "local", "docker"...
     pub provider: String,
     pub labels: Vec<String>,
+    /// In force now: a warm period (`schedule`) or idle scaling may move
+    /// these from the pool's own values.
     pub max_workers: u32,
     pub min_idle: u32,
+    /// The `schedule` entry in force (0-based), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_period: Option<usize>,
     pub max_starting: u32,
     /// Every worker the scheduler holds for the pool, in any state.
     pub workers: u32,

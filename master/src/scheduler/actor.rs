@@ -10,6 +10,7 @@ use super::handle::SchedulerHandle;
 use super::persist::Unsaved;
 use super::pool::Pool;
 use super::state::State;
+use super::warm::WallClock;
 use crate::config::{PoolConfig, Secrets};
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
@@ -35,6 +36,8 @@ pub struct SchedulerSettings {
     pub health_interval: Duration,
     /// `[secrets]` values, added to the environment of steps that ask.
     pub secrets: Secrets,
+    /// Wall-clock time, for warm periods; tests pin it to a date.
+    pub clock: WallClock,
 }
 
 impl SchedulerSettings {

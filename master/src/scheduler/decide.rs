@@ -12,11 +12,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::effect::{Effect, Plan};
 use super::reason::StopReason;
 use super::state::State;
+use super::warm;
 use super::worker::{Worker, WorkerState};
 use crate::config::PoolConfig;
 use crate::model::{BuildId, Expiry, LostReason, QueuedStatus, Retrying, Unservable, WaitReason};
@@ -56,10 +58,13 @@ struct Limits {
 }
 
 impl Limits {
-    fn of(cfg: &PoolConfig) -> Self {
+    /// At wall-clock `wall`, with `busy` workers busy: warm periods and
+    /// idle scaling move `min_idle` and `max_workers` (see `warm.rs`).
+    fn of(cfg: &PoolConfig, wall: DateTime<Utc>, busy: u32) -> Self {
+        let target = warm::target(cfg, wall, busy);
         Self {
-            max_workers: cfg.max_workers.get(),
-            min_idle: cfg.min_idle,
+            max_workers: target.max_workers,
+            min_idle: target.min_idle,
             max_starting: cfg.max_starting.get(),
             idle_timeout: cfg.idle_timeout.get(),
             start_timeout: cfg.start_timeout.get(),
@@ -85,10 +90,28 @@ struct Pass<'a> {
 impl<'a> Pass<'a> {
     fn new(state: &'a State, now: Instant) -> Self {
         let n = state.pools.len();
+        let wall = state.settings.clock.at(now);
+        let mut busy = vec![0u32; n];
+        for w in state.workers.values() {
+            if w.state == WorkerState::Busy {
+                busy[w.pool] += 1;
+            }
+        }
+        let mut wake = None;
+        for p in state.pools.iter().filter(|p| !p.retired) {
+            if let Some(at) = warm::next_change(&p.cfg, now, wall) {
+                wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
+            }
+        }
         Self {
             state,
             now,
-            limits: state.pools.iter().map(|p| Limits::of(&p.cfg)).collect(),
+            limits: state
+                .pools
+                .iter()
+                .zip(&busy)
+                .map(|(p, &busy)| Limits::of(&p.cfg, wall, busy))
+                .collect(),
             changed: HashMap::new(),
             queue: state
                 .queue
@@ -99,7 +122,8 @@ impl<'a> Pass<'a> {
             failing: vec![false; n],
             launched: vec![0; n],
             effects: Vec::new(),
-            wake: None,
+            // A period can begin or end at the next minute.
+            wake,
         }
     }
 

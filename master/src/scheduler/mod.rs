@@ -27,8 +27,10 @@ mod startup;
 mod state;
 mod terminate;
 mod tokens;
+mod warm;
 mod worker;
 
 pub use actor::{PoolSpec, Scheduler, SchedulerSettings};
 pub use handle::{SchedError, SchedulerHandle, Submitted};
+pub use warm::WallClock;
 pub use worker::WorkerState;

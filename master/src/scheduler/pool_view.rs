@@ -5,12 +5,14 @@
 use tokio::time::Instant;
 
 use super::actor::Scheduler;
+use super::warm;
 use super::worker::WorkerState;
 use crate::model::{HostView, PoolView};
 
 impl Scheduler {
     pub(super) fn pool_views(&self, now: Instant) -> Vec<PoolView> {
         let fleet = self.fleet(now);
+        let wall = self.state.settings.clock.at(now);
         self.state
             .pools
             .iter()
@@ -25,12 +27,14 @@ impl Scheduler {
                         .sum();
                     u32::try_from(n).unwrap_or(u32::MAX)
                 };
+                let target = warm::target(&p.cfg, wall, count(&[WorkerState::Busy]));
                 PoolView {
                     pool: p.name.clone(),
                     provider: p.provider.kind().to_owned(),
                     labels: p.cfg.labels.clone(),
-                    max_workers: p.cfg.max_workers.get(),
-                    min_idle: p.cfg.min_idle,
+                    max_workers: target.max_workers,
+                    min_idle: target.min_idle,
+                    warm_period: target.period,
                     max_starting: p.cfg.max_starting.get(),
                     workers: count(&WorkerState::ALL),
                     launching: count(&[WorkerState::Launching, WorkerState::Connecting]),

@@ -13,7 +13,7 @@ use burst_master::metrics::Metrics;
 use burst_master::model::{
     AttemptState, Build, BuildId, BuildState, Command, NewBuild, StepSpec, WorkerView,
 };
-use burst_master::scheduler::{PoolSpec, Scheduler, SchedulerHandle, SchedulerSettings};
+use burst_master::scheduler::{PoolSpec, Scheduler, SchedulerHandle, SchedulerSettings, WallClock};
 use burst_master::store::{MemoryStore, Store};
 use burst_proto::{master_message, worker_message, Heartbeat, Hello, Platform, StepFinished};
 use burst_providers::config::Context;
@@ -238,6 +238,34 @@ impl Harness {
         store: Arc<MemoryStore>,
         secrets: Secrets,
     ) -> Self {
+        Self::start_full(pool_cfg, provider, store, secrets, WallClock::System).await
+    }
+
+    /// With the wall clock reading `utc` now (warm periods are wall-clock
+    /// times); it moves with the paused tokio clock.
+    pub async fn start_at(
+        pool_cfg: PoolConfig,
+        provider: Arc<FakeProvider>,
+        utc: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        Self::start_full(
+            pool_cfg,
+            provider,
+            store,
+            Secrets::default(),
+            WallClock::pinned(utc),
+        )
+        .await
+    }
+
+    async fn start_full(
+        pool_cfg: PoolConfig,
+        provider: Arc<FakeProvider>,
+        store: Arc<MemoryStore>,
+        secrets: Secrets,
+        clock: WallClock,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = SchedulerSettings {
             master_id: "m-test".into(),
@@ -249,6 +277,7 @@ impl Harness {
             shutdown_grace: Duration::from_secs(30),
             health_interval: Duration::from_secs(1),
             secrets,
+            clock,
         };
         let pools = vec![PoolSpec {
             name: "pool".into(),

@@ -16,3 +16,4 @@ mod results;
 mod shutdown;
 mod startup;
 mod store_faults;
+mod warm;

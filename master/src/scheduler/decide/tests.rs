@@ -75,6 +75,7 @@ fn state(cfg: PoolConfig) -> State {
         shutdown_grace: 30 * S,
         health_interval: S,
         secrets: Default::default(),
+        clock: crate::scheduler::WallClock::System,
     };
     State::new(
         settings,
