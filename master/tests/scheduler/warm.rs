@@ -71,8 +71,12 @@ async fn a_warm_period_launches_its_spares_ahead_and_they_go_when_it_ends() {
     clock.until(utc(2026, 12, 1, 8, 54, 50)).await;
     assert!(h.workers().await.is_empty(), "no spares before the warm-up");
     assert!(h.provider.launches().is_empty());
+    let view = &h.handle.pools().await.unwrap()[0];
+    assert_eq!((view.min_idle, view.warm_period), (0, None), "{view:#?}");
     clock.until(utc(2026, 12, 1, 8, 56, 0)).await;
     assert_eq!(idle_count(&h).await, 2, "{:#?}", h.workers().await);
+    let view = &h.handle.pools().await.unwrap()[0];
+    assert_eq!((view.min_idle, view.warm_period), (2, Some(0)), "{view:#?}");
     clock.until(utc(2026, 12, 1, 17, 59, 30)).await;
     assert_eq!(
         idle_count(&h).await,
