@@ -91,7 +91,8 @@ async fn migrations_are_recorded_once() {
             (4, true),
             (5, true),
             (6, true),
-            (7, true)
+            (7, true),
+            (8, true)
         ]
     );
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
