@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod build_query;
 mod grid;
 mod idempotency;
 mod pool_view;
 mod reason;
 mod token;
 mod trigger;
+pub use build_query::BuildQuery;
 pub use grid::{
     BuildSummary, Grid, GridCell, GridRow, GridSubmit, GRID_DEFAULT_SUBMITS, GRID_MAX_SUBMITS,
 };

@@ -44,9 +44,14 @@ fn binary() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(path));
     }
     let paths = std::env::var_os("PATH").unwrap_or_default();
-    [PathBuf::from("/usr/lib/chromium/chromium")]
+    find_binary(Path::new("/usr/lib/chromium/chromium"), &paths)
+}
+
+/// `debian` (the real binary), else `chromium` in one of `paths`.
+fn find_binary(debian: &Path, paths: &std::ffi::OsStr) -> anyhow::Result<PathBuf> {
+    [debian.to_owned()]
         .into_iter()
-        .chain(std::env::split_paths(&paths).map(|dir| dir.join("chromium")))
+        .chain(std::env::split_paths(paths).map(|dir| dir.join("chromium")))
         .find(|p| p.is_file())
         .with_context(|| format!("`chromium` not found: {SETUP}"))
 }
@@ -327,4 +332,15 @@ pub fn screenshot_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("ui-screenshots")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missing_browser_names_the_setup_step() {
+        let empty = tempfile::tempdir().expect("temp dir");
+        let err = super::find_binary(&empty.path().join("chromium"), empty.path().as_os_str())
+            .expect_err("no browser there");
+        assert!(err.to_string().contains("scripts/setup/10-apt.sh"), "{err}");
+    }
 }

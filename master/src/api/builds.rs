@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 
@@ -13,8 +13,8 @@ use super::secret_view::mask_build;
 use super::submit_body::{SubmitBody, MAX_BATCH_BUILDS};
 use super::AppState;
 use crate::model::{
-    key_problem, now_millis, Build, BuildDetail, BuildId, BuildState, IdempotencyKey, Role,
-    SubmitResponse, IDEMPOTENCY_HEADER,
+    key_problem, now_millis, Build, BuildDetail, BuildId, BuildQuery, BuildState, IdempotencyKey,
+    Role, SubmitResponse, IDEMPOTENCY_HEADER,
 };
 use crate::scheduler::Submitted;
 
@@ -145,6 +145,8 @@ fn idempotency_key(
 pub struct ListQuery {
     #[serde(default = "super::query::default_limit")]
     limit: u32,
+    // Listed, not `#[serde(flatten)]`: flattening makes serde_urlencoded
+    // refuse the numeric `limit`.
     #[serde(default)]
     builder: Option<String>,
     #[serde(default)]
@@ -153,11 +155,13 @@ pub struct ListQuery {
     label: Option<String>,
     #[serde(default)]
     submitter: Option<String>,
+    #[serde(default)]
+    before: Option<String>,
 }
 
 /// What the builds list may be narrowed to: the API's query parameters and
 /// the UI's filter form alike. Empty values (an HTML form's blank field)
-/// filter nothing.
+/// filter nothing. `before` pages: the builds older than that id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct BuildFilter {
     #[serde(default)]
@@ -168,78 +172,124 @@ pub struct BuildFilter {
     pub label: Option<String>,
     #[serde(default)]
     pub submitter: Option<String>,
+    #[serde(default)]
+    pub before: Option<String>,
 }
-
-/// A filtered list looks through this many of the newest builds.
-pub const FILTER_WINDOW: u32 = 1000;
 
 fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 impl BuildFilter {
+    /// No filter given (paging aside).
     pub fn is_empty(&self) -> bool {
         [&self.builder, &self.state, &self.label, &self.submitter]
             .into_iter()
             .all(|v| given(v).is_none())
     }
 
-    /// The state asked for; an unknown name is refused (400).
-    fn wanted_state(&self) -> Result<Option<BuildState>, HttpError> {
-        given(&self.state)
+    /// The store query: an unknown state or a `before` that is not an id
+    /// is refused (400), never read as "no filter".
+    pub fn to_query(&self, limit: u32) -> Result<BuildQuery, HttpError> {
+        let bad = |what: String| HttpError(StatusCode::BAD_REQUEST, what);
+        let state = given(&self.state)
+            .map(|s| BuildState::parse(s).ok_or_else(|| bad(format!("unknown build state {s:?}"))))
+            .transpose()?;
+        let before = given(&self.before)
             .map(|s| {
-                BuildState::parse(s).ok_or_else(|| {
-                    HttpError(
-                        StatusCode::BAD_REQUEST,
-                        format!("unknown build state {s:?}"),
-                    )
-                })
+                s.parse::<BuildId>()
+                    .map_err(|_| bad(format!("`before` must be a build id, not {s:?}")))
             })
-            .transpose()
+            .transpose()?;
+        let owned = |v: &Option<String>| given(v).map(str::to_owned);
+        Ok(BuildQuery {
+            builder: owned(&self.builder),
+            state,
+            label: owned(&self.label),
+            submitter: owned(&self.submitter),
+            before,
+            limit: super::query::clamp(limit),
+        })
     }
 
-    pub fn matches(&self, b: &Build, state: Option<BuildState>) -> bool {
-        given(&self.builder).is_none_or(|w| b.builder == w)
-            && state.is_none_or(|w| b.state == w)
-            && given(&self.label).is_none_or(|w| b.labels.iter().any(|l| l == w))
-            && given(&self.submitter).is_none_or(|w| b.submitted_by.as_deref() == Some(w))
+    /// The filter (and `before`) as a query string, blank values left out.
+    pub fn query_string(&self) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("builder", &self.builder),
+            ("state", &self.state),
+            ("label", &self.label),
+            ("submitter", &self.submitter),
+            ("before", &self.before),
+        ] {
+            if let Some(v) = given(v) {
+                q.append_pair(k, v);
+            }
+        }
+        q.finish()
+    }
+
+    /// An older page (`before` given), not the newest.
+    pub fn is_paged(&self) -> bool {
+        given(&self.before).is_some()
+    }
+
+    /// The same filter from the newest build on (live rows follow the
+    /// first page only).
+    pub fn newest(&self) -> BuildFilter {
+        BuildFilter {
+            before: None,
+            ..self.clone()
+        }
     }
 }
 
-/// The newest builds (at most `limit`) that pass the filter, secrets
-/// masked: `GET /api/v1/builds` and the UI's builds page.
+/// The newest builds (at most `limit`) that pass the filter, older than
+/// its `before`, secrets masked: `GET /api/v1/builds` and the UI's builds
+/// page and live rows. One store query over the whole history.
 pub(crate) async fn recent(
     state: &AppState,
     filter: &BuildFilter,
     limit: u32,
 ) -> Result<Vec<Build>, HttpError> {
-    let limit = super::query::clamp(limit);
-    let wanted = filter.wanted_state()?;
-    let mut builds = if filter.is_empty() {
-        state.store.list_builds(limit).await?
-    } else {
-        let mut all = state.store.list_builds(FILTER_WINDOW.max(limit)).await?;
-        all.retain(|b| filter.matches(b, wanted));
-        all.truncate(limit as usize);
-        all
-    };
+    let query = filter.to_query(limit)?;
+    let mut builds = state.store.query_builds(&query).await?;
     for build in &mut builds {
         mask_build(build, &state.config, state.logs.mask());
     }
     Ok(builds)
 }
 
+/// `GET /api/v1/builds[?builder=&state=&label=&submitter=&before=&limit=]`.
+/// A full page carries `Link: <…?before=LAST>; rel="next"`.
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<Build>>, HttpError> {
+) -> Result<(HeaderMap, Json<Vec<Build>>), HttpError> {
+    let limit = super::query::clamp(q.limit);
     let filter = BuildFilter {
         builder: q.builder,
         state: q.state,
         label: q.label,
         submitter: q.submitter,
+        before: q.before,
     };
-    Ok(Json(recent(&state, &filter, q.limit).await?))
+    let builds = recent(&state, &filter, limit).await?;
+    let mut headers = HeaderMap::new();
+    if let (Some(last), true) = (builds.last(), limit > 0 && builds.len() == limit as usize) {
+        let next = BuildFilter {
+            before: Some(last.id.to_string()),
+            ..filter.clone()
+        };
+        let link = format!(
+            "</api/v1/builds?{}&limit={limit}>; rel=\"next\"",
+            next.query_string()
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, value);
+        }
+    }
+    Ok((headers, Json(builds)))
 }
 
 /// One build, secrets masked, with its estimated cost: `GET

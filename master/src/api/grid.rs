@@ -28,7 +28,7 @@ pub async fn grid(
     Ok(Json(load(&state, q.submits).await?))
 }
 
-/// One store query for every builder's newest `submits` submits, grouped
+/// One store call for every builder's newest `submits` submits, grouped
 /// in memory; every configured builder gets a row.
 pub async fn load(state: &AppState, submits: u32) -> Result<Grid, HttpError> {
     let submits = submits.min(GRID_MAX_SUBMITS);

@@ -5,7 +5,8 @@
 //! session cookie authenticates must also carry the session's CSRF token
 //! (`ui/csrf.rs`). Every refusal is logged with the caller, route and peer,
 //! never the token. An unauthenticated browser GET of a UI page is sent to
-//! `/login`; the API keeps answering 401.
+//! `/login`; the API keeps answering 401. Any other refusal of a UI page
+//! is an HTML page, of an API route JSON.
 
 use std::net::SocketAddr;
 
@@ -77,6 +78,9 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
                     Err(why) => {
                         let (status, why) =
                             refused(refuse(StatusCode::FORBIDDEN, &caller.name, why));
+                        if ui_page {
+                            return ui::error::refusal(status, why, &caller);
+                        }
                         return HttpError(status, why).into_response();
                     }
                 }
@@ -90,6 +94,10 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
                 let uri = req.uri();
                 let back = uri.path_and_query().map_or("/", |p| p.as_str());
                 return Redirect::to(&ui::login::login_url(back)).into_response();
+            }
+            // A browser gets a page it can read; the API keeps its JSON.
+            if ui_page {
+                return ui::error::refusal(status, why, &Caller::anonymous());
             }
             HttpError(status, why).into_response()
         }

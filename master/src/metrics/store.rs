@@ -11,8 +11,8 @@ use super::Metrics;
 use std::collections::BTreeMap;
 
 use crate::model::{
-    Build, BuildId, BuildState, BuildSummary, IdempotencyKey, Instance, Millis, NewBuild, Report,
-    ScheduleRun, SubmitOnce, TokenRecord, WatchedBuild,
+    Build, BuildId, BuildQuery, BuildState, BuildSummary, IdempotencyKey, Instance, Millis,
+    NewBuild, Report, ScheduleRun, SubmitOnce, TokenRecord, WatchedBuild,
 };
 use crate::store::{Store, StoreResult, TriggerStore};
 
@@ -73,6 +73,10 @@ impl Store for MeteredStore {
 
     async fn list_builds(&self, limit: u32) -> StoreResult<Vec<Build>> {
         self.inner.list_builds(limit).await
+    }
+
+    async fn query_builds(&self, query: &BuildQuery) -> StoreResult<Vec<Build>> {
+        self.inner.query_builds(query).await
     }
 
     async fn recent_submits(&self, per_builder: u32) -> StoreResult<Vec<BuildSummary>> {

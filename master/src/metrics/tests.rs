@@ -17,6 +17,11 @@ const ALLOWED_LABELS: &[&str] = &[
     "state",
     "host",
     "le",
+    // Triggers: config names (source, reporter) and fixed words.
+    "source",
+    "reporter",
+    "kind",
+    "outcome",
 ];
 
 fn build(id: i64, state: BuildState) -> Build {
@@ -81,6 +86,10 @@ fn exercise(m: &Metrics, n: usize) -> String {
         m.build_submitted(&b.builder);
         m.build_started("ec2", b.created_at, 2_000);
         m.build_finished(&b);
+        m.trigger_change("web", "built");
+        m.hook_refused("github", "signature");
+        m.poll_done("repo", true);
+        m.report_done("status", "delivered");
     }
     m.encode(Fleet {
         pools: vec![PoolFleet {
@@ -221,4 +230,32 @@ fn the_fleet_shows_pools_and_hosts_as_reported() {
     // A pool that is gone from the fleet is gone from the next scrape.
     let text = m.encode(Fleet::default());
     assert!(!text.contains("machines"), "{text}");
+}
+
+/// The README's metrics reference table names every family the master
+/// exposes, and nothing it does not.
+#[test]
+fn the_readme_table_lists_every_family() {
+    let readme = include_str!("../../../README.md");
+    let documented: BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `burst_"))
+        .filter_map(|l| l.split('`').next())
+        .map(|n| format!("burst_{}", n.trim_end_matches("_total")))
+        .collect();
+    let text = exercise(&Metrics::new(), 1);
+    let exposed: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(|n| n.trim_end_matches("_total").to_owned())
+        .collect();
+    assert!(!exposed.is_empty(), "{text}");
+    let missing: Vec<_> = exposed.difference(&documented).collect();
+    assert!(missing.is_empty(), "not in the README table: {missing:?}");
+    let stale: Vec<_> = documented.difference(&exposed).collect();
+    assert!(
+        stale.is_empty(),
+        "in the README table, not exposed: {stale:?}"
+    );
 }

@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    Build, BuildId, BuildSummary, IdempotencyKey, Instance, NewBuild, SubmitOnce, TokenRecord,
+    Build, BuildId, BuildQuery, BuildSummary, IdempotencyKey, Instance, NewBuild, SubmitOnce,
+    TokenRecord,
 };
 
 /// Errors from the store, written as "failed to …" fragments.
@@ -92,13 +93,18 @@ pub trait Store: super::TriggerStore + Send + Sync + 'static {
     /// The newest builds first, at most `limit`.
     async fn list_builds(&self, limit: u32) -> StoreResult<Vec<Build>>;
 
+    /// The newest builds that pass `query`'s filters, below its `before`
+    /// id, at most its `limit`: the builds list of the API and the UI, over
+    /// the whole history.
+    async fn query_builds(&self, query: &BuildQuery) -> StoreResult<Vec<Build>>;
+
     /// Builds still queued or running, oldest first: the work to resume at
     /// startup.
     async fn unfinished_builds(&self) -> StoreResult<Vec<Build>>;
 
     /// Every build of each builder's `per_builder` newest submits (a
     /// submit's builds are inserted together, so its first id orders it),
-    /// as summaries, newest build first: the grid, in one query.
+    /// as summaries, newest build first: the grid, reading about what it shows whatever the history.
     async fn recent_submits(&self, per_builder: u32) -> StoreResult<Vec<BuildSummary>>;
 
     /// Inserts or replaces one ledger row.

@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::model::{
-    now_millis, Build, BuildId, BuildSummary, IdempotencyKey, Instance, NewBuild, SubmitOnce,
-    TokenRecord, KEY_TTL_MILLIS,
+    now_millis, Build, BuildId, BuildQuery, BuildSummary, IdempotencyKey, Instance, NewBuild,
+    SubmitOnce, TokenRecord, KEY_TTL_MILLIS,
 };
 
 mod triggers;
@@ -206,6 +206,20 @@ impl Store for MemoryStore {
             .values()
             .rev()
             .take(take_limit(limit))
+            .cloned()
+            .collect())
+    }
+
+    async fn query_builds(&self, query: &BuildQuery) -> StoreResult<Vec<Build>> {
+        let inner = self.lock();
+        let below = query.before.unwrap_or(BuildId::MAX);
+        Ok(inner
+            .builds
+            .range(..below)
+            .rev()
+            .map(|(_, b)| b)
+            .filter(|b| query.matches(b))
+            .take(take_limit(query.limit))
             .cloned()
             .collect())
     }

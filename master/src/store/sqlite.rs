@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 };
 
 use crate::model::{
-    now_millis, Build, BuildId, BuildSummary, IdempotencyKey, Instance, NewBuild, SubmitOnce,
-    TokenRecord,
+    now_millis, Build, BuildId, BuildQuery, BuildSummary, IdempotencyKey, Instance, NewBuild,
+    SubmitOnce, TokenRecord,
 };
 
 use super::ids::new_master_id;
@@ -186,6 +186,10 @@ impl Store for SqliteStore {
 
     async fn list_builds(&self, limit: u32) -> StoreResult<Vec<Build>> {
         sqlite_builds_read::list_builds(&self.pool, limit).await
+    }
+
+    async fn query_builds(&self, query: &BuildQuery) -> StoreResult<Vec<Build>> {
+        sqlite_builds_read::query_builds(&self.pool, query).await
     }
 
     async fn unfinished_builds(&self) -> StoreResult<Vec<Build>> {

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 
-use crate::model::{Attempt, AttemptState, Build, BuildId, BuildState, StepRun, StepState};
+use crate::model::{
+    Attempt, AttemptState, Build, BuildId, BuildQuery, BuildState, StepRun, StepState,
+};
 
 use super::sqlite_rows::{query_err, Cols};
 use super::{StoreError, StoreResult};
@@ -22,6 +24,49 @@ pub(super) async fn get_build(pool: &SqlitePool, id: BuildId) -> StoreResult<Opt
 pub(super) async fn list_builds(pool: &SqlitePool, limit: u32) -> StoreResult<Vec<Build>> {
     let sql = format!("SELECT {BUILD_COLUMNS} FROM builds ORDER BY id DESC LIMIT ?");
     load_builds(pool, sqlx::query(&sql).bind(i64::from(limit))).await
+}
+
+/// The filters as SQL: only the clauses asked for, so SQLite can walk the
+/// index that fits (`builds_by_builder`, `builds_by_state`,
+/// `builds_by_submitter`, or the id itself) downwards from `before` and
+/// stop at `limit`. Labels live in a JSON array, checked per row.
+pub(super) async fn query_builds(pool: &SqlitePool, q: &BuildQuery) -> StoreResult<Vec<Build>> {
+    let sql = query_sql(q);
+    let mut query = sqlx::query(&sql).bind(q.before.unwrap_or(BuildId::MAX));
+    if let Some(builder) = &q.builder {
+        query = query.bind(builder);
+    }
+    if let Some(state) = q.state {
+        query = query.bind(state.as_str());
+    }
+    if let Some(submitter) = &q.submitter {
+        query = query.bind(submitter);
+    }
+    if let Some(label) = &q.label {
+        query = query.bind(label);
+    }
+    load_builds(pool, query.bind(i64::from(q.limit))).await
+}
+
+/// `query_builds`' statement; its binds follow in this order: `before`,
+/// builder, state, submitter, label, limit.
+pub(super) fn query_sql(q: &BuildQuery) -> String {
+    let mut sql = format!("SELECT {BUILD_COLUMNS} FROM builds WHERE id < ?");
+    for (given, clause) in [
+        (q.builder.is_some(), " AND builder = ?"),
+        (q.state.is_some(), " AND state = ?"),
+        (q.submitter.is_some(), " AND submitted_by = ?"),
+        (
+            q.label.is_some(),
+            " AND EXISTS (SELECT 1 FROM json_each(labels_json) WHERE value = ?)",
+        ),
+    ] {
+        if given {
+            sql.push_str(clause);
+        }
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    sql
 }
 
 pub(super) async fn unfinished_builds(pool: &SqlitePool) -> StoreResult<Vec<Build>> {

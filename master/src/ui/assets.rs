@@ -137,6 +137,28 @@ mod tests {
     }
 
     #[test]
+    fn the_assets_fetch_nothing_from_elsewhere() {
+        for a in &FILES {
+            let text = std::str::from_utf8(a.bytes).expect("utf-8");
+            for external in [
+                "http://",
+                "https://",
+                "url(",
+                "@import",
+                "fetch(",
+                "XMLHttpRequest",
+            ] {
+                assert!(
+                    !text.contains(external),
+                    "{external} in {}.{}",
+                    a.stem,
+                    a.ext
+                );
+            }
+        }
+    }
+
+    #[test]
     fn if_none_match_is_honoured() {
         let mut h = HeaderMap::new();
         assert!(!not_modified(&h, "\"abc\""));

@@ -6,8 +6,9 @@
 //!
 //! DOM, for tests:
 //! - `section#build` with `data-id`, `data-state` and, while the build
-//!   runs, `data-events` (the script reloads the page when its state
-//!   changes); `#state`, `#reason`,
+//!   runs, `data-events` (`build_events.rs`: the script replaces this
+//!   section and `section#attempts` in place as the build moves on, no
+//!   reload); `#state`, `#reason`,
 //!   `#cost` (when known), `table#params` (`tr` per param, `td.value`),
 //!   `#cell`;
 //! - `form#cancel-form` / `button#cancel` and `form#rebuild-form` /
@@ -28,7 +29,7 @@ use super::layout::{csrf_field, page as frame, Nav};
 use crate::api::builds::{cancel_build, detail, may_cancel, submit_builds};
 use crate::api::error::not_found;
 use crate::api::{AppState, Caller};
-use crate::model::{now_millis, Attempt, BuildDetail, BuildId, Role, SubmitRequest};
+use crate::model::{now_millis, Attempt, Build, BuildDetail, BuildId, Role, SubmitRequest};
 
 pub async fn page(
     State(state): State<AppState>,
@@ -48,8 +49,17 @@ pub fn log_href(id: BuildId, attempt: u32, index: u32) -> String {
 }
 
 fn body(d: &BuildDetail, caller: &Caller) -> Markup {
-    let b = &d.build;
     let now = now_millis();
+    html! {
+        (summary(d, caller, now))
+        (attempts(&d.build, now))
+    }
+}
+
+/// `section#build`: the build's state, facts and buttons. The live stream
+/// sends it again, rendered here, when it changes.
+pub(super) fn summary(d: &BuildDetail, caller: &Caller, now: i64) -> Markup {
+    let b = &d.build;
     let cell = b
         .cell
         .iter()
@@ -58,14 +68,8 @@ fn body(d: &BuildDetail, caller: &Caller) -> Markup {
         .join(" ");
     let can_cancel = !b.state.is_finished() && may_cancel(caller, b);
     let can_rebuild = caller.role >= Role::Submitter && caller.is_token();
-    // While it runs, the script reloads the page when its state changes.
-    let live = (!b.state.is_finished()).then(|| {
-        let filter = crate::api::builds::BuildFilter {
-            builder: Some(b.builder.clone()),
-            ..Default::default()
-        };
-        format!("/ui/events?{}", super::builds_page::query(&filter))
-    });
+    // While it runs, the script patches both sections from this stream.
+    let live = (!b.state.is_finished()).then(|| events_href(b.id));
     html! {
         section id="build" data-id=(b.id) data-state=(b.state.as_str()) data-events=[live] {
             h1 { "Build " (b.id) ": " span.builder { (b.builder) } }
@@ -79,7 +83,7 @@ fn body(d: &BuildDetail, caller: &Caller) -> Markup {
                 @if !b.labels.is_empty() { dt { "Labels" } dd { (b.labels.join(", ")) } }
                 dt { "Retries left" } dd { (b.retries) }
                 @if let Some(cost) = d.estimated_cost { dt { "Cost (estimate)" } dd id="cost" { (format::money(cost)) } }
-                dt { "Log" } dd { a id="raw" href=(format!("/api/v1/builds/{}/log", b.id)) { "raw (all steps)" } }
+                dt { "Log" } dd { a id="raw" href=(format!("/api/v1/builds/{}/log", b.id)) download=(format!("build-{}.log", b.id)) { "raw (all steps)" } }
             }
             div.actions {
                 @if can_cancel {
@@ -102,12 +106,23 @@ fn body(d: &BuildDetail, caller: &Caller) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// `section#attempts`, newest attempt first; sent by the stream too.
+pub(super) fn attempts(b: &Build, now: i64) -> Markup {
+    html! {
         section id="attempts" {
             h2 { "Attempts" }
             @if b.attempts.is_empty() { p id="no-attempts" { "None yet." } }
             @for a in b.attempts.iter().rev() { (attempt(b.id, a, now)) }
         }
     }
+}
+
+/// The build page's live stream (`build_events.rs`).
+pub fn events_href(id: BuildId) -> String {
+    format!("/builds/{id}/events")
 }
 
 fn attempt(id: BuildId, a: &Attempt, now: i64) -> Markup {
@@ -195,7 +210,6 @@ async fn rebuild_inner(state: &AppState, caller: &Caller, id: BuildId) -> UiResu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Build;
 
     fn detail_of(builder: &str, param: &str, submitted_by: Option<&str>) -> BuildDetail {
         let build: Build = serde_json::from_value(serde_json::json!({
@@ -232,6 +246,34 @@ mod tests {
         assert!(html.contains("id=\"cost\""), "{html}");
         assert!(html.contains("<td class=\"exit\">3</td>"), "{html}");
         assert!(html.contains("/builds/7/attempts/1/steps/1/log"), "{html}");
+    }
+
+    #[test]
+    fn every_fact_the_page_promises_is_drawn() {
+        let mut d = detail_of("compile", "main", Some("alice"));
+        d.build.cell = [("os".to_owned(), "linux".to_owned())].into();
+        let step = &mut d.build.attempts[0].steps[0];
+        step.duration_ms = Some(90_000);
+        step.started_at = Some(0);
+        let html = body(&d, &caller("v", Role::Viewer)).into_string();
+        for want in [
+            r#"<dd id="cell">os=linux</dd>"#,
+            r#"<td class="value">main</td>"#,
+            r#"<td class="exit">3</td>"#,
+            r#"<td class="duration">1m 30s</td>"#,
+            r#"<span class="pool">p</span>"#,
+            r#"<span class="worker">w&quot;1</span>"#,
+            r#"class="attempt" data-number="1" data-state="running""#,
+            r#"<dd id="cost">$0.50</dd>"#,
+            r#"<span id="submitter">alice</span>"#,
+            r#"data-events="/builds/7/events""#,
+        ] {
+            assert!(html.contains(want), "{want} missing from {html}");
+        }
+        // A finished build streams nothing.
+        d.build.state = crate::model::BuildState::Succeeded;
+        let html = body(&d, &caller("v", Role::Viewer)).into_string();
+        assert!(!html.contains("data-events"), "{html}");
     }
 
     #[test]

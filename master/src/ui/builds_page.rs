@@ -1,14 +1,16 @@
 //! `GET /` and `GET /builds`: the newest builds, filtered by the query
 //! (`builder`, `state`, `label`, `submitter`; a plain GET form, so it works
-//! without JavaScript). Rows come from `api::builds::recent`, the function
-//! behind `GET /api/v1/builds`.
+//! without JavaScript), over the whole history, paged by id. Rows come from
+//! `api::builds::recent`, the function behind `GET /api/v1/builds`.
 //!
 //! DOM, for tests and the script:
 //! - `form#filter` with inputs `#f-builder`, `#f-state`, `#f-label`, `#f-submitter`;
 //! - `table#builds` (`data-events`: the SSE URL for live rows), its
 //!   `tbody#build-rows`, one `tr#build-<id>` per build with `data-id` and
 //!   `data-state`; in it `td.state`, `td.reason` (why a queued build waits);
-//! - `p#no-builds` when nothing matches.
+//! - `p#no-builds` when nothing matches;
+//! - `a#older` (the next page, `?before=<last id>`) when the page is full,
+//!   `a#newest` on an older page (which has no live rows).
 
 use axum::extract::{Query, State};
 use axum::response::Html;
@@ -46,26 +48,20 @@ pub async fn list(
     ))
 }
 
-/// The query string of a filter, for the events URL.
-pub fn query(filter: &BuildFilter) -> String {
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
-        ("builder", &filter.builder),
-        ("state", &filter.state),
-        ("label", &filter.label),
-        ("submitter", &filter.submitter),
-    ] {
-        if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
-            q.append_pair(k, v);
-        }
-    }
-    q.finish()
-}
-
 fn body(filter: &BuildFilter, builds: &[Build]) -> Markup {
     let val = |v: &Option<String>| v.clone().unwrap_or_default();
     let wanted = filter.state.as_deref().unwrap_or("");
     let now = now_millis();
+    // Live rows follow the newest page; an older page is a snapshot.
+    let live =
+        (!filter.is_paged()).then(|| format!("/ui/events?{}", filter.newest().query_string()));
+    let older = builds
+        .last()
+        .filter(|_| builds.len() == ROWS as usize)
+        .map(|last| BuildFilter {
+            before: Some(last.id.to_string()),
+            ..filter.clone()
+        });
     html! {
         h1 { "Builds" }
         form id="filter" method="get" action="/builds" {
@@ -83,11 +79,7 @@ fn body(filter: &BuildFilter, builds: &[Build]) -> Markup {
             button type="submit" { "Filter" }
             @if !filter.is_empty() { " " a href="/builds" { "clear" } }
         }
-        @if !filter.is_empty() {
-            p.note { "Filters look through the newest "
-                (crate::api::builds::FILTER_WINDOW) " builds." }
-        }
-        table id="builds" data-events=(format!("/ui/events?{}", query(filter))) {
+        table id="builds" data-events=[live] {
             thead { tr {
                 th { "#" } th { "Builder" } th { "Cell" } th { "State" } th { "Why" }
                 th { "By" } th { "Labels" } th { "Submitted" } th { "Took" }
@@ -97,6 +89,15 @@ fn body(filter: &BuildFilter, builds: &[Build]) -> Markup {
             }
         }
         @if builds.is_empty() { p id="no-builds" { "No builds." } }
+        p.pages {
+            @if filter.is_paged() {
+                a id="newest" href=(format!("/builds?{}", filter.newest().query_string())) { "newest" }
+                " "
+            }
+            @if let Some(older) = &older {
+                a id="older" href=(format!("/builds?{}", older.query_string())) { "older" }
+            }
+        }
     }
 }
 

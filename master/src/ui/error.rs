@@ -48,6 +48,11 @@ impl IntoResponse for UiError {
     }
 }
 
+/// A refusal (or any failure) as a page, for the guard.
+pub fn refusal(status: StatusCode, message: impl Into<String>, caller: &Caller) -> Response {
+    UiError::new(status, message, caller).into_response()
+}
+
 /// `Result` for UI handlers.
 pub type UiResult<T> = Result<T, UiError>;
 

@@ -34,6 +34,8 @@ pub async fn builds(
     State(state): State<AppState>,
     Query(filter): Query<BuildFilter>,
 ) -> Result<Sse<KeepAliveStream<Stream>>, HttpError> {
+    // Live rows are the newest page's.
+    let filter = filter.newest();
     // A bad filter is refused now, not as a silent empty stream.
     recent(&state, &filter, 1).await?;
     let (tx, rx) = mpsc::channel(16);

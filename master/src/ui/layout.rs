@@ -102,4 +102,31 @@ mod tests {
             "no session, no logout form"
         );
     }
+
+    #[test]
+    fn the_frame_loads_nothing_from_elsewhere() {
+        let caller = Caller::anonymous();
+        let html = page("t", &caller, Nav::Grid, empty()).into_string();
+        for external in [
+            "src=\"http",
+            "href=\"http",
+            "src=\"//",
+            "href=\"//",
+            "@import",
+        ] {
+            assert!(!html.contains(external), "{external} in {html}");
+        }
+        // Its only script and stylesheet are the embedded assets.
+        assert_eq!(html.matches("<script").count(), 1, "{html}");
+        assert!(
+            html.contains(&format!("src=\"{}\"", assets::js_href())),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("href=\"{}\"", assets::css_href())),
+            "{html}"
+        );
+        assert!(assets::js_href().starts_with(super::super::router::ASSETS));
+        assert!(assets::css_href().starts_with(super::super::router::ASSETS));
+    }
 }

@@ -163,7 +163,7 @@ pub async fn page(
         p.log-meta {
             "State " span id="step-state" class=(format!("state s-{}", step_state.as_str())) { (step_state.as_str()) }
             " · bytes " (pg.start) "–" (pg.end) " of " (size) " · "
-            a id="raw" href=(format!("/api/v1/builds/{id}/log")) { "raw" }
+            a id="raw" href=(format!("/api/v1/builds/{id}/log")) download=(format!("build-{id}.log")) { "raw" }
         }
         nav.pager {
             @if pg.start > 0 { a id="older" href=(format!("{base}?before={}", pg.start)) { "← older" } " " }

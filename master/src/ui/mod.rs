@@ -5,10 +5,11 @@
 
 pub mod ansi;
 pub mod assets;
+mod build_events;
 mod build_page;
 mod builds_page;
 pub mod csrf;
-mod error;
+pub mod error;
 mod events;
 mod format;
 pub mod grid;

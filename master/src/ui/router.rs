@@ -6,7 +6,9 @@ use axum::http::Method;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::{assets, build_page, builds_page, csrf, events, grid, log_page, login, workers};
+use super::{
+    assets, build_events, build_page, builds_page, csrf, events, grid, log_page, login, workers,
+};
 use crate::api::AppState;
 
 pub const LOGIN: &str = "/login";
@@ -19,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(builds_page::list))
         .route("/builds", get(builds_page::list))
         .route("/builds/{id}", get(build_page::page))
+        .route("/builds/{id}/events", get(build_events::build))
         .route("/builds/{id}/cancel", post(build_page::cancel))
         .route("/builds/{id}/rebuild", post(build_page::rebuild))
         .route(

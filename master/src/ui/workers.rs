@@ -3,9 +3,11 @@
 //! the loaders behind `/api/v1/workers`, `/api/v1/pools` and
 //! `/api/v1/instances`; this only draws it.
 //!
-//! DOM: `table#pools` (`tr[data-pool][data-backoff]`, `td.launching`),
+//! DOM: `table#pools` (`tr[data-pool][data-backoff]`, `td.workers` (of
+//! max), `td.min-idle`, `td.launching`, `td.backoff`, `td.error`),
 //! `table#workers` (`tr[data-worker][data-state]`, the scheduler's state:
-//! launching, connecting, idle, busy, reconnecting, terminating),
+//! launching, connecting, idle, busy, reconnecting, terminating; `td.age`,
+//! `td.pool`, `td.provider`, `td.host`, `td.os`, `td.done`, `td.cost`),
 //! `p#orphans` and `table#ledger` (`tr[data-worker][data-state][data-orphan]`).
 
 use axum::extract::State;
@@ -88,8 +90,13 @@ fn pools_table(pools: &[PoolView]) -> Markup {
                         td { (p.pool) }
                         td { (p.provider) }
                         td { (p.labels.join(", ")) }
-                        td.num { (p.workers) " / " (p.max_workers) }
-                        td.num { (p.min_idle) }
+                        td.num.workers { (p.workers) " / " (p.max_workers) }
+                        td.num.min-idle {
+                            (p.min_idle)
+                            @if let Some(i) = p.warm_period {
+                                " " span.period title="set by this [[schedule]] entry (0-based)" { "(schedule " (i) ")" }
+                            }
+                        }
                         td.num.launching { (p.launching) " / " (p.max_starting) }
                         td.num { (p.idle) }
                         td.num { (p.busy) }
@@ -135,10 +142,10 @@ fn workers_table(workers: &[WorkerView], now: Millis) -> Markup {
                     tr data-worker=(w.worker_id) data-state=(w.state) {
                         td.id { (w.worker_id) }
                         td { span class={ "state s-" (w.state) } { (w.state) } }
-                        td { (age(w.state_age_secs)) }
-                        td { (w.pool) }
-                        td { (w.provider) }
-                        td.id {
+                        td.age { (age(w.state_age_secs)) }
+                        td.pool { (w.pool) }
+                        td.provider { (w.provider) }
+                        td.id.host {
                             @match (&w.host, &w.provider_id) {
                                 (Some(h), Some(id)) => { (h) " · " (id) },
                                 (Some(h), None) => { (h) },
@@ -146,15 +153,15 @@ fn workers_table(workers: &[WorkerView], now: Millis) -> Markup {
                                 (None, None) => { "-" },
                             }
                         }
-                        td { (w.os.as_deref().unwrap_or("-")) }
-                        td.num { (w.builds_done) }
+                        td.os { (w.os.as_deref().unwrap_or("-")) }
+                        td.num.done { (w.builds_done) }
                         td {
                             @if let Some(b) = w.build {
                                 a href={ "/builds/" (b) } { "#" (b) }
                             } @else { "-" }
                         }
                         td { (format::span(Some(w.launched_at), None, now)) }
-                        td.num {
+                        td.num.cost {
                             @match w.cost_dollars {
                                 Some(c) => { (format::money(c)) },
                                 None => { "-" },
@@ -262,5 +269,86 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<script>alert"), "{html}");
+    }
+
+    /// The cell of `class` in the first row holding `row` (maud writes
+    /// `class="a b"` for `td.a.b`).
+    fn cell(html: &str, row: &str, class: &str) -> String {
+        let at = html
+            .find(row)
+            .unwrap_or_else(|| panic!("no {row} in {html}"));
+        let rest = &html[at..];
+        let open = format!("class=\"{class}\">");
+        let start = rest
+            .find(&open)
+            .unwrap_or_else(|| panic!("no td.{class} after {row}"))
+            + open.len();
+        let end = start + rest[start..].find("</td>").unwrap_or(0);
+        rest[start..end].to_owned()
+    }
+
+    #[test]
+    fn every_worker_and_pool_fact_is_drawn() {
+        let pool = PoolView {
+            pool: "ec2".to_owned(),
+            provider: "ec2".to_owned(),
+            labels: vec!["linux".to_owned()],
+            max_workers: 8,
+            min_idle: 2,
+            warm_period: Some(1),
+            max_starting: 3,
+            workers: 5,
+            launching: 1,
+            idle: 2,
+            busy: 2,
+            queued: 4,
+            backoff_secs: Some(30.0),
+            last_error: Some("InsufficientInstanceCapacity".to_owned()),
+            permanent_error: None,
+            hosts: Vec::new(),
+        };
+        let worker = WorkerView {
+            worker_id: "ec2-7".to_owned(),
+            pool: "ec2".to_owned(),
+            state: "busy".to_owned(),
+            build: Some(42),
+            builds_done: 17,
+            os: Some("linux".to_owned()),
+            labels: vec!["linux".to_owned()],
+            state_age_secs: 90,
+            provider: "ec2".to_owned(),
+            provider_id: Some("i-0abc".to_owned()),
+            host: None,
+            launched_at: 0,
+            cost_dollars: Some(1.25),
+        };
+        let html = render(&[pool], &[worker], &[], 3_600_000).into_string();
+        let p = r#"data-pool="ec2""#;
+        assert_eq!(cell(&html, p, "num workers"), "5 / 8");
+        assert!(
+            cell(&html, p, "num min-idle").starts_with("2 <span class=\"period\""),
+            "{html}"
+        );
+        assert!(
+            cell(&html, p, "num min-idle").contains("(schedule 1)"),
+            "{html}"
+        );
+        assert_eq!(cell(&html, p, "num launching"), "1 / 3");
+        assert!(cell(&html, p, "backoff").contains("retry in 30"), "{html}");
+        assert_eq!(cell(&html, p, "error"), "InsufficientInstanceCapacity");
+        assert!(html.contains(r#"data-backoff="true""#), "{html}");
+        let w = r#"data-worker="ec2-7""#;
+        assert!(
+            html.contains(r#"data-worker="ec2-7" data-state="busy""#),
+            "{html}"
+        );
+        assert_eq!(cell(&html, w, "age"), "1m 30s");
+        assert_eq!(cell(&html, w, "pool"), "ec2");
+        assert_eq!(cell(&html, w, "provider"), "ec2");
+        assert_eq!(cell(&html, w, "id host"), "i-0abc");
+        assert_eq!(cell(&html, w, "os"), "linux");
+        assert_eq!(cell(&html, w, "num done"), "17");
+        assert_eq!(cell(&html, w, "num cost"), format::money(1.25));
+        assert!(html.contains(r#"href="/builds/42""#), "{html}");
     }
 }

@@ -212,6 +212,30 @@ async fn secrets_reach_the_step_and_no_reader() -> anyhow::Result<()> {
             );
         }
     }
+    // Nor do the web UI's pages: the build, the list and the step's log.
+    let http = reqwest::Client::new();
+    for path in [
+        format!("/builds/{id}"),
+        "/builds".to_owned(),
+        format!("/builds/{id}/attempts/1/steps/1/log"),
+    ] {
+        let page = http
+            .get(format!("{}{path}", master.url()))
+            .bearer_auth(master.admin_token())
+            .send()
+            .await?;
+        assert_eq!(page.status(), 200, "GET {path}");
+        let text = page.text().await?;
+        for leak in forbidden {
+            assert!(
+                !text.contains(leak),
+                "the page {path} shows {leak:?}: {text}"
+            );
+        }
+        if path.ends_with("/log") {
+            assert!(text.contains("half:***"), "the log page: {text}");
+        }
+    }
 
     // No file the master wrote holds a value: database, WAL, step logs,
     // run.json, worker directories, the master's own (debug) log.

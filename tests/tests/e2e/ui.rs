@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use burst_e2e::{wait, Master, MasterBuilder};
 use burst_master::model::BuildState;
+use burst_master::store::Store as _;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
@@ -432,6 +433,25 @@ async fn ui_builds_and_build_pages_show_what_the_api_has() -> anyhow::Result<()>
     );
     assert!(!log.body.contains(xss), "{}", log.body);
     assert!(log.body.contains("id=\"L0\""), "{}", log.body);
+    // "raw": a download link to the API's plain text, escapes and all.
+    let raw_link = format!("id=\"raw\" href=\"/api/v1/builds/{failing}/log\" download=");
+    assert!(log.body.contains(&raw_link), "{}", log.body);
+    let raw = browser
+        .get(&format!("/api/v1/builds/{failing}/log"))
+        .await?;
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    assert!(
+        raw.headers["content-type"]
+            .to_str()?
+            .starts_with("text/plain"),
+        "{:?}",
+        raw.headers
+    );
+    assert!(
+        raw.body.contains("\u{1b}[31mred <b>not bold</b>"),
+        "{}",
+        raw.body
+    );
     assert!(
         !log.body.contains("data-events"),
         "a finished step streams nothing"
@@ -656,5 +676,336 @@ async fn ui_assets_are_cached_by_etag() -> anyhow::Result<()> {
     assert_eq!(js.status, 200);
     assert_eq!(js.headers["cache-control"], "no-cache");
     assert_eq!(browser.get("/ui/assets/nope.css").await?.status, 404);
+    Ok(())
+}
+
+/// Builders for the history test: one old failing build of its own, and a
+/// builder whose 1100 builds are seeded straight into the database.
+const HISTORY: &str = r#"
+[pools.local]
+provider = "local"
+labels = ["linux", "rare"]
+max_workers = 1
+
+[[builders]]
+name = "old"
+labels = ["linux", "rare"]
+
+[[builders.steps]]
+name = "fail"
+run = "exit 1"
+
+[[builders]]
+name = "bulk"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "ok"
+run = "true"
+"#;
+
+/// Newer builds than the old one: past the 1000 the filters once looked at.
+const NEWER: usize = 1100;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ui_filters_find_a_build_older_than_the_newest_thousand_and_page_back() -> anyhow::Result<()>
+{
+    let mut master = Master::start(HISTORY).await?;
+    let carol = master.create_token("carol", "submitter").await?;
+    let (status, answer) = master
+        .api_request(
+            reqwest::Method::POST,
+            "/api/v1/builds",
+            Some(&carol),
+            &[],
+            Some(&serde_json::json!({ "builder": "old" })),
+        )
+        .await?;
+    assert_eq!(status, 201, "{answer}");
+    let old = answer["builds"][0].as_i64().context("build id")?;
+    let build = master.wait_build(old, Duration::from_secs(60)).await?;
+    assert_eq!(build.state, BuildState::Failed, "{build:#?}");
+
+    // 1100 newer finished builds, written while the master is down.
+    master.sigterm_and_wait(Duration::from_secs(60)).await?;
+    let store = burst_master::store::SqliteStore::open(&master.state_dir()).await?;
+    let bulk = (0..NEWER)
+        .map(|i| burst_master::model::NewBuild {
+            submit_id: format!("bulk-{i}"),
+            builder: "bulk".to_owned(),
+            cell: Default::default(),
+            params: Default::default(),
+            labels: vec!["linux".to_owned()],
+            steps: Vec::new(),
+            retries: 0,
+            submitted_by: Some("admin".to_owned()),
+        })
+        .collect();
+    let inserted = store.insert_builds(bulk).await?;
+    for mut b in inserted {
+        b.state = BuildState::Succeeded;
+        b.finished_at = Some(b.created_at);
+        store.save_build(&b).await?;
+    }
+    store.close().await;
+    master.restart().await?;
+
+    // The API: each filter alone finds the old build.
+    let admin = master.admin_token();
+    let http = reqwest::Client::new();
+    for query in [
+        "builder=old",
+        "state=failed",
+        "label=rare",
+        "submitter=carol",
+        "builder=old&state=failed&label=rare&submitter=carol",
+    ] {
+        let list: Vec<burst_master::model::Build> =
+            master.api_get(&format!("/api/v1/builds?{query}")).await?;
+        let ids: Vec<_> = list.iter().map(|b| b.id).collect();
+        assert_eq!(ids, [old], "GET /api/v1/builds?{query}");
+    }
+    // The pages, without JavaScript, through the same query.
+    let mut browser = Browser::new(&master)?;
+    browser.login(&admin).await?;
+    for query in [
+        "builder=old",
+        "state=failed",
+        "label=rare",
+        "submitter=carol",
+    ] {
+        let page = browser.get(&format!("/builds?{query}")).await?;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains(&format!("id=\"build-{old}\"")),
+            "/builds?{query} lacks build {old}"
+        );
+        assert_eq!(
+            page.body.matches("<tr id=\"build-").count(),
+            1,
+            "/builds?{query}"
+        );
+    }
+
+    // Paging by id: the API's `Link: rel="next"` walks every build once.
+    let mut next = Some("/api/v1/builds?limit=300".to_owned());
+    let mut seen = Vec::new();
+    while let Some(path) = next.take() {
+        let resp = http
+            .get(format!("{}{path}", master.url()))
+            .bearer_auth(&admin)
+            .send()
+            .await?
+            .error_for_status()?;
+        next = resp
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| Some(l.strip_prefix('<')?.split('>').next()?.to_owned()));
+        let page: Vec<burst_master::model::Build> = resp.json().await?;
+        seen.extend(page.iter().map(|b| b.id));
+        anyhow::ensure!(seen.len() <= NEWER + 1, "paging repeats builds: {path}");
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(seen, sorted, "newest first, each once");
+    assert_eq!(seen.len(), NEWER + 1);
+    assert_eq!(seen.last(), Some(&old));
+
+    // The UI's "older" link goes on from the last row shown; an older page
+    // has a way back and no live rows.
+    let first = browser.get("/builds").await?;
+    assert!(
+        first.body.contains("data-events="),
+        "the newest page is live"
+    );
+    let older = older_link(&first.body)?;
+    assert!(older.starts_with("/builds?before="), "{older}");
+    let page = browser.get(&older).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"newest\""), "{}", page.body);
+    assert!(
+        !page.body.contains("data-events="),
+        "an older page is a snapshot"
+    );
+    let before: i64 = older.trim_start_matches("/builds?before=").parse()?;
+    assert!(page.body.contains(&format!("id=\"build-{}\"", before - 1)));
+    assert!(!page.body.contains(&format!("id=\"build-{before}\"")));
+    let last = browser.get(&format!("/builds?before={}", old + 1)).await?;
+    assert!(last.body.contains(&format!("id=\"build-{old}\"")));
+    assert_eq!(browser.get("/builds?before=x").await?.status, 400);
+    assert_eq!(
+        master
+            .api_request(
+                reqwest::Method::GET,
+                "/api/v1/builds?before=x",
+                Some(&admin),
+                &[],
+                None
+            )
+            .await?
+            .0,
+        400
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ui_refusals_are_html_pages_and_api_refusals_stay_json() -> anyhow::Result<()> {
+    let master = ui_master().await?;
+    let scraper = master.create_token("scraper", "metrics").await?;
+    let viewer = master.create_token("looker", "viewer").await?;
+    let id = master.submit("slow", &[]).await?[0];
+    let http = reqwest::Client::new();
+    let content_type = |r: &reqwest::Response| {
+        r.headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    // A token whose role may not read pages: the page says so, in HTML.
+    let page = http
+        .get(format!("{}/builds", master.url()))
+        .bearer_auth(&scraper)
+        .send()
+        .await?;
+    assert_eq!(page.status(), 403);
+    assert!(
+        content_type(&page).starts_with("text/html"),
+        "{}",
+        content_type(&page)
+    );
+    let body = page.text().await?;
+    assert!(
+        body.contains("id=\"error\"") && body.contains("403 Forbidden"),
+        "{body}"
+    );
+    assert!(body.contains("has role metrics"), "{body}");
+    // The API refuses the same token in JSON.
+    let api = http
+        .get(format!("{}/api/v1/builds", master.url()))
+        .bearer_auth(&scraper)
+        .send()
+        .await?;
+    assert_eq!(api.status(), 403);
+    assert!(
+        content_type(&api).starts_with("application/json"),
+        "{}",
+        content_type(&api)
+    );
+    let json: serde_json::Value = api.json().await?;
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("metrics")),
+        "{json}"
+    );
+
+    // A viewer's session: the role refusal of a button's POST, and a POST
+    // without the CSRF token, are pages too.
+    let mut looker = Browser::new(&master)?;
+    looker.login(&viewer).await?;
+    let build_page = looker.get(&format!("/builds/{id}")).await?;
+    let token = csrf(&build_page.body)?;
+    for fields in [vec![("csrf", token.as_str())], vec![]] {
+        let refused = looker
+            .post(&format!("/builds/{id}/cancel"), &fields)
+            .await?;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        let ct = refused.headers[reqwest::header::CONTENT_TYPE]
+            .to_str()?
+            .to_owned();
+        assert!(ct.starts_with("text/html"), "{ct}: {}", refused.body);
+        assert!(refused.body.contains("id=\"error\""), "{}", refused.body);
+    }
+    // Not logged in: a POST to a page is refused with a page as well.
+    let anonymous = Browser::new(&master)?;
+    let refused = anonymous.post(&format!("/builds/{id}/cancel"), &[]).await?;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.contains("id=\"error\""), "{}", refused.body);
+    assert!(!master.build(id).await?.state.is_finished());
+    master.cancel(id).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ui_every_page_needs_a_login_or_token_with_the_role() -> anyhow::Result<()> {
+    let master = ui_master().await?;
+    let id = master.submit("quick", &[]).await?[0];
+    master.wait_build(id, Duration::from_secs(60)).await?;
+    let scraper = master.create_token("scraper", "metrics").await?;
+    let viewer = master.create_token("looker", "viewer").await?;
+    let reads = [
+        "/".to_owned(),
+        "/builds".to_owned(),
+        format!("/builds/{id}"),
+        format!("/builds/{id}/events"),
+        format!("/builds/{id}/attempts/1/steps/1/log"),
+        format!("/builds/{id}/attempts/1/steps/1/log/events"),
+        "/ui/events".to_owned(),
+        "/grid".to_owned(),
+        "/workers".to_owned(),
+    ];
+    let writes = [
+        format!("/builds/{id}/cancel"),
+        format!("/builds/{id}/rebuild"),
+    ];
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let send = |method: reqwest::Method, path: &str, token: Option<&str>| {
+        let mut rb = http
+            .request(method, format!("{}{path}", master.url()))
+            .header("origin", master.url());
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        rb.send()
+    };
+    for path in &reads {
+        for token in [None, Some("burst_wrong")] {
+            let r = send(reqwest::Method::GET, path.as_str(), token).await?;
+            assert_eq!(r.status(), 303, "GET {path} with {token:?}");
+            let to = r.headers()[LOCATION].to_str()?;
+            // `/` is where a login lands anyway: no `next` for it.
+            let want = if path == "/" {
+                "/login".to_owned()
+            } else {
+                "/login?next=".to_owned()
+            };
+            assert!(to.starts_with(&want), "GET {path}: {to}");
+        }
+        let r = send(reqwest::Method::GET, path.as_str(), Some(scraper.as_str())).await?;
+        assert_eq!(r.status(), 403, "GET {path} with a metrics token");
+        assert!(r.text().await?.contains("id=\"error\""), "GET {path}");
+        let r = send(reqwest::Method::GET, path.as_str(), Some(viewer.as_str())).await?;
+        assert_eq!(r.status(), 200, "GET {path} as a viewer");
+    }
+    for path in &writes {
+        for token in [None, Some("burst_wrong")] {
+            let r = send(reqwest::Method::POST, path.as_str(), token).await?;
+            assert_eq!(r.status(), 401, "POST {path} with {token:?}");
+        }
+        for token in [scraper.as_str(), viewer.as_str()] {
+            let r = send(reqwest::Method::POST, path.as_str(), Some(token)).await?;
+            assert_eq!(r.status(), 403, "POST {path} as a reader");
+            assert!(r.text().await?.contains("id=\"error\""), "POST {path}");
+        }
+    }
+    let logout = send(reqwest::Method::POST, "/logout", None).await?;
+    assert_eq!(logout.status(), 401);
+    assert_eq!(
+        send(
+            reqwest::Method::GET,
+            "/builds/999999/events",
+            Some(viewer.as_str())
+        )
+        .await?
+        .status(),
+        404
+    );
     Ok(())
 }

@@ -410,3 +410,109 @@ run = "sleep 300"
     assert_eq!(master.build(id).await?.state, BuildState::Running);
     master.cancel(id).await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ui_build_state_changes_live_on_the_builds_and_build_pages_without_a_reload(
+) -> anyhow::Result<()> {
+    // Two gates the test opens: the worker starts only once `go` exists
+    // (the build stays queued), and the step ends only once `done` does
+    // (the build stays running).
+    let gate = tempfile::tempdir()?;
+    let go = gate.path().join("go");
+    let done = gate.path().join("done");
+    let bins = burst_e2e::Bins::locate()?;
+    let worker = format!(
+        "while [ ! -e {go} ]; do sleep 0.1; done; exec {worker}",
+        go = shell_quote(&go.display().to_string()),
+        worker = shell_quote(&bins.worker.display().to_string()),
+    );
+    let step = format!(
+        "while [ ! -e {done} ]; do sleep 0.1; done; echo finished",
+        done = shell_quote(&done.display().to_string()),
+    );
+    let config = format!(
+        r#"
+[pools.gated]
+provider = "local"
+labels = ["linux"]
+max_workers = 1
+start_timeout = "300s"
+idle_timeout = "60s"
+
+[pools.gated.local]
+command = ["sh", "-c", {worker}]
+
+[[builders]]
+name = "gated"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "wait"
+run = {step}
+"#,
+        worker = toml_text::quote(&worker),
+        step = toml_text::quote(&step),
+    );
+    let master = MasterBuilder::config(&config).start().await?;
+    let id = master.submit("gated", &[]).await?[0];
+    let browser = Chromium::start().await?;
+    let mut list = browser.new_page().await?;
+    login(&mut list, &master, &master.admin_token()).await?;
+    let mut detail = browser.new_page().await?;
+    list.goto(&format!("{}/builds", master.url())).await?;
+    detail
+        .goto(&format!("{}/builds/{id}", master.url()))
+        .await?;
+    for page in [&mut list, &mut detail] {
+        // A mark a reload would wipe.
+        page.eval("window.__burstMark = 'still here'; true").await?;
+    }
+    let row_state = format!(
+        "(() => {{ const r = document.getElementById('build-{id}'); \
+         return r && [r.dataset.state, r.querySelector('td.state').innerText]; }})()"
+    );
+    let page_state = "(() => { const b = document.getElementById('build'); \
+         const steps = [...document.querySelectorAll('#attempts tr.step')].map(s => s.dataset.state); \
+         return b && [b.dataset.state, document.getElementById('state').innerText, steps, \
+         !!document.getElementById('cancel')]; })()";
+
+    let is = |want: &'static str| move |v: &Value| v[0] == want && v[1] == want;
+    list.wait_value("the row queued", &row_state, is("queued"))
+        .await?;
+    let queued = detail
+        .wait_value("the build page queued", page_state, is("queued"))
+        .await?;
+    assert_eq!(queued[2], serde_json::json!([]), "no steps yet: {queued}");
+    assert_eq!(queued[3], true, "an admin may cancel a queued build");
+
+    std::fs::write(&go, "")?;
+    list.wait_value("the row running", &row_state, is("running"))
+        .await?;
+    detail
+        .wait_value("the build page running its step", page_state, |v| {
+            is("running")(v) && v[2] == serde_json::json!(["running"])
+        })
+        .await?;
+
+    std::fs::write(&done, "")?;
+    list.wait_value("the row succeeded", &row_state, is("succeeded"))
+        .await?;
+    let finished = detail
+        .wait_value("the build page succeeded", page_state, |v| {
+            is("succeeded")(v) && v[2] == serde_json::json!(["succeeded"])
+        })
+        .await?;
+    assert_eq!(finished[3], false, "no cancel button on a finished build");
+    screenshot(&mut detail, "build.png").await?;
+
+    for (name, page) in [("builds", &mut list), ("build", &mut detail)] {
+        let mark = page.eval("window.__burstMark").await?;
+        assert_eq!(mark, "still here", "the {name} page reloaded");
+        let navigations = page
+            .eval("performance.getEntriesByType('navigation').length")
+            .await?;
+        assert_eq!(count(&navigations), 1, "the {name} page loaded once");
+    }
+    assert_eq!(master.build(id).await?.state, BuildState::Succeeded);
+    Ok(())
+}

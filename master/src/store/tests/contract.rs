@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::model::{BuildState, IdempotencyKey, InstanceState, SubmitOnce};
+use crate::model::{BuildQuery, BuildState, IdempotencyKey, InstanceState, SubmitOnce};
 use crate::store::{Store, StoreError};
 
 use super::fixtures::{
@@ -163,6 +163,97 @@ pub(super) async fn list_builds_newest_first(store: &dyn Store) {
     assert!(store.list_builds(0).await.unwrap().is_empty());
 }
 
+/// Filters reach the whole history, not a window of the newest builds:
+/// the one old build that matches is found under 1200 newer ones, and
+/// paging by `before` walks every match exactly once.
+pub(super) async fn query_builds_filters_the_whole_history_and_pages(store: &dyn Store) {
+    let mut old = new_build("rare");
+    old.labels = vec!["linux".to_owned(), "gpu".to_owned()];
+    old.submitted_by = Some("carol".to_owned());
+    let old = store.insert_builds(vec![old]).await.unwrap().remove(0);
+    let mut failed = old.clone();
+    failed.state = BuildState::Failed;
+    store.save_build(&failed).await.unwrap();
+    let newer = (0..1200).map(|_| new_build("bulk")).collect();
+    let newer = store.insert_builds(newer).await.unwrap();
+    let newest = newer.last().unwrap().id;
+
+    let q = |f: fn(&mut BuildQuery)| {
+        let mut q = BuildQuery {
+            limit: 10,
+            ..BuildQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    let ids = |builds: Vec<crate::model::Build>| builds.iter().map(|b| b.id).collect::<Vec<_>>();
+    for query in [
+        q(|q| q.builder = Some("rare".to_owned())),
+        q(|q| q.state = Some(BuildState::Failed)),
+        q(|q| q.label = Some("gpu".to_owned())),
+        q(|q| q.submitter = Some("carol".to_owned())),
+        q(|q| {
+            q.builder = Some("rare".to_owned());
+            q.state = Some(BuildState::Failed);
+            q.label = Some("gpu".to_owned());
+            q.submitter = Some("carol".to_owned());
+        }),
+    ] {
+        let found = store.query_builds(&query).await.unwrap();
+        assert_eq!(found, vec![failed.clone()], "{query:?}");
+    }
+    // Each filter really filters: a wrong value in any one finds nothing.
+    for query in [
+        q(|q| q.builder = Some("nope".to_owned())),
+        q(|q| {
+            q.builder = Some("rare".to_owned());
+            q.state = Some(BuildState::Queued);
+        }),
+        q(|q| {
+            q.label = Some("gpu".to_owned());
+            q.submitter = Some("alice".to_owned());
+        }),
+        q(|q| q.label = Some("gp".to_owned())),
+        q(|q| {
+            q.builder = Some("rare".to_owned());
+            q.before = Some(1);
+        }),
+    ] {
+        assert!(
+            store.query_builds(&query).await.unwrap().is_empty(),
+            "{query:?}"
+        );
+    }
+
+    // No filter: the newest first; pages by `before` meet every build once.
+    let first = store.query_builds(&q(|_| {})).await.unwrap();
+    assert_eq!(ids(first).first(), Some(&newest));
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = BuildQuery {
+            label: Some("linux".to_owned()),
+            before,
+            limit: 500,
+            ..BuildQuery::default()
+        };
+        let page = ids(store.query_builds(&page).await.unwrap());
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().copied();
+        seen.extend(page);
+    }
+    let mut all: Vec<_> = newer.iter().map(|b| b.id).chain([old.id]).collect();
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(seen, all);
+    let none = BuildQuery {
+        limit: 0,
+        ..BuildQuery::default()
+    };
+    assert!(store.query_builds(&none).await.unwrap().is_empty());
+}
+
 /// One submit of `builder`: a build per matrix cell.
 fn submit(builder: &str, submit: &str, oses: &[&str]) -> Vec<crate::model::NewBuild> {
     oses.iter()
@@ -216,6 +307,36 @@ pub(super) async fn recent_submits_keep_each_builders_newest(store: &dyn Store) 
     assert_eq!(one.iter().map(|s| s.id).collect::<Vec<_>>(), [7, 6, 3]);
     assert!(store.recent_submits(0).await.unwrap().is_empty());
     assert_eq!(store.recent_submits(100).await.unwrap().len(), 7);
+}
+
+/// A long history of submits with 1 to 3 cells, interleaved across
+/// builders: the store returns exactly the builds of each builder's newest
+/// submits (nothing more to read past, nothing cut), newest first.
+pub(super) async fn recent_submits_return_only_what_the_grid_shows(store: &dyn Store) {
+    let builders = ["a", "b", "c"];
+    let oses = ["linux", "mac", "win"];
+    let mut batch = Vec::new();
+    for n in 0..60 {
+        for (i, builder) in builders.iter().enumerate() {
+            let cells = &oses[..(n + i) % 3 + 1];
+            batch.extend(submit(builder, &format!("{builder}{n}"), cells));
+        }
+    }
+    store.insert_builds(batch).await.unwrap();
+    let shown = store.recent_submits(10).await.unwrap();
+    let ids: Vec<_> = shown.iter().map(|s| s.id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(ids, sorted, "newest first");
+    for (i, builder) in builders.iter().enumerate() {
+        let mine: Vec<_> = shown.iter().filter(|s| s.builder == *builder).collect();
+        let want: usize = (50..60).map(|n| (n + i) % 3 + 1).sum();
+        assert_eq!(mine.len(), want, "builder {builder}: {mine:?}");
+        let mut submits: Vec<_> = mine.iter().map(|s| s.submit_id.clone()).collect();
+        submits.dedup();
+        let expected: Vec<_> = (50..60).rev().map(|n| format!("{builder}{n}")).collect();
+        assert_eq!(submits, expected, "builder {builder}");
+    }
 }
 
 pub(super) async fn unfinished_builds_oldest_first(store: &dyn Store) {

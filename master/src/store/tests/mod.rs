@@ -5,5 +5,6 @@
 mod both;
 mod contract;
 mod fixtures;
+mod plans;
 mod sqlite;
 mod triggers;

@@ -59,20 +59,22 @@
     });
   }
 
-  // Build page: reload when this build's state changes (the page is
-  // rendered by the master; a reload is the whole update).
+  // Build page: swap its two sections for the ones the master renders as
+  // the build moves on (state, attempts, steps, buttons), in place.
   function build() {
     var section = document.getElementById("build");
     if (!section || !section.dataset.events || !window.EventSource) return;
-    var id = Number(section.dataset.id);
     var es = new EventSource(section.dataset.events);
     es.addEventListener("build", function (e) {
       var b = JSON.parse(e.data);
-      if (b.id === id && b.state !== section.dataset.state) {
-        es.close();
-        window.location.reload();
-      }
+      var fresh = fragment(b.build);
+      var old = document.getElementById("build");
+      if (fresh && old) old.replaceWith(fresh);
+      fresh = fragment(b.attempts);
+      old = document.getElementById("attempts");
+      if (fresh && old) old.replaceWith(fresh);
     });
+    es.addEventListener("end", function () { es.close(); });
   }
 
   document.addEventListener("DOMContentLoaded", function () { builds(); build(); log(); });
