@@ -6,6 +6,7 @@
 pub mod ansi;
 pub mod assets;
 mod build_page;
+mod build_reports;
 mod builds_page;
 pub mod csrf;
 mod error;
@@ -17,6 +18,7 @@ mod log_page;
 pub mod login;
 pub mod router;
 pub mod session;
+mod sources;
 pub mod tail;
 mod workers;
 

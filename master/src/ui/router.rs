@@ -6,7 +6,9 @@ use axum::http::Method;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::{assets, build_page, builds_page, csrf, events, grid, log_page, login, workers};
+use super::{
+    assets, build_page, builds_page, csrf, events, grid, log_page, login, sources, workers,
+};
 use crate::api::AppState;
 
 pub const LOGIN: &str = "/login";
@@ -35,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/assets/{name}", get(assets::serve))
         .route("/grid", get(grid::page))
         .route("/workers", get(workers::page))
+        .route("/sources", get(sources::page))
         .layer(DefaultBodyLimit::max(csrf::FORM_LIMIT))
 }
 
