@@ -2,8 +2,8 @@
 # Builds the Docker worker image from a clean checkout, pulling nothing:
 #   burst-worker:latest and burst-worker:<workspace version>
 # Needs: the x86_64-unknown-linux-musl rustup target and Debian's musl-tools
-# (scripts/setup/20-rust-targets.sh, 10-apt.sh), busybox-static (10-apt.sh)
-# and a Docker engine.
+# (scripts/setup/20-rust-targets.sh, 10-apt.sh), busybox-static and git
+# (10-apt.sh) and a Docker engine.
 #
 #   images/docker/build.sh [IMAGE_NAME]    # default burst-worker
 set -euo pipefail
@@ -23,6 +23,12 @@ if [ ! -x "$busybox" ] || ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/n
   exit 1
 fi
 command -v docker >/dev/null || { echo "build.sh: docker CLI not found" >&2; exit 1; }
+# The checkout step runs git in the container: Debian's, copied in below.
+git_core=/usr/lib/git-core
+if [ ! -x /usr/bin/git ] || [ ! -x "$git_core/git-remote-http" ]; then
+  echo "build.sh: /usr/bin/git or $git_core/git-remote-http missing: run scripts/setup/10-apt.sh" >&2
+  exit 1
+fi
 
 echo "build.sh: cargo build -p burst-worker --release --target $target"
 (cd "$root" && cargo build -p burst-worker --release --target "$target" --locked)
@@ -45,6 +51,35 @@ while read -r applet; do
   ln -sf /bin/busybox "$rootfs/$applet"
   count=$((count + 1))
 done < <("$busybox" --list-full)
+# git for the checkout step: Debian's dynamic binaries with the shared
+# libraries ldd names (and the loader), so FROM scratch can run them.
+# Builtins (upload-pack for file:// fetches, …) are links to git; https
+# needs git-remote-http (curl, gnutls) and the CA bundle; `git submodule`
+# is a shell script run by busybox sh. No ssh client: ssh URLs need an
+# image that has one.
+copy_with_libs() {
+  local src="$1"
+  install -D -m 0755 "$src" "$rootfs$src"
+  ldd "$src" | awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }' | while read -r lib; do
+    # The loader is what the kernel executes: it needs the x bit.
+    mode=0644
+    case "$lib" in */ld-linux*) mode=0755 ;; esac
+    [ -e "$rootfs$lib" ] || install -D -m "$mode" "$(readlink -f "$lib")" "$rootfs$lib"
+  done
+}
+copy_with_libs /usr/bin/git
+copy_with_libs "$git_core/git-remote-http"
+for builtin in git-upload-pack git-receive-pack git-upload-archive; do
+  ln -sf /usr/bin/git "$rootfs$git_core/$builtin"
+done
+ln -sf git-remote-http "$rootfs$git_core/git-remote-https"
+for script in git-submodule git-sh-setup git-sh-i18n; do
+  install -m 0755 "$git_core/$script" "$rootfs$git_core/$script"
+done
+ln -sf /usr/bin/git "$rootfs$git_core/git"
+# An empty template dir: `git init` warns without one.
+mkdir -p "$rootfs/usr/share/git-core/templates"
+install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
 # A root user and group so `id`, `whoami` and tools that look users up work.
 printf 'root:x:0:0:root:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"

@@ -88,6 +88,28 @@ impl BuildState {
 pub enum Command {
     Script(String),
     Argv(Vec<String>),
+    /// The built-in checkout step: the worker fetches the build's revision
+    /// into the workspace with git (`worker/src/checkout.rs`).
+    Checkout(CheckoutSpec),
+}
+
+/// What `checkout = true` (or `uses = "checkout"`) fetches, and how. The
+/// repository and revision come from the build's source params
+/// (`BURST_REPO_URL`, `BURST_REVISION`) unless `url` names the repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutSpec {
+    /// The repository to fetch from instead of the build's `BURST_REPO_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The whole history instead of the revision alone (`--depth 1`).
+    #[serde(default)]
+    pub full: bool,
+    /// Also `git submodule update --init --recursive`.
+    #[serde(default)]
+    pub submodules: bool,
+    /// A `[secrets]` name: the https token, sent by git as basic auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// A step as the builder defines it, snapshotted into each build at submit

@@ -19,6 +19,12 @@ impl Master {
             .with_context(|| format!("GET {path}: bad JSON {}", String::from_utf8_lossy(&body)))
     }
 
+    /// GETs a UI page (`/builds/1`, `/sources`) with the admin token as a
+    /// bearer: its HTML.
+    pub async fn ui_get(&self, path: &str) -> anyhow::Result<String> {
+        Ok(String::from_utf8_lossy(&self.get_bytes(path).await?).into_owned())
+    }
+
     /// GETs `path` with the admin token; the body of a 2xx answer.
     async fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
         let url = format!("{}{path}", self.url());

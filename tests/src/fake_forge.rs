@@ -65,6 +65,8 @@ struct Inner {
     script: VecDeque<Answer>,
     /// Answered when the script is empty; `None`: 201.
     otherwise: Option<Answer>,
+    /// How long each answer is held back (a slow server).
+    hold: std::time::Duration,
 }
 
 #[derive(Clone, Default)]
@@ -111,6 +113,12 @@ impl FakeForge {
         self.with(|i| i.otherwise = answer);
     }
 
+    /// Holds every answer back this long (so a test can look at the
+    /// client while it waits).
+    pub fn hold(&self, d: std::time::Duration) {
+        self.with(|i| i.hold = d);
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.with(|i| i.calls.clone())
     }
@@ -132,10 +140,11 @@ async fn record(
             .collect(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     };
-    let answer = forge.with(|i| {
+    let (answer, hold) = forge.with(|i| {
         i.calls.push(call);
-        i.script.pop_front().or_else(|| i.otherwise.clone())
+        (i.script.pop_front().or_else(|| i.otherwise.clone()), i.hold)
     });
+    tokio::time::sleep(hold).await;
     let answer = answer.unwrap_or(Answer::status(201));
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, "{}").into_response();

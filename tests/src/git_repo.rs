@@ -12,7 +12,8 @@ use crate::cmd;
 
 const GIT_TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+/// Runs `git ARGS` in `dir` (as the tests' committer); its stdout.
+pub async fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let mut c = Command::new("git");
     c.current_dir(dir)
         .args([
@@ -71,10 +72,48 @@ impl GitRepo {
     /// Commits a change to `branch` (created from the current head if
     /// new) and pushes it; returns the new revision.
     pub async fn commit(&self, branch: &str, what: &str) -> anyhow::Result<String> {
+        self.commit_files(branch, &[(&format!("{what}.txt"), what)], what)
+            .await
+    }
+
+    /// Commits `files` (path relative to the repository, content; parent
+    /// directories are made) to `branch` and pushes it; returns the new
+    /// revision.
+    pub async fn commit_files(
+        &self,
+        branch: &str,
+        files: &[(&str, &str)],
+        message: &str,
+    ) -> anyhow::Result<String> {
         git(&self.work, &["checkout", "-q", "-B", branch]).await?;
-        std::fs::write(self.work.join(format!("{what}.txt")), what)?;
+        for (path, content) in files {
+            let path = self.work.join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(path, content)?;
+        }
         git(&self.work, &["add", "-A"]).await?;
-        git(&self.work, &["commit", "-q", "-m", what]).await?;
+        git(&self.work, &["commit", "-q", "-m", message]).await?;
+        git(&self.work, &["push", "-q", "-f", "origin", branch]).await?;
+        git(&self.work, &["rev-parse", "HEAD"]).await
+    }
+
+    /// Adds the repository at `url` as submodule `path` on `branch` and
+    /// pushes; returns the new revision.
+    pub async fn add_submodule(
+        &self,
+        branch: &str,
+        url: &str,
+        path: &str,
+    ) -> anyhow::Result<String> {
+        git(&self.work, &["checkout", "-q", "-B", branch]).await?;
+        git(&self.work, &["submodule", "add", "-q", url, path]).await?;
+        git(
+            &self.work,
+            &["commit", "-q", "-m", &format!("submodule {path}")],
+        )
+        .await?;
         git(&self.work, &["push", "-q", "-f", "origin", branch]).await?;
         git(&self.work, &["rev-parse", "HEAD"]).await
     }

@@ -4,6 +4,7 @@
 
 pub mod args;
 mod backoff;
+mod checkout;
 mod interruption;
 mod journal;
 pub mod launch_token;

@@ -24,6 +24,13 @@ pub const CHUNK_SIZE: usize = 32 * 1024;
 /// something outside the group still holds a pipe open.
 const DRAIN_BUDGET: Duration = Duration::from_secs(1);
 
+/// The last bytes of a process's stderr, kept for an error message (the
+/// checkout step quotes git's).
+pub(crate) type Tail = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// How much of stderr a [`Tail`] keeps.
+pub(crate) const TAIL_LIMIT: usize = 4096;
+
 /// Journals everything `stdout` and `stderr` produce, in order (the
 /// journal's offsets count the bytes of both streams before a chunk).
 /// `exited` fires when the step's main process has exited; from then on the
@@ -34,6 +41,7 @@ pub(crate) async fn pump<O, E>(
     stderr: Option<E>,
     journal: Journal,
     mut exited: oneshot::Receiver<()>,
+    tail: Option<Tail>,
 ) -> u64
 where
     O: AsyncRead + Unpin,
@@ -69,6 +77,9 @@ where
             }
             Event::Read(kind, Ok(data)) if data.is_empty() => close(kind, &mut out, &mut err),
             Event::Read(kind, Ok(data)) => {
+                if let Some(tail) = tail.as_ref().filter(|_| kind == OutputStream::Stderr) {
+                    keep_tail(tail, &data);
+                }
                 let len = data.len() as u64;
                 journal.append(&step_run_id, kind as i32, data).await;
                 offset += len;
@@ -80,6 +91,15 @@ where
         }
     }
     offset
+}
+
+fn keep_tail(tail: &Tail, data: &[u8]) {
+    let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+    t.extend_from_slice(data);
+    if t.len() > TAIL_LIMIT {
+        let cut = t.len() - TAIL_LIMIT;
+        t.drain(..cut);
+    }
 }
 
 enum Event {
@@ -160,6 +180,7 @@ mod tests {
             Some(stderr),
             journal.clone(),
             exited,
+            None,
         ));
         let mut next = 0u64;
         let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -193,6 +214,7 @@ mod tests {
             None,
             Journal::new(dir.path()),
             exited,
+            None,
         )
         .await;
         assert_eq!(n, 0);

@@ -122,6 +122,9 @@ pub(crate) fn rejected(step_run_id: String, error: String) -> StepFinished {
 
 /// `None` when the master stopped wanting the step while it ran.
 async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Option<StepFinished> {
+    if let Some(run_step::Command::Checkout(checkout)) = &run.command {
+        return crate::checkout::run(run, checkout, ctx, stop).await;
+    }
     let mut finished = StepFinished {
         step_run_id: run.step_run_id.clone(),
         ..Default::default()
@@ -134,13 +137,37 @@ async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Opt
         }
     };
     let _script_file = script_file.map(RemoveOnDrop);
-    let (mut child, tree) = match platform::spawn(&mut cmd) {
-        Ok(spawned) => spawned,
-        Err(e) => {
-            finished.error = format!("failed to start {}: {e}", describe(run));
-            return Some(finished);
+    let deadline = deadline(run);
+    match supervise(&mut cmd, run, ctx, stop, deadline, &mut finished, None).await {
+        Err(e) => finished.error = format!("failed to start {}: {e}", describe(run)),
+        Ok(None) => return None,
+        Ok(Some(Ok(status))) => {
+            (finished.exit_code, finished.signal) = platform::exit_parts(status);
         }
-    };
+        Ok(Some(Err(e))) => finished.error = format!("failed to wait for the step: {e}"),
+    }
+    Some(finished)
+}
+
+/// When a step started now must be over (`None`: no timeout).
+pub(crate) fn deadline(run: &RunStep) -> Option<Instant> {
+    (run.timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(run.timeout_ms))
+}
+
+/// Spawns `cmd` as part of step `run`, journals its output (and keeps the
+/// end of its stderr in `tail`), and waits for it, killing its tree at
+/// `deadline` or when `stop` says so (recorded in `finished`). `Err`: it
+/// could not be spawned; `Ok(None)`: the master no longer wants the step.
+pub(crate) async fn supervise(
+    cmd: &mut Command,
+    run: &RunStep,
+    ctx: &StepContext,
+    stop: &mut StopSignal,
+    deadline: Option<Instant>,
+    finished: &mut StepFinished,
+    tail: Option<output::Tail>,
+) -> std::io::Result<Option<std::io::Result<ExitStatus>>> {
+    let (mut child, tree) = platform::spawn(cmd)?;
     let tree = TreeGuard(Some(tree));
 
     let (exited_tx, exited_rx) = oneshot::channel();
@@ -150,10 +177,9 @@ async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Opt
         child.stderr.take(),
         ctx.journal.clone(),
         exited_rx,
+        tail,
     )));
 
-    let deadline =
-        (run.timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(run.timeout_ms));
     let mut lost = false;
     let status = tokio::select! {
         status = child.wait() => status,
@@ -180,36 +206,29 @@ async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Opt
     tree.sweep();
     let _ = exited_tx.send(());
     if lost {
-        return None;
-    }
-    match status {
-        Ok(status) => (finished.exit_code, finished.signal) = platform::exit_parts(status),
-        Err(e) => finished.error = format!("failed to wait for the step: {e}"),
+        return Ok(None);
     }
 
     // StepFinished goes after all of the step's output.
     loop {
         tokio::select! {
             r = &mut pump.0 => {
-                match r {
-                    Ok(_bytes) => break,
-                    Err(e) => {
-                        tracing::warn!(step = %run.step_run_id, "failed to forward the step's output: {e}");
-                        break;
-                    }
+                if let Err(e) = r {
+                    tracing::warn!(step = %run.step_run_id, "failed to forward the step's output: {e}");
                 }
+                break;
             }
             why = stop.next() => if why == Stop::Lost {
-                return None;
+                return Ok(None);
             },
         }
     }
-    Some(finished)
+    Ok(Some(status))
 }
 
-/// The directory and command for `run`, and the script file written for
-/// it, if any (a multi-line cmd script on Windows).
-async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<PathBuf>), String> {
+/// Creates the build's directory and the step's working directory in it
+/// (both the step user's, if any) and returns the latter.
+pub(crate) async fn prepare_dir(run: &RunStep, ctx: &StepContext) -> Result<PathBuf, String> {
     let dir = step_dir(&ctx.work_dir, &run.build_key, &run.working_dir)?;
     let build_dir = ctx.work_dir.join(&run.build_key);
     crate::workspace::create_build_dir(&build_dir, ctx.step_user.as_ref())
@@ -227,6 +246,13 @@ async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<Pa
             )
         })?;
     }
+    Ok(dir)
+}
+
+/// The directory and command for `run`, and the script file written for
+/// it, if any (a multi-line cmd script on Windows).
+async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<PathBuf>), String> {
+    let dir = prepare_dir(run, ctx).await?;
     let (mut cmd, script_file) = match &run.command {
         Some(run_step::Command::Script(script)) => {
             let shell = if run.shell.is_empty() {
@@ -243,7 +269,9 @@ async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<Pa
         Some(run_step::Command::Argv(argv)) => {
             (platform::argv_command(&argv.args, &run.shell)?, None)
         }
-        None => return Err("failed to run step: it has neither a script nor an argv".to_owned()),
+        Some(run_step::Command::Checkout(_)) | None => {
+            return Err("failed to run step: it has neither a script nor an argv".to_owned())
+        }
     };
     let sent: BTreeMap<&String, &String> = run.env.iter().collect();
     cmd.current_dir(&dir)

@@ -36,6 +36,7 @@ pub fn mask_build(build: &mut Build, config: &Config, mask: &Mask) {
             match command {
                 Command::Script(s) => text(s),
                 Command::Argv(args) => args.iter_mut().for_each(text),
+                Command::Checkout(c) => c.url.iter_mut().for_each(text),
             }
         }
     }

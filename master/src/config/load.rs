@@ -417,7 +417,7 @@ run = "true"
     fn step_without_run_or_argv() {
         let text = GOOD.replace("run = \"true\"", "");
         let (shown, _) = load_err(&text, &[]);
-        assert_eq!(shown, "FILE:14: builders[0].steps[0]: step \"s\" needs exactly one of run or argv (neither is set)");
+        assert_eq!(shown, "FILE:14: builders[0].steps[0]: step \"s\" needs exactly one of run, argv or checkout = true (none is set)");
     }
 
     #[test]

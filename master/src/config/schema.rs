@@ -218,18 +218,60 @@ pub struct StepConfig {
     /// Names of `[secrets]` this step's environment gets.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// The built-in checkout step: fetch the build's revision into the
+    /// workspace (`working_dir`, default the build's directory).
+    #[serde(default)]
+    pub checkout: bool,
+    /// `uses = "checkout"`: the same as `checkout = true`.
+    #[serde(default)]
+    pub uses: Option<String>,
+    /// checkout: the repository URL instead of the build's `BURST_REPO_URL`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// checkout: the whole history instead of the revision alone.
+    #[serde(default)]
+    pub full_history: bool,
+    /// checkout: also check out the submodules (recursively).
+    #[serde(default)]
+    pub submodules: bool,
+    /// checkout: a `[secrets]` name, the https token (basic auth, user
+    /// `x-access-token`, which GitHub and GitLab accept).
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
+/// The one value `uses` knows.
+pub const USES_CHECKOUT: &str = "checkout";
+
 impl StepConfig {
+    /// `checkout = true` or `uses = "checkout"`.
+    pub fn is_checkout(&self) -> bool {
+        self.checkout || self.uses.as_deref() == Some(USES_CHECKOUT)
+    }
+
     /// The step as builds carry it. Validation has already checked that
-    /// exactly one of `run` and `argv` is set.
+    /// exactly one of `run`, `argv` and a checkout is set.
     pub fn to_spec(&self) -> StepSpec {
-        use crate::model::Command;
+        use crate::model::{CheckoutSpec, Command};
         let command = match (&self.run, &self.argv) {
+            _ if self.is_checkout() => Command::Checkout(CheckoutSpec {
+                url: self.url.clone(),
+                full: self.full_history,
+                submodules: self.submodules,
+                secret: self.token.clone(),
+            }),
             (_, Some(argv)) => Command::Argv(argv.clone()),
             (Some(run), None) => Command::Script(run.clone()),
             (None, None) => Command::Script(String::new()),
         };
+        // The token reaches the master's `RunStep` like any step secret
+        // (and so is checked before the build starts).
+        let mut secrets = self.secrets.clone();
+        if let Some(t) = self.token.as_ref().filter(|_| self.is_checkout()) {
+            if !secrets.contains(t) {
+                secrets.push(t.clone());
+            }
+        }
         StepSpec {
             name: self.name.clone(),
             command,
@@ -240,7 +282,7 @@ impl StepConfig {
             timeout: self.timeout.map(Positive::get),
             continue_on_failure: self.continue_on_failure,
             always_run: self.always_run,
-            secrets: self.secrets.clone(),
+            secrets,
         }
     }
 }

@@ -60,6 +60,12 @@ pub struct SourceConfig {
     /// git-poll: the repository URL (https, ssh or file).
     #[serde(default)]
     pub url: Option<String>,
+    /// github / gitlab: where the checkout step fetches `repo` from
+    /// (`https://github.com/{repo}.git`, `https://gitlab.com/{repo}.git` by
+    /// default; set it for GitHub Enterprise or a self-managed GitLab).
+    /// `{repo}` is replaced by the repository's `owner/name`.
+    #[serde(default)]
+    pub clone_url: Option<String>,
     /// git-poll: branch names or globs (`release/*`) to watch.
     #[serde(default)]
     pub branches: Vec<String>,
@@ -74,6 +80,23 @@ pub struct SourceConfig {
 impl SourceConfig {
     pub fn poll_interval(&self) -> Duration {
         self.interval.map_or(DEFAULT_POLL_INTERVAL, Positive::get)
+    }
+
+    /// The URL the checkout step fetches `repo` (a change's `BURST_REPO`)
+    /// from, as `BURST_REPO_URL`; `None` for generic sources.
+    pub fn clone_url(&self, repo: &str) -> Option<String> {
+        let default = match self.kind {
+            SourceKind::GitPoll => return self.url.clone(),
+            SourceKind::Generic => return None,
+            SourceKind::Github => "https://github.com/{repo}.git",
+            SourceKind::Gitlab => "https://gitlab.com/{repo}.git",
+        };
+        Some(
+            self.clone_url
+                .as_deref()
+                .unwrap_or(default)
+                .replace("{repo}", repo),
+        )
     }
 
     /// For a git-poll URL: the name shown as `BURST_REPO`.
@@ -276,6 +299,11 @@ fn source_problems(
         "github, gitlab or git-poll",
     );
     only("url", s.url.is_some() && !poll, "git-poll");
+    only(
+        "clone_url",
+        s.clone_url.is_some() && !webhook,
+        "github or gitlab",
+    );
     only("branches", !s.branches.is_empty() && !poll, "git-poll");
     only("interval", s.interval.is_some() && !poll, "git-poll");
     only(
@@ -283,6 +311,9 @@ fn source_problems(
         !s.builders.is_empty() && s.kind != SourceKind::Generic,
         "generic",
     );
+    if let Some(why) = s.clone_url.as_deref().and_then(url_problem) {
+        out.push((path.key("clone_url"), why));
+    }
     match &s.secret {
         None if s.kind != SourceKind::GitPoll => out.push((
             path.key("secret"),
@@ -347,7 +378,7 @@ fn source_problems(
 
 /// A URL `git ls-remote` may be given: https, http, ssh or file, and no
 /// option in disguise.
-fn url_problem(url: &str) -> Option<String> {
+pub(crate) fn url_problem(url: &str) -> Option<String> {
     const SCHEMES: &[&str] = &["https://", "http://", "ssh://", "git://", "file://"];
     if url.starts_with('-') || url.chars().any(char::is_control) {
         return Some(format!("{url:?} is not a repository URL"));
@@ -495,5 +526,53 @@ token = "S"
         assert_eq!(config.sources[0].kind, SourceKind::Github);
         assert_eq!(config.rules[0].builders, ["test"]);
         assert_eq!(config.reporters[0].name, "github-status");
+        // Its builder checks the pushed revision out with the built-in step.
+        assert!(config.builders[0].steps[0].is_checkout());
+    }
+
+    #[test]
+    fn clone_urls_default_per_forge_and_may_be_set() {
+        let source = |kind: SourceKind, clone_url: Option<&str>| SourceConfig {
+            name: "s".into(),
+            kind,
+            secret: None,
+            repo: None,
+            url: Some("file:///srv/app.git".into()),
+            clone_url: clone_url.map(str::to_owned),
+            branches: vec![],
+            interval: None,
+            builders: vec![],
+        };
+        let url = |kind, clone_url| source(kind, clone_url).clone_url("acme/app");
+        assert_eq!(
+            url(SourceKind::Github, None).as_deref(),
+            Some("https://github.com/acme/app.git")
+        );
+        assert_eq!(
+            url(SourceKind::Gitlab, None).as_deref(),
+            Some("https://gitlab.com/acme/app.git")
+        );
+        assert_eq!(
+            url(
+                SourceKind::Github,
+                Some("https://ghe.example.com/{repo}.git")
+            )
+            .as_deref(),
+            Some("https://ghe.example.com/acme/app.git")
+        );
+        assert_eq!(
+            url(SourceKind::GitPoll, None).as_deref(),
+            Some("file:///srv/app.git")
+        );
+        assert_eq!(url(SourceKind::Generic, None), None);
+        let text = format!(
+            "{BASE}\n[[sources]]\nname = \"p\"\nkind = \"git-poll\"\nurl = \"file:///x\"\nbranches = [\"main\"]\nclone_url = \"https://h/x\"\n"
+        );
+        let p = problems(&text);
+        assert!(
+            p.iter()
+                .any(|p| p.contains("clone_url applies to kind github or gitlab only")),
+            "{p:?}"
+        );
     }
 }

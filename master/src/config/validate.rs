@@ -275,7 +275,7 @@ impl Checker {
                     ),
                 );
             }
-            self.step(&step_path, step);
+            self.step(config, &step_path, step);
         }
     }
 
@@ -463,15 +463,70 @@ impl Checker {
         );
     }
 
-    fn step(&mut self, path: &KeyPath, s: &StepConfig) {
+    /// A checkout step: nothing else to run, a repository URL git may be
+    /// given, a declared token.
+    fn checkout_step(&mut self, config: &Config, path: &KeyPath, s: &StepConfig) {
+        for (key, set) in [
+            ("run", s.run.is_some()),
+            ("argv", s.argv.is_some()),
+            ("run_windows", s.run_windows.is_some()),
+            ("shell", s.shell.is_some()),
+        ] {
+            if set {
+                self.push(
+                    &path.key(key),
+                    format!("a checkout step runs git itself; {key} does not apply"),
+                );
+            }
+        }
+        if let Some(why) = s.url.as_deref().and_then(super::sources::url_problem) {
+            self.push(&path.key("url"), why);
+        }
+        if let Some(name) = &s.token {
+            if !config.secrets.contains_key(name) {
+                self.push(
+                    &path.key("token"),
+                    format!("unknown secret {name:?} (declare it under [secrets])"),
+                );
+            }
+        }
+    }
+
+    fn step(&mut self, config: &Config, path: &KeyPath, s: &StepConfig) {
         if s.name.is_empty() {
             self.push(&path.key("name"), "step name must not be empty");
         }
+        if let Some(uses) = &s.uses {
+            if uses != super::schema::USES_CHECKOUT {
+                self.push(
+                    &path.key("uses"),
+                    format!("unknown step kind {uses:?} (the one built in is \"checkout\")"),
+                );
+            }
+        }
+        if s.is_checkout() {
+            self.checkout_step(config, path, s);
+        } else {
+            for (key, set) in [
+                ("url", s.url.is_some()),
+                ("full_history", s.full_history),
+                ("submodules", s.submodules),
+                ("token", s.token.is_some()),
+            ] {
+                if set {
+                    self.push(
+                        &path.key(key),
+                        format!("{key} applies to a checkout step only (checkout = true)"),
+                    );
+                }
+            }
+        }
         match (&s.run, &s.argv) {
+            _ if s.is_checkout() => {}
             (None, None) => self.push(
                 path,
                 format!(
-                    "step {:?} needs exactly one of run or argv (neither is set)",
+                    "step {:?} needs exactly one of run, argv or checkout = true (none is set)",
                     s.name
                 ),
             ),
@@ -751,9 +806,92 @@ run = "true"
     }
 
     #[test]
+    fn checkout_steps_are_checked() {
+        let ok = |step: &str| issues(&BASE.replace("run = \"true\"", step));
+        assert_eq!(ok("checkout = true"), Vec::<String>::new());
+        assert_eq!(
+            ok("uses = \"checkout\"\nfull_history = true\nsubmodules = true\nurl = \"https://git.example.com/a.git\"\nworking_dir = \"src\""),
+            Vec::<String>::new()
+        );
+        let unknown = ok("uses = \"clone\"");
+        assert!(
+            has(
+                &unknown,
+                "builders[0].steps[0].uses: unknown step kind \"clone\""
+            ),
+            "{unknown:?}"
+        );
+        let both = ok("checkout = true\nrun = \"make\"\nshell = \"bash\"");
+        assert!(
+            has(
+                &both,
+                "builders[0].steps[0].run: a checkout step runs git itself"
+            ),
+            "{both:?}"
+        );
+        assert!(
+            has(
+                &both,
+                "builders[0].steps[0].shell: a checkout step runs git itself"
+            ),
+            "{both:?}"
+        );
+        let url = ok("checkout = true\nurl = \"https://user:pw@git.example.com/a.git\"");
+        assert!(
+            has(&url, "builders[0].steps[0].url: must not carry credentials"),
+            "{url:?}"
+        );
+        let url = ok("checkout = true\nurl = \"--upload-pack=evil\"");
+        assert!(has(&url, "builders[0].steps[0].url:"), "{url:?}");
+        let token = ok("checkout = true\ntoken = \"NOPE\"");
+        assert!(
+            has(
+                &token,
+                "builders[0].steps[0].token: unknown secret \"NOPE\""
+            ),
+            "{token:?}"
+        );
+        let stray = ok("run = \"true\"\nsubmodules = true\ntoken = \"X\"");
+        assert!(
+            has(
+                &stray,
+                "builders[0].steps[0].submodules: submodules applies to a checkout step only"
+            ),
+            "{stray:?}"
+        );
+        assert!(
+            has(
+                &stray,
+                "builders[0].steps[0].token: token applies to a checkout step only"
+            ),
+            "{stray:?}"
+        );
+    }
+
+    #[test]
+    fn a_checkout_step_becomes_a_checkout_command_with_its_token_as_a_secret() {
+        use crate::model::{CheckoutSpec, Command};
+        let step: StepConfig = toml::from_str(
+            "name = \"co\"\nuses = \"checkout\"\nfull_history = true\ntoken = \"GIT_TOKEN\"",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let spec = step.to_spec();
+        assert_eq!(
+            spec.command,
+            Command::Checkout(CheckoutSpec {
+                url: None,
+                full: true,
+                submodules: false,
+                secret: Some("GIT_TOKEN".into()),
+            })
+        );
+        assert_eq!(spec.secrets, ["GIT_TOKEN"]);
+    }
+
+    #[test]
     fn steps_need_exactly_one_command() {
         let neither = issues(&BASE.replace("run = \"true\"", ""));
-        assert_eq!(neither, ["builders[0].steps[0]: step \"s\" needs exactly one of run or argv (neither is set)"]);
+        assert_eq!(neither, ["builders[0].steps[0]: step \"s\" needs exactly one of run, argv or checkout = true (none is set)"]);
         let both = issues(&BASE.replace("run = \"true\"", "run = \"true\"\nargv = [\"true\"]"));
         assert!(
             has(

@@ -179,6 +179,20 @@ impl TriggerStore for MeteredStore {
         .await
     }
 
+    async fn watch_submit(
+        &self,
+        submit_id: &str,
+        source: &str,
+        reporters: &[String],
+        now: Millis,
+    ) -> StoreResult<()> {
+        self.write(
+            "watch_submit",
+            self.inner.watch_submit(submit_id, source, reporters, now),
+        )
+        .await
+    }
+
     async fn due_reports(&self, now: Millis, limit: u32) -> StoreResult<Vec<Report>> {
         self.inner.due_reports(now, limit).await
     }

@@ -26,7 +26,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct ReporterSettings {
-    /// How often build states are read and the outbox is looked at.
+    /// How often the outbox is looked at.
     pub tick: Duration,
     pub retry_min: Duration,
     pub retry_max: Duration,
@@ -48,9 +48,9 @@ impl ReporterSettings {
     }
 }
 
-pub(super) struct Reporters {
-    pub(super) config: Arc<Config>,
-    pub(super) store: Arc<dyn Store>,
+struct Reporters {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     settings: ReporterSettings,
     http: reqwest::Client,
@@ -83,7 +83,6 @@ pub fn spawn_reporters(
     };
     Ok(Some(tokio::spawn(async move {
         loop {
-            r.watch().await;
             r.deliver().await;
             tokio::select! {
                 () = tokio::time::sleep(r.settings.tick) => {}
@@ -105,7 +104,7 @@ enum Tried {
 }
 
 impl Reporters {
-    pub(super) async fn deliver(&self) {
+    async fn deliver(&self) {
         let due = match self.store.due_reports(now_millis(), BATCH).await {
             Ok(d) => d,
             Err(e) => {

@@ -1,48 +1,37 @@
-//! Turns build state changes into outbox rows: every tick, each watched
-//! build whose state differs from the one last queued gets one row per
-//! reporter of its source. Reading the store (not the scheduler's events)
-//! keeps reporters off the scheduler's path and catches up after a restart.
+//! Which reporters a triggered submit's builds go to, recorded before the
+//! builds are submitted. From then on the store queues every state such a
+//! build is saved with in the outbox, in the same write as the build
+//! (`TriggerStore::watch_submit`): no transition is skipped, however fast
+//! the build, and none is queued twice.
 
 use burst_common::error_chain::Chain;
 
-use super::deliver::Reporters;
-use crate::model::now_millis;
+use crate::config::Config;
+use crate::model::{now_millis, NewBuild};
+use crate::store::Store;
 
-impl Reporters {
-    pub(super) async fn watch(&self) {
-        let watched = match self.store.watched_builds().await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %Chain(&e), "failed to list the builds reporters watch");
-                return;
-            }
-        };
-        for w in watched {
-            let build = match self.store.get_build(w.build_id).await {
-                Ok(Some(b)) => b,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(build = w.build_id, error = %Chain(&e), "failed to read a watched build");
-                    continue;
-                }
-            };
-            if w.last_state == Some(build.state) {
-                continue;
-            }
-            let names: Vec<String> = self
-                .config
-                .reporters
-                .iter()
-                .filter(|r| r.sources.contains(&w.source))
-                .map(|r| r.name.clone())
-                .collect();
-            if let Err(e) = self
-                .store
-                .enqueue_reports(build.id, build.state, &names, now_millis())
-                .await
-            {
-                tracing::warn!(build = build.id, error = %Chain(&e), "failed to queue a build's reports");
-            }
+/// Watches the submits of `builds`, which `source` is about to start, for
+/// the reporters of `source`. A store failure is logged: reporting never
+/// fails a build.
+pub async fn watch_submit(config: &Config, store: &dyn Store, source: &str, builds: &[NewBuild]) {
+    let reporters: Vec<String> = config
+        .reporters
+        .iter()
+        .filter(|r| r.sources.iter().any(|s| s == source))
+        .map(|r| r.name.clone())
+        .collect();
+    if reporters.is_empty() {
+        return;
+    }
+    let mut submits: Vec<&str> = builds.iter().map(|b| b.submit_id.as_str()).collect();
+    submits.sort_unstable();
+    submits.dedup();
+    for submit in submits {
+        if let Err(e) = store
+            .watch_submit(submit, source, &reporters, now_millis())
+            .await
+        {
+            tracing::warn!(submit, error = %Chain(&e), "failed to record a triggered submit for its reporters");
         }
     }
 }

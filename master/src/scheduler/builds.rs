@@ -303,6 +303,7 @@ impl Scheduler {
             command: Some(match command {
                 Command::Script(s) => run_step::Command::Script(s.clone()),
                 Command::Argv(a) => run_step::Command::Argv(Argv { args: a.clone() }),
+                Command::Checkout(c) => run_step::Command::Checkout(checkout(c, &build.params)),
             }),
             shell: spec.shell.clone().unwrap_or_default(),
             env: env.into_iter().collect(),
@@ -704,5 +705,66 @@ fn describe_failure(name: &str, state: StepState, f: &StepFinished) -> String {
             (None, Some(sig)) => format!("step {name} was killed by signal {sig}"),
             (None, None) => format!("step {name} failed"),
         },
+    }
+}
+
+/// The worker's checkout of `spec` for a build with `params`: the
+/// repository is the step's `url` or the build's `BURST_REPO_URL`, the
+/// revision its `BURST_REVISION` (either empty when the build has none:
+/// the worker fails the step, naming what is missing).
+fn checkout(
+    spec: &crate::model::CheckoutSpec,
+    params: &std::collections::BTreeMap<String, String>,
+) -> burst_proto::Checkout {
+    let param = |name: &str| params.get(name).cloned().unwrap_or_default();
+    burst_proto::Checkout {
+        url: spec
+            .url
+            .clone()
+            .unwrap_or_else(|| param(crate::triggers::REPO_URL)),
+        revision: param(crate::triggers::REVISION),
+        full_history: spec.full,
+        submodules: spec.submodules,
+        token_env: spec.secret.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod checkout_tests {
+    use super::checkout;
+    use crate::model::CheckoutSpec;
+
+    #[test]
+    fn a_checkout_takes_the_builds_source_unless_the_step_names_a_url() {
+        let params = [
+            (
+                "BURST_REPO_URL".to_owned(),
+                "https://github.com/acme/app.git".to_owned(),
+            ),
+            ("BURST_REVISION".to_owned(), "a".repeat(40)),
+        ]
+        .into();
+        let spec = CheckoutSpec {
+            secret: Some("GIT_TOKEN".into()),
+            submodules: true,
+            ..Default::default()
+        };
+        let c = checkout(&spec, &params);
+        assert_eq!(c.url, "https://github.com/acme/app.git");
+        assert_eq!(c.revision, "a".repeat(40));
+        assert!(c.submodules && !c.full_history);
+        // The env entry's name, never the value: the value is in `env`.
+        assert_eq!(c.token_env, "GIT_TOKEN");
+        let own = CheckoutSpec {
+            url: Some("file:///srv/app.git".into()),
+            full: true,
+            ..Default::default()
+        };
+        let c = checkout(&own, &params);
+        assert_eq!(c.url, "file:///srv/app.git");
+        assert!(c.full_history && c.token_env.is_empty());
+        // A build without source params: empty, for the worker to refuse.
+        let c = checkout(&spec, &Default::default());
+        assert!(c.url.is_empty() && c.revision.is_empty());
     }
 }

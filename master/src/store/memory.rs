@@ -137,6 +137,7 @@ impl Store for MemoryStore {
             inner.last_build_id += 1;
             let build = new.into_build(inner.last_build_id, created_at);
             inner.builds.insert(build.id, build.clone());
+            inner.triggers.inserted(&build, created_at);
             inserted.push(build);
         }
         Ok(inserted)
@@ -171,6 +172,7 @@ impl Store for MemoryStore {
             inner.last_build_id += 1;
             let build = new.into_build(inner.last_build_id, now);
             inner.builds.insert(build.id, build.clone());
+            inner.triggers.inserted(&build, now);
             inserted.push(build);
         }
         let row = KeyRow {
@@ -192,6 +194,7 @@ impl Store for MemoryStore {
             .get_mut(&build.id)
             .ok_or(StoreError::UnknownBuild(build.id))?;
         *slot = normalized(build);
+        inner.triggers.saved(build, now_millis());
         Ok(())
     }
 

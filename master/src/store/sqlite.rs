@@ -23,7 +23,7 @@ use super::{
     sqlite_tokens, Store, StoreError, StoreResult,
 };
 
-mod triggers;
+pub(super) mod triggers;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 

@@ -92,6 +92,7 @@ pub(super) async fn insert_rows(
         .await
         .map_err(query_err("insert a build"))?;
         build.id = result.last_insert_rowid();
+        super::sqlite::triggers::watch_inserted(&mut *conn, &build, created_at).await?;
         inserted.push(build);
     }
     Ok(inserted)
@@ -139,6 +140,7 @@ pub(super) async fn save_build(pool: &SqlitePool, build: &Build) -> StoreResult<
     for attempt in &build.attempts {
         insert_attempt(&mut tx, build, attempt).await?;
     }
+    super::sqlite::triggers::queue_transition(&mut tx, build.id, build.state, now_millis()).await?;
     tx.commit().await.map_err(query_err("commit a saved build"))
 }
 

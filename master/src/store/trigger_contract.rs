@@ -50,6 +50,18 @@ pub trait TriggerStore: Send + Sync {
         now: Millis,
     ) -> StoreResult<()>;
 
+    /// Watches the builds of submit `submit_id` (not inserted yet) for
+    /// `reporters`: from their insert on, every state a build is saved
+    /// with is queued for each reporter once, in the same write as the
+    /// build (so no transition is missed, however fast the build).
+    async fn watch_submit(
+        &self,
+        submit_id: &str,
+        source: &str,
+        reporters: &[String],
+        now: Millis,
+    ) -> StoreResult<()>;
+
     /// Undelivered reports due at `now` (not given up), oldest first.
     async fn due_reports(&self, now: Millis, limit: u32) -> StoreResult<Vec<Report>>;
 

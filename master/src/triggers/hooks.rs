@@ -407,12 +407,12 @@ async fn generic_hook(
     for b in &mut builds {
         b.submitted_by = Some(format!("source:{}", source.name));
     }
+    crate::reporters::watch_submit(&hooks.config, hooks.store.as_ref(), &source.name, &builds)
+        .await;
     match hooks.submitter.submit(builds).await {
         Ok(ids) => {
             tracing::info!(target: "audit", source = %source.name, builder = %req.builder, builds = ?ids, "builds triggered by a generic webhook");
             hooks.metrics.trigger_change(&source.name, "built");
-            crate::reporters::watch_new(&hooks.config, hooks.store.as_ref(), &source.name, &ids)
-                .await;
             (
                 StatusCode::CREATED,
                 Json(GenericAnswer {

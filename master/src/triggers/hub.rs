@@ -209,7 +209,10 @@ impl Hub {
     /// previous change started when the rule says so.
     async fn fire(&mut self, rule: &Rule, change: Change) -> Vec<BuildId> {
         let source = match source_params::of(&change) {
-            Ok(p) => p,
+            Ok(mut p) => {
+                source_params::add_repo_url(&self.config, &change.source, &mut p);
+                p
+            }
             Err(why) => {
                 tracing::warn!(source = %change.source, "change refused: {why}");
                 self.metrics.trigger_change(&change.source, "refused");
@@ -237,6 +240,13 @@ impl Hub {
             for b in &mut builds {
                 b.submitted_by = Some(format!("source:{}", change.source));
             }
+            crate::reporters::watch_submit(
+                &self.config,
+                self.store.as_ref(),
+                &change.source,
+                &builds,
+            )
+            .await;
             match self.submitter.submit(builds).await {
                 Ok(ids) => {
                     tracing::info!(
@@ -251,13 +261,6 @@ impl Hub {
                         "builds triggered"
                     );
                     self.metrics.trigger_change(&change.source, "built");
-                    crate::reporters::watch_new(
-                        &self.config,
-                        self.store.as_ref(),
-                        &change.source,
-                        &ids,
-                    )
-                    .await;
                     started.extend(ids);
                 }
                 Err(e) => {

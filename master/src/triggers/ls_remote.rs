@@ -36,8 +36,28 @@ pub(super) async fn heads(
     let mut cmd = Command::new("git");
     // `--` ends the options: validation refuses URLs starting with `-`
     // anyway.
-    cmd.args(["ls-remote", "--heads", "--", url])
-        .env("GIT_TERMINAL_PROMPT", "0")
+    cmd.args(["ls-remote", "--heads", "--", url]);
+    quiet_env(&mut cmd, password);
+    let out = tokio::time::timeout(DEADLINE, cmd.output())
+        .await
+        .map_err(|_| LsRemoteError::Timeout)?
+        .map_err(LsRemoteError::Spawn)?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let message: String = text.trim().chars().take(MAX_MESSAGE).collect();
+        return Err(LsRemoteError::Failed {
+            status: out.status.to_string(),
+            message,
+        });
+    }
+    parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// What every git the master runs gets: no prompt of any kind, ssh in
+/// batch mode, and the https token (if any) as a basic-auth header in the
+/// environment, never in an argument.
+pub(super) fn quiet_env(cmd: &mut Command, password: Option<&str>) {
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "/bin/false")
         .env("SSH_ASKPASS", "/bin/false")
         // No prompt for an unknown ssh host key, no agent forwarding.
@@ -54,19 +74,6 @@ pub(super) async fn heads(
                 format!("Authorization: Basic {basic}"),
             );
     }
-    let out = tokio::time::timeout(DEADLINE, cmd.output())
-        .await
-        .map_err(|_| LsRemoteError::Timeout)?
-        .map_err(LsRemoteError::Spawn)?;
-    if !out.status.success() {
-        let text = String::from_utf8_lossy(&out.stderr);
-        let message: String = text.trim().chars().take(MAX_MESSAGE).collect();
-        return Err(LsRemoteError::Failed {
-            status: out.status.to_string(),
-            message,
-        });
-    }
-    parse(&String::from_utf8_lossy(&out.stdout))
 }
 
 fn parse(text: &str) -> Result<BTreeMap<String, String>, LsRemoteError> {

@@ -3,6 +3,7 @@
 //! builds (`rules.rs`, `stable.rs`, run by the one `hub.rs` actor).
 
 mod change;
+mod changed_paths;
 mod github;
 mod gitlab;
 mod glob;
@@ -30,5 +31,5 @@ pub use hub::{Hub, HubHandle, Outcome, Submitter};
 pub use poller::spawn_pollers;
 pub use schedule::{spawn_schedules, SystemClock, WallClock};
 pub use signature::github_signature;
-pub use source_params::{BRANCH, EVENT, PR, REPO, REVISION, SOURCE_PARAMS};
+pub use source_params::{BRANCH, EVENT, PR, REPO, REPO_URL, REVISION, SOURCE_PARAMS};
 pub use status::SourceStatus;

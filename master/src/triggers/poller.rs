@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::change::{Change, Event};
+use super::changed_paths::PathsRepo;
 use super::glob::Globs;
 use super::hub::HubHandle;
 use super::ls_remote;
@@ -38,6 +39,9 @@ struct Poller {
     metrics: Arc<Metrics>,
     /// What was last seen; `None` until read from the store.
     known: Option<BTreeMap<String, String>>,
+    /// Where changed paths are worked out, when a rule of this source
+    /// filters by them.
+    paths: Option<PathsRepo>,
 }
 
 /// Starts a poller per git-poll source; each stops when `stop` turns true.
@@ -54,13 +58,27 @@ pub fn spawn_pollers(
         .iter()
         .filter(|s| s.kind == SourceKind::GitPoll)
         .map(|s| {
+            let password = s
+                .secret
+                .as_deref()
+                .and_then(|n| config.secret_values.get(n))
+                .map(str::to_owned);
+            let by_path = config
+                .rules
+                .iter()
+                .any(|r| r.source == s.name && !r.paths.is_empty());
+            let paths = by_path.then(|| {
+                PathsRepo::new(
+                    &config.master.state_dir,
+                    &s.name,
+                    s.url.as_deref().unwrap_or_default(),
+                    password.clone(),
+                )
+            });
             let poller = Poller {
                 branches: Globs::new(&s.branches),
-                password: s
-                    .secret
-                    .as_deref()
-                    .and_then(|n| config.secret_values.get(n))
-                    .map(str::to_owned),
+                password,
+                paths,
                 secrets: config.secret_values.values().map(str::to_owned).collect(),
                 source: s.clone(),
                 store: store.clone(),
@@ -83,12 +101,15 @@ impl Poller {
                 Ok(()) => {
                     backoff.reset();
                     self.metrics.poll_done(&self.source.name, true);
+                    self.status.next_poll(&self.source.name, interval);
                     interval
                 }
                 Err(why) => {
-                    let failures = self.status.poll_failed(&self.source.name, why.clone());
-                    self.metrics.poll_done(&self.source.name, false);
                     let wait = backoff.next_delay();
+                    let failures = self
+                        .status
+                        .poll_failed(&self.source.name, why.clone(), wait);
+                    self.metrics.poll_done(&self.source.name, false);
                     tracing::warn!(
                         source = %self.source.name,
                         failures,
@@ -130,6 +151,7 @@ impl Poller {
                 continue;
             }
             if !first {
+                let paths = self.changed_paths(known.get(*branch), revision).await;
                 let change = Change {
                     source: self.source.name.clone(),
                     repo: self.source.repo_name(),
@@ -138,8 +160,7 @@ impl Poller {
                     revision: (*revision).clone(),
                     pr: None,
                     event: Event::Push,
-                    // Paths would need the objects, and the master keeps no clone.
-                    paths: None,
+                    paths,
                 };
                 tracing::info!(source = %self.source.name, branch = %branch, revision = %revision, "branch moved");
                 self.hub.offer(change).await.map_err(|e| e.to_string())?;
@@ -157,6 +178,18 @@ impl Poller {
         self.known = Some(now_known);
         self.status.poll_ok(&self.source.name, watched.len());
         Ok(())
+    }
+
+    /// The files changed since `old` (`None`: unknown, or no rule asks).
+    async fn changed_paths(&self, old: Option<&String>, new: &str) -> Option<Vec<String>> {
+        let (repo, old) = (self.paths.as_ref()?, old?);
+        match repo.changed(old, new).await {
+            Ok(paths) => Some(paths),
+            Err(why) => {
+                tracing::warn!(source = %self.source.name, old = %old, new = %new, "failed to work out the changed paths; the change is not filtered by them: {}", self.masked(why));
+                None
+            }
+        }
     }
 
     fn masked(&self, mut text: String) -> String {

@@ -191,14 +191,13 @@ impl Schedule {
             for b in &mut builds {
                 b.submitted_by = Some(format!("schedule:{}", s.name));
             }
+            if let Some(src) = &s.source {
+                crate::reporters::watch_submit(&self.full, self.store.as_ref(), src, &builds).await;
+            }
             match self.submitter.submit(builds).await {
                 Ok(ids) => {
                     tracing::info!(target: "audit", schedule = %s.name, builder = %builder, builds = ?ids, "scheduled builds submitted");
                     self.metrics.trigger_change(&s.name, "built");
-                    if let Some(src) = &s.source {
-                        crate::reporters::watch_new(&self.full, self.store.as_ref(), src, &ids)
-                            .await;
-                    }
                 }
                 Err(e) => {
                     tracing::warn!(schedule = %s.name, error = %Chain(&e), "failed to submit a scheduled build")
@@ -230,6 +229,7 @@ impl Schedule {
                 event: Event::Schedule,
                 paths: None,
             })?;
+            source_params::add_repo_url(&self.full, src, &mut params);
         } else {
             params.insert(
                 source_params::EVENT.to_owned(),

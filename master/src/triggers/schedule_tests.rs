@@ -230,6 +230,7 @@ only_if_changed = true
     assert_eq!(b.params["BURST_REVISION"], h1);
     assert_eq!(b.params["BURST_BRANCH"], "main");
     assert_eq!(b.params["BURST_REPO"], "file:///srv/repo.git");
+    assert_eq!(b.params["BURST_REPO_URL"], "file:///srv/repo.git");
     assert_eq!(b.params["BURST_EVENT"], "schedule");
 
     // main moves: the next day builds again (the restart keeps the last run).

@@ -15,9 +15,12 @@ pub const REVISION: &str = "BURST_REVISION";
 /// Set only for pull (merge) requests.
 pub const PR: &str = "BURST_PR";
 pub const EVENT: &str = "BURST_EVENT";
+/// Where the built-in checkout step fetches from: the poll URL, or the
+/// source's `clone_url` (GitHub's and GitLab's own by default).
+pub const REPO_URL: &str = "BURST_REPO_URL";
 
 /// Every name, for the docs and the API's readers.
-pub const SOURCE_PARAMS: &[&str] = &[REPO, BRANCH, REVISION, PR, EVENT];
+pub const SOURCE_PARAMS: &[&str] = &[REPO, REPO_URL, BRANCH, REVISION, PR, EVENT];
 
 const MAX_LEN: usize = 255;
 
@@ -48,6 +51,18 @@ pub(super) fn of(change: &Change) -> Result<BTreeMap<String, String>, String> {
     }
     p.insert(EVENT.to_owned(), change.event.as_str().to_owned());
     Ok(p)
+}
+
+/// Adds `BURST_REPO_URL` to `params` (which `of` made) when source
+/// `source` says where its repository is cloned from.
+pub(super) fn add_repo_url(config: &Config, source: &str, params: &mut BTreeMap<String, String>) {
+    let Some(s) = config.sources.iter().find(|s| s.name == source) else {
+        return;
+    };
+    let repo = params.get(REPO).map_or("", String::as_str);
+    if let Some(url) = s.clone_url(repo) {
+        params.insert(REPO_URL.to_owned(), url);
+    }
 }
 
 /// Git's ref rules, narrowed to what is safe to hand to a shell script

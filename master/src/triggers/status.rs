@@ -23,6 +23,13 @@ pub struct PollState {
     pub last_error: Option<String>,
     /// Branches watched at the last good poll.
     pub branches: usize,
+    /// When the next poll is due: the interval after a good poll, the
+    /// growing backoff after failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_poll_at: Option<Millis>,
+    /// The wait before that next poll, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -48,14 +55,34 @@ impl SourceStatus {
         });
     }
 
-    /// Records a failed poll; returns the failures in a row.
-    pub fn poll_failed(&self, source: &str, error: String) -> u32 {
+    /// The poller waits `wait` before its next poll.
+    pub fn next_poll(&self, source: &str, wait: std::time::Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let at = now_millis().saturating_add(Millis::try_from(ms).unwrap_or(Millis::MAX));
+        self.with(|m| {
+            let s = m.entry(source.to_owned()).or_default();
+            s.next_poll_at = Some(at);
+            s.retry_in_ms = Some(ms);
+        });
+    }
+
+    /// Every source's poll state, by name.
+    pub fn polls(&self) -> BTreeMap<String, PollState> {
+        self.with(|m| m.clone())
+    }
+
+    /// Records a failed poll and the backoff before the next; returns the
+    /// failures in a row.
+    pub fn poll_failed(&self, source: &str, error: String, wait: std::time::Duration) -> u32 {
         let now = now_millis();
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         self.with(|m| {
             let s = m.entry(source.to_owned()).or_default();
             s.last_poll_at = Some(now);
             s.failures += 1;
             s.last_error = Some(error);
+            s.retry_in_ms = Some(ms);
+            s.next_poll_at = Some(now.saturating_add(Millis::try_from(ms).unwrap_or(Millis::MAX)));
             s.failures
         })
     }

@@ -16,7 +16,8 @@
 //! - `section#attempts`, one `div.attempt` per attempt (`data-number`,
 //!   `data-state`, `.worker`, `.pool`), its `table.steps` with one
 //!   `tr.step` per step run (`data-index`, `data-state`), in it `td.exit`,
-//!   `td.duration`, `td.error` and `a.log` (the step's log page).
+//!   `td.duration`, `td.error` and `a.log` (the step's log page);
+//! - `section#reports` (`build_reports.rs`) for a triggered build.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -38,8 +39,18 @@ pub async fn page(
 ) -> UiResult<Html<String>> {
     let d = detail(&state, id).await.ui(&caller)?;
     let title = format!("Build {id} · {}", d.build.builder);
+    // Reports are extra: a store that cannot list them costs the section,
+    // not the page.
+    let reports = state.store.build_reports(id).await.unwrap_or_else(|e| {
+        tracing::warn!(build = id, error = %burst_common::error_chain::Chain(&e), "failed to read a build's reports");
+        Vec::new()
+    });
+    let markup = html! {
+        (body(&d, &caller))
+        (super::build_reports::section(&reports, state.logs.mask()))
+    };
     Ok(Html(
-        frame(&title, &caller, Nav::Builds, body(&d, &caller)).into_string(),
+        frame(&title, &caller, Nav::Builds, markup).into_string(),
     ))
 }
 

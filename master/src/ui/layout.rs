@@ -12,6 +12,7 @@ pub enum Nav {
     Builds,
     Grid,
     Workers,
+    Sources,
     /// Login and error pages.
     None,
 }
@@ -41,6 +42,7 @@ pub fn page(title: &str, caller: &Caller, nav_active: Nav, body: Markup) -> Mark
                         (entry(Nav::Builds, "/builds", "Builds"))
                         (entry(Nav::Grid, "/grid", "Grid"))
                         (entry(Nav::Workers, "/workers", "Workers"))
+                        (entry(Nav::Sources, "/sources", "Sources"))
                     }
                     div id="who" {
                         @if caller.is_token() {

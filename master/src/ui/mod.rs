@@ -7,6 +7,7 @@ pub mod ansi;
 pub mod assets;
 mod build_events;
 mod build_page;
+mod build_reports;
 mod builds_page;
 pub mod csrf;
 pub mod error;
@@ -18,6 +19,7 @@ mod log_page;
 pub mod login;
 pub mod router;
 pub mod session;
+mod sources;
 pub mod tail;
 mod workers;
 

@@ -7,7 +7,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::{
-    assets, build_events, build_page, builds_page, csrf, events, grid, log_page, login, workers,
+    assets, build_events, build_page, builds_page, csrf, events, grid, log_page, login, sources,
+    workers,
 };
 use crate::api::AppState;
 
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/assets/{name}", get(assets::serve))
         .route("/grid", get(grid::page))
         .route("/workers", get(workers::page))
+        .route("/sources", get(sources::page))
         .layer(DefaultBodyLimit::max(csrf::FORM_LIMIT))
 }
 

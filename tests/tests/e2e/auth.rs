@@ -467,3 +467,35 @@ async fn anonymous_read_is_opt_in_and_read_only() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sources_page_needs_a_login_and_a_viewer() -> anyhow::Result<()> {
+    let master = Master::start(CONFIG).await?;
+    // A page sends an unauthenticated browser to the login form.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    for token in [None, Some("burst_wrong"), Some("")] {
+        let mut rb = http.get(format!("{}/sources", master.url()));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await?;
+        assert_eq!(resp.status().as_u16(), 303, "GET /sources with {token:?}");
+        let to = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(to.starts_with("/login"), "{to}");
+        assert!(!resp.text().await?.contains("table id=\"sources\""));
+    }
+    let scraper = master.create_token("scraper", "metrics").await?;
+    let (status, answer) = call(&master, Method::GET, "/sources", Some(&scraper), None).await?;
+    assert_eq!(status, 403, "metrics token GET /sources: {answer}");
+    let viewer = master.create_token("viewer1", "viewer").await?;
+    let (status, answer) = call(&master, Method::GET, "/sources", Some(&viewer), None).await?;
+    assert_eq!(status, 200, "viewer GET /sources: {answer}");
+    assert!(master.log().contains("refused"), "refusals are logged");
+    Ok(())
+}

@@ -6,6 +6,7 @@ mod auth;
 mod batch;
 mod bench_smoke;
 mod cancel;
+mod checkout;
 mod config;
 mod docker;
 mod ec2;

@@ -491,6 +491,29 @@ async fn a_failing_poll_backs_off_and_shows_in_the_api_and_metrics() -> anyhow::
         .as_str()
         .unwrap_or_default();
     assert!(error.contains("git ls-remote failed"), "{error}");
+    // It backs off: after two failures in a row the wait is at least twice
+    // the 1s interval (the backoff's floor for its second delay).
+    let sources = wait::until_seen(
+        "the backoff to show",
+        BUILD_WAIT,
+        || master.api_get::<Vec<Value>>("/api/v1/sources"),
+        |s| s[0]["poll"]["failures"].as_u64() >= Some(2) && s[0]["poll"]["retry_in_ms"].is_u64(),
+    )
+    .await?;
+    let poll = &sources[0]["poll"];
+    let failures = poll["failures"].as_u64().unwrap_or(0);
+    let retry_in = poll["retry_in_ms"].as_u64().unwrap_or(0);
+    let floor = 1000 * (1u64 << (failures.min(10) - 1));
+    assert!(retry_in >= floor.min(15 * 60 * 1000), "{poll:#}");
+    assert!(
+        poll["next_poll_at"].as_i64() > poll["last_poll_at"].as_i64(),
+        "{poll:#}"
+    );
+    // And the sources page shows it.
+    let page = master.ui_get("/sources").await?;
+    assert!(page.contains("id=\"source-repo\""), "{page}");
+    assert!(page.contains("git ls-remote failed"), "{page}");
+    assert!(page.contains("class=\"failures\""), "{page}");
     let metrics = master.metrics().await?;
     assert!(
         metrics.contains("burst_source_polls_total{source=\"repo\",outcome=\"failed\"}"),
@@ -709,5 +732,205 @@ context = "ci"
         assert_eq!(c.body["source"]["BURST_PR"], "1");
         assert_eq!(c.body["source"]["BURST_REVISION"], sha);
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_state_of_a_fast_build_is_reported_once_in_order() -> anyhow::Result<()> {
+    let gh_forge = FakeForge::start().await?;
+    let gitlab = FakeForge::start().await?;
+    let hook = FakeForge::start().await?;
+    // The build's one step takes no time: a reporter reading states now
+    // and then would see queued, then succeeded, and skip running.
+    let reporters = format!(
+        r#"{}
+[[reporters]]
+name = "gitlab"
+kind = "gitlab"
+sources = ["gh"]
+token = "GITHUB_API_TOKEN"
+url = "{}/api/v4"
+
+[[reporters]]
+name = "hook"
+kind = "generic"
+sources = ["gh"]
+url = "{}/events"
+"#,
+        reporter(&gh_forge),
+        gitlab.url(),
+        hook.url()
+    );
+    let master = master_with(&format!("{HOOKS}{reporters}")).await?;
+    let rev = "6666666666666666666666666666666666666666";
+    let (status, answer) = github(&master, "push", "o-1", &push_of(rev), HOOK_SECRET).await?;
+    assert_eq!(status, 202, "{answer}");
+    let id = builds_of(&answer)[0];
+    let b = master.finished_json(id, BUILD_WAIT).await?;
+    assert_eq!(b["state"], "succeeded", "{b:#}");
+    let done = |want: usize| move |s: &[String]| s.len() >= want;
+    let gl = wait_states(&gitlab, "three GitLab statuses", done(3)).await?;
+    let gh = wait_states(&gh_forge, "three GitHub statuses", done(3)).await?;
+    let events = wait_states(&hook, "three generic events", done(3)).await?;
+    // Nothing more trickles in.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(states(&gitlab.calls()), ["pending", "running", "success"]);
+    assert_eq!(states(&hook.calls()), ["queued", "running", "succeeded"]);
+    // GitHub has no running state: pending twice, told apart by the
+    // description.
+    assert_eq!(states(&gh_forge.calls()), ["pending", "pending", "success"]);
+    let descriptions: Vec<&str> = gh
+        .iter()
+        .map(|c| c.body["description"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(descriptions, ["queued", "running", "succeeded"]);
+    assert_eq!(gl.len(), 3);
+    assert_eq!(events.len(), 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_deliveries_show_on_the_build_page_and_in_metrics() -> anyhow::Result<()> {
+    let forge = FakeForge::start().await?;
+    // GitHub refuses every status (a 422 is not worth retrying).
+    forge.otherwise(Some(Answer::status(422)));
+    let master = master_with(&format!("{HOOKS}{}", reporter(&forge))).await?;
+    let rev = "7777777777777777777777777777777777777777";
+    let (_, answer) = github(&master, "push", "f-1", &push_of(rev), HOOK_SECRET).await?;
+    let id = builds_of(&answer)[0];
+    master.finished_json(id, BUILD_WAIT).await?;
+    let reports_path = format!("/api/v1/builds/{id}/reports");
+    wait::until_seen(
+        "every report given up",
+        BUILD_WAIT,
+        || master.api_get::<Vec<Value>>(&reports_path),
+        |r| r.len() == 3 && r.iter().all(|r| r["gave_up"] == true),
+    )
+    .await?;
+    let page = master.ui_get(&format!("/builds/{id}")).await?;
+    assert!(page.contains("id=\"reports\""), "{page}");
+    assert!(page.contains("id=\"reports-failing\""), "{page}");
+    for state in ["queued", "running", "succeeded"] {
+        assert!(
+            page.contains(&format!(
+                "data-reporter=\"github\" data-state=\"{state}\" data-result=\"gave_up\""
+            )),
+            "{state}: {page}"
+        );
+    }
+    assert!(page.contains("answered 422"), "{page}");
+    let metrics = master.metrics().await?;
+    assert!(
+        metrics.contains("burst_report_deliveries_total{reporter=\"github\",result=\"gave_up\"} 3"),
+        "{metrics}"
+    );
+    // A build that was never triggered has no reports section.
+    let plain = master.submit("test", &[]).await?[0];
+    master.finished_json(plain, BUILD_WAIT).await?;
+    let page = master.ui_get(&format!("/builds/{plain}")).await?;
+    assert!(!page.contains("id=\"reports\""), "{page}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_polled_push_is_filtered_by_the_paths_it_changed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let repo = GitRepo::new(dir.path()).await?;
+    // As GitHub and GitLab do: the server lets clients leave blobs out.
+    burst_e2e::git_repo::git(&repo.bare, &["config", "uploadpack.allowFilter", "true"]).await?;
+    let daemon = GitDaemon::start(dir.path()).await?;
+    let source = poll_source(&daemon.url("repo.git")).replace(
+        "builders = [\"test\"]\n",
+        "builders = [\"test\"]\npaths = [\"src/**\"]\n",
+    );
+    let master = master_with(&source).await?;
+    polls_pass(&master, 2).await?;
+    // Only docs change: the rule skips it.
+    let docs = repo
+        .commit_files("main", &[("docs/readme.md", "words\n")], "docs")
+        .await?;
+    polls_pass(&master, 3).await?;
+    assert_eq!(builds_of_revision(&master, &docs).await?, 0);
+    assert!(all_builds(&master).await?.is_empty());
+    assert!(
+        master.log().contains("change matches no rule"),
+        "{}",
+        master.log()
+    );
+    // Two commits at once, one under src/: one build of the newest.
+    repo.commit_files("main", &[("docs/more.md", "more\n")], "more docs")
+        .await?;
+    let code = repo
+        .commit_files("main", &[("src/lib.rs", "pub fn f() {}\n")], "code")
+        .await?;
+    wait::until("a build of the code change", BUILD_WAIT, || async {
+        Ok((builds_of_revision(&master, &code).await? == 1).then_some(()))
+    })
+    .await?;
+    polls_pass(&master, 2).await?;
+    assert_eq!(all_builds(&master).await?.len(), 1);
+    // The master keeps commits and trees only: no file contents.
+    let trees = master.state_dir().join("poll-trees").join("repo.git");
+    let blobs = burst_e2e::git_repo::git(
+        &trees,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objecttype)",
+        ],
+    )
+    .await?;
+    assert!(!blobs.lines().any(|t| t == "blob"), "{blobs}");
+    assert!(blobs.lines().any(|t| t == "tree"), "{blobs}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_git_pollers_token_is_a_header_never_an_argument_or_a_log_line() -> anyhow::Result<()> {
+    // An https-like server that holds every answer back, so the test can
+    // read git's command line while ls-remote waits, then refuses.
+    let forge = FakeForge::start().await?;
+    forge.otherwise(Some(Answer::status(401)));
+    forge.hold(Duration::from_secs(2));
+    let url = format!("{}/acme/app.git", forge.url());
+    let source = poll_source(&url).replace(
+        "interval = \"1s\"\n",
+        "interval = \"1s\"\nsecret = \"GITHUB_API_TOKEN\"\n",
+    );
+    let master = master_with(&source).await?;
+    wait::until("ls-remote to ask the server", BUILD_WAIT, || async {
+        Ok((!forge.calls().is_empty()).then_some(()))
+    })
+    .await?;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline);
+            assert!(
+                !text.contains(API_TOKEN),
+                "a command line shows the token: {text}"
+            );
+        }
+    }
+    use base64::Engine;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{API_TOKEN}"));
+    let call = &forge.calls()[0];
+    assert_eq!(
+        call.header("authorization"),
+        Some(format!("Basic {basic}").as_str()),
+        "{call:?}"
+    );
+    let sources = wait::until_seen(
+        "the refused poll to show",
+        BUILD_WAIT,
+        || master.api_get::<Vec<Value>>("/api/v1/sources"),
+        |s| s[0]["poll"]["failures"].as_u64() >= Some(1),
+    )
+    .await?;
+    let shown = format!("{sources:?}{}", master.log());
+    assert!(
+        !shown.contains(API_TOKEN) && !shown.contains(&basic),
+        "{shown}"
+    );
     Ok(())
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::super::{StoreResult, TriggerStore, DELIVERY_TTL_MILLIS};
 use super::{take_limit, MemoryStore};
-use crate::model::{BuildId, BuildState, Millis, Report, ScheduleRun, WatchedBuild};
+use crate::model::{Build, BuildId, BuildState, Millis, Report, ScheduleRun, WatchedBuild};
 
 #[derive(Debug, Default)]
 pub(super) struct Tables {
@@ -16,10 +16,76 @@ pub(super) struct Tables {
     heads: HashMap<String, BTreeMap<String, String>>,
     /// build -> (source, last state).
     watched: BTreeMap<BuildId, (String, Option<BuildState>)>,
+    /// submit id -> (source, reporters): its builds are watched from
+    /// their insert on.
+    submits: HashMap<String, (String, Vec<String>)>,
+    /// The reporters of each watched build of a watched submit.
+    reporters_of: HashMap<BuildId, Vec<String>>,
     /// By id, which grows like SQLite's AUTOINCREMENT.
     outbox: BTreeMap<i64, Report>,
     last_report_id: i64,
     schedules: HashMap<String, ScheduleRun>,
+}
+
+impl Tables {
+    /// A build was inserted: if its submit is watched, watch it and queue
+    /// its first state (the SQLite store does this in the insert's
+    /// transaction).
+    pub(super) fn inserted(&mut self, build: &Build, now: Millis) {
+        if let Some((source, reporters)) = self.submits.get(&build.submit_id).cloned() {
+            self.watched.insert(build.id, (source, None));
+            self.reporters_of.insert(build.id, reporters);
+            self.saved(build, now);
+        }
+    }
+
+    /// A build was saved: a state other than the last one queued is queued
+    /// for its reporters, so every transition is in the outbox once.
+    pub(super) fn saved(&mut self, build: &Build, now: Millis) {
+        let Some((_, last)) = self.watched.get_mut(&build.id) else {
+            return;
+        };
+        if *last == Some(build.state) {
+            return;
+        }
+        *last = Some(build.state);
+        for reporter in self
+            .reporters_of
+            .get(&build.id)
+            .cloned()
+            .unwrap_or_default()
+        {
+            self.queue(build.id, build.state, &reporter, now);
+        }
+    }
+
+    /// One outbox row, unless this state is queued for `reporter` already.
+    fn queue(&mut self, build: BuildId, state: BuildState, reporter: &str, now: Millis) {
+        let queued = self
+            .outbox
+            .values()
+            .any(|r| r.reporter == reporter && r.build_id == build && r.state == state);
+        if queued {
+            return;
+        }
+        self.last_report_id += 1;
+        let id = self.last_report_id;
+        self.outbox.insert(
+            id,
+            Report {
+                id,
+                reporter: reporter.to_owned(),
+                build_id: build,
+                state,
+                created_at: now,
+                attempts: 0,
+                next_at: now,
+                delivered_at: None,
+                last_error: None,
+                gave_up: false,
+            },
+        );
+    }
 }
 
 #[async_trait]
@@ -112,31 +178,23 @@ impl TriggerStore for MemoryStore {
             *last = Some(state);
         }
         for reporter in reporters {
-            let queued = t
-                .outbox
-                .values()
-                .any(|r| &r.reporter == reporter && r.build_id == build && r.state == state);
-            if queued {
-                continue;
-            }
-            t.last_report_id += 1;
-            let id = t.last_report_id;
-            t.outbox.insert(
-                id,
-                Report {
-                    id,
-                    reporter: reporter.clone(),
-                    build_id: build,
-                    state,
-                    created_at: now,
-                    attempts: 0,
-                    next_at: now,
-                    delivered_at: None,
-                    last_error: None,
-                    gave_up: false,
-                },
-            );
+            t.queue(build, state, reporter, now);
         }
+        Ok(())
+    }
+
+    async fn watch_submit(
+        &self,
+        submit_id: &str,
+        source: &str,
+        reporters: &[String],
+        _now: Millis,
+    ) -> StoreResult<()> {
+        self.check_write("watch a submit")?;
+        self.lock().triggers.submits.insert(
+            submit_id.to_owned(),
+            (source.to_owned(), reporters.to_vec()),
+        );
         Ok(())
     }
 

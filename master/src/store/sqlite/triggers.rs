@@ -153,6 +153,32 @@ impl TriggerStore for SqliteStore {
         Ok(())
     }
 
+    async fn watch_submit(
+        &self,
+        submit_id: &str,
+        source: &str,
+        reporters: &[String],
+        now: Millis,
+    ) -> StoreResult<()> {
+        let action = "watch a submit";
+        let names = serde_json::to_string(reporters).map_err(|e| StoreError::Invalid {
+            what: "a watched submit's reporters".into(),
+            detail: e.to_string(),
+        })?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO watched_submits (submit_id, source, reporters, created_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(submit_id)
+        .bind(source)
+        .bind(names)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err(action))?;
+        Ok(())
+    }
+
     async fn due_reports(&self, now: Millis, limit: u32) -> StoreResult<Vec<Report>> {
         let sql = format!(
             "SELECT {REPORT_COLUMNS} FROM report_outbox \
@@ -237,4 +263,77 @@ fn decode_report(row: &SqliteRow) -> StoreResult<Report> {
         last_error: cols.get("last_error")?,
         gave_up: gave_up != 0,
     })
+}
+
+/// In the insert's transaction: a build of a watched submit is watched
+/// from now on, and its first state queued.
+pub(in crate::store) async fn watch_inserted(
+    conn: &mut sqlx::SqliteConnection,
+    build: &crate::model::Build,
+    now: Millis,
+) -> StoreResult<()> {
+    let action = "watch an inserted build";
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT source, reporters FROM watched_submits WHERE submit_id = ?")
+            .bind(&build.submit_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(query_err(action))?;
+    let Some((source, reporters)) = row else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT OR IGNORE INTO watched_builds (build_id, source, reporters) VALUES (?, ?, ?)",
+    )
+    .bind(build.id)
+    .bind(source)
+    .bind(reporters)
+    .execute(&mut *conn)
+    .await
+    .map_err(query_err(action))?;
+    queue_transition(conn, build.id, build.state, now).await
+}
+
+/// In the save's transaction: a watched build whose state is not the one
+/// last queued gets a row per reporter, so each transition is in the
+/// outbox exactly once, in order.
+pub(in crate::store) async fn queue_transition(
+    conn: &mut sqlx::SqliteConnection,
+    build: BuildId,
+    state: BuildState,
+    now: Millis,
+) -> StoreResult<()> {
+    let action = "queue a build's state for its reporters";
+    let moved: Option<(String,)> = sqlx::query_as(
+        "UPDATE watched_builds SET last_state = ?1 \
+         WHERE build_id = ?2 AND last_state IS NOT ?1 RETURNING reporters",
+    )
+    .bind(state.as_str())
+    .bind(build)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(query_err(action))?;
+    let Some((reporters,)) = moved else {
+        return Ok(());
+    };
+    let reporters: Vec<String> =
+        serde_json::from_str(&reporters).map_err(|e| StoreError::Corrupt {
+            what: "a watched build's reporters",
+            detail: format!("build {build}: {e}"),
+        })?;
+    for reporter in reporters {
+        sqlx::query(
+            "INSERT OR IGNORE INTO report_outbox (reporter, build_id, state, created_at, next_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(reporter)
+        .bind(build)
+        .bind(state.as_str())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(query_err(action))?;
+    }
+    Ok(())
 }

@@ -52,4 +52,5 @@ contract_tests!(
     deliveries_are_remembered_per_source,
     source_heads_upsert_per_branch,
     reports_queue_once_and_follow_their_build,
+    every_saved_state_of_a_watched_submit_is_queued_once,
 );

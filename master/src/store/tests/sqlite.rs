@@ -92,7 +92,8 @@ async fn migrations_are_recorded_once() {
             (5, true),
             (6, true),
             (7, true),
-            (8, true)
+            (8, true),
+            (9, true)
         ]
     );
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
@@ -212,7 +213,7 @@ async fn a_database_from_a_newer_burst_is_refused() {
             err,
             StoreError::NewerSchema {
                 found: 999,
-                known: 8,
+                known: 9,
                 ..
             }
         ),

@@ -123,3 +123,58 @@ pub(in crate::store::tests) async fn reports_queue_once_and_follow_their_build(s
     assert!(rows[2].gave_up && rows[2].attempts == 3);
     assert_eq!(rows[1].delivered_at, Some(21));
 }
+
+/// A watched submit's builds queue every state they are saved with, once
+/// each, in order, in the build's own write; other builds queue nothing.
+pub(in crate::store::tests) async fn every_saved_state_of_a_watched_submit_is_queued_once(
+    store: &dyn Store,
+) {
+    let reporters = vec!["gitlab".to_owned(), "hook".to_owned()];
+    store
+        .watch_submit("s-watched", "gl", &reporters, 5)
+        .await
+        .unwrap();
+    let mut watched = new_build("watched");
+    watched.submit_id = "s-watched".into();
+    let builds = store
+        .insert_builds(vec![watched, new_build("other")])
+        .await
+        .unwrap();
+    let (mut b, mut other) = (builds[0].clone(), builds[1].clone());
+    // Saved many times: a state counts once, and each new one in order,
+    // even one that lasts no longer than a single save.
+    for state in [
+        BuildState::Queued,
+        BuildState::Running,
+        BuildState::Running,
+        BuildState::Queued,
+        BuildState::Running,
+        BuildState::Succeeded,
+        BuildState::Succeeded,
+    ] {
+        b.state = state;
+        store.save_build(&b).await.unwrap();
+        other.state = state;
+        store.save_build(&other).await.unwrap();
+    }
+    let rows = store.build_reports(b.id).await.unwrap();
+    let shown: Vec<(&str, BuildState)> = rows
+        .iter()
+        .map(|r| (r.reporter.as_str(), r.state))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("gitlab", BuildState::Queued),
+            ("hook", BuildState::Queued),
+            ("gitlab", BuildState::Running),
+            ("hook", BuildState::Running),
+            ("gitlab", BuildState::Succeeded),
+            ("hook", BuildState::Succeeded),
+        ]
+    );
+    assert!(rows.windows(2).all(|w| w[0].id < w[1].id));
+    assert!(store.build_reports(other.id).await.unwrap().is_empty());
+    let w = store.watched_builds().await.unwrap();
+    assert!(w.iter().all(|w| w.build_id != b.id), "finished: {w:?}");
+}
