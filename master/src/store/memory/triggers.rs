@@ -22,6 +22,14 @@ pub(super) struct Tables {
     schedules: HashMap<String, ScheduleRun>,
 }
 
+impl Tables {
+    /// A deleted build's watch and reports go with it (SQLite's cascade).
+    pub(super) fn forget_build(&mut self, build: BuildId) {
+        self.watched.remove(&build);
+        self.outbox.retain(|_, r| r.build_id != build);
+    }
+}
+
 #[async_trait]
 impl TriggerStore for MemoryStore {
     async fn record_delivery(

@@ -5,5 +5,6 @@
 mod both;
 mod contract;
 mod fixtures;
+mod retention;
 mod sqlite;
 mod triggers;
