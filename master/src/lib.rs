@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod failpoint;
 pub mod grpc;
 pub mod identity;
+pub mod janitor;
 pub mod logging;
 pub mod logs;
 pub mod metrics;

@@ -11,6 +11,7 @@ mod grid;
 mod idempotency;
 mod pool_view;
 mod reason;
+mod retention;
 mod token;
 mod trigger;
 pub use build_query::BuildQuery;
@@ -24,6 +25,7 @@ pub use pool_view::{HostView, PoolView};
 pub use reason::{
     Expiry, InterruptReason, LostReason, QueuedStatus, Retrying, Unservable, WaitReason,
 };
+pub use retention::{ExpiredBuild, RetentionRule};
 pub use token::{CreateTokenRequest, CreateTokenResponse, Role, TokenRecord, TokenView};
 pub use trigger::{Report, ScheduleRun, WatchedBuild};
 

@@ -13,6 +13,7 @@ packages=(
   systemd               # systemd-analyze verify checks packaging/systemd's units
   git                   # the trigger tests: bare repositories, git daemon, the poller's ls-remote
   chromium              # the web UI browser tests drive headless Chromium over DevTools
+  zstd                  # the retention tests decode compressed step logs with the reference zstd
 )
 missing=()
 for p in "${packages[@]}"; do

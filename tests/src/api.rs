@@ -294,6 +294,38 @@ impl Master {
         Ok(resp)
     }
 
+    /// Waits until build `id`'s step logs are compressed (the master does
+    /// it once the finished build is saved); their paths.
+    pub async fn wait_logs_compressed(
+        &self,
+        id: BuildId,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<std::path::PathBuf>> {
+        let dir = self.state_dir().join("logs").join(id.to_string());
+        wait::until(
+            &format!("the logs of build {id} to be compressed"),
+            timeout,
+            || {
+                let dir = dir.clone();
+                async move {
+                    let names: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+                        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                        .unwrap_or_default();
+                    let plain = names.iter().any(|p| {
+                        p.extension()
+                            .is_some_and(|e| e == "log" || e == "offset" || e == "tmp")
+                    });
+                    let packed: Vec<_> = names
+                        .into_iter()
+                        .filter(|p| p.extension().is_some_and(|e| e == "zst"))
+                        .collect();
+                    Ok((!plain && !packed.is_empty()).then_some(packed))
+                }
+            },
+        )
+        .await
+    }
+
     /// Waits until at least `n` workers are idle.
     pub async fn wait_idle_workers(
         &self,

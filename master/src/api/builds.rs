@@ -63,7 +63,7 @@ pub(crate) async fn submit_builds(
     let mut builds = Vec::new();
     for (index, req) in body.requests() {
         let expanded = crate::config::expand_submit(
-            &state.config,
+            &state.config.get(),
             &req.builder,
             &req.params,
             &submit_id,
@@ -255,7 +255,7 @@ pub(crate) async fn recent(
     let query = filter.to_query(limit)?;
     let mut builds = state.store.query_builds(&query).await?;
     for build in &mut builds {
-        mask_build(build, &state.config, state.logs.mask());
+        mask_build(build, &state.config.get(), state.logs.mask());
     }
     Ok(builds)
 }
@@ -300,7 +300,7 @@ pub(crate) async fn detail(state: &AppState, id: BuildId) -> Result<BuildDetail,
         .get_build(id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    mask_build(&mut build, &state.config, state.logs.mask());
+    mask_build(&mut build, &state.config.get(), state.logs.mask());
     let prices = cost::prices(state.store.as_ref(), &build).await?;
     let estimated_cost = cost::estimate(&build, &prices, now_millis());
     Ok(BuildDetail {

@@ -33,9 +33,10 @@ pub async fn grid(
 pub async fn load(state: &AppState, submits: u32) -> Result<Grid, HttpError> {
     let submits = submits.min(GRID_MAX_SUBMITS);
     let mut summaries = state.store.recent_submits(submits).await?;
+    let config = state.config.get();
     for s in &mut summaries {
-        mask_summary(s, &state.config, state.logs.mask());
+        mask_summary(s, &config, state.logs.mask());
     }
-    let builders = state.config.builders.iter().map(|b| b.name.clone());
+    let builders = config.builders.iter().map(|b| b.name.clone());
     Ok(Grid::build(builders, summaries, submits))
 }

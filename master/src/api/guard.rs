@@ -158,7 +158,7 @@ async fn admit(state: &AppState, asked: Asked<'_>) -> Result<Admitted, Refusal> 
     if !read {
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
-            if origin != format!("{}://{host}", state.config.master.scheme()) {
+            if origin != format!("{}://{host}", state.config.get().master.scheme()) {
                 return Err(refuse(
                     StatusCode::FORBIDDEN,
                     ANONYMOUS,
@@ -174,12 +174,14 @@ async fn admit(state: &AppState, asked: Asked<'_>) -> Result<Admitted, Refusal> 
         Some(token) => lookup(state, &credentials::hash(token), None).await?,
         None => match session(state, headers).await? {
             Some(caller) => caller,
-            None if read && state.config.master.anonymous_read => Caller::anonymous(),
-            None if read && open_scrape(state.config.master.metrics_open, path, peer) => Caller {
-                name: OPEN_SCRAPER.to_owned(),
-                role: Role::Metrics,
-                csrf: None,
-            },
+            None if read && state.config.get().master.anonymous_read => Caller::anonymous(),
+            None if read && open_scrape(state.config.get().master.metrics_open, path, peer) => {
+                Caller {
+                    name: OPEN_SCRAPER.to_owned(),
+                    role: Role::Metrics,
+                    csrf: None,
+                }
+            }
             None => {
                 return Err(refuse(
                     StatusCode::UNAUTHORIZED,
@@ -228,7 +230,11 @@ fn needed_role(method: &Method, path: &str) -> Role {
     } else if path == ui::router::LOGOUT {
         // Anyone logged in may log out.
         Role::Viewer
-    } else if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
+    } else if path == "/api/v1/tokens"
+        || path.starts_with("/api/v1/tokens/")
+        || path.starts_with("/api/v1/config/")
+        || path == "/api/v1/gc"
+    {
         Role::Admin
     } else if matches!(*method, Method::GET | Method::HEAD) {
         Role::Viewer
@@ -300,11 +306,11 @@ fn host_allowed(state: &AppState, host: &str) -> bool {
     if name.is_empty() {
         return false;
     }
-    let listen = state.config.master.http_listen.ip().to_string();
+    let config = state.config.get();
+    let listen = config.master.http_listen.ip().to_string();
     let builtin = ["localhost", "127.0.0.1", "::1", listen.as_str()];
     builtin.contains(&name.as_str())
-        || state
-            .config
+        || config
             .master
             .allowed_hosts
             .iter()
@@ -344,6 +350,12 @@ mod tests {
             needed_role(&Method::DELETE, "/api/v1/tokens/x"),
             Role::Admin
         );
+        // Reloading the config and deleting builds are the operator's.
+        assert_eq!(
+            needed_role(&Method::POST, "/api/v1/config/reload"),
+            Role::Admin
+        );
+        assert_eq!(needed_role(&Method::POST, "/api/v1/gc"), Role::Admin);
         assert!(Role::Viewer < Role::Submitter && Role::Submitter < Role::Admin);
         // The metrics role reads /metrics and nothing else.
         assert_eq!(needed_role(&Method::GET, "/metrics"), Role::Metrics);

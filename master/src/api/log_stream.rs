@@ -91,7 +91,7 @@ impl LogWriter {
                 Err(e) => return Err(Chain(&e).to_string()),
             };
             // Footers and the last line quote step errors and the reason.
-            mask_build(&mut build, &self.state.config, self.state.logs.mask());
+            mask_build(&mut build, &self.state.config.get(), self.state.logs.mask());
             if self.copy_build(&build, &mut attempts_closed).await.is_err() {
                 return Ok(());
             }

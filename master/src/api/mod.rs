@@ -1,6 +1,7 @@
 //! The HTTP JSON API under `/api/v1/…`, plus `/healthz`, `/readyz` and `/metrics`. The CLI is its
 //! first client.
 
+mod admin;
 pub(crate) mod builds;
 pub(crate) mod caller;
 pub(crate) mod cost;

@@ -4,7 +4,7 @@ use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
-use crate::config::Config;
+use crate::config::LiveConfig;
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
@@ -13,7 +13,13 @@ use crate::store::Store;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The config in force: take it per request (`config.get()`), a
+    /// reload swaps it.
+    pub config: LiveConfig,
+    /// `POST /api/v1/config/reload` (also SIGHUP).
+    pub reloader: Arc<crate::daemon::reload::Reloader>,
+    /// `POST /api/v1/gc`; also runs in the background.
+    pub janitor: Arc<crate::janitor::Janitor>,
     pub store: Arc<dyn Store>,
     pub scheduler: SchedulerHandle,
     pub logs: Arc<LogStore>,
@@ -43,6 +49,8 @@ pub fn router(state: AppState) -> Router {
             post(super::tokens::create).get(super::tokens::list),
         )
         .route("/api/v1/tokens/{name}", delete(super::tokens::revoke))
+        .route("/api/v1/config/reload", post(super::admin::reload))
+        .route("/api/v1/gc", post(super::admin::gc))
         // The web UI, behind the same gate.
         .merge(crate::ui::routes())
         .merge(crate::triggers::routes())

@@ -107,6 +107,16 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Delete the finished builds `[retention]` no longer keeps, with their
+    /// logs, now (admin role); the master also does it in the background.
+    Gc {
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage API tokens (admin role).
     Token {
         #[command(subcommand)]
@@ -173,6 +183,15 @@ pub enum ConfigCommand {
     Check {
         /// The config file.
         file: PathBuf,
+    },
+    /// Make the running master read its config file again (admin role;
+    /// SIGHUP does the same). Pools and builders change, running builds go
+    /// on; an invalid file is refused with its problems (exit 1) and the old
+    /// config stays in force.
+    Reload {
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
     },
 }
 

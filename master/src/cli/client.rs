@@ -186,6 +186,12 @@ impl Client {
         self.json(rb.timeout(REQUEST_TIMEOUT)).await
     }
 
+    /// A POST without a body, answered with JSON.
+    pub async fn post_json<T: DeserializeOwned>(&self, path: &str) -> ClientResult<T> {
+        self.json(self.http.post(self.url(path)).timeout(REQUEST_TIMEOUT))
+            .await
+    }
+
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> ClientResult<T> {
         self.json(self.http.get(self.url(path)).timeout(REQUEST_TIMEOUT))
             .await

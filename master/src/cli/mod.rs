@@ -1,6 +1,7 @@
 //! The `burst` command line: `burst master` runs the daemon, every other
 //! subcommand is a thin HTTP client of a running master.
 
+mod admin;
 pub mod args;
 pub mod client;
 mod commands;

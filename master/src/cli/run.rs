@@ -10,7 +10,7 @@ use super::client::Client;
 use super::exit::{self, CliError, Exit};
 use super::follow::Timing;
 use super::output::Output;
-use super::{commands, docs, init, submit, submit_file, token_source, tokens};
+use super::{admin, commands, docs, init, submit, submit_file, token_source, tokens};
 
 /// `burst`'s `main`.
 pub fn main() -> ExitCode {
@@ -108,13 +108,19 @@ async fn run_command(
         }
         Command::Workers { json } => commands::workers(&client, json, out).await,
         Command::Cancel { build } => commands::cancel(&client, build, out).await,
+        Command::Config {
+            command: ConfigCommand::Reload { json },
+        } => admin::reload(&client, json, out, &mut io::stderr()).await,
+        Command::Gc { dry_run, json } => admin::gc(&client, dry_run, json, out).await,
         Command::Token { command } => match command {
             TokenCommand::Create { name, role } => tokens::create(&client, name, role, out).await,
             TokenCommand::List { json } => tokens::list(&client, json, out).await,
             TokenCommand::Revoke { name } => tokens::revoke(&client, &name, out).await,
         },
         Command::Master { .. }
-        | Command::Config { .. }
+        | Command::Config {
+            command: ConfigCommand::Check { .. },
+        }
         | Command::Init { .. }
         | Command::Completions { .. }
         | Command::Manpages { .. } => Err(CliError::Internal("not a client subcommand".to_owned())),

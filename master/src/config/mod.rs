@@ -4,7 +4,9 @@
 mod embedded;
 mod error;
 mod expand;
+mod fixed;
 mod labels;
+mod live;
 mod load;
 mod locate;
 mod matrix;
@@ -13,6 +15,7 @@ mod pool;
 #[cfg(test)]
 mod provider_tests;
 mod reporters;
+mod retention;
 mod schedules;
 mod schema;
 mod secrets;
@@ -26,12 +29,15 @@ mod warm;
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
 pub use expand::expand_submit;
+pub use fixed::fixed_changes;
 pub use labels::pool_for_labels;
+pub use live::LiveConfig;
 #[cfg(test)]
 pub(crate) use load::load_str_with_secret_env;
 pub use load::{env_overrides, load_file, load_file_with_env, load_str, ENV_PREFIX, ENV_SEPARATOR};
 pub use pool::PoolConfig;
 pub use reporters::{ReporterConfig, ReporterKind, GITHUB_API, GITLAB_API};
+pub use retention::RetentionConfig;
 pub use schedules::ScheduleConfig;
 pub use schema::*;
 pub use secrets::{SecretConfig, Secrets, MAX_SECRET_LEN, MIN_SECRET_LEN};

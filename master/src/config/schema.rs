@@ -41,6 +41,9 @@ pub struct Config {
     /// Builds started by the clock; see `schedules.rs`.
     #[serde(default)]
     pub schedules: Vec<super::schedules::ScheduleConfig>,
+    /// How long finished builds and their logs are kept; see `retention.rs`.
+    #[serde(default)]
+    pub retention: super::retention::RetentionConfig,
     /// The values, read while loading (never deserialized or serialized).
     #[serde(skip)]
     pub secret_values: Secrets,

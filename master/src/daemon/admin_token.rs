@@ -160,6 +160,7 @@ mod tests {
             rules: Vec::new(),
             reporters: Vec::new(),
             schedules: Vec::new(),
+            retention: Default::default(),
             secret_values: Default::default(),
         }
     }

@@ -1,11 +1,13 @@
 //! `burst master`: opens the store, builds the pools, serves the worker and
-//! HTTP endpoints, and shuts down cleanly on SIGTERM or Ctrl-C.
+//! HTTP endpoints, reloads its config on SIGHUP (`reload.rs`), and shuts
+//! down cleanly on SIGTERM or Ctrl-C.
 
 mod admin_token;
 mod binding;
 mod listen;
 mod notify;
 mod reap;
+pub mod reload;
 mod run;
 mod signals;
 mod triggers;

@@ -9,11 +9,13 @@ use burst_proto::worker_service_server::WorkerServiceServer;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
+use super::reload::{PoolContext, Reloader};
 use super::{listen, signals};
 use crate::api::{self, AppState};
-use crate::config::Config;
+use crate::config::{Config, LiveConfig};
 use crate::grpc::WorkerGrpc;
 use crate::identity;
+use crate::janitor::{BuildData, Janitor};
 use crate::logging::LogFormat;
 use crate::logs::{LogStore, Mask};
 use crate::metrics::{MeteredProvider, MeteredStore, Metrics};
@@ -72,6 +74,7 @@ impl RunInfo {
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let state_dir = config.master.state_dir.clone();
     let source = config_path
+        .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "embedded defaults".into());
     tracing::info!(config = %source, state_dir = %state_dir.display(), "starting burst master");
@@ -212,12 +215,29 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
                 ),
         )
     };
-    let shared_config = Arc::new(config.clone());
+    let live = LiveConfig::new(Arc::new(config.clone()));
+    let reloader = Arc::new(Reloader::new(
+        config_path.clone(),
+        live.clone(),
+        handle.clone(),
+        PoolContext {
+            master_id: master_id.clone(),
+            state_dir: state_dir.clone(),
+            advertise_url: advertise_url.clone(),
+            grpc_addr,
+            metrics: metrics.clone(),
+        },
+    ));
+    let sighup = super::reload::on_sighup(reloader.clone(), stop_rx.clone());
+    let janitor = Arc::new(
+        Janitor::new(store.clone(), live.clone()).with_data(logs.clone() as Arc<dyn BuildData>),
+    );
+    let janitor_task = crate::janitor::spawn(janitor.clone(), live.clone(), stop_rx.clone());
     let super::triggers::Started {
         hooks,
         tasks: trigger_tasks,
     } = super::triggers::start(
-        shared_config.clone(),
+        live.clone(),
         store.clone(),
         handle.clone(),
         metrics.clone(),
@@ -226,7 +246,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     )?;
     let http = {
         let state = AppState {
-            config: shared_config,
+            config: live,
+            reloader,
+            janitor,
             store,
             scheduler: handle.clone(),
             logs,
@@ -290,6 +312,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     for task in trigger_tasks {
         task.abort();
     }
+    // Both saw the stop; a pass in flight is cut short (what it deleted
+    // stays deleted, the rest waits for the next start).
+    sighup.abort();
+    janitor_task.abort();
     // Followers of live logs may hold the API open; do not wait for ever.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = grpc.await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::LiveConfig;
 use crate::metrics::Metrics;
 use crate::reporters::{spawn_reporters, ReporterSettings};
 use crate::scheduler::SchedulerHandle;
@@ -22,7 +22,7 @@ pub(super) struct Started {
 }
 
 pub(super) fn start(
-    config: Arc<Config>,
+    live: LiveConfig,
     store: Arc<dyn Store>,
     scheduler: SchedulerHandle,
     metrics: Arc<Metrics>,
@@ -31,8 +31,11 @@ pub(super) fn start(
 ) -> anyhow::Result<Started> {
     let submitter: Arc<dyn Submitter> = Arc::new(scheduler);
     let status = Arc::new(SourceStatus::default());
+    // Sources, rules, schedules and reporters are fixed at start
+    // (`config/fixed.rs`); builders are read from the config in force.
+    let config = live.get();
     let (hub, hub_handle) = Hub::new(
-        config.clone(),
+        live.clone(),
         store.clone(),
         submitter.clone(),
         metrics.clone(),
@@ -47,7 +50,7 @@ pub(super) fn start(
         stop.clone(),
     ));
     tasks.extend(spawn_schedules(
-        &config,
+        &live,
         store.clone(),
         submitter.clone(),
         metrics.clone(),
@@ -63,7 +66,7 @@ pub(super) fn start(
     )?);
     Ok(Started {
         hooks: Hooks {
-            config,
+            config: live,
             store,
             hub: hub_handle,
             submitter,

@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::checkpoint::{self, Checkpoint};
+use super::compress;
 use super::mask::{Mask, MaskStream};
 use super::StepRunId;
 use crate::model::BuildId;
@@ -356,8 +357,9 @@ impl LogStore {
         bytes
     }
 
-    /// Bytes of the step's log from `offset` on, at most `max`. A missing
-    /// file reads as empty: the step has not started.
+    /// Bytes of the step's log from `offset` on, at most `max`, plain or
+    /// compressed alike. A missing file reads as empty: the step has not
+    /// started.
     pub async fn read_from(
         &self,
         id: StepRunId,
@@ -365,9 +367,15 @@ impl LogStore {
         max: usize,
     ) -> Result<Vec<u8>, LogError> {
         let path = self.path(id);
+        // The plain file first: `seal_build` renames the compressed one into
+        // place before it removes the plain one, so a reader that misses the
+        // plain file finds the compressed one (and one that opened the plain
+        // file reads it whole even once it is unlinked).
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return self.read_compressed(path, offset, max).await
+            }
             Err(source) => {
                 return Err(LogError::Io {
                     action: "open",
@@ -393,6 +401,80 @@ impl LogStore {
                 source,
             })?;
         Ok(buf)
+    }
+
+    async fn read_compressed(
+        &self,
+        path: PathBuf,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<u8>, LogError> {
+        let zst = compress::compressed_path(&path);
+        let read = tokio::task::spawn_blocking(move || {
+            match compress::Seekable::open(&zst) {
+                Ok(mut log) => log.read_at(offset, max),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+            .map_err(|source| LogError::Io {
+                action: "read",
+                path: zst,
+                source,
+            })
+        });
+        read.await.unwrap_or_else(|e| {
+            Err(LogError::Io {
+                action: "read",
+                path: compress::compressed_path(&path),
+                source: std::io::Error::other(e),
+            })
+        })
+    }
+
+    /// The step log's length in bytes (of the plain log, compressed or
+    /// not); 0 when there is none.
+    pub async fn len(&self, id: StepRunId) -> u64 {
+        let path = self.path(id);
+        if let Ok(meta) = tokio::fs::metadata(&path).await {
+            return meta.len();
+        }
+        let zst = compress::compressed_path(&path);
+        tokio::task::spawn_blocking(move || compress::Seekable::open(&zst).map(|l| l.len()))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0)
+    }
+
+    /// The build's logs are final (the build finished and is saved):
+    /// compresses each step log and drops its restart checkpoint, in the
+    /// background. Returns the task, which tests and the janitor may await.
+    pub fn seal_build(&self, build: BuildId) -> tokio::task::JoinHandle<()> {
+        let dir = self.root.join(build.to_string());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = compress::seal_dir(&dir) {
+                tracing::warn!(build, dir = %dir.display(), error = %Chain(&e), "failed to compress a finished build's logs; they stay plain");
+            }
+        })
+    }
+
+    /// Deletes everything the log store keeps of a finished build; returns
+    /// the bytes freed (0 when there was nothing).
+    pub async fn delete_build(&self, build: BuildId) -> std::io::Result<u64> {
+        let dir = self.root.join(build.to_string());
+        let freed = disk_usage(&dir).await;
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.lock_watchers().remove(&build);
+        Ok(freed)
+    }
+
+    /// The bytes a build's logs take on disk (allocated blocks, as `du`).
+    pub async fn build_usage(&self, build: BuildId) -> u64 {
+        disk_usage(&self.root.join(build.to_string())).await
     }
 
     /// A receiver that changes whenever the build's log or state changes.
@@ -432,9 +514,99 @@ impl LogStore {
     }
 }
 
+/// Allocated bytes of the files in `dir` (one level: a build's logs) plus
+/// the directory itself; 0 when it is missing.
+async fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = tokio::fs::metadata(dir).await else {
+        return 0;
+    };
+    let mut total = meta.blocks() * 512;
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if let Ok(meta) = entry.metadata().await {
+                total += meta.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_sealed_build_reads_back_the_same_at_every_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path());
+        let step = |index| StepRunId {
+            build: 7,
+            attempt: 1,
+            index,
+        };
+        // ~700 KB over several 32 KiB chunks, ending without a newline;
+        // and an empty step.
+        let mut data = Vec::new();
+        for i in 0..80_000 {
+            data.extend(format!("line {i}\n").bytes());
+        }
+        data.extend(b"no newline");
+        logs.open_step(step(0), "w").await.unwrap();
+        let mut at = 0;
+        for chunk in data.chunks(32 * 1024) {
+            at = logs
+                .append("w", step(0), Output::Stdout, at, chunk)
+                .await
+                .unwrap();
+        }
+        assert_eq!(logs.close_step(step(0)).await, data.len() as u64);
+        logs.open_step(step(1), "w").await.unwrap();
+        logs.close_step(step(1)).await;
+        let offsets = [
+            0,
+            1,
+            64 * 1024,
+            256 * 1024 - 5,
+            300_000,
+            data.len() as u64 - 3,
+        ];
+        let mut plain = Vec::new();
+        for offset in offsets {
+            plain.push(logs.read_from(step(0), offset, 64 * 1024).await.unwrap());
+        }
+        let whole = logs.read_from(step(0), 0, usize::MAX).await.unwrap();
+        assert_eq!(whole, data);
+
+        logs.seal_build(7).await.unwrap();
+        let build_dir = dir.path().join("logs/7");
+        let mut names: Vec<String> = std::fs::read_dir(&build_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["1.0.log.zst", "1.1.log.zst"],
+            "plain logs and checkpoints go"
+        );
+        assert_eq!(logs.len(step(0)).await, data.len() as u64);
+        assert_eq!(logs.len(step(1)).await, 0);
+        for (offset, before) in offsets.into_iter().zip(plain) {
+            let after = logs.read_from(step(0), offset, 64 * 1024).await.unwrap();
+            assert!(after == before, "offset {offset}");
+        }
+        assert_eq!(logs.read_from(step(0), 0, usize::MAX).await.unwrap(), data);
+        assert!(logs.read_from(step(1), 0, 10).await.unwrap().is_empty());
+        // A step that never ran reads as empty, compressed build or not.
+        assert!(logs.read_from(step(5), 0, 10).await.unwrap().is_empty());
+
+        let used = logs.build_usage(7).await;
+        assert!(used > 0);
+        assert_eq!(logs.delete_build(7).await.unwrap(), used);
+        assert!(!build_dir.exists());
+        assert_eq!(logs.delete_build(7).await.unwrap(), 0, "gone already");
+    }
 
     #[tokio::test]
     async fn appends_in_order_and_refuses_strangers() {

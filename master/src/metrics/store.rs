@@ -11,8 +11,8 @@ use super::Metrics;
 use std::collections::BTreeMap;
 
 use crate::model::{
-    Build, BuildId, BuildQuery, BuildState, BuildSummary, IdempotencyKey, Instance, Millis,
-    NewBuild, Report, ScheduleRun, SubmitOnce, TokenRecord, WatchedBuild,
+    Build, BuildId, BuildQuery, BuildState, BuildSummary, ExpiredBuild, IdempotencyKey, Instance,
+    Millis, NewBuild, Report, RetentionRule, ScheduleRun, SubmitOnce, TokenRecord, WatchedBuild,
 };
 use crate::store::{Store, StoreResult, TriggerStore};
 
@@ -85,6 +85,19 @@ impl Store for MeteredStore {
 
     async fn unfinished_builds(&self) -> StoreResult<Vec<Build>> {
         self.inner.unfinished_builds().await
+    }
+
+    async fn expired_builds(
+        &self,
+        rule: &RetentionRule,
+        limit: u32,
+    ) -> StoreResult<Vec<ExpiredBuild>> {
+        self.inner.expired_builds(rule, limit).await
+    }
+
+    async fn delete_builds(&self, ids: &[BuildId]) -> StoreResult<u64> {
+        self.write("delete_builds", self.inner.delete_builds(ids))
+            .await
     }
 
     async fn save_instance(&self, instance: &Instance) -> StoreResult<()> {

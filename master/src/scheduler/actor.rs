@@ -163,6 +163,9 @@ impl Scheduler {
                 let _ = reply.send(Ok(self.pool_views(now)));
             }
             Event::Shutdown { reply } => self.begin_shutdown(reply, now),
+            Event::Reconfigure { pools, reply } => {
+                let _ = reply.send(Ok(self.reconfigure(pools)));
+            }
             Event::Fleet { reply } => {
                 let _ = reply.send(Ok(self.fleet(now)));
             }

@@ -231,8 +231,8 @@ impl<'a> Pass<'a> {
                 self.state_of(w),
                 WorkerState::Connecting | WorkerState::Reconnecting
             );
-            // A retired pool has no provider left to ask.
-            let retired = state.pools[w.pool].retired;
+            // A stand-in pool has no provider left to ask.
+            let retired = state.pools[w.pool].stand_in;
             if !waiting || retired || w.health_in_flight || w.ledger.provider_id.is_none() {
                 continue;
             }
@@ -266,11 +266,15 @@ impl<'a> Pass<'a> {
     }
 
     /// Workers of retired pools (gone from the config) that have no build
-    /// left are stopped; the one they came back with ran to its end.
+    /// left are stopped; the one they came back with, or were running when
+    /// a reload removed their pool, ran to its end. Workers a removed pool
+    /// was still starting are stopped at once.
     fn retire(&mut self) {
         let state = self.state;
         for w in state.workers.values() {
-            if state.pools[w.pool].retired && self.state_of(w) == WorkerState::Idle {
+            let pool = &state.pools[w.pool];
+            let starting = !pool.stand_in && self.state_of(w).is_starting();
+            if pool.retired && (self.state_of(w) == WorkerState::Idle || starting) {
                 let pool = state.pools[w.pool].name.clone();
                 self.terminate(w, StopReason::PoolRemoved { pool });
             }

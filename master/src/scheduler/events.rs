@@ -57,6 +57,11 @@ pub enum Event {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// A config reload's pools (see `reconfigure.rs`).
+    Reconfigure {
+        pools: Vec<super::actor::PoolSpec>,
+        reply: Reply<super::PoolChanges>,
+    },
     /// The state `/metrics` shows as gauges.
     Fleet {
         reply: Reply<Fleet>,

@@ -71,6 +71,14 @@ impl SchedulerHandle {
         rx.await.map_err(|_| SchedError::Stopped)?
     }
 
+    /// Puts a reloaded config's pools in force; returns what changed.
+    pub async fn reconfigure(
+        &self,
+        pools: Vec<super::PoolSpec>,
+    ) -> Result<super::PoolChanges, SchedError> {
+        self.ask(|reply| Event::Reconfigure { pools, reply }).await
+    }
+
     /// Queues builds; returns their ids.
     pub async fn submit(&self, builds: Vec<NewBuild>) -> Result<Vec<BuildId>, SchedError> {
         match self.submit_once(builds, None).await? {

@@ -20,6 +20,7 @@ mod persist;
 mod pool;
 mod pool_view;
 mod reason;
+mod reconfigure;
 mod retired;
 mod secrets;
 mod shutdown;
@@ -32,5 +33,6 @@ mod worker;
 
 pub use actor::{PoolSpec, Scheduler, SchedulerSettings};
 pub use handle::{SchedError, SchedulerHandle, Submitted};
+pub use reconfigure::PoolChanges;
 pub use warm::WallClock;
 pub use worker::WorkerState;

@@ -53,6 +53,10 @@ impl Scheduler {
         match self.store.save_build(build).await {
             Ok(()) => {
                 self.unsaved.builds.remove(&id);
+                // Saved finished, it never runs again: its logs are final.
+                if finished {
+                    self.logs.seal_build(id);
+                }
             }
             Err(e) if e.is_fault() => {
                 tracing::error!(build = id, error = %Chain(&e), "failed to save build; keeping it to save once the store works");
@@ -135,7 +139,12 @@ impl Scheduler {
         while let Some((id, kept)) = self.unsaved.builds.pop_first() {
             let build = self.state.builds.get(&id).unwrap_or(&kept);
             match self.store.save_build(build).await {
-                Ok(()) => self.logs.notify(id),
+                Ok(()) => {
+                    if build.state.is_finished() {
+                        self.logs.seal_build(id);
+                    }
+                    self.logs.notify(id);
+                }
                 Err(e) if e.is_fault() => {
                     self.unsaved.builds.insert(id, kept);
                     return Err(e);

@@ -28,6 +28,10 @@ pub struct Pool {
     /// come back to finish their build (see `retired.rs`). Serves nothing,
     /// launches nothing.
     pub retired: bool,
+    /// Retired at start, with the stand-in provider of `retired.rs` (no
+    /// provider call can reach its workers: they are told to drain and
+    /// exit). A pool a reload removed keeps its real provider.
+    pub stand_in: bool,
 }
 
 impl Pool {
@@ -42,6 +46,7 @@ impl Pool {
             last_delay: Duration::ZERO,
             permanent_error: None,
             retired: false,
+            stand_in: false,
         }
     }
 
@@ -67,6 +72,21 @@ impl Pool {
         self.last_error = Some(err.to_string());
         self.last_delay = delay;
         delay
+    }
+
+    /// A reload gave the pool new settings: they apply to its workers
+    /// from now on, and a backoff or permanent error of the old settings
+    /// is forgotten (the new ones may fix it).
+    pub fn reconfigure(&mut self, cfg: PoolConfig) {
+        if cfg != self.cfg || self.retired {
+            self.backoff = Backoff::new(cfg.backoff_min.get(), cfg.backoff_max);
+            self.retry_at = None;
+            self.last_error = None;
+            self.permanent_error = None;
+        }
+        self.cfg = cfg;
+        self.retired = false;
+        self.stand_in = false;
     }
 
     /// A worker connected: the pool is healthy again.

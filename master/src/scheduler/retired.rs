@@ -26,6 +26,7 @@ impl Pool {
         let provider = Arc::new(RetiredProvider { kind: kind.name() });
         let mut pool = Pool::new(name, cfg, provider);
         pool.retired = true;
+        pool.stand_in = true;
         pool
     }
 }

@@ -85,6 +85,7 @@ impl Scheduler {
         let worker = Worker {
             id: row.worker_id.clone(),
             pool,
+            provider: self.state.pools[pool].provider.clone(),
             state: WorkerState::Reconnecting,
             since: now,
             deadline: Some(deadline),

@@ -60,6 +60,7 @@ impl Scheduler {
         let worker = Worker {
             id: worker_id.clone(),
             pool: pool_idx,
+            provider: pool.provider.clone(),
             state: WorkerState::Launching,
             since: now,
             deadline: Some(now + pool.cfg.start_timeout.get()),
@@ -155,7 +156,8 @@ impl Scheduler {
             tracing::info!(worker = worker_id, %reason, "terminating worker");
         }
         // A drained worker has nothing left to finish; `drain` makes sure.
-        let retired = self.state.pools[worker.pool].retired;
+        // A stand-in has no provider: the worker is told to drain and exit.
+        let retired = self.state.pools[worker.pool].stand_in;
         let shutdown = burst_proto::Shutdown {
             drain: retired && worker.build.is_none(),
         };
@@ -222,7 +224,7 @@ impl Scheduler {
         let Some(provider_id) = worker.ledger.provider_id.clone() else {
             return;
         };
-        let provider = self.state.pools[worker.pool].provider.clone();
+        let provider = worker.provider.clone();
         let tx = self.events_tx.clone();
         let worker_id = worker_id.to_owned();
         tokio::spawn(async move {
@@ -302,7 +304,7 @@ impl Scheduler {
         };
         worker.health_in_flight = true;
         worker.next_health = now + interval;
-        let provider = self.state.pools[worker.pool].provider.clone();
+        let provider = worker.provider.clone();
         let tx = self.events_tx.clone();
         let worker_id = worker.id.clone();
         tokio::spawn(async move {

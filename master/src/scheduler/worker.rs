@@ -1,4 +1,7 @@
+use std::sync::Arc;
+
 use burst_proto::MasterMessage;
+use burst_providers::Provider;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -59,6 +62,9 @@ pub struct Worker {
     pub id: String,
     /// Index into the scheduler's pools.
     pub pool: usize,
+    /// The provider that launched it, which stops it: a reload may give its
+    /// pool another provider section, or remove the pool.
+    pub provider: Arc<dyn Provider>,
     pub state: WorkerState,
     /// When the worker entered its current state.
     pub since: Instant,

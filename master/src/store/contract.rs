@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    Build, BuildId, BuildQuery, BuildSummary, IdempotencyKey, Instance, NewBuild, SubmitOnce,
-    TokenRecord,
+    Build, BuildId, BuildQuery, BuildSummary, ExpiredBuild, IdempotencyKey, Instance, NewBuild,
+    RetentionRule, SubmitOnce, TokenRecord,
 };
 
 /// Errors from the store, written as "failed to …" fragments.
@@ -106,6 +106,19 @@ pub trait Store: super::TriggerStore + Send + Sync + 'static {
     /// submit's builds are inserted together, so its first id orders it),
     /// as summaries, newest build first: the grid, reading about what it shows whatever the history.
     async fn recent_submits(&self, per_builder: u32) -> StoreResult<Vec<BuildSummary>>;
+
+    /// Finished builds that `rule` lets go, oldest first, at most `limit`:
+    /// never a queued or running one; none when the rule keeps everything.
+    async fn expired_builds(
+        &self,
+        rule: &RetentionRule,
+        limit: u32,
+    ) -> StoreResult<Vec<ExpiredBuild>>;
+
+    /// Deletes these builds with their attempts, steps and what hangs off
+    /// them (watches, reports). A queued or running build among them is
+    /// left alone, whatever the caller thought. Returns how many went.
+    async fn delete_builds(&self, ids: &[BuildId]) -> StoreResult<u64>;
 
     /// Inserts or replaces one ledger row.
     async fn save_instance(&self, instance: &Instance) -> StoreResult<()>;

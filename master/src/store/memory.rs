@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::model::{
-    now_millis, Build, BuildId, BuildQuery, BuildSummary, IdempotencyKey, Instance, NewBuild,
-    SubmitOnce, TokenRecord, KEY_TTL_MILLIS,
+    now_millis, Build, BuildId, BuildQuery, BuildSummary, ExpiredBuild, IdempotencyKey, Instance,
+    NewBuild, RetentionRule, SubmitOnce, TokenRecord, KEY_TTL_MILLIS,
 };
 
 mod triggers;
@@ -264,6 +264,55 @@ impl Store for MemoryStore {
             .filter(|b| !b.state.is_finished())
             .cloned()
             .collect())
+    }
+
+    async fn expired_builds(
+        &self,
+        rule: &RetentionRule,
+        limit: u32,
+    ) -> StoreResult<Vec<ExpiredBuild>> {
+        if rule.keeps_everything() {
+            return Ok(Vec::new());
+        }
+        let inner = self.lock();
+        // Newest first, to rank each builder's finished builds.
+        let mut newer: HashMap<&str, u32> = HashMap::new();
+        let mut out = Vec::new();
+        for b in inner.builds.values().rev() {
+            if !b.state.is_finished() {
+                continue;
+            }
+            let rank = newer.entry(b.builder.as_str()).or_default();
+            *rank += 1;
+            let finished_at = b.finished_at.unwrap_or(b.created_at);
+            let old = rule.finished_before.is_none_or(|t| finished_at < t);
+            let beyond = rule.keep_last.is_none_or(|n| *rank > n);
+            if old && beyond {
+                out.push(ExpiredBuild {
+                    id: b.id,
+                    builder: b.builder.clone(),
+                    state: b.state,
+                    finished_at,
+                });
+            }
+        }
+        out.reverse();
+        out.truncate(take_limit(limit));
+        Ok(out)
+    }
+
+    async fn delete_builds(&self, ids: &[BuildId]) -> StoreResult<u64> {
+        self.check_write("delete builds")?;
+        let mut inner = self.lock();
+        let mut deleted = 0;
+        for id in ids {
+            if inner.builds.get(id).is_some_and(|b| b.state.is_finished()) {
+                inner.builds.remove(id);
+                inner.triggers.forget_build(*id);
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     async fn save_instance(&self, instance: &Instance) -> StoreResult<()> {

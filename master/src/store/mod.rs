@@ -11,6 +11,7 @@ mod sqlite_builds_read;
 mod sqlite_grid;
 mod sqlite_idempotency;
 mod sqlite_ledger;
+mod sqlite_retention;
 mod sqlite_rows;
 mod sqlite_tokens;
 #[cfg(test)]

@@ -12,15 +12,15 @@ use sqlx::sqlite::{
 };
 
 use crate::model::{
-    now_millis, Build, BuildId, BuildQuery, BuildSummary, IdempotencyKey, Instance, NewBuild,
-    SubmitOnce, TokenRecord,
+    now_millis, Build, BuildId, BuildQuery, BuildSummary, ExpiredBuild, IdempotencyKey, Instance,
+    NewBuild, RetentionRule, SubmitOnce, TokenRecord,
 };
 
 use super::ids::new_master_id;
 use super::sqlite_rows::query_err;
 use super::{
     sqlite_builds, sqlite_builds_read, sqlite_grid, sqlite_idempotency, sqlite_ledger,
-    sqlite_tokens, Store, StoreError, StoreResult,
+    sqlite_retention, sqlite_tokens, Store, StoreError, StoreResult,
 };
 
 pub(super) mod triggers;
@@ -198,6 +198,18 @@ impl Store for SqliteStore {
 
     async fn recent_submits(&self, per_builder: u32) -> StoreResult<Vec<BuildSummary>> {
         sqlite_grid::recent_submits(&self.pool, per_builder).await
+    }
+
+    async fn expired_builds(
+        &self,
+        rule: &RetentionRule,
+        limit: u32,
+    ) -> StoreResult<Vec<ExpiredBuild>> {
+        sqlite_retention::expired_builds(&self.pool, rule, limit).await
+    }
+
+    async fn delete_builds(&self, ids: &[BuildId]) -> StoreResult<u64> {
+        sqlite_retention::delete_builds(&self.pool, ids).await
     }
 
     async fn save_instance(&self, instance: &Instance) -> StoreResult<()> {

@@ -24,7 +24,7 @@ use super::hub::{HubHandle, Submitter};
 use super::signature::{github_valid, token_valid};
 use super::status::SourceStatus;
 use super::{github, gitlab, source_params};
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{Config, LiveConfig, SourceConfig, SourceKind};
 use crate::metrics::Metrics;
 use crate::model::{now_millis, BuildId};
 use crate::store::Store;
@@ -38,7 +38,8 @@ const MAX_DELIVERY_ID: usize = 200;
 /// What the webhook handlers reach; the daemon adds it as an extension.
 #[derive(Clone)]
 pub struct Hooks {
-    pub config: Arc<Config>,
+    /// The config in force (a reload may change builders).
+    pub config: LiveConfig,
     pub store: Arc<dyn Store>,
     pub hub: HubHandle,
     pub submitter: Arc<dyn Submitter>,
@@ -156,7 +157,8 @@ async fn github_hook(ext: Option<Extension<Hooks>>, req: Request) -> Response {
             "unsigned: X-Hub-Signature-256 is missing (set the webhook's secret)",
         );
     };
-    let sources = candidates(&hooks.config, SourceKind::Github);
+    let config = hooks.config.get();
+    let sources = candidates(&config, SourceKind::Github);
     let Some(source) = sources
         .iter()
         .find(|(_, secret)| github_valid(secret, &body, signature))
@@ -193,7 +195,8 @@ async fn gitlab_hook(ext: Option<Extension<Hooks>>, req: Request) -> Response {
             "X-Gitlab-Token is missing (set the webhook's secret token)",
         );
     };
-    let sources = candidates(&hooks.config, SourceKind::Gitlab);
+    let config = hooks.config.get();
+    let sources = candidates(&config, SourceKind::Gitlab);
     // Every candidate is compared, so the time taken does not tell which
     // source (if any) came close.
     let mut found = None;
@@ -338,7 +341,8 @@ async fn generic_hook(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    let source = candidates(&hooks.config, SourceKind::Generic)
+    let config = hooks.config.get();
+    let source = candidates(&config, SourceKind::Generic)
         .into_iter()
         .find(|(s, _)| s.name == name);
     // An unknown name and a wrong token get the same answer, so names
@@ -392,23 +396,32 @@ async fn generic_hook(
         return r;
     }
     let submit_id = uuid::Uuid::new_v4().simple().to_string();
-    let mut builds =
-        match crate::config::expand_submit(&hooks.config, &req.builder, &req.params, &submit_id) {
-            Ok(b) => b,
-            Err(e) => {
-                let status = if e.is_bad_param() {
-                    StatusCode::BAD_REQUEST
-                } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                };
-                return refuse(&asked, status, e.to_string());
-            }
-        };
+    let mut builds = match crate::config::expand_submit(
+        &hooks.config.get(),
+        &req.builder,
+        &req.params,
+        &submit_id,
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            let status = if e.is_bad_param() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            return refuse(&asked, status, e.to_string());
+        }
+    };
     for b in &mut builds {
         b.submitted_by = Some(format!("source:{}", source.name));
     }
-    crate::reporters::watch_submit(&hooks.config, hooks.store.as_ref(), &source.name, &builds)
-        .await;
+    crate::reporters::watch_submit(
+        &hooks.config.get(),
+        hooks.store.as_ref(),
+        &source.name,
+        &builds,
+    )
+    .await;
     match hooks.submitter.submit(builds).await {
         Ok(ids) => {
             tracing::info!(target: "audit", source = %source.name, builder = %req.builder, builds = ?ids, "builds triggered by a generic webhook");

@@ -15,7 +15,7 @@ use super::change::Change;
 use super::rules::Rule;
 use super::source_params;
 use super::stable::Stable;
-use crate::config::Config;
+use crate::config::LiveConfig;
 use crate::metrics::Metrics;
 use crate::model::{now_millis, BuildId, BuildState, NewBuild};
 use crate::scheduler::{SchedError, SchedulerHandle};
@@ -91,7 +91,9 @@ impl HubHandle {
 type Line = (usize, String);
 
 pub struct Hub {
-    config: Arc<Config>,
+    /// Builders are expanded from the config in force (a reload may change
+    /// them); the rules are fixed at start (`config/fixed.rs`).
+    config: LiveConfig,
     rules: Vec<Rule>,
     store: Arc<dyn Store>,
     submitter: Arc<dyn Submitter>,
@@ -104,14 +106,15 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(
-        config: Arc<Config>,
+        config: impl Into<LiveConfig>,
         store: Arc<dyn Store>,
         submitter: Arc<dyn Submitter>,
         metrics: Arc<Metrics>,
     ) -> (Hub, HubHandle) {
+        let config = config.into();
         let (tx, rx) = mpsc::channel(QUEUE);
         let hub = Hub {
-            rules: Rule::all(&config),
+            rules: Rule::all(&config.get()),
             config,
             store,
             submitter,
@@ -210,7 +213,7 @@ impl Hub {
     async fn fire(&mut self, rule: &Rule, change: Change) -> Vec<BuildId> {
         let source = match source_params::of(&change) {
             Ok(mut p) => {
-                source_params::add_repo_url(&self.config, &change.source, &mut p);
+                source_params::add_repo_url(&self.config.get(), &change.source, &mut p);
                 p
             }
             Err(why) => {
@@ -223,7 +226,7 @@ impl Hub {
         for builder in &rule.config.builders {
             let submit_id = uuid::Uuid::new_v4().simple().to_string();
             let builds = source_params::expand(
-                &self.config,
+                &self.config.get(),
                 builder,
                 &rule.config.params,
                 &source,
@@ -241,7 +244,7 @@ impl Hub {
                 b.submitted_by = Some(format!("source:{}", change.source));
             }
             crate::reporters::watch_submit(
-                &self.config,
+                &self.config.get(),
                 self.store.as_ref(),
                 &change.source,
                 &builds,

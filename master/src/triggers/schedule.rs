@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::change::{Change, Event};
 use super::hub::Submitter;
 use super::source_params;
-use crate::config::{Config, ScheduleConfig};
+use crate::config::{LiveConfig, ScheduleConfig};
 use crate::metrics::Metrics;
 use crate::model::{Millis, ScheduleRun};
 use crate::store::Store;
@@ -63,7 +63,8 @@ fn from_millis(m: Millis) -> DateTime<Utc> {
 
 pub(super) struct Schedule {
     pub(super) config: ScheduleConfig,
-    pub(super) full: Arc<Config>,
+    /// The config in force, for the builders (a reload may change them).
+    pub(super) full: LiveConfig,
     pub(super) store: Arc<dyn Store>,
     pub(super) submitter: Arc<dyn Submitter>,
     pub(super) metrics: Arc<Metrics>,
@@ -72,20 +73,20 @@ pub(super) struct Schedule {
 
 /// Starts a task per schedule; each stops when `stop` turns true.
 pub fn spawn_schedules(
-    config: &Arc<Config>,
+    live: &LiveConfig,
     store: Arc<dyn Store>,
     submitter: Arc<dyn Submitter>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn WallClock>,
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
-    config
+    live.get()
         .schedules
         .iter()
         .map(|s| {
             let schedule = Schedule {
                 config: s.clone(),
-                full: config.clone(),
+                full: live.clone(),
                 store: store.clone(),
                 submitter: submitter.clone(),
                 metrics: metrics.clone(),
@@ -180,7 +181,11 @@ impl Schedule {
         for builder in &s.builders {
             let submit_id = uuid::Uuid::new_v4().simple().to_string();
             let mut builds = match source_params::expand(
-                &self.full, builder, &s.params, &source, &submit_id,
+                &self.full.get(),
+                builder,
+                &s.params,
+                &source,
+                &submit_id,
             ) {
                 Ok(b) => b,
                 Err(e) => {
@@ -192,7 +197,8 @@ impl Schedule {
                 b.submitted_by = Some(format!("schedule:{}", s.name));
             }
             if let Some(src) = &s.source {
-                crate::reporters::watch_submit(&self.full, self.store.as_ref(), src, &builds).await;
+                crate::reporters::watch_submit(&self.full.get(), self.store.as_ref(), src, &builds)
+                    .await;
             }
             match self.submitter.submit(builds).await {
                 Ok(ids) => {
@@ -214,6 +220,7 @@ impl Schedule {
         if let (Some(src), Some(branch), Some(revision)) = (&s.source, &s.branch, head) {
             let repo = self
                 .full
+                .get()
                 .sources
                 .iter()
                 .find(|c| &c.name == src)
@@ -229,7 +236,7 @@ impl Schedule {
                 event: Event::Schedule,
                 paths: None,
             })?;
-            source_params::add_repo_url(&self.full, src, &mut params);
+            source_params::add_repo_url(&self.full.get(), src, &mut params);
         } else {
             params.insert(
                 source_params::EVENT.to_owned(),

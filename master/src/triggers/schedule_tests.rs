@@ -97,7 +97,7 @@ async fn run(
     });
     let schedule = Schedule {
         config: full.schedules[0].clone(),
-        full: Arc::new(full),
+        full: Arc::new(full).into(),
         store: store as Arc<dyn Store>,
         submitter: runs.clone(),
         metrics: Arc::new(Metrics::new()),

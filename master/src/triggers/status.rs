@@ -111,6 +111,7 @@ pub(super) async fn sources(ext: Option<Extension<Hooks>>) -> Response {
     };
     let views: Vec<SourceView> = hooks
         .config
+        .get()
         .sources
         .iter()
         .map(|s| SourceView {

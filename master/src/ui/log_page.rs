@@ -103,9 +103,7 @@ fn live(state: StepState) -> bool {
 }
 
 async fn size(state: &AppState, run: StepRunId) -> u64 {
-    tokio::fs::metadata(state.logs.path(run))
-        .await
-        .map_or(0, |m| m.len())
+    state.logs.len(run).await
 }
 
 fn log_error(run: StepRunId, e: &crate::logs::LogError) -> HttpError {

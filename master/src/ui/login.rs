@@ -84,7 +84,7 @@ pub async fn submit(State(state): State<AppState>, Form(f): Form<LoginForm>) -> 
     };
     let id = state.sessions.create(hash);
     tracing::info!(target: "audit", by = %caller.name, role = %caller.role, "logged in to the web UI");
-    let cookie = session::set_cookie(&id, state.config.master.tls.is_some());
+    let cookie = session::set_cookie(&id, state.config.get().master.tls.is_some());
     ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
 }
 
@@ -93,7 +93,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller, headers: Head
         state.sessions.remove(id);
     }
     tracing::info!(target: "audit", by = %caller.name, "logged out of the web UI");
-    let cookie = session::clear_cookie(state.config.master.tls.is_some());
+    let cookie = session::clear_cookie(state.config.get().master.tls.is_some());
     (
         StatusCode::SEE_OTHER,
         [

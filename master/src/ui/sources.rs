@@ -28,13 +28,14 @@ pub async fn page(caller: Caller, hooks: Option<Extension<Hooks>>) -> Html<Strin
 fn render(hooks: &Hooks) -> Markup {
     let polls = hooks.status.polls();
     let now = now_millis();
+    let config = hooks.config.get();
     html! {
         h1 { "Sources" }
-        @if hooks.config.sources.is_empty() { p id="no-sources" { "No sources configured." } }
+        @if config.sources.is_empty() { p id="no-sources" { "No sources configured." } }
         table id="sources" {
             tr { th { "Source" } th { "Kind" } th { "Repository" } th { "Last good poll" }
                  th { "Failures" } th { "Last error" } th { "Next poll" } }
-            @for s in &hooks.config.sources {
+            @for s in &config.sources {
                 @let poll = polls.get(&s.name);
                 @let failing = poll.is_some_and(|p| p.failures > 0);
                 tr id=(format!("source-{}", s.name)) data-kind=(s.kind.as_str())

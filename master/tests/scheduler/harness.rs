@@ -215,6 +215,7 @@ pub struct Harness {
     pub metrics: Arc<Metrics>,
     pub task: JoinHandle<()>,
     received: Arc<Mutex<Vec<ReceivedStep>>>,
+    world: Arc<SchedulerWorld>,
     _dir: tempfile::TempDir,
 }
 
@@ -294,12 +295,13 @@ impl Harness {
         let metrics = Arc::new(Metrics::new());
         let scheduler = scheduler.with_metrics(metrics.clone());
         let received = Arc::<Mutex<Vec<ReceivedStep>>>::default();
-        provider.attach(Arc::new(SchedulerWorld {
+        let world = Arc::new(SchedulerWorld {
             handle: handle.clone(),
             store: store.clone(),
             received: received.clone(),
             sessions: Arc::default(),
-        }));
+        });
+        provider.attach(world.clone());
         let task = tokio::spawn(scheduler.run());
         Self {
             handle,
@@ -308,8 +310,17 @@ impl Harness {
             metrics,
             task,
             received,
+            world,
             _dir: dir,
         }
+    }
+
+    /// Another fake provider playing its workers against this scheduler
+    /// (a pool a reload adds).
+    pub fn fake(&self, step_time: Duration) -> Arc<FakeProvider> {
+        let provider = FakeProvider::new(step_time);
+        provider.attach(self.world.clone());
+        provider
     }
 
     /// Every step the fake workers were sent so far.

@@ -12,6 +12,7 @@ mod handshake;
 mod idle;
 mod lost;
 mod metrics;
+mod reload;
 mod results;
 mod shutdown;
 mod startup;

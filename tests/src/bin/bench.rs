@@ -265,7 +265,10 @@ async fn log_rate(bins: &Bins) -> anyhow::Result<()> {
         }
         let step = &build.attempts[0].steps[0];
         let ms = step.duration_ms.context("no step duration")?.max(1);
-        let on_disk = std::fs::metadata(master.state_dir().join(format!("logs/{id}/1.0.log")))
+        // Plain until the finished build's logs are compressed.
+        let dir = master.state_dir().join(format!("logs/{id}"));
+        let on_disk = std::fs::metadata(dir.join("1.0.log"))
+            .or_else(|_| std::fs::metadata(dir.join("1.0.log.zst")))
             .map_or(0, |m| m.len());
         let rate = step.log_bytes as f64 / 1e6 / (ms as f64 / 1e3);
         println!(

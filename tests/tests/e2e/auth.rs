@@ -100,6 +100,9 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({ "name": "x", "role": "admin" })),
         ),
         (Method::DELETE, "/api/v1/tokens/admin", None),
+        (Method::POST, "/api/v1/config/reload", None),
+        (Method::POST, "/api/v1/gc", None),
+        (Method::POST, "/api/v1/gc?dry_run=true", None),
         (Method::GET, "/api/v1/no-such-route", None),
     ]
 }
@@ -168,11 +171,30 @@ async fn api_needs_a_token_whose_role_covers_the_route() -> anyhow::Result<()> {
         let (status, answer) = call(&master, Method::POST, &cancel, Some(token), None).await?;
         assert_eq!(status, 403, "{who} cancels alice's build: {answer}");
     }
-    for (method, path, body) in routes().into_iter().filter(|r| r.1.contains("tokens")) {
-        let (status, answer) =
-            call(&master, method.clone(), path, Some(&bob), body.as_ref()).await?;
-        assert_eq!(status, 403, "submitter {method} {path}: {answer}");
+    // The admin's routes: tokens, config reload, retention passes.
+    let admin_only =
+        |path: &str| path.contains("tokens") || path.contains("/config/") || path.contains("/gc");
+    for (method, path, body) in routes().into_iter().filter(|r| admin_only(r.1)) {
+        for (who, token) in [
+            ("submitter", &bob),
+            ("viewer", &viewer),
+            ("metrics", &scraper),
+        ] {
+            let (status, answer) =
+                call(&master, method.clone(), path, Some(token), body.as_ref()).await?;
+            assert_eq!(status, 403, "{who} {method} {path}: {answer}");
+        }
     }
+    let (status, answer) = call(
+        &master,
+        Method::POST,
+        "/api/v1/gc?dry_run=true",
+        Some(&master.admin_token()),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "the admin runs a dry run: {answer}");
+    assert_eq!(answer["dry_run"], true, "{answer}");
     let (status, answer) = call(&master, Method::POST, &cancel, Some(&alice), None).await?;
     assert_eq!(status, 200, "alice cancels her own: {answer}");
 

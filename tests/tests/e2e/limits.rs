@@ -259,7 +259,12 @@ async fn the_state_dir_and_step_logs_are_owner_only() -> anyhow::Result<()> {
     let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
     let state = master.state_dir();
     assert_eq!(mode(&state)?, 0o700, "{}", state.display());
-    let log = state.join("logs").join(id.to_string()).join("1.0.log");
-    assert_eq!(mode(&log)?, 0o600, "{}", log.display());
+    // Compressed once the build is saved, still owner-only.
+    let logs = master
+        .wait_logs_compressed(id, Duration::from_secs(60))
+        .await?;
+    for log in logs {
+        assert_eq!(mode(&log)?, 0o600, "{}", log.display());
+    }
     Ok(())
 }

@@ -20,6 +20,8 @@ mod metrics;
 mod packaging;
 mod params;
 mod quickstart;
+mod reload;
+mod retention;
 mod secrets;
 mod shutdown;
 mod ssh;

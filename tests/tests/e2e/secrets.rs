@@ -237,9 +237,22 @@ async fn secrets_reach_the_step_and_no_reader() -> anyhow::Result<()> {
         }
     }
 
-    // No file the master wrote holds a value: database, WAL, step logs,
-    // run.json, worker directories, the master's own (debug) log.
-    let written = files(master.dir())?;
+    // No file the master wrote holds a value: database, WAL, step logs
+    // (compressed once the build is saved: read decompressed), run.json,
+    // worker directories, the master's own (debug) log.
+    master
+        .wait_logs_compressed(id, Duration::from_secs(60))
+        .await?;
+    let mut written = Vec::new();
+    for (path, bytes) in files(master.dir())? {
+        let plain = if path.extension().is_some_and(|e| e == "zst") {
+            burst_master::logs::read_compressed(&path)
+                .with_context(|| format!("failed to decompress {}", path.display()))?
+        } else {
+            bytes
+        };
+        written.push((path, plain));
+    }
     let names: Vec<String> = written
         .iter()
         .filter_map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -252,7 +265,7 @@ async fn secrets_reach_the_step_and_no_reader() -> anyhow::Result<()> {
     }
     let step_log = written
         .iter()
-        .find(|(p, _)| p.ends_with(format!("logs/{id}/1.0.log")))
+        .find(|(p, _)| p.ends_with(format!("logs/{id}/1.0.log.zst")))
         .with_context(|| format!("no step log file among {names:?}"))?;
     assert!(contains(&step_log.1, "half:***\n"));
     for (path, bytes) in &written {

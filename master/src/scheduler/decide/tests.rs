@@ -94,6 +94,7 @@ fn add_worker(s: &mut State, id: &str, state: WorkerState, since: Instant, now: 
     let worker = Worker {
         id: id.into(),
         pool: 0,
+        provider: s.pools[0].provider.clone(),
         state,
         since,
         deadline: (!connected).then_some(since + 30 * S),

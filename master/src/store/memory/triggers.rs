@@ -86,6 +86,13 @@ impl Tables {
             },
         );
     }
+
+    /// A deleted build's watch and reports go with it (SQLite's cascade).
+    pub(super) fn forget_build(&mut self, build: BuildId) {
+        self.watched.remove(&build);
+        self.reporters_of.remove(&build);
+        self.outbox.retain(|_, r| r.build_id != build);
+    }
 }
 
 #[async_trait]

@@ -28,9 +28,12 @@ macro_rules! contract_tests {
 }
 
 use super::contract::*;
+use super::retention::*;
 use super::triggers::*;
 
 contract_tests!(
+    expired_builds_follow_age_and_count,
+    delete_builds_spares_queued_and_running,
     master_id_is_stable,
     insert_gives_growing_ids,
     save_build_round_trips,

@@ -6,5 +6,6 @@ mod both;
 mod contract;
 mod fixtures;
 mod plans;
+mod retention;
 mod sqlite;
 mod triggers;
