@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 mod grid;
 mod idempotency;
 mod pool_view;
+mod queue_position;
 mod reason;
 mod token;
 mod trigger;
@@ -19,6 +20,7 @@ pub use idempotency::{
     key_problem, IdempotencyKey, SubmitOnce, IDEMPOTENCY_HEADER, KEY_MAX_LEN, KEY_TTL_MILLIS,
 };
 pub use pool_view::{HostView, PoolView};
+pub use queue_position::QueuePosition;
 pub use reason::{
     Expiry, InterruptReason, LostReason, QueuedStatus, Retrying, Unservable, WaitReason,
 };
@@ -282,6 +284,9 @@ pub struct BuildDetail {
     /// the ledger); absent when no attempt ran on a priced worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_cost: Option<f64>,
+    /// A queued build's place in its pool's queue; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueuePosition>,
 }
 
 /// A build before the store gives it an id.

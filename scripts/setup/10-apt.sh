@@ -13,6 +13,9 @@ packages=(
   systemd               # systemd-analyze verify checks packaging/systemd's units
   git                   # the trigger tests: bare repositories, git daemon, the poller's ls-remote
   chromium              # the web UI browser tests drive headless Chromium over DevTools
+  ca-certificates       # the CA bundle images/master/build.sh puts in the master image
+  file                  # images/master/build.sh checks its binaries are static
+  lintian               # checks the Debian packages (packaging::debian tests)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -210,6 +210,7 @@ mod tests {
         BuildDetail {
             build,
             estimated_cost: Some(0.5),
+            queue: None,
         }
     }
 

@@ -1,6 +1,9 @@
 //! Installing and running burst the way operators do: `burst init`, shell
 //! completions, man pages, the systemd units (checked by systemd-analyze),
-//! and `Type=notify` readiness.
+//! and `Type=notify` readiness; the master image and the Debian packages.
+
+mod debian;
+mod master_image;
 
 use std::path::Path;
 use std::time::Duration;
