@@ -6,6 +6,7 @@
 # (10-apt.sh) and a Docker engine.
 #
 #   images/docker/build.sh [IMAGE_NAME]    # default burst-worker
+#   BURST_PROFILE=ci images/docker/build.sh # another cargo profile (CI's)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -13,6 +14,13 @@ name="${1:-burst-worker}"
 target=x86_64-unknown-linux-musl
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 busybox="${BUSYBOX:-/bin/busybox}"
+profile="${BURST_PROFILE:-release}"
+start=$(date +%s)
+n=0
+step() {
+  n=$((n + 1))
+  echo "build.sh: [$n/3] $* ($(($(date +%s) - start)) s)"
+}
 
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)"
 [ -n "$version" ] || { echo "build.sh: no version in $root/Cargo.toml" >&2; exit 1; }
@@ -30,9 +38,11 @@ if [ ! -x /usr/bin/git ] || [ ! -x "$git_core/git-remote-http" ]; then
   exit 1
 fi
 
-echo "build.sh: cargo build -p burst-worker --release --target $target"
-(cd "$root" && cargo build -p burst-worker --release --target "$target" --locked)
-worker="$target_dir/$target/release/burst-worker"
+step "cargo build -p burst-worker --profile $profile --target $target"
+(cd "$root" && cargo build -p burst-worker --profile "$profile" --target "$target" --locked)
+worker="$target_dir/$target/$profile/burst-worker"
+
+step "staging the root filesystem"
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
@@ -85,10 +95,10 @@ printf 'root:x:0:0:root:/work:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
 cp "$here/Dockerfile" "$stage/Dockerfile"
 
-echo "build.sh: $count busybox applets; building $name:latest and $name:$version"
+step "docker build $name:latest and $name:$version ($count busybox applets)"
 # The classic builder needs no buildx plugin; FROM scratch pulls nothing.
 DOCKER_BUILDKIT=0 docker build --quiet --pull=false \
   --label "org.opencontainers.image.version=$version" \
   -t "$name:latest" -t "$name:$version" "$stage" >/dev/null
 size="$(docker image inspect -f '{{.Size}}' "$name:latest")"
-echo "build.sh: built $name:latest ($name:$version), $((size / 1024)) KiB"
+echo "build.sh: built $name:latest ($name:$version), $((size / 1024)) KiB, profile $profile, in $(($(date +%s) - start)) s"

@@ -10,6 +10,7 @@ mod build_query;
 mod grid;
 mod idempotency;
 mod pool_view;
+mod queue_position;
 mod reason;
 mod retention;
 mod token;
@@ -22,6 +23,7 @@ pub use idempotency::{
     key_problem, IdempotencyKey, SubmitOnce, IDEMPOTENCY_HEADER, KEY_MAX_LEN, KEY_TTL_MILLIS,
 };
 pub use pool_view::{HostView, PoolView};
+pub use queue_position::QueuePosition;
 pub use reason::{
     Expiry, InterruptReason, LostReason, QueuedStatus, Retrying, Unservable, WaitReason,
 };
@@ -308,6 +310,9 @@ pub struct BuildDetail {
     /// the ledger); absent when no attempt ran on a priced worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_cost: Option<f64>,
+    /// A queued build's place in its pool's queue; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueuePosition>,
 }
 
 /// A build before the store gives it an id.

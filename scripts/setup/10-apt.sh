@@ -14,6 +14,9 @@ packages=(
   git                   # the trigger tests: bare repositories, git daemon, the poller's ls-remote
   chromium              # the web UI browser tests drive headless Chromium over DevTools
   zstd                  # the retention tests decode compressed step logs with the reference zstd
+  ca-certificates       # the CA bundle images/master/build.sh puts in the master image
+  file                  # images/master/build.sh checks its binaries are static
+  lintian               # checks the Debian packages (packaging::debian tests)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -303,9 +303,17 @@ pub(crate) async fn detail(state: &AppState, id: BuildId) -> Result<BuildDetail,
     mask_build(&mut build, &state.config.get(), state.logs.mask());
     let prices = cost::prices(state.store.as_ref(), &build).await?;
     let estimated_cost = cost::estimate(&build, &prices, now_millis());
+    // Asked of the scheduler, which owns the queue; a stopping scheduler
+    // just leaves it out.
+    let queue = if build.state == BuildState::Queued {
+        state.scheduler.queue_position(id).await.ok().flatten()
+    } else {
+        None
+    };
     Ok(BuildDetail {
         build,
         estimated_cost,
+        queue,
     })
 }
 

@@ -141,6 +141,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Exit 0 when the master answers GET /healthz, 1 when it does not: a
+    /// container HEALTHCHECK (the master image has no curl). Needs no token.
+    Healthcheck,
     /// Write man pages (burst.1 and one per subcommand) into DIR.
     Manpages {
         /// Created if missing.
@@ -304,6 +307,8 @@ mod tests {
             &["completions", "zsh"],
             &["completions", "fish"],
             &["manpages", "out"],
+            &["healthcheck"],
+            &["--url", "https://127.0.0.1:8480", "healthcheck"],
         ];
         for args in ok {
             assert!(parse(args).is_ok(), "{args:?}");

@@ -14,6 +14,8 @@ use crate::model::{
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounds every plain request; log streams have their own idle handling.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A health probe answers fast or not at all.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Whole-log downloads may be large.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Cap on a non-JSON error body quoted back to the user.
@@ -135,6 +137,14 @@ impl Client {
             .header(IDEMPOTENCY_HEADER, key)
             .json(req);
         self.json(rb.timeout(REQUEST_TIMEOUT)).await
+    }
+
+    /// `GET /healthz`'s body (`ok`), within a health probe's few seconds.
+    pub async fn healthz(&self) -> ClientResult<String> {
+        let rb = self.http.get(self.url("/healthz")).timeout(HEALTH_TIMEOUT);
+        let resp = self.send(rb).await?;
+        let body = resp.text().await.map_err(|e| self.unreachable(&e))?;
+        Ok(body.trim().to_owned())
     }
 
     pub async fn builds(&self) -> ClientResult<Vec<Build>> {

@@ -44,6 +44,24 @@ pub async fn build(
     Ok(Exit::Success)
 }
 
+/// `burst healthcheck`: `ok` and 0, or the reason on stderr and 1.
+pub async fn healthcheck(
+    client: &Client,
+    out: &Output,
+    err: &mut dyn Write,
+) -> Result<Exit, CliError> {
+    match client.healthz().await {
+        Ok(body) => {
+            out.line(&body)?;
+            Ok(Exit::Success)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "burst: unhealthy: {}", Chain(&e));
+            Ok(Exit::Unhealthy)
+        }
+    }
+}
+
 pub async fn workers(client: &Client, json: bool, out: &Output) -> Result<Exit, CliError> {
     if json {
         return print_json(

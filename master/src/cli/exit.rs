@@ -23,13 +23,16 @@ pub enum Exit {
     Error,
     /// The master's certificate failed verification.
     Untrusted,
+    /// `healthcheck`: the master did not answer `/healthz` (1, which Docker's
+    /// HEALTHCHECK reads as unhealthy; it reserves 2).
+    Unhealthy,
 }
 
 impl Exit {
     pub fn code(self) -> u8 {
         match self {
             Exit::Success => 0,
-            Exit::BuildsFailed | Exit::ConfigInvalid => 1,
+            Exit::BuildsFailed | Exit::ConfigInvalid | Exit::Unhealthy => 1,
             Exit::Error => 2,
             Exit::Untrusted => 3,
         }

@@ -14,6 +14,7 @@ use super::exit::{self, CliError, Exit};
 use super::output::Output;
 use super::prefix::LinePrefixer;
 use super::render;
+use super::wait_status::wait_while_queued;
 use crate::model::{Build, BuildId};
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,10 @@ pub struct Timing {
     pub idle_probe: Duration,
     /// Consecutive failed polls before giving up on the master.
     pub max_poll_failures: u32,
+    /// Between GETs of a build that waits in the queue.
+    pub wait_poll: Duration,
+    /// Off a terminal, an unchanged wait is printed again after this long.
+    pub wait_repeat: Duration,
 }
 
 impl Default for Timing {
@@ -32,6 +37,8 @@ impl Default for Timing {
             poll: Duration::from_millis(500),
             idle_probe: Duration::from_secs(30),
             max_poll_failures: 20,
+            wait_poll: Duration::from_secs(1),
+            wait_repeat: Duration::from_secs(15),
         }
     }
 }
@@ -165,6 +172,8 @@ pub async fn follow_builds(
         let (client, out, timing) = (client.clone(), out.clone(), timing.clone());
         let id = builds[index].id;
         tasks.spawn(async move {
+            // Its log is followed once it left the queue; until then, why it waits.
+            wait_while_queued(&client, id, &tag, &out, &timing).await?;
             let mut prefixer = LinePrefixer::new(&tag);
             let mut sink = |chunk: &[u8]| {
                 let lines = prefixer.push(chunk);

@@ -87,9 +87,22 @@ pub fn run(provider: Provider, dir: &Path, force: bool, out: &Output) -> Result<
         "checking this machine for the {} provider:",
         provider.name()
     ))?;
-    let checks = init_checks::for_config(&path);
-    for check in &checks {
+    // Each check is shown as it runs (a spinner on a terminal) and its
+    // line printed as soon as it is done.
+    let pending = init_checks::for_config(&path);
+    let total = pending.len();
+    let mut checks = Vec::with_capacity(total);
+    for (i, check) in pending.into_iter().enumerate() {
+        let spinner = out.spinner();
+        if let Some(bar) = &spinner {
+            bar.set_message(format!("[{}/{total}] checking {}", i + 1, check.what));
+        }
+        let check = check.run();
+        if let Some(bar) = spinner {
+            bar.finish_and_clear();
+        }
         out.line(&check.line())?;
+        checks.push(check);
     }
     out.line("next:")?;
     for (i, step) in next_steps(provider, &path, &checks).iter().enumerate() {

@@ -47,58 +47,92 @@ impl Check {
     }
 }
 
-/// The checks for every pool of the config at `config_path`, each once.
-pub fn for_config(config_path: &Path) -> Vec<Check> {
+/// A check not run yet: what it looks at, so `burst init` can show it
+/// while it runs (a socket may take seconds to answer).
+pub struct Pending {
+    pub what: String,
+    run: Box<dyn FnOnce() -> Check + Send>,
+}
+
+impl Pending {
+    fn new(what: impl Into<String>, run: impl FnOnce() -> Check + Send + 'static) -> Self {
+        Self {
+            what: what.into(),
+            run: Box::new(run),
+        }
+    }
+
+    pub fn run(self) -> Check {
+        (self.run)()
+    }
+}
+
+/// The checks for every pool of the config at `config_path`, each once,
+/// in the order they should run and be shown.
+pub fn for_config(config_path: &Path) -> Vec<Pending> {
     let Ok(config) = config::load_file(config_path) else {
         return Vec::new();
     };
-    let mut checks = vec![worker_binary()];
+    let mut checks = vec![Pending::new("burst-worker next to burst", worker_binary)];
     for pool in config.pools.values() {
         match pool.provider.config() {
             Some(ProviderConfig::Docker(docker)) => {
                 // No hosts listed means the local engine only.
-                if docker.hosts.is_empty() {
-                    checks.push(docker_engine("local", &docker.image));
+                let mut endpoints: Vec<String> =
+                    docker.hosts.iter().map(|h| h.endpoint.clone()).collect();
+                if endpoints.is_empty() {
+                    endpoints.push("local".to_owned());
                 }
-                for host in &docker.hosts {
-                    checks.push(docker_engine(&host.endpoint, &docker.image));
-                }
-            }
-            Some(ProviderConfig::Ec2(_)) => checks.push(aws_credentials(&Env::process())),
-            Some(ProviderConfig::Ssh(ssh)) => {
-                checks.push(ssh_client());
-                if let Some(known) = &ssh.known_hosts {
-                    checks.push(readable_file(
-                        known,
-                        "known_hosts file",
-                        &format!(
-                            "add the hosts' keys: ssh-keyscan -H HOST >> {}",
-                            known.display()
-                        ),
+                for endpoint in endpoints {
+                    let image = docker.image.clone();
+                    checks.push(Pending::new(
+                        format!("the Docker engine {endpoint} and image {image}"),
+                        move || docker_engine(&endpoint, &image),
                     ));
                 }
-                let mut keys: Vec<&PathBuf> = ssh
+            }
+            Some(ProviderConfig::Ec2(_)) => checks.push(Pending::new("AWS credentials", || {
+                aws_credentials(&Env::process())
+            })),
+            Some(ProviderConfig::Ssh(ssh)) => {
+                checks.push(Pending::new("the ssh client", ssh_client));
+                if let Some(known) = ssh.known_hosts.clone() {
+                    checks.push(Pending::new(
+                        format!("known_hosts file {}", known.display()),
+                        move || {
+                            let todo = format!(
+                                "add the hosts' keys: ssh-keyscan -H HOST >> {}",
+                                known.display()
+                            );
+                            readable_file(&known, "known_hosts file", &todo)
+                        },
+                    ));
+                }
+                let mut keys: Vec<PathBuf> = ssh
                     .hosts
                     .iter()
-                    .filter_map(|h| h.key_file.as_ref())
+                    .filter_map(|h| h.key_file.clone())
                     .collect();
                 keys.sort();
                 keys.dedup();
                 for key in keys {
-                    checks.push(readable_file(key, "ssh key", &format!(
-                        "create it: ssh-keygen -t ed25519 -N '' -f {} (and add its .pub to each host's authorized_keys)",
-                        key.display()
-                    )));
+                    checks.push(Pending::new(format!("ssh key {}", key.display()), move || {
+                        let todo = format!(
+                            "create it: ssh-keygen -t ed25519 -N '' -f {} (and add its .pub to each host's authorized_keys)",
+                            key.display()
+                        );
+                        readable_file(&key, "ssh key", &todo)
+                    }));
                 }
             }
             _ => {}
         }
     }
-    // Pools often share hosts, keys and engines: each finding once.
+    // Pools often share hosts, keys and engines: each check once.
     let mut seen = Vec::new();
     checks.retain(|c| {
-        let new = !seen.contains(&c.found);
-        seen.push(c.found.clone());
+        let new = !seen.contains(&c.what);
+        seen.push(c.what.clone());
         new
     });
     checks
@@ -259,6 +293,22 @@ fn readable_file(path: &Path, what: &str, todo: &str) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checks_are_listed_once_each_before_any_runs() {
+        // Three ssh pools sharing one key and one known_hosts file.
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ssh.toml");
+        let what: Vec<String> = for_config(&example).into_iter().map(|c| c.what).collect();
+        assert_eq!(
+            what,
+            [
+                "burst-worker next to burst",
+                "the ssh client",
+                "known_hosts file /etc/burst/known_hosts",
+                "ssh key /etc/burst/id_ed25519",
+            ]
+        );
+    }
 
     fn env(vars: &[(&str, &str)], home: Option<&Path>) -> Env {
         Env {

@@ -18,6 +18,7 @@ mod submit;
 mod submit_file;
 mod token_source;
 mod tokens;
+mod wait_status;
 
 pub use run::{execute, main};
 

@@ -406,12 +406,14 @@ pub(crate) mod tests {
         let priced = BuildDetail {
             build: b.clone(),
             estimated_cost: Some(0.012345),
+            queue: None,
         };
         let d = build_detail(&priced, 10_000);
         assert!(d.contains("  est. cost: $0.0123\n"), "{d}");
         let unpriced = BuildDetail {
             build: b,
             estimated_cost: None,
+            queue: None,
         };
         assert!(!build_detail(&unpriced, 10_000).contains("cost"));
     }

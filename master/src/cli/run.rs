@@ -35,6 +35,13 @@ pub fn main() -> ExitCode {
         } => init::run(provider, &dir, force, &out),
         Command::Completions { shell } => docs::completions(shell, &out),
         Command::Manpages { dir } => docs::manpages(&dir, &out),
+        // No token: /healthz is open, and a health probe must not depend
+        // on one.
+        Command::Healthcheck => block_on(async {
+            let ca = token_source::ca_file(&cli.url, cli.ca_file);
+            let client = Client::with_ca(&cli.url, ca.as_deref())?;
+            commands::healthcheck(&client, &out, &mut io::stderr()).await
+        }),
         command => block_on(async {
             let token = token_source::resolve(&cli.url, cli.token_file.as_deref())?;
             let ca = token_source::ca_file(&cli.url, cli.ca_file);
@@ -112,6 +119,7 @@ async fn run_command(
             command: ConfigCommand::Reload { json },
         } => admin::reload(&client, json, out, &mut io::stderr()).await,
         Command::Gc { dry_run, json } => admin::gc(&client, dry_run, json, out).await,
+        Command::Healthcheck => commands::healthcheck(&client, out, &mut io::stderr()).await,
         Command::Token { command } => match command {
             TokenCommand::Create { name, role } => tokens::create(&client, name, role, out).await,
             TokenCommand::List { json } => tokens::list(&client, json, out).await,

@@ -18,7 +18,9 @@ use super::follow::Timing;
 use super::output::Output;
 use super::render::tests::build;
 use super::run::execute_with;
-use crate::model::{ApiError, BuildState, SubmitRequest, SubmitResponse};
+use crate::model::{
+    ApiError, BuildDetail, BuildState, QueuePosition, SubmitRequest, SubmitResponse,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -38,6 +40,7 @@ async fn submit(Json(req): Json<SubmitRequest>) -> Response {
         "mixed" => vec![14, 15],
         "flaky" => vec![16],
         "quiet" => vec![17],
+        "waits" => vec![18],
         other => {
             return api_error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -52,7 +55,49 @@ async fn submit(Json(req): Json<SubmitRequest>) -> Response {
     .into_response()
 }
 
+/// GETs of build 18 so far: it waits for a worker to start, then for a
+/// free one, then runs and succeeds.
+static WAITING_GETS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn waiting_build() -> Response {
+    let n = WAITING_GETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let (state, reason, position) = match n {
+        0..=2 => (
+            BuildState::Queued,
+            "waiting for a worker of pool p to start",
+            (2, 2),
+        ),
+        3..=4 => (
+            BuildState::Queued,
+            "waiting for a free worker: pool p is at max_workers (1)",
+            (1, 1),
+        ),
+        5 => (BuildState::Running, "", (0, 0)),
+        _ => (BuildState::Succeeded, "", (0, 0)),
+    };
+    let mut build = build(18, state, &[]);
+    let mut queue = None;
+    if state == BuildState::Queued {
+        build.started_at = None;
+        build.reason = Some(reason.to_owned());
+        queue = Some(QueuePosition {
+            pool: "p".to_owned(),
+            position: position.0,
+            queued: position.1,
+        });
+    }
+    Json(BuildDetail {
+        build,
+        estimated_cost: None,
+        queue,
+    })
+    .into_response()
+}
+
 async fn get_build(Path(id): Path<i64>) -> Response {
+    if id == 18 {
+        return waiting_build();
+    }
     let mut b = match id {
         12 | 14 => build(id, BuildState::Succeeded, &[("greeting", "hello")]),
         13 => build(id, BuildState::Succeeded, &[("greeting", "bye")]),
@@ -114,6 +159,7 @@ async fn stub() -> Result<String, std::io::Error> {
             "/api/v1/builds/{id}/cancel",
             post(|| async { Json(serde_json::json!({"state": "cancelled"})) }),
         )
+        .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/api/v1/workers",
             get(|| async { Json(Vec::<crate::model::WorkerView>::new()) }),
@@ -135,6 +181,8 @@ async fn burst(
         poll: Duration::from_millis(20),
         idle_probe: Duration::from_millis(300),
         max_poll_failures: 3,
+        wait_poll: Duration::from_millis(20),
+        wait_repeat: Duration::from_secs(60),
     };
     let result = execute_with(&cli.url, None, cli.command, &out, &timing).await;
     let mut err = Vec::new();
@@ -206,6 +254,20 @@ async fn a_broken_stream_falls_back_and_prints_the_rest() -> TestResult {
 }
 
 #[tokio::test]
+async fn submit_follow_says_why_a_build_waits_then_streams_its_log() -> TestResult {
+    let url = stub().await?;
+    let (exit, out, err) = burst(&url, &["submit", "waits", "--follow"]).await?;
+    assert_eq!(exit, Exit::Success, "{out}{err}");
+    let want = "submitted waits: builds 18 (submit s-waits)\n\
+        [18] queued 0 s: position 2 of 2 for pool p; waiting for a worker of pool p to start\n\
+        [18] queued 0 s: position 1 of 1 for pool p; waiting for a free worker: pool p is at max_workers (1)\n\
+        [18] started after 0 s in the queue\n\
+        [18] hello from 18\n";
+    assert!(out.starts_with(want), "{out}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_silent_stream_of_a_finished_build_is_left() -> TestResult {
     let url = stub().await?;
     let (exit, out, err) = burst(&url, &["submit", "quiet", "--follow"]).await?;
@@ -244,6 +306,32 @@ async fn an_unreachable_master_exits_2_with_a_hint() -> TestResult {
     );
     assert!(
         err.contains("is `burst master` running? (set --url or BURST_URL)"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn healthcheck_exits_0_on_ok_and_1_when_unreachable() -> TestResult {
+    let url = stub().await?;
+    let (exit, out, err) = burst(&url, &["healthcheck"]).await?;
+    assert_eq!(
+        (exit, out.as_str(), err.as_str()),
+        (Exit::Success, "ok\n", "")
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let gone = format!("http://{}", listener.local_addr()?);
+    drop(listener);
+    let cli = Cli::try_parse_from(["burst", "--url", &gone, "healthcheck"])?;
+    let (out, buf) = Output::buffer();
+    let client = super::client::Client::new(&cli.url)?;
+    let mut err = Vec::new();
+    let exit = super::commands::healthcheck(&client, &out, &mut err).await?;
+    assert_eq!((exit, exit.code()), (Exit::Unhealthy, 1));
+    assert_eq!(buf.contents(), "");
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.starts_with("burst: unhealthy: failed to reach"),
         "{err}"
     );
     Ok(())

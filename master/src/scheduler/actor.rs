@@ -162,6 +162,9 @@ impl Scheduler {
             Event::Pools { reply } => {
                 let _ = reply.send(Ok(self.pool_views(now)));
             }
+            Event::QueuePosition { build, reply } => {
+                let _ = reply.send(Ok(self.state.queue_position(build)));
+            }
             Event::Shutdown { reply } => self.begin_shutdown(reply, now),
             Event::Reconfigure { pools, reply } => {
                 let _ = reply.send(Ok(self.reconfigure(pools)));

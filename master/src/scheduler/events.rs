@@ -4,7 +4,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{SchedError, Submitted};
 use crate::metrics::Fleet;
-use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, PoolView, WorkerView};
+use crate::model::{
+    BuildId, BuildState, IdempotencyKey, NewBuild, PoolView, QueuePosition, WorkerView,
+};
 
 pub type Reply<T> = oneshot::Sender<Result<T, SchedError>>;
 
@@ -53,6 +55,11 @@ pub enum Event {
     /// Pools with their caps, counts and backoff.
     Pools {
         reply: Reply<Vec<PoolView>>,
+    },
+    /// Where a queued build stands in its pool's queue.
+    QueuePosition {
+        build: BuildId,
+        reply: Reply<Option<QueuePosition>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,

@@ -5,7 +5,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::events::Event;
 use crate::metrics::Fleet;
-use crate::model::{BuildId, BuildState, IdempotencyKey, NewBuild, PoolView, WorkerView};
+use crate::model::{
+    BuildId, BuildState, IdempotencyKey, NewBuild, PoolView, QueuePosition, WorkerView,
+};
 use crate::store::{StoreError, StoreHealth};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -107,6 +109,15 @@ impl SchedulerHandle {
     /// Every pool with its caps, counts and launch backoff.
     pub async fn pools(&self) -> Result<Vec<PoolView>, SchedError> {
         self.ask(|reply| Event::Pools { reply }).await
+    }
+
+    /// Where a queued build stands (None once it left the queue).
+    pub async fn queue_position(
+        &self,
+        build: BuildId,
+    ) -> Result<Option<QueuePosition>, SchedError> {
+        self.ask(|reply| Event::QueuePosition { build, reply })
+            .await
     }
 
     /// Pools, workers and queue as `/metrics` shows them.

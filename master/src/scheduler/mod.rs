@@ -19,6 +19,7 @@ mod lost;
 mod persist;
 mod pool;
 mod pool_view;
+mod queue_position;
 mod reason;
 mod reconfigure;
 mod retired;

@@ -235,6 +235,7 @@ mod tests {
         BuildDetail {
             build,
             estimated_cost: Some(0.5),
+            queue: None,
         }
     }
 

@@ -1,6 +1,9 @@
 //! Installing and running burst the way operators do: `burst init`, shell
 //! completions, man pages, the systemd units (checked by systemd-analyze),
-//! and `Type=notify` readiness.
+//! and `Type=notify` readiness; the master image and the Debian packages.
+
+mod debian;
+mod master_image;
 
 use std::path::Path;
 use std::time::Duration;
@@ -161,6 +164,7 @@ async fn systemd_units_pass_systemd_analyze_verify() {
         ("burst", "usr/bin"),
         ("burst-worker", "usr/local/bin"),
         ("sh", "bin"),
+        ("kill", "bin"),
     ] {
         let dir = root.path().join(dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -579,3 +579,27 @@ fn shutdown_keeps_busy_workers_for_the_grace_period() {
         .starts_with(&[Effect::CancelForShutdown { build: 7 }]));
     assert_eq!(s.builds[&1].state, BuildState::Queued);
 }
+
+#[test]
+fn queue_position_counts_the_builds_ahead_for_the_same_pool() {
+    let mut s = state(pool_cfg(1));
+    let ids = queue(&mut s, 3);
+    // A build no pool serves neither has a place nor takes one.
+    let stray = ids[2] + 1;
+    let mut build = s.builds[&ids[0]].clone();
+    build.id = stray;
+    build.labels = vec!["windows".into()];
+    s.builds.insert(stray, build);
+    s.queue.insert(1, stray);
+    for (i, id) in ids.iter().enumerate() {
+        let at = s
+            .queue_position(*id)
+            .map(|q| (q.pool, q.position, q.queued));
+        assert_eq!(at, Some(("pool".to_owned(), i as u32 + 1, 3)), "build {id}");
+    }
+    assert_eq!(s.queue_position(stray), None);
+    // Started: out of the queue, so no position.
+    s.queue.retain(|id| *id != ids[0]);
+    assert_eq!(s.queue_position(ids[0]), None);
+    assert_eq!(s.queue_position(ids[1]).map(|q| q.position), Some(1));
+}
