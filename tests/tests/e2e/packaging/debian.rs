@@ -46,7 +46,9 @@ fn deb(name: &str) -> PathBuf {
 async fn run(program: &str, args: &[&str]) -> cmd::Output {
     let mut c = tokio::process::Command::new(program);
     c.args(args);
-    let out = cmd::run(c, TIMEOUT).await.unwrap();
+    let out = cmd::run(c, TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("failed to run {program} {args:?}: {e:#}"));
     assert!(out.success(), "{program} {args:?}: {out:?}");
     out
 }
