@@ -210,9 +210,18 @@ fn docker_get(socket: &Path, path: &str) -> std::io::Result<u16> {
     stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
     // One write: an engine may answer (and close) as soon as it has a line.
     stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").as_bytes())?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head)?;
-    let line = String::from_utf8_lossy(&head[..n]);
+    // The status line may come in several reads (the engine, like any
+    // server, writes as it pleases): read until its end, or EOF, or 1 KiB.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 1024 {
+        match stream.read(&mut buf)? {
+            0 => break,
+            n => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default();
     line.split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
@@ -385,7 +394,12 @@ mod tests {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                let _ = write!(conn, "HTTP/1.0 {status}\r\n\r\n");
+                // In two writes, the second late: a status line split
+                // across reads must still be read whole.
+                let _ = conn.write_all(b"HTTP/1.0 ");
+                let _ = conn.flush();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let _ = write!(conn, "{status}\r\n\r\n");
             }
         });
         let check = docker_engine(&format!("unix://{}", sock.display()), "img:1");

@@ -12,7 +12,6 @@
 //! `IDLE`; a stream lasts `LIFETIME`, then the browser reconnects.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
@@ -20,15 +19,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::build_page::{attempts, summary};
+use super::events::{pace, LIFETIME, RETRY};
 use crate::api::builds::detail;
 use crate::api::error::HttpError;
 use crate::api::{AppState, Caller};
 use crate::model::{now_millis, BuildId};
-
-const POLL: Duration = Duration::from_secs(1);
-const IDLE: Duration = Duration::from_secs(15);
-const LIFETIME: Duration = Duration::from_secs(600);
-const RETRY: Duration = Duration::from_secs(2);
 
 type Stream = ReceiverStream<Result<Event, Infallible>>;
 
@@ -78,10 +73,7 @@ pub async fn build(
             }
             tokio::select! {
                 _ = tx.closed() => return,
-                _ = async {
-                    tokio::time::sleep(POLL).await;
-                    let _ = tokio::time::timeout(IDLE, wake.changed()).await;
-                } => {}
+                _ = pace(&mut wake) => {}
             }
         }
     });

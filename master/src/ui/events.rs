@@ -22,11 +22,18 @@ use crate::api::error::HttpError;
 use crate::api::AppState;
 use crate::model::{now_millis, Build, BuildId};
 
-const POLL: Duration = Duration::from_secs(1);
-const IDLE: Duration = Duration::from_secs(15);
-const LIFETIME: Duration = Duration::from_secs(600);
+pub(super) const POLL: Duration = Duration::from_secs(1);
+pub(super) const IDLE: Duration = Duration::from_secs(15);
+pub(super) const LIFETIME: Duration = Duration::from_secs(600);
 /// Milliseconds a browser waits before reconnecting.
-const RETRY: Duration = Duration::from_secs(2);
+pub(super) const RETRY: Duration = Duration::from_secs(2);
+
+/// Between two looks at the store: a `POLL` at least, then until `wake`
+/// says something changed or an `IDLE` passed.
+pub(super) async fn pace<T>(wake: &mut tokio::sync::watch::Receiver<T>) {
+    tokio::time::sleep(POLL).await;
+    let _ = tokio::time::timeout(IDLE, wake.changed()).await;
+}
 
 type Stream = ReceiverStream<Result<Event, Infallible>>;
 
@@ -72,10 +79,7 @@ pub async fn builds(
             }
             tokio::select! {
                 _ = tx.closed() => return,
-                _ = async {
-                    tokio::time::sleep(POLL).await;
-                    let _ = tokio::time::timeout(IDLE, wake.changed()).await;
-                } => {}
+                _ = pace(&mut wake) => {}
             }
         }
     });

@@ -135,20 +135,7 @@ impl TriggerStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(query_err(action))?;
-        for reporter in reporters {
-            sqlx::query(
-                "INSERT OR IGNORE INTO report_outbox (reporter, build_id, state, created_at, next_at) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(reporter)
-            .bind(build)
-            .bind(state.as_str())
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err(action))?;
-        }
+        insert_reports(&mut *tx, reporters, build, state, now, action).await?;
         tx.commit().await.map_err(query_err(action))?;
         Ok(())
     }
@@ -321,6 +308,19 @@ pub(in crate::store) async fn queue_transition(
             what: "a watched build's reporters",
             detail: format!("build {build}: {e}"),
         })?;
+    insert_reports(conn, &reporters, build, state, now, action).await
+}
+
+/// One outbox row per reporter for `build` in `state`, due now; a row
+/// already queued for that state stays as it is.
+async fn insert_reports(
+    conn: &mut sqlx::SqliteConnection,
+    reporters: &[String],
+    build: BuildId,
+    state: BuildState,
+    now: Millis,
+    action: &'static str,
+) -> StoreResult<()> {
     for reporter in reporters {
         sqlx::query(
             "INSERT OR IGNORE INTO report_outbox (reporter, build_id, state, created_at, next_at) \

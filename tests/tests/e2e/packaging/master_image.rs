@@ -70,25 +70,25 @@ async fn wait_healthy(name: &str) -> anyhow::Result<()> {
     .await
 }
 
+/// `docker run -d` of the image as container `name` with `options`, then
+/// waits for it to be healthy.
+async fn start_master(name: &str, options: &[&str], image: &str) -> anyhow::Result<()> {
+    // The image checks every 30 s; a test need not wait that long.
+    let mut args = vec!["run", "-d", "--health-interval", "1s", "--name", name];
+    args.extend_from_slice(options);
+    args.push(image);
+    docker(&args)?;
+    wait_healthy(name).await
+}
+
 #[tokio::test]
 async fn the_master_image_runs_the_quickstart_on_local_workers_in_the_container() {
     let image = master_image().unwrap();
     let name = unique("burst-master-e2e");
     let _container = Container(name.clone());
-    docker(&[
-        "run",
-        "-d",
-        // The image checks every 30 s; a test need not wait that long.
-        "--health-interval",
-        "1s",
-        "--name",
-        &name,
-        "-p",
-        "127.0.0.1::8480",
-        &image,
-    ])
-    .unwrap();
-    wait_healthy(&name).await.unwrap();
+    start_master(&name, &["-p", "127.0.0.1::8480"], &image)
+        .await
+        .unwrap();
 
     // Not root, and the state dir is a volume.
     let user = docker(&["inspect", "-f", "{{.Config.User}}", &name]).unwrap();
@@ -195,26 +195,22 @@ async fn the_master_image_runs_a_docker_pool_build_on_the_host_engine() {
         .to_string();
     let socket_mount = format!("{SOCKET}:{SOCKET}");
     let config_mount = format!("{}:/etc/burst/burst.toml:ro", config.display());
-    docker(&[
-        "run",
-        "-d",
-        // The image checks every 30 s; a test need not wait that long.
-        "--health-interval",
-        "1s",
-        "--name",
+    start_master(
         &name,
-        "--network",
-        &network,
-        "--group-add",
-        &gid,
-        "-v",
-        &socket_mount,
-        "-v",
-        &config_mount,
+        &[
+            "--network",
+            &network,
+            "--group-add",
+            &gid,
+            "-v",
+            &socket_mount,
+            "-v",
+            &config_mount,
+        ],
         &image,
-    ])
+    )
+    .await
     .unwrap();
-    wait_healthy(&name).await.unwrap();
 
     let master_host = docker(&["exec", &name, "hostname"]).unwrap();
     let out = docker_async(
