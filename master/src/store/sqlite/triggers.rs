@@ -135,7 +135,7 @@ impl TriggerStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(query_err(action))?;
-        insert_reports(&mut *tx, reporters, build, state, now, action).await?;
+        insert_reports(&mut tx, reporters, build, state, now, action).await?;
         tx.commit().await.map_err(query_err(action))?;
         Ok(())
     }
