@@ -38,6 +38,18 @@ pub struct Pattern {
     pub cron: Result<Cron, String>,
 }
 
+impl Pattern {
+    /// Parsed now; a bad pattern keeps its error for `check` to report
+    /// with its line.
+    pub fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self {
+            cron: Cron::from_str(&text).map_err(|e| format!("{text:?} is not a cron pattern: {e}")),
+            text,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWarmPeriod {
@@ -55,15 +67,7 @@ impl From<RawWarmPeriod> for WarmPeriod {
     fn from(raw: RawWarmPeriod) -> Self {
         let zone = raw.timezone.unwrap_or_else(|| "UTC".to_owned());
         Self {
-            periods: raw
-                .periods
-                .into_iter()
-                .map(|text| Pattern {
-                    cron: Cron::from_str(&text)
-                        .map_err(|e| format!("{text:?} is not a cron pattern: {e}")),
-                    text,
-                })
-                .collect(),
+            periods: raw.periods.into_iter().map(Pattern::new).collect(),
             timezone: Tz::from_str(&zone).map_err(|_| {
                 format!("unknown time zone {zone:?} (use an IANA name such as \"Europe/Berlin\")")
             }),

@@ -125,10 +125,7 @@ mod tests {
 
     fn period(pattern: &str, tz: chrono_tz::Tz, min_idle: u32, warmup_min: u64) -> WarmPeriod {
         WarmPeriod {
-            periods: vec![Pattern {
-                text: pattern.into(),
-                cron: pattern.parse().map_err(|e| format!("{e}")),
-            }],
+            periods: vec![Pattern::new(pattern)],
             timezone: Ok(tz),
             min_idle,
             max_workers: None,
