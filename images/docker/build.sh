@@ -11,19 +11,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 name="${1:-burst-worker}"
-target=x86_64-unknown-linux-musl
-target_dir="${CARGO_TARGET_DIR:-$root/target}"
-busybox="${BUSYBOX:-/bin/busybox}"
-profile="${BURST_PROFILE:-release}"
-start=$(date +%s)
-n=0
-step() {
-  n=$((n + 1))
-  echo "build.sh: [$n/3] $* ($(($(date +%s) - start)) s)"
-}
-
-version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)"
-[ -n "$version" ] || { echo "build.sh: no version in $root/Cargo.toml" >&2; exit 1; }
+steps=3
+# shellcheck source=../common.sh
+. "$here/../common.sh"
 # busybox-static's binary; the dynamic one of Debian's busybox package would
 # find no libc in a FROM-scratch image.
 if [ ! -x "$busybox" ] || ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed"; then

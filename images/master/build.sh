@@ -13,21 +13,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 name="${1:-burst-master}"
-profile="${BURST_PROFILE:-release}"
-target=x86_64-unknown-linux-musl
-target_dir="${CARGO_TARGET_DIR:-$root/target}"
-busybox="${BUSYBOX:-/bin/busybox}"
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
-start=$(date +%s)
 steps=5
-n=0
-step() {
-  n=$((n + 1))
-  echo "build.sh: [$n/$steps] $* ($(($(date +%s) - start)) s)"
-}
-
-version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n1)"
-[ -n "$version" ] || { echo "build.sh: no version in $root/Cargo.toml" >&2; exit 1; }
+# shellcheck source=../common.sh
+. "$here/../common.sh"
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # busybox-static's binary: the dynamic one of Debian's busybox package would
 # find no libc in a FROM-scratch image.
