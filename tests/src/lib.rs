@@ -14,6 +14,7 @@ pub mod fake_worker;
 pub mod fault_proxy;
 pub mod fleet_sim;
 pub mod git_repo;
+pub mod grid_bench;
 pub mod master;
 pub mod moto;
 pub mod procs;

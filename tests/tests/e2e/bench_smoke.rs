@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use burst_e2e::fleet_sim::{sim_pool, FleetSim, SimOptions};
-use burst_e2e::{wait, Master, MasterBuilder};
-use burst_master::model::{Build, BuildId, BuildState, SubmitResponse};
+use burst_e2e::grid_bench::{self, GridScale};
+use burst_e2e::{wait, Bins, Master, MasterBuilder};
+use burst_master::model::{Build, BuildId, BuildState, Grid, SubmitResponse};
 use serde_json::{json, Value};
 
 const SIM_BUILDERS: &str = r#"
@@ -177,5 +178,39 @@ async fn terminated_simulated_workers_leave_the_master() -> anyhow::Result<()> {
         || sim.live() == 0,
     )
     .await?;
+    Ok(())
+}
+
+/// `bench_ui`'s grid scenario, small: the grid it times shows exactly the
+/// newest submits of every builder, and the page and the API agree with the
+/// in-process result.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_grid_benchmark_shows_each_builders_newest_submits() -> anyhow::Result<()> {
+    let scale = GridScale::SMOKE;
+    let f = grid_bench::run(&Bins::locate()?, scale).await?;
+    assert_eq!(f.seeded, scale.builders * scale.history * 2);
+    assert_eq!(f.cells, scale.builders * scale.submits as usize * 2);
+    assert_eq!(f.grid.rows.len(), scale.builders, "{:#?}", f.grid);
+    for (b, row) in f.grid.rows.iter().enumerate() {
+        assert_eq!(row.builder, GridScale::builder(b));
+        let ids: Vec<&str> = row.submits.iter().map(|s| s.submit_id.as_str()).collect();
+        let want: Vec<String> = (0..scale.submits as usize)
+            .map(|k| grid_bench::submit_id(b, scale.history - 1 - k))
+            .collect();
+        assert_eq!(ids, want, "row {b}: newest first");
+        for s in &row.submits {
+            let oses: Vec<&str> = s.cells.iter().map(|c| c.cell["os"].as_str()).collect();
+            assert_eq!(oses, ["linux", "mac"], "{s:#?}");
+        }
+    }
+    let [page, api] = &f.http[..] else {
+        anyhow::bail!("two paths timed: {:#?}", f.http);
+    };
+    let served: Grid = serde_json::from_str(&api.body)?;
+    assert_eq!(served, f.grid, "the API's grid is the one timed in-process");
+    for cell in f.grid.rows.iter().flat_map(|r| &r.submits).flat_map(|s| &s.cells) {
+        let link = format!("href=\"/builds/{}\"", cell.build);
+        assert!(page.body.contains(&link), "{} lacks {link}", page.path);
+    }
     Ok(())
 }
