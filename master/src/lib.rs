@@ -2,6 +2,7 @@
 //! HTTP API and the CLI.
 
 pub mod api;
+pub mod artifacts;
 pub mod cli;
 pub mod config;
 pub mod daemon;

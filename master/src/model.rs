@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod artifact;
 mod build_query;
 mod grid;
 mod idempotency;
@@ -15,6 +16,7 @@ mod reason;
 mod retention;
 mod token;
 mod trigger;
+pub use artifact::{ArtifactInfo, ArtifactSpec, ArtifactWhen};
 pub use build_query::BuildQuery;
 pub use grid::{
     BuildSummary, Grid, GridCell, GridRow, GridSubmit, GRID_DEFAULT_SUBMITS, GRID_MAX_SUBMITS,
@@ -148,6 +150,9 @@ pub struct StepSpec {
     /// names are kept; values are added when the step is sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Files uploaded to the master after the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<ArtifactSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -238,3 +238,12 @@ pub async fn wait_gone(pid: i32, timeout: Duration) -> anyhow::Result<()> {
     )
     .await
 }
+
+/// Peak resident set size in KiB (`VmHWM`): the most the process ever held.
+pub fn peak_rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

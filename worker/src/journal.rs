@@ -17,13 +17,18 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use burst_proto::{worker_message, StepFinished, StepOutput, WorkerMessage};
+use burst_proto::{worker_message, ArtifactChunk, StepFinished, StepOutput, WorkerMessage};
 use tokio::sync::Notify;
+
+use crate::artifacts::ArtifactFile;
 
 /// Output the journal holds in memory, all steps together; the rest spills.
 pub const MEMORY_LIMIT: usize = 4 * 1024 * 1024;
 /// How far a step's output may run ahead of what was sent, while connected.
 pub const BACKLOG: u64 = 256 * 1024;
+/// Bytes of an artifact file per message: well under the master's 256 KiB message
+/// limit, large enough that a gigabyte is a few thousand messages.
+pub const ARTIFACT_CHUNK: usize = 128 * 1024;
 /// Spill files live here, inside the worker's work dir.
 const SPILL_DIR: &str = ".journal";
 
@@ -51,6 +56,12 @@ struct StepJournal {
     written: u64,
     /// Output bytes handed to the current session.
     sent: u64,
+    /// Files to upload after the output, read from disk as they are sent.
+    artifacts: Vec<ArtifactFile>,
+    /// The file being sent, how much of it went, and its open handle.
+    artifact_at: usize,
+    artifact_sent: u64,
+    artifact_file: Option<File>,
     result: Option<StepFinished>,
     result_sent: bool,
 }
@@ -152,6 +163,17 @@ impl Journal {
         self.changed.notify_waiters();
     }
 
+    /// The step's artifacts: sent after all its output, before its result.
+    pub(crate) fn artifacts(&self, step: &str, files: Vec<ArtifactFile>) {
+        let mut inner = self.lock();
+        if let Some(s) = inner.steps.get_mut(step) {
+            s.artifacts = files;
+            s.rewind_artifacts();
+        }
+        drop(inner);
+        self.changed.notify_waiters();
+    }
+
     /// The step ended; its result goes after all its output.
     pub(crate) fn finish(&self, finished: StepFinished) {
         let mut inner = self.lock();
@@ -209,6 +231,8 @@ impl Journal {
             if let Some(&offset) = offsets.get(step) {
                 s.sent = offset.min(s.written);
                 s.result_sent = false;
+                // The master keeps only whole files: each goes again.
+                s.rewind_artifacts();
             }
         }
         inner.connected = true;
@@ -278,7 +302,15 @@ impl Journal {
                     }
                 }
             }
-            if s.sent >= s.written {
+            if s.sent >= s.written && s.artifact_at < s.artifacts.len() {
+                let chunk = s.next_artifact_chunk(step);
+                drop(inner);
+                self.changed.notify_waiters();
+                return Some(WorkerMessage {
+                    msg: Some(worker_message::Msg::Artifact(chunk)),
+                });
+            }
+            if s.sent >= s.written && s.artifact_at >= s.artifacts.len() {
                 if let (Some(result), false) = (&s.result, s.result_sent) {
                     s.result_sent = true;
                     return Some(WorkerMessage {
@@ -305,7 +337,61 @@ impl StepJournal {
     }
 
     fn all_sent(&self) -> bool {
-        self.sent >= self.written && (self.result.is_none() || self.result_sent)
+        self.sent >= self.written
+            && self.artifact_at >= self.artifacts.len()
+            && (self.result.is_none() || self.result_sent)
+    }
+
+    fn rewind_artifacts(&mut self) {
+        self.artifact_at = 0;
+        self.artifact_sent = 0;
+        self.artifact_file = None;
+    }
+
+    /// The next piece of the artifact being sent, moving on to the next file
+    /// after its last. A file that cannot be read ends short: the master
+    /// fails the step for the incomplete file.
+    fn next_artifact_chunk(&mut self, step: &str) -> ArtifactChunk {
+        let file = &self.artifacts[self.artifact_at];
+        let (abs, size) = (file.abs.clone(), file.size);
+        let mut chunk = ArtifactChunk {
+            step_run_id: step.to_owned(),
+            path: file.rel.clone(),
+            size,
+            sha256: file.sha256.clone(),
+            offset: self.artifact_sent,
+            data: Vec::new(),
+        };
+        let want = usize::try_from(size - self.artifact_sent.min(size))
+            .unwrap_or(usize::MAX)
+            .min(ARTIFACT_CHUNK);
+        let read = (|| -> std::io::Result<Vec<u8>> {
+            if self.artifact_file.is_none() {
+                self.artifact_file = Some(File::open(&abs)?);
+            }
+            let Some(f) = self.artifact_file.as_mut() else {
+                return Err(std::io::Error::other("no open artifact"));
+            };
+            let mut data = vec![0; want];
+            f.read_exact(&mut data)?;
+            Ok(data)
+        })();
+        match read {
+            Ok(data) => {
+                self.artifact_sent += data.len() as u64;
+                chunk.data = data;
+            }
+            Err(e) => {
+                tracing::error!(step, path = %chunk.path, "failed to read an artifact: {e}");
+                self.artifact_sent = size;
+            }
+        }
+        if self.artifact_sent >= size {
+            self.artifact_at += 1;
+            self.artifact_sent = 0;
+            self.artifact_file = None;
+        }
+        chunk
     }
 
     /// Appends to the spill file; returns where the chunk starts.

@@ -3,6 +3,7 @@
 //! how they ended. See [`run`] and `burst-worker --help`.
 
 pub mod args;
+mod artifacts;
 mod backoff;
 mod checkout;
 mod interruption;

@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use burst_proto::{run_step, RunStep, StepFinished};
+use burst_proto::{run_step, OutputStream, RunStep, StepFinished};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::journal::Journal;
 use crate::platform::{self, ProcessTree};
-use crate::{output, step_env};
+use crate::{artifacts, output, step_env};
 
 /// How long a tree gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -98,6 +98,9 @@ pub(crate) async fn run(run: RunStep, ctx: StepContext, mut stop: StopSignal) {
         ctx.journal.forget(&run.step_run_id);
         return;
     };
+    if artifacts::wanted(&run, &finished) {
+        queue_artifacts(&run, &ctx, &mut finished).await;
+    }
     finished.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(
         step = %run.step_run_id,
@@ -109,6 +112,47 @@ pub(crate) async fn run(run: RunStep, ctx: StepContext, mut stop: StopSignal) {
         "step finished"
     );
     ctx.journal.finish(finished);
+}
+
+/// Finds the step's artifacts and hands them to the journal, which sends
+/// them before the result. A step that failed to collect them fails with
+/// the reason; one that had failed already keeps its own and logs this one.
+async fn queue_artifacts(run: &RunStep, ctx: &StepContext, finished: &mut StepFinished) {
+    let say = |line: String| {
+        ctx.journal.append(
+            &run.step_run_id,
+            OutputStream::Stdout as i32,
+            format!("{line}\n").into_bytes(),
+        )
+    };
+    let collected = match step_dir(&ctx.work_dir, &run.build_key, "") {
+        Ok(root) => {
+            let (patterns, limit) = (run.artifacts.clone(), run.artifact_limit);
+            tokio::task::spawn_blocking(move || artifacts::collect(&root, &patterns, limit))
+                .await
+                .unwrap_or_else(|e| Err(format!("artifacts: failed to collect: {e}")))
+        }
+        Err(e) => Err(e),
+    };
+    match collected {
+        Ok(c) => {
+            for line in c.unmatched {
+                say(line).await;
+            }
+            let bytes: u64 = c.files.iter().map(|f| f.size).sum();
+            say(format!(
+                "artifacts: uploading {} file(s), {bytes} bytes",
+                c.files.len()
+            ))
+            .await;
+            ctx.journal.artifacts(&run.step_run_id, c.files);
+        }
+        Err(e) if finished.error.is_empty() && finished.exit_code == Some(0) => {
+            tracing::warn!(step = %run.step_run_id, "{e}");
+            finished.error = e;
+        }
+        Err(e) => say(e).await,
+    }
 }
 
 /// A `StepFinished` for a step that never started.

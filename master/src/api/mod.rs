@@ -2,6 +2,7 @@
 //! first client.
 
 mod admin;
+pub(crate) mod artifacts;
 pub(crate) mod builds;
 pub(crate) mod caller;
 pub(crate) mod cost;

@@ -23,6 +23,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub scheduler: SchedulerHandle,
     pub logs: Arc<LogStore>,
+    pub artifacts: Arc<crate::artifacts::ArtifactStore>,
     pub metrics: Arc<Metrics>,
     /// Browser sessions made at `POST /login` (the web UI).
     pub sessions: Arc<crate::ui::Sessions>,
@@ -40,6 +41,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/builds/{id}", get(super::builds::get))
         .route("/api/v1/builds/{id}/cancel", post(super::builds::cancel))
         .route("/api/v1/builds/{id}/log", get(super::log_stream::log))
+        .route("/api/v1/builds/{id}/artifacts", get(super::artifacts::list))
+        .route(
+            "/api/v1/builds/{id}/artifacts/{*path}",
+            get(super::artifacts::download),
+        )
         .route("/api/v1/workers", get(super::workers::workers))
         .route("/api/v1/instances", get(super::workers::instances))
         .route("/api/v1/pools", get(super::workers::pools))

@@ -91,6 +91,21 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// List a build's artifacts, or download them.
+    Artifacts {
+        /// Build id.
+        build: BuildId,
+        /// Download this artifact (its path as listed) into `-o DIR`.
+        #[arg(long, value_name = "PATH")]
+        get: Option<String>,
+        /// Where downloads go; without --get, every artifact is downloaded
+        /// here under its own path.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<std::path::PathBuf>,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the workers the master knows.
     Workers {
         /// Print the API's JSON answer.

@@ -231,6 +231,32 @@ impl Client {
         ))
     }
 
+    /// One artifact, streamed, with the sha256 the master has for it.
+    pub async fn artifact(
+        &self,
+        id: BuildId,
+        path: &str,
+    ) -> ClientResult<(Option<String>, LogStream)> {
+        let url = self.url(&format!(
+            "/api/v1/builds/{id}/artifacts/{}",
+            crate::artifacts::url_path(path)
+        ));
+        let resp = self.send(self.http.get(url)).await?;
+        let sha = resp
+            .headers()
+            .get("x-burst-sha256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let this = self.clone();
+        Ok((
+            sha,
+            Box::pin(
+                resp.bytes_stream()
+                    .map(move |r| r.map_err(|e| this.unreachable(&e))),
+            ),
+        ))
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

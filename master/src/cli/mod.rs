@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod args;
+mod artifacts;
 pub mod client;
 mod commands;
 mod docs;

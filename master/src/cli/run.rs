@@ -10,7 +10,7 @@ use super::client::Client;
 use super::exit::{self, CliError, Exit};
 use super::follow::Timing;
 use super::output::Output;
-use super::{admin, commands, docs, init, submit, submit_file, token_source, tokens};
+use super::{admin, artifacts, commands, docs, init, submit, submit_file, token_source, tokens};
 
 /// `burst`'s `main`.
 pub fn main() -> ExitCode {
@@ -113,6 +113,12 @@ async fn run_command(
         Command::Logs { build, follow } => {
             commands::logs(&client, build, follow, out, timing).await
         }
+        Command::Artifacts {
+            build,
+            get,
+            output,
+            json,
+        } => artifacts::run(&client, build, get, output, json, out).await,
         Command::Workers { json } => commands::workers(&client, json, out).await,
         Command::Cancel { build } => commands::cancel(&client, build, out).await,
         Command::Config {

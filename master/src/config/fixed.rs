@@ -39,7 +39,8 @@ pub fn fixed_changes(old: &Config, new: &Config, text: &str, path: &Path) -> Vec
             format!("{RESTART} (the secret values are in every log's mask)"),
         ));
     }
-    let sections: [(&str, bool); 4] = [
+    let sections: [(&str, bool); 5] = [
+        ("artifacts", old.artifacts != new.artifacts),
         ("sources", old.sources != new.sources),
         ("rules", old.rules != new.rules),
         ("reporters", old.reporters != new.reporters),

@@ -1,6 +1,7 @@
 //! Loading and checking the master's configuration, and expanding a submit
 //! into builds.
 
+mod artifacts;
 mod embedded;
 mod error;
 mod expand;
@@ -26,6 +27,7 @@ mod tls;
 mod validate;
 mod warm;
 
+pub use artifacts::{ArtifactsConfig, StepArtifacts, DEFAULT_MAX_BUILD_BYTES};
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
 pub use expand::expand_submit;

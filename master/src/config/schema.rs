@@ -44,6 +44,9 @@ pub struct Config {
     /// How long finished builds and their logs are kept; see `retention.rs`.
     #[serde(default)]
     pub retention: super::retention::RetentionConfig,
+    /// Where builds' files are kept; see `artifacts.rs`.
+    #[serde(default)]
+    pub artifacts: super::artifacts::ArtifactsConfig,
     /// The values, read while loading (never deserialized or serialized).
     #[serde(skip)]
     pub secret_values: Secrets,
@@ -241,6 +244,10 @@ pub struct StepConfig {
     /// `x-access-token`, which GitHub and GitLab accept).
     #[serde(default)]
     pub token: Option<String>,
+    /// Files uploaded to the master after the step: globs relative to the
+    /// build's directory, or `{ paths = [...], when = "always" }`.
+    #[serde(default)]
+    pub artifacts: Option<super::artifacts::StepArtifacts>,
 }
 
 /// The one value `uses` knows.
@@ -286,6 +293,7 @@ impl StepConfig {
             continue_on_failure: self.continue_on_failure,
             always_run: self.always_run,
             secrets,
+            artifacts: self.artifacts.as_ref().map(|a| a.spec.clone()),
         }
     }
 }

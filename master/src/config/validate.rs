@@ -77,6 +77,7 @@ pub(crate) fn check(config: &Config) -> Vec<Issue> {
     v.issues.extend(super::reporters::check(config));
     v.issues.extend(super::schedules::check(config));
     v.issues.extend(super::retention::check(config));
+    v.issues.extend(super::artifacts::check(config));
     v.issues
 }
 

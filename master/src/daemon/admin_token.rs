@@ -161,6 +161,7 @@ mod tests {
             reporters: Vec::new(),
             schedules: Vec::new(),
             retention: Default::default(),
+            artifacts: Default::default(),
             secret_values: Default::default(),
         }
     }

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use super::reload::{PoolContext, Reloader};
 use super::{listen, signals};
 use crate::api::{self, AppState};
+use crate::artifacts::ArtifactStore;
 use crate::config::{Config, LiveConfig};
 use crate::grpc::WorkerGrpc;
 use crate::identity;
@@ -132,6 +133,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             .with_mask(mask),
     );
 
+    let artifacts = Arc::new(
+        ArtifactStore::local(
+            &config.artifacts.dir(&state_dir),
+            config.artifacts.max_build_bytes.as_u64(),
+        )
+        .context("failed to set up the artifact store ([artifacts])")?,
+    );
+
     let grpc_listener = TcpListener::bind(config.master.grpc_listen)
         .await
         .with_context(|| {
@@ -186,6 +195,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         health_interval: Duration::from_secs(1),
         secrets: config.secret_values.clone(),
         clock: WallClock::System,
+        artifact_limit: config.artifacts.max_build_bytes.as_u64(),
     };
     let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
     let scheduler = scheduler.with_metrics(metrics.clone());
@@ -196,7 +206,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let grpc = {
         // Output chunks are 32 KiB; nothing a worker sends needs more, and
         // tonic's 4 MB default would let a hello carry a 3 MB worker id.
-        let workers = WorkerGrpc::new(handle.clone(), logs.clone()).with_metrics(metrics.clone());
+        let workers = WorkerGrpc::new(handle.clone(), logs.clone(), artifacts.clone())
+            .with_metrics(metrics.clone());
         let service = WorkerServiceServer::new(workers).max_decoding_message_size(GRPC_MAX_MESSAGE);
         let mut stop = stop_rx.clone();
         tokio::spawn(
@@ -230,7 +241,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     ));
     let sighup = super::reload::on_sighup(reloader.clone(), stop_rx.clone());
     let janitor = Arc::new(
-        Janitor::new(store.clone(), live.clone()).with_data(logs.clone() as Arc<dyn BuildData>),
+        Janitor::new(store.clone(), live.clone())
+            .with_data(logs.clone() as Arc<dyn BuildData>)
+            .with_data(artifacts.clone() as Arc<dyn BuildData>),
     );
     let janitor_task = crate::janitor::spawn(janitor.clone(), live.clone(), stop_rx.clone());
     let super::triggers::Started {
@@ -252,6 +265,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             store,
             scheduler: handle.clone(),
             logs,
+            artifacts,
             metrics,
             sessions: Default::default(),
         };

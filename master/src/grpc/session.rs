@@ -17,6 +17,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::hello_limits::{self, for_log, MAX_SHORT_FIELD};
+use crate::artifacts::{ArtifactStore, Intake};
 use crate::logs::{limit_message, session_owner, LogError, LogStore, Output, StepRunId};
 use crate::metrics::Metrics;
 use crate::scheduler::SchedulerHandle;
@@ -34,15 +35,21 @@ const OUTBOUND_QUEUE: usize = 64;
 pub struct WorkerGrpc {
     scheduler: SchedulerHandle,
     logs: Arc<LogStore>,
+    artifacts: Arc<ArtifactStore>,
     metrics: Arc<Metrics>,
     unauthenticated: Arc<tokio::sync::Semaphore>,
 }
 
 impl WorkerGrpc {
-    pub fn new(scheduler: SchedulerHandle, logs: Arc<LogStore>) -> Self {
+    pub fn new(
+        scheduler: SchedulerHandle,
+        logs: Arc<LogStore>,
+        artifacts: Arc<ArtifactStore>,
+    ) -> Self {
         Self {
             scheduler,
             logs,
+            artifacts,
             metrics: Arc::new(Metrics::new()),
             unauthenticated: Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED)),
         }
@@ -117,6 +124,7 @@ impl WorkerService for WorkerGrpc {
                     session,
                     outbound,
                     capped: HashSet::new(),
+                    intake: Intake::new(self.artifacts.clone()),
                 };
                 tokio::spawn(pump.run(inbound));
             }
@@ -143,6 +151,8 @@ struct Pump {
     outbound: mpsc::WeakSender<MasterMessage>,
     /// Steps whose log hit the cap: their result is reported as that failure.
     capped: HashSet<String>,
+    /// Artifact uploads; a step whose upload failed fails with the reason.
+    intake: Intake,
 }
 
 impl Pump {
@@ -182,8 +192,23 @@ impl Pump {
                 worker_message::Msg::Finished(f) if f.step_run_id.len() > MAX_SHORT_FIELD => {
                     tracing::warn!(worker = %self.worker_id, step = %for_log(&f.step_run_id), "refused a result with an oversized step id");
                 }
+                worker_message::Msg::Artifact(chunk) => self.store_artifact(chunk).await,
                 worker_message::Msg::Finished(f) if self.capped.remove(&f.step_run_id) => {
                     let f = self.capped_result(f);
+                    self.scheduler
+                        .from_worker(&self.worker_id, self.session, f)
+                        .await
+                }
+                worker_message::Msg::Finished(mut f) => {
+                    if let Some(why) = self.intake.finished(&f.step_run_id).await {
+                        f = StepFinished {
+                            exit_code: None,
+                            signal: None,
+                            error: why,
+                            ..f
+                        };
+                    }
+                    let f = worker_message::Msg::Finished(f);
                     self.scheduler
                         .from_worker(&self.worker_id, self.session, f)
                         .await
@@ -198,9 +223,29 @@ impl Pump {
                 }
             }
         }
+        self.intake.end().await;
         self.scheduler
             .disconnected(&self.worker_id, self.session)
             .await;
+    }
+
+    /// A piece of an artifact, for a step this session runs; others are
+    /// refused and logged.
+    async fn store_artifact(&mut self, chunk: burst_proto::ArtifactChunk) {
+        let id = match chunk.step_run_id.parse::<StepRunId>() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(worker = %self.worker_id, error = %for_log(&e), "refused an artifact");
+                return;
+            }
+        };
+        let owner = session_owner(&self.worker_id, self.session);
+        if !self.logs.owns(&owner, id) {
+            tracing::warn!(worker = %self.worker_id, step = %id, "refused an artifact of a step the worker does not run");
+            return;
+        }
+        self.metrics.artifact_received(chunk.data.len());
+        self.intake.chunk(id, chunk).await;
     }
 
     async fn store_output(&mut self, step: &str, stream: Output, offset: u64, data: &[u8]) {

@@ -212,6 +212,14 @@ impl LogStore {
     /// offset the worker resumes from (`None`: the log is not open). Done
     /// under the lock, so the old session can add nothing after the offset
     /// was read.
+    /// Whether `worker_id` (a session owner) may send for step `id` now:
+    /// the step's log is open and theirs.
+    pub fn owns(&self, worker_id: &str, id: StepRunId) -> bool {
+        self.lock_open()
+            .get(&id)
+            .is_some_and(|l| l.worker_id == worker_id)
+    }
+
     pub fn take_over(&self, id: StepRunId, worker_id: &str) -> Option<u64> {
         let mut open = self.lock_open();
         let log = open.get_mut(&id)?;

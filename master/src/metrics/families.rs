@@ -67,6 +67,7 @@ pub struct Metrics {
     provider_calls: Histograms<ProviderCallLabels>,
     provider_errors: Family<ProviderErrorLabels, Counter>,
     log_bytes: Counter,
+    artifact_bytes: Counter,
     store_writes: Histograms<StoreLabels>,
     store_errors: Family<StoreLabels, Counter>,
     /// Estimated dollars of workers that are gone, by pool; live workers'
@@ -109,6 +110,7 @@ impl Metrics {
             provider_calls: Family::new_with_constructor(provider_call_buckets),
             provider_errors: Family::default(),
             log_bytes: Counter::default(),
+            artifact_bytes: Counter::default(),
             store_writes: Family::new_with_constructor(store_write_buckets),
             store_errors: Family::default(),
             retired_cost: Mutex::new(HashMap::new()),
@@ -175,6 +177,11 @@ impl Metrics {
             "log_received_bytes",
             "Bytes of step output received from workers",
             m.log_bytes.clone(),
+        );
+        r.register(
+            "artifact_received_bytes",
+            "Bytes of artifacts received from workers",
+            m.artifact_bytes.clone(),
         );
         r.register(
             "store_write_seconds",
@@ -292,6 +299,10 @@ impl Metrics {
 
     pub fn log_received(&self, bytes: usize) {
         self.log_bytes.inc_by(bytes as u64);
+    }
+
+    pub fn artifact_received(&self, bytes: usize) {
+        self.artifact_bytes.inc_by(bytes as u64);
     }
 
     pub(super) fn provider_call(

@@ -38,6 +38,8 @@ pub struct SchedulerSettings {
     pub secrets: Secrets,
     /// Wall-clock time, for warm periods; tests pin it to a date.
     pub clock: WallClock,
+    /// `[artifacts] max_build_bytes`, told to workers (0: no limit).
+    pub artifact_limit: u64,
 }
 
 impl SchedulerSettings {

@@ -17,7 +17,7 @@ use super::secrets::add_secrets;
 use super::worker::WorkerState;
 use crate::logs::{session_owner, StepRunId};
 use crate::model::{
-    now_millis, Attempt, AttemptState, BuildId, BuildState, Command, IdempotencyKey,
+    now_millis, ArtifactWhen, Attempt, AttemptState, BuildId, BuildState, Command, IdempotencyKey,
     InterruptReason, LostReason, NewBuild, StepRun, StepState, SubmitOnce,
 };
 
@@ -309,6 +309,17 @@ impl Scheduler {
             env: env.into_iter().collect(),
             working_dir: spec.working_dir.clone().unwrap_or_default(),
             timeout_ms: spec.timeout.map(|t| t.as_millis() as u64).unwrap_or(0),
+            artifacts: spec
+                .artifacts
+                .as_ref()
+                .map(|a| a.paths.clone())
+                .unwrap_or_default(),
+            artifacts_when: match spec.artifacts.as_ref().map(|a| a.when) {
+                None | Some(ArtifactWhen::OnSuccess) => burst_proto::ArtifactWhen::OnSuccess,
+                Some(ArtifactWhen::OnFailure) => burst_proto::ArtifactWhen::OnFailure,
+                Some(ArtifactWhen::Always) => burst_proto::ArtifactWhen::Always,
+            } as i32,
+            artifact_limit: self.state.settings.artifact_limit,
         };
         let worker_id = run.worker_id.clone();
         if let Some(step) = build
@@ -384,6 +395,8 @@ impl Scheduler {
                 );
             }
             worker_message::Msg::Heartbeat(_) => self.renew_lease(worker_id, now),
+            // The session's reader stores these; they never reach the actor.
+            worker_message::Msg::Artifact(_) => {}
             worker_message::Msg::Notice(n) => {
                 tracing::warn!(worker = worker_id, detail = %n.detail, "worker reports its host is going away");
                 if let Some(w) = self.state.workers.get(worker_id) {

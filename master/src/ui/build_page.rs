@@ -17,7 +17,10 @@
 //!   `data-state`, `.worker`, `.pool`), its `table.steps` with one
 //!   `tr.step` per step run (`data-index`, `data-state`), in it `td.exit`,
 //!   `td.duration`, `td.error` and `a.log` (the step's log page);
-//! - `section#reports` (`build_reports.rs`) for a triggered build.
+//! - `section#reports` (`build_reports.rs`) for a triggered build;
+//! - `section#artifacts` when the build has any: `table` with one
+//!   `tr.artifact` per file (`data-path`), its `a.download`, `td.size`,
+//!   `td.sha256` and `td.step`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -30,7 +33,10 @@ use super::layout::{csrf_field, page as frame, Nav};
 use crate::api::builds::{cancel_build, detail, may_cancel, submit_builds};
 use crate::api::error::not_found;
 use crate::api::{AppState, Caller};
-use crate::model::{now_millis, Attempt, Build, BuildDetail, BuildId, Role, SubmitRequest};
+use crate::artifacts::url_path;
+use crate::model::{
+    now_millis, ArtifactInfo, Attempt, Build, BuildDetail, BuildId, Role, SubmitRequest,
+};
 
 pub async fn page(
     State(state): State<AppState>,
@@ -45,13 +51,50 @@ pub async fn page(
         tracing::warn!(build = id, error = %burst_common::error_chain::Chain(&e), "failed to read a build's reports");
         Vec::new()
     });
+    let artifacts = state.artifacts.list(id).await.unwrap_or_else(|e| {
+        tracing::warn!(build = id, error = %burst_common::error_chain::Chain(&e), "failed to list a build's artifacts");
+        Vec::new()
+    });
     let markup = html! {
         (body(&d, &caller))
         (super::build_reports::section(&reports, state.logs.mask()))
+        (artifacts_section(&d.build, &artifacts))
     };
     Ok(Html(
         frame(&title, &caller, Nav::Builds, markup).into_string(),
     ))
+}
+
+/// `section#artifacts`: each file with its download link.
+fn artifacts_section(b: &Build, all: &[ArtifactInfo]) -> Markup {
+    let step = |a: &ArtifactInfo| {
+        let name = b
+            .attempts
+            .get((a.attempt as usize).saturating_sub(1))
+            .and_then(|at| at.steps.get(a.step as usize))
+            .map_or_else(|| format!("#{}", a.step + 1), |s| s.name.clone());
+        format!("{name} (attempt {})", a.attempt)
+    };
+    html! {
+        @if !all.is_empty() {
+            section id="artifacts" {
+                h2 { "Artifacts" }
+                table {
+                    thead { tr { th { "File" } th { "Size" } th { "sha256" } th { "Step" } } }
+                    tbody {
+                        @for a in all {
+                            tr.artifact data-path=(a.path) {
+                                td { a.download href=(format!("/api/v1/builds/{}/artifacts/{}", b.id, url_path(&a.path))) download { (a.path) } }
+                                td.size { (format::bytes(a.size)) }
+                                td.sha256 { code { (a.sha256) } }
+                                td.step { (step(a)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The log page of one step run.

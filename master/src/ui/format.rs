@@ -40,6 +40,11 @@ pub fn money(usd: f64) -> String {
     }
 }
 
+/// A size for people: `1.2 MiB`.
+pub fn bytes(n: u64) -> String {
+    bytesize::ByteSize::b(n).display().iec().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,6 +201,7 @@ pub fn new_build(steps: usize) -> NewBuild {
                 continue_on_failure: false,
                 always_run: false,
                 secrets: Vec::new(),
+                artifacts: None,
             })
             .collect(),
         retries: 1,
@@ -279,6 +280,7 @@ impl Harness {
             health_interval: Duration::from_secs(1),
             secrets,
             clock,
+            artifact_limit: 0,
         };
         let pools = vec![PoolSpec {
             name: "pool".into(),

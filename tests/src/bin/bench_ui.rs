@@ -34,7 +34,10 @@ async fn main() -> anyhow::Result<()> {
         "grid: {} builders x {} submits = {} cells shown (target: all of it under {TARGET_MS} ms server time)",
         scale.builders, scale.submits, f.cells
     );
-    println!("{}", report("grid store query (one statement)", &mut f.query));
+    println!(
+        "{}",
+        report("grid store query (one statement)", &mut f.query)
+    );
     println!("{}", report("grid grouping in memory", &mut f.group));
     println!("{}", report("grid HTML render", &mut f.render));
     for h in &mut f.http {

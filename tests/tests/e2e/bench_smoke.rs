@@ -208,7 +208,13 @@ async fn the_grid_benchmark_shows_each_builders_newest_submits() -> anyhow::Resu
     };
     let served: Grid = serde_json::from_str(&api.body)?;
     assert_eq!(served, f.grid, "the API's grid is the one timed in-process");
-    for cell in f.grid.rows.iter().flat_map(|r| &r.submits).flat_map(|s| &s.cells) {
+    for cell in f
+        .grid
+        .rows
+        .iter()
+        .flat_map(|r| &r.submits)
+        .flat_map(|s| &s.cells)
+    {
         let link = format!("href=\"/builds/{}\"", cell.build);
         assert!(page.body.contains(&link), "{} lacks {link}", page.path);
     }

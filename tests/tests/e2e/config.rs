@@ -45,6 +45,13 @@ fn bad_configs() -> Vec<(&'static str, String, usize, &'static str, &'static str
             "must not exceed max_workers",
         ),
         (
+            "artifact-glob-escapes.toml",
+            format!("{}artifacts = [\"ok/*\", \"../x\"]\n", pool("")),
+            12,
+            "builders[0].steps[0].artifacts[1]",
+            "must not contain '..'",
+        ),
+        (
             "wrong-type.toml",
             pool("max_workers = \"four\"\n"),
             4,

@@ -2,6 +2,7 @@
 //! Build the binaries first: `cargo build --workspace --bins` (scripts/test
 //! does it). One module per topic.
 
+mod artifacts;
 mod auth;
 mod batch;
 mod bench_smoke;

@@ -76,6 +76,7 @@ fn state(cfg: PoolConfig) -> State {
         health_interval: S,
         secrets: Default::default(),
         clock: crate::scheduler::WallClock::System,
+        artifact_limit: 0,
     };
     State::new(
         settings,

@@ -27,6 +27,7 @@ pub(super) fn new_build(builder: &str) -> NewBuild {
                 continue_on_failure: false,
                 always_run: false,
                 secrets: Vec::new(),
+                artifacts: None,
             },
             StepSpec {
                 name: "cleanup".to_string(),
@@ -39,6 +40,7 @@ pub(super) fn new_build(builder: &str) -> NewBuild {
                 continue_on_failure: true,
                 always_run: true,
                 secrets: Vec::new(),
+                artifacts: None,
             },
         ],
         retries: 2,
