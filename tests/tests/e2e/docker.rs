@@ -852,3 +852,61 @@ async fn docker_workers_take_their_token_on_stdin_not_from_what_inspect_shows() 
     ensure!(!log.contains("BURST_TOKEN="), "log:\n{log}");
     Ok(())
 }
+
+/// A step's artifacts leave a fresh container (`max_builds = 1`) over the
+/// worker's session and outlive it, byte for byte.
+#[tokio::test]
+async fn docker_artifacts_outlive_their_container() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-art");
+    let _cleanup = Cleanup::new(&pool);
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .master()
+        .section(&format!(
+            "[[builders]]\nname = \"art\"\nlabels = [\"{pool}\"]\n\n[[builders.steps]]\nname = \"main\"\n\
+             run = 'mkdir -p out && seq 1 50000 > out/seq.txt'\nartifacts = [\"out/*.txt\"]\n"
+        ))
+        .start()
+        .await?;
+    let id = master.submit("art", &[]).await?[0];
+    let build = master.finished_json(id, BUILD_TIMEOUT).await?;
+    let log = master.log_text(id).await?;
+    ensure!(
+        state(&build) == "succeeded",
+        "build: {build:#}\nlog:\n{log}"
+    );
+    let want: Vec<u8> = (1..=50_000)
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes();
+    // The container is gone (max_builds = 1); the file is not.
+    wait::until_true("the build's container to be removed", BUILD_TIMEOUT, || {
+        pool_containers(&pool).is_ok_and(|c| c.is_empty())
+    })
+    .await?;
+    let list: Value = master
+        .api_get(&format!("/api/v1/builds/{id}/artifacts"))
+        .await?;
+    ensure!(
+        list[0]["path"] == "out/seq.txt" && list[0]["size"] == want.len(),
+        "{list:#}"
+    );
+    let dir = tempfile::tempdir()?;
+    let out = master
+        .cli(&[
+            "artifacts",
+            &id.to_string(),
+            "--get",
+            "out/seq.txt",
+            "-o",
+            &dir.path().display().to_string(),
+        ])
+        .await?;
+    ensure!(out.success(), "{out:?}");
+    ensure!(
+        std::fs::read(dir.path().join("seq.txt"))? == want,
+        "the download differs"
+    );
+    Ok(())
+}

@@ -1,5 +1,5 @@
 //! `[retention]` and the janitor: finished builds past the horizon go with
-//! their logs, queued and running ones stay, each builder keeps its newest,
+//! their logs and artifacts, queued and running ones stay, each builder keeps its newest,
 //! `burst gc --dry-run` deletes nothing; a finished build's logs are
 //! compressed and read back byte for byte (whole, followed, paged).
 
@@ -34,7 +34,8 @@ labels = ["linux"]
 
 [[builders.steps]]
 name = "hello"
-run = "echo quick build $BURST_BUILD_ID"
+run = "echo quick build $BURST_BUILD_ID | tee out.txt"
+artifacts = ["out.txt"]
 
 [[builders]]
 name = "gate"
@@ -90,6 +91,7 @@ async fn gc_deletes_old_builds_and_logs_keeps_the_newest_and_never_queued_or_run
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let logs = |id: i64| master.state_dir().join("logs").join(id.to_string());
+    let artifacts = |id: i64| master.state_dir().join("artifacts").join(id.to_string());
     let dry = master.cli(&["gc", "--dry-run"]).await?;
     assert!(dry.success(), "{dry:?}");
     for id in &quick_ids[..2] {
@@ -107,6 +109,7 @@ async fn gc_deletes_old_builds_and_logs_keeps_the_newest_and_never_queued_or_run
     for id in &quick_ids {
         assert_eq!(status_of(&master, *id).await?, 200, "build {id}");
         assert!(logs(*id).exists(), "logs of {id}");
+        assert!(artifacts(*id).exists(), "artifacts of {id}");
     }
 
     let out = master.cli(&["gc"]).await?;
@@ -115,11 +118,16 @@ async fn gc_deletes_old_builds_and_logs_keeps_the_newest_and_never_queued_or_run
     for id in &quick_ids[..2] {
         assert_eq!(status_of(&master, *id).await?, 404, "build {id}");
         assert!(!logs(*id).exists(), "logs of {id}");
+        assert!(!artifacts(*id).exists(), "artifacts of {id}");
     }
     // Each builder's newest two stay, logs and all.
     for id in &quick_ids[2..] {
         let log = master.log_text(*id).await?;
         assert!(log.contains(&format!("quick build {id}\n")), "{log}");
+        let kept: Vec<burst_master::model::ArtifactInfo> = master
+            .api_get(&format!("/api/v1/builds/{id}/artifacts"))
+            .await?;
+        assert_eq!(kept.len(), 1, "{kept:#?}");
     }
     // Queued and running builds are never touched.
     assert_eq!(master.build(running).await?.state, BuildState::Running);
