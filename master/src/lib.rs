@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod artifacts;
+pub mod caches;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -97,6 +97,22 @@ pub enum Command {
     /// The built-in checkout step: the worker fetches the build's revision
     /// into the workspace with git (`worker/src/checkout.rs`).
     Checkout(CheckoutSpec),
+    /// A builder's cache, restored or saved by the worker
+    /// (`worker/src/cache.rs`); added by the submit, never written as a step.
+    Cache(CacheSpec),
+}
+
+/// One of a builder's `caches`, as its restore or save step carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSpec {
+    pub save: bool,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_keys: Vec<String>,
+    pub paths: Vec<String>,
+    /// Keys are kept per builder, and per branch too when set.
+    #[serde(default)]
+    pub per_branch: bool,
 }
 
 /// What `checkout = true` (or `uses = "checkout"`) fetches, and how. The

@@ -5,6 +5,7 @@
 pub mod args;
 mod artifacts;
 mod backoff;
+mod cache;
 mod checkout;
 mod interruption;
 mod journal;

@@ -123,6 +123,8 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
     };
     let journal = Journal::new(&config.work_dir);
     let (lease, lease_rx) = watch::channel(None);
+    // The connection of the session in force, for cache steps' calls.
+    let (channel, channel_rx) = watch::channel(None);
     let mut agent = Agent {
         steps: RunningSteps::new(StepContext {
             worker_id: config.worker_id.clone(),
@@ -130,6 +132,7 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
             step_user: config.step_user.clone(),
             journal: journal.clone(),
             lease: lease_rx,
+            channel: channel_rx,
         }),
         journal,
         lease,
@@ -162,6 +165,7 @@ pub async fn run_until(config: Config, stop: impl Future<Output = ()>) -> Result
                 tracing::info!(master_id = %session.welcome.master_id, "connected to master");
                 // The launch token is spent; from now on we resume.
                 token = session.welcome.resume_token.clone();
+                channel.send_replace(Some(session.channel.clone()));
                 match session
                     .serve(&config, &mut agent, stop.as_mut(), &mut notices)
                     .await
@@ -282,7 +286,7 @@ async fn handshake(
         None => endpoint.connect().await,
     }
     .context("failed to connect")?;
-    let mut client = WorkerServiceClient::new(channel);
+    let mut client = WorkerServiceClient::new(channel.clone());
     let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
     let hello = WorkerMessage {
         msg: Some(worker_message::Msg::Hello(hello)),
@@ -300,6 +304,7 @@ async fn handshake(
     match first.and_then(|m| m.msg) {
         Some(master_message::Msg::Welcome(welcome)) => Ok(Handshake::Welcomed(Box::new(Session {
             _client: client,
+            channel,
             tx,
             inbound,
             welcome,
@@ -317,6 +322,8 @@ async fn handshake(
 struct Session {
     /// Holds the connection for as long as the session lasts.
     _client: WorkerServiceClient<Channel>,
+    /// For calls besides the session (cache steps').
+    channel: Channel,
     tx: mpsc::Sender<WorkerMessage>,
     inbound: Streaming<MasterMessage>,
     welcome: Welcome,

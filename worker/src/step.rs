@@ -32,6 +32,8 @@ pub(crate) struct StepContext {
     /// Where output and the result go; sessions take them from there.
     pub(crate) journal: Journal,
     pub(crate) lease: Lease,
+    /// The current session's connection (`None` between sessions).
+    pub(crate) channel: watch::Receiver<Option<tonic::transport::Channel>>,
 }
 
 /// Why a step is being stopped early.
@@ -64,7 +66,7 @@ impl StopSignal {
         }
     }
 
-    async fn next(&mut self) -> Stop {
+    pub(crate) async fn next(&mut self) -> Stop {
         loop {
             let Some(lease) = self.lease.as_mut() else {
                 return self.rx.recv().await.unwrap_or(Stop::Lost);
@@ -168,6 +170,9 @@ pub(crate) fn rejected(step_run_id: String, error: String) -> StepFinished {
 async fn execute(run: &RunStep, ctx: &StepContext, stop: &mut StopSignal) -> Option<StepFinished> {
     if let Some(run_step::Command::Checkout(checkout)) = &run.command {
         return crate::checkout::run(run, checkout, ctx, stop).await;
+    }
+    if let Some(run_step::Command::Cache(cache)) = &run.command {
+        return crate::cache::run(run, cache, ctx, stop).await;
     }
     let mut finished = StepFinished {
         step_run_id: run.step_run_id.clone(),
@@ -313,7 +318,7 @@ async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<Pa
         Some(run_step::Command::Argv(argv)) => {
             (platform::argv_command(&argv.args, &run.shell)?, None)
         }
-        Some(run_step::Command::Checkout(_)) | None => {
+        Some(run_step::Command::Checkout(_) | run_step::Command::Cache(_)) | None => {
             return Err("failed to run step: it has neither a script nor an argv".to_owned())
         }
     };

@@ -37,6 +37,8 @@ pub fn mask_build(build: &mut Build, config: &Config, mask: &Mask) {
                 Command::Script(s) => text(s),
                 Command::Argv(args) => args.iter_mut().for_each(text),
                 Command::Checkout(c) => c.url.iter_mut().for_each(text),
+                // Config text, no secrets: keys and paths.
+                Command::Cache(_) => {}
             }
         }
     }

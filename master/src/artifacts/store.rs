@@ -100,7 +100,7 @@ impl ArtifactStore {
         p
     }
 
-    pub(super) fn objects(&self) -> &Arc<dyn ObjectStore> {
+    pub(crate) fn objects(&self) -> &Arc<dyn ObjectStore> {
         &self.objects
     }
 

@@ -79,6 +79,7 @@ pub fn expand_submit(
                     spec
                 })
                 .collect();
+            let steps = super::caches::with_cache_steps(&b.caches, steps);
             Ok(NewBuild {
                 submit_id: submit_id.to_owned(),
                 builder: b.name.clone(),

@@ -2,6 +2,7 @@
 //! into builds.
 
 mod artifacts;
+mod caches;
 mod embedded;
 mod error;
 mod expand;
@@ -28,6 +29,7 @@ mod validate;
 mod warm;
 
 pub use artifacts::{ArtifactsConfig, StepArtifacts, DEFAULT_MAX_BUILD_BYTES};
+pub use caches::CacheConfig;
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
 pub use expand::expand_submit;

@@ -176,6 +176,10 @@ pub struct BuilderConfig {
     #[serde(default)]
     pub params: BTreeMap<String, ParamConfig>,
     pub steps: Vec<StepConfig>,
+    /// What fresh workers restore before the steps and save after them; see
+    /// `caches.rs`.
+    #[serde(default)]
+    pub caches: Vec<super::caches::CacheConfig>,
 }
 
 /// One declared parameter: `params = { REF = { default = "main" } }`.

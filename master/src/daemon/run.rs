@@ -13,8 +13,9 @@ use super::reload::{PoolContext, Reloader};
 use super::{listen, signals};
 use crate::api::{self, AppState};
 use crate::artifacts::ArtifactStore;
+use crate::caches::{CacheKeys, CacheStore};
 use crate::config::{Config, LiveConfig};
-use crate::grpc::WorkerGrpc;
+use crate::grpc::{CacheService, WorkerGrpc};
 use crate::identity;
 use crate::janitor::{BuildData, Janitor};
 use crate::logging::LogFormat;
@@ -184,6 +185,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     for pool in &mut pools {
         pool.provider = MeteredProvider::wrap(pool.provider.clone(), &pool.name, metrics.clone());
     }
+    let cache_keys = CacheKeys::default();
     let settings = SchedulerSettings {
         master_id: master_id.clone(),
         advertise_url: advertise_url.clone(),
@@ -196,6 +198,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         secrets: config.secret_values.clone(),
         clock: WallClock::System,
         artifact_limit: config.artifacts.max_build_bytes.as_u64(),
+        cache_keys: cache_keys.clone(),
     };
     let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
     let scheduler = scheduler.with_metrics(metrics.clone());
@@ -206,8 +209,18 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let grpc = {
         // Output chunks are 32 KiB; nothing a worker sends needs more, and
         // tonic's 4 MB default would let a hello carry a 3 MB worker id.
-        let workers = WorkerGrpc::new(handle.clone(), logs.clone(), artifacts.clone())
-            .with_metrics(metrics.clone());
+        let workers = WorkerGrpc::new(
+            handle.clone(),
+            logs.clone(),
+            artifacts.clone(),
+            CacheService {
+                store: Arc::new(CacheStore::new(artifacts.objects().clone())),
+                keys: cache_keys.clone(),
+                logs: logs.clone(),
+                metrics: metrics.clone(),
+            },
+        )
+        .with_metrics(metrics.clone());
         let service = WorkerServiceServer::new(workers).max_decoding_message_size(GRPC_MAX_MESSAGE);
         let mut stop = stop_rx.clone();
         tokio::spawn(

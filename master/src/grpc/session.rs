@@ -36,6 +36,7 @@ pub struct WorkerGrpc {
     scheduler: SchedulerHandle,
     logs: Arc<LogStore>,
     artifacts: Arc<ArtifactStore>,
+    caches: super::caches::CacheService,
     metrics: Arc<Metrics>,
     unauthenticated: Arc<tokio::sync::Semaphore>,
 }
@@ -45,18 +46,21 @@ impl WorkerGrpc {
         scheduler: SchedulerHandle,
         logs: Arc<LogStore>,
         artifacts: Arc<ArtifactStore>,
+        caches: super::caches::CacheService,
     ) -> Self {
         Self {
             scheduler,
             logs,
             artifacts,
-            metrics: Arc::new(Metrics::new()),
+            metrics: caches.metrics.clone(),
+            caches,
             unauthenticated: Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED)),
         }
     }
 
     /// Counts received output into the daemon's metrics.
-    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.caches.metrics = metrics.clone();
         Self { metrics, ..self }
     }
 }
@@ -66,6 +70,27 @@ type Outbound = Pin<Box<dyn Stream<Item = Result<MasterMessage, Status>> + Send>
 #[tonic::async_trait]
 impl WorkerService for WorkerGrpc {
     type SessionStream = Outbound;
+    type FetchCacheStream = super::caches::CacheStream;
+
+    async fn fetch_cache(
+        &self,
+        request: Request<burst_proto::FetchCacheRequest>,
+    ) -> Result<Response<Self::FetchCacheStream>, Status> {
+        self.caches
+            .fetch(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn put_cache(
+        &self,
+        request: Request<Streaming<burst_proto::CacheData>>,
+    ) -> Result<Response<burst_proto::PutCacheReply>, Status> {
+        self.caches
+            .put(request.into_inner())
+            .await
+            .map(Response::new)
+    }
 
     async fn session(
         &self,

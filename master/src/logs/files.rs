@@ -220,6 +220,11 @@ impl LogStore {
             .is_some_and(|l| l.worker_id == worker_id)
     }
 
+    /// Whether step run `id` is running now (its log is open).
+    pub fn is_open(&self, id: StepRunId) -> bool {
+        self.lock_open().contains_key(&id)
+    }
+
     pub fn take_over(&self, id: StepRunId, worker_id: &str) -> Option<u64> {
         let mut open = self.lock_open();
         let log = open.get_mut(&id)?;

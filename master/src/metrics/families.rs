@@ -13,8 +13,8 @@ use prometheus_client::registry::Registry;
 
 use super::fleet::{Fleet, FleetCollector};
 use super::labels::{
-    BuilderLabels, FinishedLabels, LaunchFailure, LaunchFailureLabels, Operation, PoolLabels,
-    PoolProviderLabels, ProviderCallLabels, ProviderErrorLabels, StoreLabels,
+    BuilderLabels, CacheLabels, FinishedLabels, LaunchFailure, LaunchFailureLabels, Operation,
+    PoolLabels, PoolProviderLabels, ProviderCallLabels, ProviderErrorLabels, StoreLabels,
 };
 use crate::model::{Build, Instance, Millis};
 
@@ -68,6 +68,9 @@ pub struct Metrics {
     provider_errors: Family<ProviderErrorLabels, Counter>,
     log_bytes: Counter,
     artifact_bytes: Counter,
+    cache_requests: Family<CacheLabels, Counter>,
+    cache_restored: Family<BuilderLabels, Counter>,
+    cache_saved: Family<BuilderLabels, Counter>,
     store_writes: Histograms<StoreLabels>,
     store_errors: Family<StoreLabels, Counter>,
     /// Estimated dollars of workers that are gone, by pool; live workers'
@@ -111,6 +114,9 @@ impl Metrics {
             provider_errors: Family::default(),
             log_bytes: Counter::default(),
             artifact_bytes: Counter::default(),
+            cache_requests: Family::default(),
+            cache_restored: Family::default(),
+            cache_saved: Family::default(),
             store_writes: Family::new_with_constructor(store_write_buckets),
             store_errors: Family::default(),
             retired_cost: Mutex::new(HashMap::new()),
@@ -182,6 +188,21 @@ impl Metrics {
             "artifact_received_bytes",
             "Bytes of artifacts received from workers",
             m.artifact_bytes.clone(),
+        );
+        r.register(
+            "cache_requests",
+            "Cache restores, by builder and result (hit, partial, miss)",
+            m.cache_requests.clone(),
+        );
+        r.register(
+            "cache_restored_bytes",
+            "Bytes of cache archives sent to workers, by builder",
+            m.cache_restored.clone(),
+        );
+        r.register(
+            "cache_saved_bytes",
+            "Bytes of cache archives saved by workers, by builder",
+            m.cache_saved.clone(),
         );
         r.register(
             "store_write_seconds",
@@ -303,6 +324,29 @@ impl Metrics {
 
     pub fn artifact_received(&self, bytes: usize) {
         self.artifact_bytes.inc_by(bytes as u64);
+    }
+
+    pub fn cache_request(&self, builder: &str, result: &str) {
+        self.cache_requests
+            .get_or_create(&CacheLabels {
+                builder: builder.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn cache_restored(&self, builder: &str, bytes: u64) {
+        let labels = BuilderLabels {
+            builder: builder.to_owned(),
+        };
+        self.cache_restored.get_or_create(&labels).inc_by(bytes);
+    }
+
+    pub fn cache_saved(&self, builder: &str, bytes: u64) {
+        let labels = BuilderLabels {
+            builder: builder.to_owned(),
+        };
+        self.cache_saved.get_or_create(&labels).inc_by(bytes);
     }
 
     pub(super) fn provider_call(

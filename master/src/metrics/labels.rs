@@ -11,6 +11,13 @@ pub(super) struct BuilderLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct CacheLabels {
+    pub builder: String,
+    /// `hit` (the key itself), `partial` (a restore key's prefix), `miss`.
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct FinishedLabels {
     pub builder: String,
     pub result: BuildResult,

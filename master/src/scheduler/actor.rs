@@ -40,6 +40,8 @@ pub struct SchedulerSettings {
     pub clock: WallClock,
     /// `[artifacts] max_build_bytes`, told to workers (0: no limit).
     pub artifact_limit: u64,
+    /// Signs the capability each cache step is sent with.
+    pub cache_keys: crate::caches::CacheKeys,
 }
 
 impl SchedulerSettings {

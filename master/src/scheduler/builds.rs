@@ -304,6 +304,22 @@ impl Scheduler {
                 Command::Script(s) => run_step::Command::Script(s.clone()),
                 Command::Argv(a) => run_step::Command::Argv(Argv { args: a.clone() }),
                 Command::Checkout(c) => run_step::Command::Checkout(checkout(c, &build.params)),
+                Command::Cache(c) => {
+                    let scope = cache_scope(&build.builder, c.per_branch, &build.params);
+                    let token =
+                        self.state
+                            .settings
+                            .cache_keys
+                            .token(&step_id.to_string(), &scope, c.save);
+                    run_step::Command::Cache(burst_proto::CacheStep {
+                        save: c.save,
+                        key: c.key.clone(),
+                        restore_keys: c.restore_keys.clone(),
+                        paths: c.paths.clone(),
+                        scope,
+                        token,
+                    })
+                }
             }),
             shell: spec.shell.clone().unwrap_or_default(),
             env: env.into_iter().collect(),
@@ -739,6 +755,19 @@ fn checkout(
         full_history: spec.full,
         submodules: spec.submodules,
         token_env: spec.secret.clone().unwrap_or_default(),
+    }
+}
+
+/// Where a builder's caches are kept: per builder, and per branch when the
+/// cache asks (a build with no branch shares the builder's).
+fn cache_scope(
+    builder: &str,
+    per_branch: bool,
+    params: &std::collections::BTreeMap<String, String>,
+) -> String {
+    match params.get(crate::triggers::source_params::BRANCH) {
+        Some(branch) if per_branch => format!("{builder}@{branch}"),
+        _ => builder.to_owned(),
     }
 }
 

@@ -20,7 +20,7 @@ mod schedule;
 #[cfg(test)]
 mod schedule_tests;
 mod signature;
-mod source_params;
+pub(crate) mod source_params;
 mod stable;
 mod status;
 

@@ -281,6 +281,7 @@ impl Harness {
             secrets,
             clock,
             artifact_limit: 0,
+            cache_keys: Default::default(),
         };
         let pools = vec![PoolSpec {
             name: "pool".into(),

@@ -26,7 +26,7 @@ test "$(git rev-parse HEAD)" = "$BURST_REVISION" || { echo "HEAD $(git rev-parse
 echo "checked out $(git rev-parse HEAD) shallow=$(git rev-parse --is-shallow-repository) files=$(ls | wc -l)"
 "#;
 
-fn poll_source(url: &str) -> String {
+pub(crate) fn poll_source(url: &str, builder: &str) -> String {
     format!(
         r#"
 [[sources]]
@@ -38,13 +38,13 @@ interval = "1s"
 
 [[rules]]
 source = "repo"
-builders = ["co"]
+builders = ["{builder}"]
 "#
     )
 }
 
 /// The build of revision `rev`, once there is one.
-async fn build_of(master: &Master, rev: &str) -> anyhow::Result<BuildId> {
+pub(crate) async fn build_of(master: &Master, rev: &str) -> anyhow::Result<BuildId> {
     wait::until("a build of the pushed revision", WAIT, || async {
         let builds: Vec<Value> = master.api_get("/api/v1/builds?limit=100").await?;
         Ok(builds
@@ -56,7 +56,7 @@ async fn build_of(master: &Master, rev: &str) -> anyhow::Result<BuildId> {
 }
 
 /// Waits for the first poll, which only records the heads.
-async fn first_poll(master: &Master) -> anyhow::Result<()> {
+pub(crate) async fn first_poll(master: &Master) -> anyhow::Result<()> {
     wait::until_seen(
         "the first poll",
         WAIT,
@@ -154,7 +154,7 @@ full_history = true
 name = "verify-full"
 run = 'cd full && echo "history=$(git rev-list --count HEAD) shallow=$(git rev-parse --is-shallow-repository)"'
 {}"#,
-        poll_source(&daemon.url("repo.git"))
+        poll_source(&daemon.url("repo.git"), "co")
     );
     let master = MasterBuilder::config(&config).start().await?;
     first_poll(&master).await?;
@@ -253,7 +253,7 @@ token = "REPO_TOKEN"
 name = "never"
 run = "echo should-not-run"
 {}"#,
-        poll_source(&repo.file_url())
+        poll_source(&repo.file_url(), "co")
     );
     let master = MasterBuilder::config(&config)
         .env("REPO_TOKEN", TOKEN)
@@ -337,7 +337,7 @@ working_dir = "src"
 name = "verify"
 run = '''{VERIFY}'''
 {}"#,
-            poll_source(&repo.file_url())
+            poll_source(&repo.file_url(), "co")
         ))
         .start()
         .await?;

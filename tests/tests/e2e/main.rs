@@ -6,6 +6,7 @@ mod artifacts;
 mod auth;
 mod batch;
 mod bench_smoke;
+mod caches;
 mod cancel;
 mod checkout;
 mod config;

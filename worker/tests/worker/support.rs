@@ -58,6 +58,23 @@ impl WorkerService for Service {
             .map_err(|_| Status::unavailable("test is gone"))?;
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+
+    type FetchCacheStream = ReceiverStream<Result<burst_proto::CacheData, Status>>;
+
+    // The worker tests' master keeps no caches.
+    async fn fetch_cache(
+        &self,
+        _: Request<burst_proto::FetchCacheRequest>,
+    ) -> Result<Response<Self::FetchCacheStream>, Status> {
+        Err(Status::unimplemented("the fake master keeps no caches"))
+    }
+
+    async fn put_cache(
+        &self,
+        _: Request<Streaming<burst_proto::CacheData>>,
+    ) -> Result<Response<burst_proto::PutCacheReply>, Status> {
+        Err(Status::unimplemented("the fake master keeps no caches"))
+    }
 }
 
 impl FakeMaster {

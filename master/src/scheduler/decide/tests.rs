@@ -77,6 +77,7 @@ fn state(cfg: PoolConfig) -> State {
         secrets: Default::default(),
         clock: crate::scheduler::WallClock::System,
         artifact_limit: 0,
+        cache_keys: Default::default(),
     };
     State::new(
         settings,

@@ -1,0 +1,214 @@
+//! Builders' caches on fresh workers (`max_builds = 1`): a build restores
+//! what an earlier one saved, by its exact key or else the newest key with a
+//! restore prefix; a corrupt archive is a warning and the build goes on
+//! cold; the cache calls refuse callers without their step's token; the
+//! counts reach the metrics.
+
+use std::time::Duration;
+
+use burst_e2e::git_repo::GitRepo;
+use burst_e2e::{BuildId, Master, MasterBuilder};
+use burst_proto::worker_service_client::WorkerServiceClient;
+use burst_proto::{CacheAuth, CacheData, FetchCacheRequest};
+use serde_json::Value;
+
+use super::checkout::{build_of, first_poll, poll_source};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn config(url: &str) -> String {
+    format!(
+        r#"
+[pools.local]
+provider = "local"
+labels = ["linux"]
+max_workers = 1
+max_builds = 1
+
+[[builders]]
+name = "cached"
+labels = ["linux"]
+caches = [{{ key = "deps-{{hash:lock.txt}}", paths = ["deps"], restore_keys = ["deps-"] }}]
+
+[[builders.steps]]
+name = "checkout"
+checkout = true
+url = "{url}"
+
+[[builders.steps]]
+name = "use"
+run = 'if [ -f deps/built ]; then echo "restored: $(cat deps/built)"; else echo cold; mkdir -p deps; fi; echo "$BURST_BUILD_ID-$(cat lock.txt)" > deps/built'
+{}"#,
+        poll_source(url, "cached")
+    )
+}
+
+/// Pushes `lock` as lock.txt and waits for its build; returns it and its log.
+async fn push(
+    master: &Master,
+    repo: &GitRepo,
+    lock: &str,
+    n: usize,
+) -> anyhow::Result<(BuildId, String)> {
+    let rev = repo
+        .commit_files(
+            "main",
+            &[("lock.txt", lock), ("n.txt", &n.to_string())],
+            lock,
+        )
+        .await?;
+    let id = build_of(master, &rev).await?;
+    let build = master.wait_build(id, WAIT).await?;
+    let log = master.log_text(id).await?;
+    anyhow::ensure!(
+        build.state.as_str() == "succeeded",
+        "build {id}: {build:#?}\n{log}"
+    );
+    Ok((id, log))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_workers_restore_the_exact_key_else_the_newest_prefix_and_survive_a_corrupt_one(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let repo = GitRepo::new(dir.path()).await?;
+    repo.commit_files("main", &[("lock.txt", "v0")], "init")
+        .await?;
+    let master = MasterBuilder::config(&config(&repo.file_url()))
+        .start()
+        .await?;
+    first_poll(&master).await?;
+
+    let (a, log) = push(&master, &repo, "v1", 1).await?;
+    assert!(log.contains("cache: miss for deps-"), "{log}");
+    assert!(log.contains("\ncold\n"), "{log}");
+    assert!(log.contains("cache: saved deps-"), "{log}");
+    let steps: Vec<String> = master.build(a).await?.attempts[0]
+        .steps
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "checkout",
+            "cache restore: deps-{hash:lock.txt}",
+            "use",
+            "cache save: deps-{hash:lock.txt}"
+        ]
+    );
+
+    // lock.txt changed: no exact key; the newest "deps-" is restored.
+    let (_, log) = push(&master, &repo, "v2", 2).await?;
+    assert!(log.contains("(partial: deps-"), "{log}");
+    assert!(log.contains(&format!("restored: {a}-v1")), "{log}");
+
+    // Back to v1: build a's own key, exactly.
+    let (_, log) = push(&master, &repo, "v1", 3).await?;
+    assert!(log.contains("(hit)"), "{log}");
+    assert!(log.contains(&format!("restored: {a}-v1")), "{log}");
+    assert!(
+        log.contains("is saved already; not saving it again"),
+        "{log}"
+    );
+
+    // Damage v1's archive: the next v1 build warns and starts cold.
+    let v1 = key_of(&log);
+    let caches = master.state_dir().join("artifacts/caches/cached");
+    assert_eq!(
+        std::fs::read_dir(caches.join("keys"))?.count(),
+        2,
+        "v1 and v2 saved"
+    );
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(caches.join("data"))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with(&format!("{v1}.")) {
+            // Same size, garbage after the first bytes: only decoding can tell.
+            let mut bytes = std::fs::read(&path)?;
+            let half = bytes.len() / 4;
+            bytes[half..].iter_mut().for_each(|b| *b = 0xa5);
+            std::fs::write(&path, &bytes)?;
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 1, "{v1}'s archive in {}", caches.display());
+    let (_, log) = push(&master, &repo, "v1", 4).await?;
+    assert!(log.contains("cache: warning: cache deps-"), "{log}");
+    assert!(log.contains("unreadable"), "{log}");
+    assert!(log.contains("\ncold\n"), "{log}");
+
+    let metrics = master.metrics().await?;
+    for (result, n) in [("miss", 1), ("partial", 1), ("hit", 2)] {
+        let line =
+            format!("burst_cache_requests_total{{builder=\"cached\",result=\"{result}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("burst_cache_saved_bytes_total{builder=\"cached\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("burst_cache_restored_bytes_total{builder=\"cached\"}"),
+        "{metrics}"
+    );
+    Ok(())
+}
+
+/// The key a build restored, from its log line `cache: restored KEY (…`.
+fn key_of(log: &str) -> String {
+    log.lines()
+        .find_map(|l| l.split("cache: restored ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_calls_without_the_steps_token_are_refused() -> anyhow::Result<()> {
+    let master = MasterBuilder::new()
+        .section("[pools.local]\nprovider = \"local\"\nlabels = [\"linux\"]\nmax_workers = 1\n")
+        .section("[[builders]]\nname = \"b\"\nlabels = [\"linux\"]\n\n[[builders.steps]]\nname = \"s\"\nrun = \"true\"\n")
+        .start()
+        .await?;
+    let mut client = WorkerServiceClient::connect(master.worker_url()).await?;
+    let forged = CacheAuth {
+        step_run_id: "1.1.0".into(),
+        scope: "b".into(),
+        token: "00".repeat(32),
+    };
+    for (auth, want) in [
+        (None, tonic::Code::Unauthenticated),
+        (Some(forged.clone()), tonic::Code::PermissionDenied),
+    ] {
+        let got = client
+            .fetch_cache(FetchCacheRequest {
+                auth,
+                key: "k".into(),
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(got.err().map(|s| s.code()), Some(want));
+    }
+    let upload = futures::stream::iter([CacheData {
+        auth: Some(forged),
+        key: "k".into(),
+        size: 3,
+        data: b"abc".to_vec(),
+        ..Default::default()
+    }]);
+    let got = client.put_cache(upload).await;
+    assert_eq!(
+        got.err().map(|s| s.code()),
+        Some(tonic::Code::PermissionDenied)
+    );
+    assert!(!master.state_dir().join("artifacts/caches").exists());
+    let log = master.log();
+    assert!(log.contains("refused a cache call"), "{log}");
+    let _: Value = master.api_get("/api/v1/builds").await?;
+    Ok(())
+}
