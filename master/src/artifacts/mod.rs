@@ -7,6 +7,7 @@ mod error;
 mod intake;
 mod path;
 mod range;
+mod s3;
 mod store;
 mod upload;
 

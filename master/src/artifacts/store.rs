@@ -53,6 +53,26 @@ impl ArtifactStore {
         ))
     }
 
+    /// `[artifacts]`: its S3 bucket, else its directory (default under the
+    /// state dir).
+    pub fn from_config(
+        cfg: &crate::config::ArtifactsConfig,
+        state_dir: &FsPath,
+    ) -> Result<Self, ArtifactError> {
+        let limit = cfg.max_build_bytes.as_u64();
+        match &cfg.s3 {
+            Some(s3) => {
+                let describe = format!("s3://{}", s3.bucket);
+                let objects = super::s3::bucket(s3).map_err(|e| ArtifactError::Open {
+                    dir: describe.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+                Ok(Self::new(objects, limit, describe))
+            }
+            None => Self::local(&cfg.dir(state_dir), limit),
+        }
+    }
+
     pub fn new(objects: Arc<dyn ObjectStore>, limit: u64, describe: String) -> Self {
         Self {
             objects,

@@ -23,6 +23,23 @@ pub struct ArtifactsConfig {
     /// Most bytes one build's artifacts may hold, all steps and attempts
     /// together (`"2GiB"`); `0` for no limit.
     pub max_build_bytes: bytesize::ByteSize,
+    /// An S3-compatible bucket instead of `dir`.
+    pub s3: Option<S3Config>,
+}
+
+/// `[artifacts.s3]`. Credentials come from the `AWS_*` environment
+/// variables (or the instance's role), never from this file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Default: `AWS_REGION`, else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// An S3-compatible endpoint (MinIO, Ceph, …); default AWS. `http://` is
+    /// allowed only when written here.
+    #[serde(default)]
+    pub endpoint: Option<burst_providers::config::HttpUrl>,
 }
 
 impl Default for ArtifactsConfig {
@@ -30,6 +47,7 @@ impl Default for ArtifactsConfig {
         Self {
             dir: None,
             max_build_bytes: bytesize::ByteSize::b(DEFAULT_MAX_BUILD_BYTES),
+            s3: None,
         }
     }
 }

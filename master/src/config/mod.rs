@@ -28,7 +28,7 @@ mod tls;
 mod validate;
 mod warm;
 
-pub use artifacts::{ArtifactsConfig, StepArtifacts, DEFAULT_MAX_BUILD_BYTES};
+pub use artifacts::{ArtifactsConfig, S3Config, StepArtifacts, DEFAULT_MAX_BUILD_BYTES};
 pub use caches::CacheConfig;
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};

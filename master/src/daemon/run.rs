@@ -135,11 +135,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     );
 
     let artifacts = Arc::new(
-        ArtifactStore::local(
-            &config.artifacts.dir(&state_dir),
-            config.artifacts.max_build_bytes.as_u64(),
-        )
-        .context("failed to set up the artifact store ([artifacts])")?,
+        ArtifactStore::from_config(&config.artifacts, &state_dir)
+            .context("failed to set up the artifact store ([artifacts])")?,
     );
 
     let grpc_listener = TcpListener::bind(config.master.grpc_listen)

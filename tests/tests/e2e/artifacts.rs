@@ -437,3 +437,68 @@ async fn a_1gb_artifact_streams_with_bounded_memory() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `[artifacts.s3]` against the S3 API of the emulator the EC2 tests use:
+/// the same upload and download, the bytes in the bucket and none on the
+/// master's disk.
+#[tokio::test(flavor = "multi_thread")]
+async fn artifacts_live_in_an_s3_bucket_when_configured() -> anyhow::Result<()> {
+    let moto = burst_e2e::moto::Moto::start().await?;
+    let bucket = "burst-artifacts";
+    // moto takes an unsigned CreateBucket.
+    let made = reqwest::Client::new()
+        .put(format!("{}/{bucket}", moto.url))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        made.status().is_success(),
+        "create bucket: {}",
+        made.status()
+    );
+    let env = burst_e2e::moto::fake_aws_env(&moto.url)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v));
+    let master = MasterBuilder::new()
+        .section(POOL)
+        .section(BUILDERS)
+        .section(&format!(
+            "[artifacts.s3]\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n",
+            moto.url
+        ))
+        .envs(env)
+        .start()
+        .await?;
+    let build = finished(&master, "make").await?;
+    assert_eq!(
+        build.state,
+        BuildState::Succeeded,
+        "{build:#?}\n{}",
+        master.log_tail()
+    );
+    let list: Vec<ArtifactInfo> = master
+        .api_get(&format!("/api/v1/builds/{}/artifacts", build.id))
+        .await?;
+    assert_eq!(list.len(), 4, "{list:#?}");
+    let want = seq_bytes();
+    let url = format!("/api/v1/builds/{}/artifacts/out/app.bin", build.id);
+    assert_eq!(
+        raw_get(&master, &url, None).await?.bytes().await?.as_ref(),
+        want.as_slice()
+    );
+    let part = raw_get(&master, &url, Some("bytes=-5")).await?;
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await?.as_ref(), &want[want.len() - 5..]);
+
+    let keys = reqwest::Client::new()
+        .get(format!("{}/{bucket}?list-type=2", moto.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        keys.contains(&format!("<Key>{}/1.0/files/out/app.bin</Key>", build.id)),
+        "{keys}"
+    );
+    assert!(!master.state_dir().join("artifacts").exists());
+    Ok(())
+}
