@@ -46,7 +46,8 @@ pub async fn build(
                 Ok(d) => {
                     let now = now_millis();
                     let build = summary(&d, &caller, now).into_string();
-                    let steps = attempts(&d.build, now).into_string();
+                    let notes = super::build_page::step_notes(&state, &d.build).await;
+                    let steps = attempts(&d.build, now, &notes).into_string();
                     let finished = d.build.state.is_finished();
                     let seen = format!("{build}{steps}");
                     if seen != sent {

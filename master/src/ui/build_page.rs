@@ -22,6 +22,8 @@
 //!   `tr.artifact` per file (`data-path`), its `a.download`, `td.size`,
 //!   `td.sha256` and `td.step`.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -34,8 +36,10 @@ use crate::api::builds::{cancel_build, detail, may_cancel, submit_builds};
 use crate::api::error::not_found;
 use crate::api::{AppState, Caller};
 use crate::artifacts::url_path;
+use crate::logs::StepRunId;
 use crate::model::{
-    now_millis, ArtifactInfo, Attempt, Build, BuildDetail, BuildId, Role, SubmitRequest,
+    now_millis, ArtifactInfo, Attempt, Build, BuildDetail, BuildId, Command, Role, StepState,
+    SubmitRequest,
 };
 
 pub async fn page(
@@ -55,8 +59,9 @@ pub async fn page(
         tracing::warn!(build = id, error = %burst_common::error_chain::Chain(&e), "failed to list a build's artifacts");
         Vec::new()
     });
+    let notes = step_notes(&state, &d.build).await;
     let markup = html! {
-        (body(&d, &caller))
+        (body(&d, &caller, &notes))
         (super::build_reports::section(&reports, state.logs.mask()))
         (artifacts_section(&d.build, &artifacts))
     };
@@ -102,12 +107,49 @@ pub fn log_href(id: BuildId, attempt: u32, index: u32) -> String {
     format!("/builds/{id}/attempts/{attempt}/steps/{}/log", index + 1)
 }
 
-fn body(d: &BuildDetail, caller: &Caller) -> Markup {
+fn body(d: &BuildDetail, caller: &Caller, notes: &StepNotes) -> Markup {
     let now = now_millis();
     html! {
         (summary(d, caller, now))
-        (attempts(&d.build, now))
+        (attempts(&d.build, now, notes))
     }
+}
+
+/// A line per finished cache step, by (attempt, step index): its log's
+/// `cache: …` line (the key, hit, partial or miss, bytes and time).
+pub(super) type StepNotes = HashMap<(u32, u32), String>;
+
+/// Reads the head of each finished cache step's log; a log that cannot be
+/// read costs its note, not the page.
+pub(super) async fn step_notes(state: &AppState, b: &Build) -> StepNotes {
+    let mut notes = StepNotes::new();
+    for a in &b.attempts {
+        for s in &a.steps {
+            let is_cache = b
+                .steps
+                .get(s.index as usize)
+                .is_some_and(|spec| matches!(spec.command, Command::Cache(_)));
+            if !is_cache || matches!(s.state, StepState::Pending | StepState::Running) {
+                continue;
+            }
+            let id = StepRunId {
+                build: b.id,
+                attempt: a.number,
+                index: s.index,
+            };
+            let Ok(head) = state.logs.read_from(id, 0, 4096).await else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&head);
+            if let Some(line) = text.lines().find(|l| l.starts_with("cache: ")) {
+                notes.insert(
+                    (a.number, s.index),
+                    line.trim_start_matches("cache: ").to_owned(),
+                );
+            }
+        }
+    }
+    notes
 }
 
 /// `section#build`: the build's state, facts and buttons. The live stream
@@ -164,12 +206,12 @@ pub(super) fn summary(d: &BuildDetail, caller: &Caller, now: i64) -> Markup {
 }
 
 /// `section#attempts`, newest attempt first; sent by the stream too.
-pub(super) fn attempts(b: &Build, now: i64) -> Markup {
+pub(super) fn attempts(b: &Build, now: i64, notes: &StepNotes) -> Markup {
     html! {
         section id="attempts" {
             h2 { "Attempts" }
             @if b.attempts.is_empty() { p id="no-attempts" { "None yet." } }
-            @for a in b.attempts.iter().rev() { (attempt(b.id, a, now)) }
+            @for a in b.attempts.iter().rev() { (attempt(b.id, a, now, notes)) }
         }
     }
 }
@@ -179,7 +221,7 @@ pub fn events_href(id: BuildId) -> String {
     format!("/builds/{id}/events")
 }
 
-fn attempt(id: BuildId, a: &Attempt, now: i64) -> Markup {
+fn attempt(id: BuildId, a: &Attempt, now: i64, notes: &StepNotes) -> Markup {
     html! {
         div.attempt data-number=(a.number) data-state=(a.state.as_str()) {
             h3 { "Attempt " (a.number) " · " span class=(format!("state s-{}", a.state.as_str())) { (a.state.as_str()) } }
@@ -187,7 +229,7 @@ fn attempt(id: BuildId, a: &Attempt, now: i64) -> Markup {
                 ", " (format::time(a.started_at)) ", took " (format::span(Some(a.started_at), a.finished_at, now)) }
             @if let Some(r) = &a.reason { p.reason { (r) } }
             table.steps {
-                thead { tr { th { "#" } th { "Step" } th { "State" } th { "Exit" } th { "Took" } th { "Error" } th { "Log" } } }
+                thead { tr { th { "#" } th { "Step" } th { "State" } th { "Exit" } th { "Took" } th { "Error" } th { "Note" } th { "Log" } } }
                 tbody {
                     @for s in &a.steps {
                         tr.step data-index=(s.index) data-state=(s.state.as_str()) {
@@ -203,6 +245,7 @@ fn attempt(id: BuildId, a: &Attempt, now: i64) -> Markup {
                                 @else if let Some(st) = s.started_at { (format::span(Some(st), None, now)) }
                             }
                             td.error { (s.error.as_deref().unwrap_or("")) }
+                            td.note { (notes.get(&(a.number, s.index)).map_or("", String::as_str)) }
                             td { a.log href=(log_href(id, a.number, s.index)) { "log" } }
                         }
                     }
@@ -293,7 +336,7 @@ mod tests {
     #[test]
     fn attacker_text_is_escaped_everywhere() {
         let d = detail_of("<script>b()</script>", "\"><img src=x onerror=p()>", None);
-        let html = body(&d, &caller("v", Role::Viewer)).into_string();
+        let html = body(&d, &caller("v", Role::Viewer), &StepNotes::new()).into_string();
         for raw in ["<script>", "<img", "<i>compile", "<b>linux", "w\"1"] {
             assert!(!html.contains(raw), "{raw} unescaped in {html}");
         }
@@ -310,7 +353,7 @@ mod tests {
         let step = &mut d.build.attempts[0].steps[0];
         step.duration_ms = Some(90_000);
         step.started_at = Some(0);
-        let html = body(&d, &caller("v", Role::Viewer)).into_string();
+        let html = body(&d, &caller("v", Role::Viewer), &StepNotes::new()).into_string();
         for want in [
             r#"<dd id="cell">os=linux</dd>"#,
             r#"<td class="value">main</td>"#,
@@ -327,20 +370,20 @@ mod tests {
         }
         // A finished build streams nothing.
         d.build.state = crate::model::BuildState::Succeeded;
-        let html = body(&d, &caller("v", Role::Viewer)).into_string();
+        let html = body(&d, &caller("v", Role::Viewer), &StepNotes::new()).into_string();
         assert!(!html.contains("data-events"), "{html}");
     }
 
     #[test]
     fn buttons_follow_the_role() {
         let d = detail_of("b", "x", Some("alice"));
-        let viewer = body(&d, &caller("v", Role::Viewer)).into_string();
+        let viewer = body(&d, &caller("v", Role::Viewer), &StepNotes::new()).into_string();
         assert!(!viewer.contains("id=\"cancel\"") && !viewer.contains("id=\"rebuild\""));
-        let other = body(&d, &caller("bob", Role::Submitter)).into_string();
+        let other = body(&d, &caller("bob", Role::Submitter), &StepNotes::new()).into_string();
         assert!(!other.contains("id=\"cancel\"") && other.contains("id=\"rebuild\""));
-        let own = body(&d, &caller("alice", Role::Submitter)).into_string();
+        let own = body(&d, &caller("alice", Role::Submitter), &StepNotes::new()).into_string();
         assert!(own.contains("id=\"cancel\""));
-        let admin = body(&d, &caller("root", Role::Admin)).into_string();
+        let admin = body(&d, &caller("root", Role::Admin), &StepNotes::new()).into_string();
         assert!(admin.contains("id=\"cancel\"") && admin.contains("id=\"rebuild\""));
     }
 }

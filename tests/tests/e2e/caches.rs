@@ -99,9 +99,20 @@ async fn fresh_workers_restore_the_exact_key_else_the_newest_prefix_and_survive_
     );
 
     // lock.txt changed: no exact key; the newest "deps-" is restored.
-    let (_, log) = push(&master, &repo, "v2", 2).await?;
+    let (b, log) = push(&master, &repo, "v2", 2).await?;
     assert!(log.contains("(partial: deps-"), "{log}");
     assert!(log.contains(&format!("restored: {a}-v1")), "{log}");
+    // The build page shows the key restored, how, and how long it took.
+    let page = master.ui_get(&format!("/builds/{b}")).await?;
+    let note = page
+        .split("<td class=\"note\">")
+        .nth(2)
+        .and_then(|rest| rest.split("</td>").next())
+        .unwrap_or_default();
+    assert!(
+        note.starts_with("restored deps-") && note.contains("partial") && note.contains(" s"),
+        "{note:?} in {page}"
+    );
 
     // Back to v1: build a's own key, exactly.
     let (_, log) = push(&master, &repo, "v1", 3).await?;
