@@ -82,6 +82,10 @@ fn exercise(m: &Metrics, n: usize) -> String {
         );
         m.store_write("save_build", Duration::from_millis(1), true);
         m.log_received(100);
+        m.artifact_received(10);
+        m.cache_request("b", "hit");
+        m.cache_restored("b", 10);
+        m.cache_saved("b", 10);
         let b = build(1_000 + i as i64, BuildState::Succeeded);
         m.build_submitted(&b.builder);
         m.build_started("ec2", b.created_at, 2_000);

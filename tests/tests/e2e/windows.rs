@@ -478,3 +478,58 @@ async fn windows_worker_crash_kills_its_steps() -> Result<()> {
     assert_eq!(build["state"], "worker_lost", "{build}");
     Ok(())
 }
+
+/// Artifacts and a cache through the Windows worker: its globs take
+/// Windows paths as `/`-separated, the file arrives byte for byte (CRLF and
+/// all), and the second build restores what the first saved.
+#[tokio::test]
+async fn windows_artifacts_upload_and_a_cache_restores() -> Result<()> {
+    let setup = setup();
+    let mut config = setup.windows_pool("win", &["windows"]);
+    config.push_str(&builder(
+        "art",
+        &["windows"],
+        &[(
+            "make",
+            "run = 'if exist deps\\x.txt (echo restored) else (echo cold) & mkdir out\\sub & echo hello>out\\sub\\a.txt& mkdir deps & echo built>deps\\x.txt'\n\
+             artifacts = [\"out/**/*.txt\"]"
+                .into(),
+        )],
+    ));
+    let config = config.replace(
+        "name = \"art\"\n",
+        "name = \"art\"\ncaches = [{ key = \"win-deps\", paths = [\"deps\"] }]\n",
+    );
+    let master = setup.master().section(&config).start().await?;
+    let (build, log) = run_one(&master, "art").await?;
+    assert_eq!(build["state"], "succeeded", "{build:#}\n{log}");
+    assert!(log.contains("cache: miss for win-deps"), "{log}");
+    assert!(log.contains("cache: saved win-deps"), "{log}");
+    let id = build["id"].as_i64().unwrap_or_default();
+    let list: Value = master
+        .api_get(&format!("/api/v1/builds/{id}/artifacts"))
+        .await?;
+    assert_eq!(list[0]["path"], "out/sub/a.txt", "{list:#}");
+    let out = master
+        .cli(&[
+            "artifacts",
+            &id.to_string(),
+            "--get",
+            "out/sub/a.txt",
+            "-o",
+            "got",
+        ])
+        .await?;
+    assert!(out.success(), "{out:?}");
+    let got = std::fs::read(master.dir().join("got").join("a.txt"))?;
+    assert_eq!(got, b"hello\r\n");
+
+    let (build, log) = run_one(&master, "art").await?;
+    assert_eq!(build["state"], "succeeded", "{build:#}\n{log}");
+    assert!(log.contains("cache: restored win-deps (hit)"), "{log}");
+    assert!(
+        log.contains("restored\r\n") || log.contains("restored \r\n"),
+        "{log}"
+    );
+    Ok(())
+}
