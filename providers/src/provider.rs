@@ -86,4 +86,11 @@ pub trait Provider: std::any::Any + Send + Sync + 'static {
     fn hosts(&self) -> Vec<HostStatus> {
         Vec::new()
     }
+
+    /// Removes the pool's cache volumes not named in `keep` and not in use
+    /// (the engine refuses to remove a mounted one: it is kept for a later
+    /// pass); returns the names removed. Providers without volumes have none.
+    async fn remove_cache_volumes(&self, _keep: &[String]) -> Result<Vec<String>, ProviderError> {
+        Ok(Vec::new())
+    }
 }

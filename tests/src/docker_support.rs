@@ -125,7 +125,29 @@ impl Drop for Cleanup {
         for network in &self.networks {
             let _ = docker(&["network", "rm", network]);
         }
+        // The pool's cache volumes, once no container holds them.
+        for volume in pool_volumes(&self.pool).unwrap_or_default() {
+            let _ = docker(&["volume", "rm", "-f", &volume]);
+        }
     }
+}
+
+/// The cache volumes burst made for `pool`.
+pub fn pool_volumes(pool: &str) -> anyhow::Result<Vec<String>> {
+    let out = docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=io.burst.pool={pool}"),
+        "--filter",
+        "label=io.burst.cache",
+    ])?;
+    Ok(out
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect())
 }
 
 /// A docker pool of the test's own, as a section for [`MasterBuilder`]:

@@ -76,6 +76,10 @@ pub async fn gc(
         out.line(&serde_json::to_string_pretty(&report).unwrap_or_default())?;
         return Ok(Exit::Success);
     }
+    // Cache volumes go whatever `[retention]` says.
+    for v in &report.volumes {
+        out.line(&format!("removed cache volume {v}"))?;
+    }
     if !report.enabled {
         out.line("nothing to delete: [retention] sets neither max_age nor keep_last, so every build is kept")?;
         return Ok(Exit::Success);

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use super::locate::KeyPath;
 use super::schema::Config;
 use super::validate::Issue;
+use burst_providers::config::CacheVolume;
+
 use crate::model::{CacheSpec, Command, StepSpec};
 
 /// Longest key, after its `{hash:…}` are replaced.
@@ -29,6 +31,50 @@ pub struct CacheConfig {
     /// Keep this cache per branch (`BURST_BRANCH`) as well as per builder.
     #[serde(default)]
     pub per_branch: bool,
+    /// `archive` (the default): saved and restored by steps; `volume`: a
+    /// Docker named volume per pool and key, mounted into every container
+    /// of the pools that serve the builder, nothing to transfer.
+    #[serde(default)]
+    pub kind: CacheKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheKind {
+    #[default]
+    Archive,
+    Volume,
+}
+
+/// The Docker volume of cache `key` in `pool`.
+pub fn volume_name(pool: &str, key: &str) -> String {
+    format!("burst-cache.{pool}.{key}")
+}
+
+/// The volumes the workers of `pool` mount: every `kind = "volume"` cache of
+/// every builder some cell of which `pool` serves.
+pub fn cache_volumes(config: &Config, pool: &str) -> Vec<CacheVolume> {
+    let mut out: Vec<CacheVolume> = Vec::new();
+    for b in &config.builders {
+        let served = super::labels::label_cells(b)
+            .into_iter()
+            .any(|(_, labels)| {
+                labels.is_ok_and(|l| super::labels::pool_for_labels(config, &l) == Some(pool))
+            });
+        if !served {
+            continue;
+        }
+        for c in b.caches.iter().filter(|c| c.kind == CacheKind::Volume) {
+            let v = CacheVolume {
+                name: volume_name(pool, &c.key),
+                target: c.paths.first().cloned().unwrap_or_default(),
+            };
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    out
 }
 
 impl CacheConfig {
@@ -70,9 +116,11 @@ pub fn with_cache_steps(caches: &[CacheConfig], mut steps: Vec<StepSpec>) -> Vec
         .iter()
         .take_while(|s| matches!(s.command, Command::Checkout(_)))
         .count();
-    let restores: Vec<StepSpec> = caches.iter().map(|c| c.step(false)).collect();
+    // Volume caches are mounts, not steps.
+    let archives = || caches.iter().filter(|c| c.kind == CacheKind::Archive);
+    let restores: Vec<StepSpec> = archives().map(|c| c.step(false)).collect();
     steps.splice(at..at, restores);
-    steps.extend(caches.iter().map(|c| c.step(true)));
+    steps.extend(archives().map(|c| c.step(true)));
     steps
 }
 
@@ -140,6 +188,50 @@ fn path_problem(path: &str, home: bool) -> Option<String> {
     None
 }
 
+/// A volume cache: a static key, one absolute path (where it is mounted),
+/// and only Docker pools serving its builder.
+fn volume_problems(
+    config: &Config,
+    b: &super::schema::BuilderConfig,
+    c: &CacheConfig,
+    at: &KeyPath,
+    push: &mut impl FnMut(KeyPath, String),
+) {
+    if c.key.contains('{') {
+        push(
+            at.key("key"),
+            "a volume cache's key must be fixed: it names the volume".into(),
+        );
+    }
+    if !c.restore_keys.is_empty() || c.per_branch {
+        push(
+            at.key("kind"),
+            "a volume cache takes no restore_keys or per_branch".into(),
+        );
+    }
+    match c.paths.as_slice() {
+        [one] if one.starts_with('/') && !one.split('/').any(|p| p == "..") => {}
+        _ => push(
+            at.key("paths"),
+            "a volume cache takes one absolute path: where containers mount the volume".into(),
+        ),
+    }
+    let pools: std::collections::BTreeSet<&str> = super::labels::label_cells(b)
+        .into_iter()
+        .filter_map(|(_, l)| l.ok())
+        .filter_map(|l| super::labels::pool_for_labels(config, &l))
+        .collect();
+    for pool in pools {
+        let kind = config.pools.get(pool).map(|p| p.provider.kind().name());
+        if kind != Some("docker") {
+            push(
+                at.key("kind"),
+                format!("a volume cache needs Docker pools; pool {pool} serving builder {:?} is not one", b.name),
+            );
+        }
+    }
+}
+
 pub(crate) fn check(config: &Config) -> Vec<Issue> {
     let mut issues = Vec::new();
     for (i, b) in config.builders.iter().enumerate() {
@@ -164,6 +256,10 @@ pub(crate) fn check(config: &Config) -> Vec<Issue> {
             }
             if c.paths.is_empty() {
                 push(at.key("paths"), "a cache needs at least one path".into());
+            }
+            if c.kind == CacheKind::Volume {
+                volume_problems(config, b, c, &at, &mut push);
+                continue;
             }
             for (k, p) in c.paths.iter().enumerate() {
                 if let Some(m) = path_problem(p, true) {
@@ -221,6 +317,7 @@ mod tests {
             paths: vec!["target".into()],
             restore_keys: vec![],
             per_branch: false,
+            kind: CacheKind::Archive,
         }];
         let steps = with_cache_steps(
             &caches,
@@ -232,5 +329,82 @@ mod tests {
         let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["co", "cache restore: k", "build", "cache save: k"]);
         assert!(steps[1].continue_on_failure && steps[3].continue_on_failure);
+    }
+}
+
+#[cfg(test)]
+mod volume_tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+
+    fn load(caches: &str, provider: &str) -> Result<Config, String> {
+        let section = if provider == "docker" {
+            "\n[pools.p.docker]\nimage = \"burst-worker:latest\"\nmaster_url = \"http://172.17.0.1:8481\"\n"
+        } else {
+            ""
+        };
+        let text = format!(
+            "[pools.p]\nprovider = \"{provider}\"\nlabels = [\"linux\"]\n{section}\n\
+             [[builders]]\nname = \"b\"\nlabels = [\"linux\"]\ncaches = {caches}\n\n\
+             [[builders.steps]]\nname = \"s\"\nrun = \"true\"\n"
+        );
+        super::super::load_str(&text, Path::new("burst.toml"), &BTreeMap::new())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_volume_cache_is_a_mount_of_the_docker_pools_that_serve_its_builder() {
+        let config = load(
+            r#"[{ key = "deps", kind = "volume", paths = ["/cache/deps"] }]"#,
+            "docker",
+        )
+        .unwrap();
+        assert_eq!(
+            cache_volumes(&config, "p"),
+            [CacheVolume {
+                name: "burst-cache.p.deps".into(),
+                target: "/cache/deps".into()
+            }]
+        );
+        assert!(cache_volumes(&config, "other").is_empty());
+        // No steps for a volume cache.
+        let steps = with_cache_steps(&config.builders[0].caches, Vec::new());
+        assert!(steps.is_empty());
+    }
+
+    #[test]
+    fn volume_caches_need_docker_a_fixed_key_and_one_absolute_path() {
+        let e = load(
+            r#"[{ key = "deps", kind = "volume", paths = ["/c"] }]"#,
+            "local",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("a volume cache needs Docker pools; pool p"),
+            "{e}"
+        );
+        let e = load(
+            r#"[{ key = "d-{hash:x}", kind = "volume", paths = ["/c"] }]"#,
+            "docker",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("builders[0].caches[0].key") && e.contains("must be fixed"),
+            "{e}"
+        );
+        let e = load(
+            r#"[{ key = "d", kind = "volume", paths = ["rel"] }]"#,
+            "docker",
+        )
+        .unwrap_err();
+        assert!(e.contains("one absolute path"), "{e}");
+        let e = load(
+            r#"[{ key = "d", kind = "bogus", paths = ["/c"] }]"#,
+            "docker",
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown variant"), "{e}");
     }
 }

@@ -87,6 +87,32 @@ pub(crate) fn cell_labels(
     Ok(out)
 }
 
+/// A matrix cell and its labels (or why they cannot be made).
+pub(crate) type LabelledCell = (BTreeMap<String, String>, Result<Vec<String>, String>);
+
+/// The matrix cells that can give `b` different labels: only the axes its
+/// labels mention.
+pub(crate) fn label_cells(b: &super::schema::BuilderConfig) -> Vec<LabelledCell> {
+    let used: std::collections::BTreeSet<&str> = b
+        .labels
+        .iter()
+        .flat_map(|l| placeholders(l).unwrap_or_default())
+        .collect();
+    let sub: super::matrix::Matrix = b
+        .matrix
+        .iter()
+        .filter(|(a, _)| used.contains(a.as_str()))
+        .map(|(a, v)| (a.clone(), v.clone()))
+        .collect();
+    super::matrix::cells(&sub)
+        .into_iter()
+        .map(|cell| {
+            let labels = cell_labels(&b.labels, &cell);
+            (cell, labels)
+        })
+        .collect()
+}
+
 /// Every pool with its labels, for messages about unserved labels.
 pub(crate) fn pool_summary(config: &Config) -> Vec<(String, Vec<String>)> {
     config

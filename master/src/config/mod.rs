@@ -29,7 +29,7 @@ mod validate;
 mod warm;
 
 pub use artifacts::{ArtifactsConfig, S3Config, StepArtifacts, DEFAULT_MAX_BUILD_BYTES};
-pub use caches::CacheConfig;
+pub use caches::{cache_volumes, volume_name, CacheConfig, CacheKind};
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
 pub use expand::expand_submit;

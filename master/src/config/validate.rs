@@ -7,9 +7,9 @@ use burst_common::env_policy;
 use burst_providers::config::{is_env_name, Check, Context, Scope};
 
 use super::error::{ConfigError, Problem};
-use super::labels::{cell_labels, placeholders, pool_for_labels, pool_summary};
+use super::labels::{placeholders, pool_for_labels, pool_summary};
 use super::locate::KeyPath;
-use super::matrix::{cell_count, cells, MAX_CELLS};
+use super::matrix::{cell_count, MAX_CELLS};
 use super::params::{compile, one_line, rule_broken};
 use super::pool::PoolConfig;
 use super::schema::{BuilderConfig, Config, MasterConfig, StepConfig};
@@ -121,6 +121,7 @@ pub(crate) fn validation_context(name: &str, p: &PoolConfig, master: &MasterConf
         min_idle: p.min_idle,
         backoff_min: p.backoff_min.get(),
         backoff_max: p.backoff_max,
+        cache_volumes: Vec::new(),
     }
 }
 
@@ -408,21 +409,10 @@ impl Checker {
     /// Every cell's labels must be served by some pool, else its builds
     /// would wait forever.
     fn coverage(&mut self, config: &Config, path: &KeyPath, b: &BuilderConfig) {
-        // Only axes the labels mention change the labels.
-        let used: BTreeSet<&str> = b
-            .labels
-            .iter()
-            .flat_map(|l| placeholders(l).unwrap_or_default())
-            .collect();
-        let sub = b
-            .matrix
-            .iter()
-            .filter(|(a, _)| used.contains(a.as_str()))
-            .map(|(a, v)| (a.clone(), v.clone()))
-            .collect();
         let mut unserved: Vec<(Vec<String>, String)> = Vec::new();
-        for cell in cells(&sub) {
-            let Ok(labels) = cell_labels(&b.labels, &cell) else {
+        // Only axes the labels mention change the labels.
+        for (cell, labels) in super::labels::label_cells(b) {
+            let Ok(labels) = labels else {
                 continue;
             };
             if pool_for_labels(config, &labels).is_some()

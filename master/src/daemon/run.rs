@@ -182,6 +182,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     for pool in &mut pools {
         pool.provider = MeteredProvider::wrap(pool.provider.clone(), &pool.name, metrics.clone());
     }
+    let volume_pools: Vec<(String, Arc<dyn burst_providers::Provider>)> = pools
+        .iter()
+        .filter(|p| p.provider.kind() == "docker")
+        .map(|p| (p.name.clone(), p.provider.clone()))
+        .collect();
     let cache_keys = CacheKeys::default();
     let settings = SchedulerSettings {
         master_id: master_id.clone(),
@@ -253,7 +258,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let janitor = Arc::new(
         Janitor::new(store.clone(), live.clone())
             .with_data(logs.clone() as Arc<dyn BuildData>)
-            .with_data(artifacts.clone() as Arc<dyn BuildData>),
+            .with_data(artifacts.clone() as Arc<dyn BuildData>)
+            .with_volume_pools(volume_pools),
     );
     let janitor_task = crate::janitor::spawn(janitor.clone(), live.clone(), stop_rx.clone());
     let super::triggers::Started {
@@ -377,6 +383,7 @@ pub(super) fn pool_specs(
             min_idle: pool.min_idle,
             backoff_min: pool.backoff_min.get(),
             backoff_max: pool.backoff_max,
+            cache_volumes: crate::config::cache_volumes(config, name),
         };
         let provider = pool
             .provider

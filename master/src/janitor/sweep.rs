@@ -30,12 +30,18 @@ pub struct GcReport {
     /// A dry run stopped at its listing limit: more would go.
     #[serde(default)]
     pub truncated: bool,
+    /// Cache volumes removed: no builder of their pool declares them any
+    /// more, and no container mounts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 pub struct Janitor {
     store: Arc<dyn Store>,
     config: LiveConfig,
     data: Vec<Arc<dyn BuildData>>,
+    /// Pools whose providers may hold cache volumes, by name.
+    volume_pools: Vec<(String, Arc<dyn burst_providers::Provider>)>,
     /// One pass at a time (the background one and `burst gc`).
     pass: tokio::sync::Mutex<()>,
 }
@@ -46,6 +52,7 @@ impl Janitor {
             store,
             config,
             data: Vec::new(),
+            volume_pools: Vec::new(),
             pass: tokio::sync::Mutex::new(()),
         }
     }
@@ -54,6 +61,36 @@ impl Janitor {
     pub fn with_data(mut self, data: Arc<dyn BuildData>) -> Self {
         self.data.push(data);
         self
+    }
+
+    /// Also removes the cache volumes of these pools that the config in
+    /// force no longer declares.
+    pub fn with_volume_pools(
+        mut self,
+        pools: Vec<(String, Arc<dyn burst_providers::Provider>)>,
+    ) -> Self {
+        self.volume_pools = pools;
+        self
+    }
+
+    /// Cache volumes no builder declares any more, pool by pool; a pool
+    /// that cannot be asked keeps its volumes until the next pass.
+    async fn sweep_volumes(&self) -> Vec<String> {
+        let config = self.config.get();
+        let mut removed = Vec::new();
+        for (pool, provider) in &self.volume_pools {
+            let keep: Vec<String> = crate::config::cache_volumes(&config, pool)
+                .into_iter()
+                .map(|v| v.name)
+                .collect();
+            match provider.remove_cache_volumes(&keep).await {
+                Ok(gone) => removed.extend(gone),
+                Err(e) => {
+                    tracing::warn!(pool, error = %e, "failed to collect a pool's cache volumes")
+                }
+            }
+        }
+        removed
     }
 
     /// Runs one pass under the retention config in force now.
@@ -67,6 +104,7 @@ impl Janitor {
             builds: Vec::new(),
             bytes: 0,
             truncated: false,
+            volumes: Vec::new(),
         };
         if dry_run {
             let listed = self.store.expired_builds(&rule, DRY_RUN_MAX).await?;
@@ -109,6 +147,7 @@ impl Janitor {
                 break;
             }
         }
+        report.volumes = self.sweep_volumes().await;
         Ok(report)
     }
 

@@ -75,4 +75,8 @@ impl Provider for MeteredProvider {
     fn hosts(&self) -> Vec<HostStatus> {
         self.inner.hosts()
     }
+
+    async fn remove_cache_volumes(&self, keep: &[String]) -> Result<Vec<String>, ProviderError> {
+        self.inner.remove_cache_volumes(keep).await
+    }
 }

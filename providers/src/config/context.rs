@@ -23,6 +23,17 @@ pub struct Context {
     /// The pool's launch backoff, also used per host by providers with hosts.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// Named volumes every worker of the pool mounts: builders' caches of
+    /// `kind = "volume"` (only the Docker provider takes them).
+    pub cache_volumes: Vec<CacheVolume>,
+}
+
+/// A named volume a builder's cache lives in, and where workers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheVolume {
+    pub name: String,
+    /// An absolute path inside the worker.
+    pub target: String,
 }
 
 impl Context {
@@ -37,6 +48,7 @@ impl Context {
             min_idle: 0,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            cache_volumes: Vec::new(),
         }
     }
 }

@@ -7,7 +7,7 @@ mod env;
 mod fields;
 mod problem;
 
-pub use context::Context;
+pub use context::{CacheVolume, Context};
 pub use env::{check_env, is_env_name};
 pub use fields::{
     Ami, AmiId, AtLeastOne, AwsId, AwsIdKind, Check, HttpUrl, LaunchTemplateId, Positive,

@@ -11,6 +11,9 @@ pub const LABEL_POOL: &str = "io.burst.pool";
 /// The worker id the master gave the container.
 pub const LABEL_WORKER: &str = "io.burst.worker";
 
+/// On burst's cache volumes: the cache's key.
+pub const LABEL_CACHE: &str = "io.burst.cache";
+
 /// A `docker ps` filter that matches one pool of one master.
 pub fn pool_filter(master_id: &str, pool: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([(
@@ -18,6 +21,19 @@ pub fn pool_filter(master_id: &str, pool: &str) -> HashMap<String, Vec<String>> 
         vec![
             format!("{LABEL_MASTER}={master_id}"),
             format!("{LABEL_POOL}={pool}"),
+        ],
+    )])
+}
+
+/// A `docker volume ls` filter for the cache volumes of one pool of one
+/// master.
+pub fn cache_volume_filter(master_id: &str, pool: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_owned(),
+        vec![
+            format!("{LABEL_MASTER}={master_id}"),
+            format!("{LABEL_POOL}={pool}"),
+            LABEL_CACHE.to_owned(),
         ],
     )])
 }

@@ -17,7 +17,9 @@ use tokio::time::Instant;
 use super::errors::{self, Class};
 use super::hosts::{Host, Hosts, WORDS};
 use super::image;
-use super::labels::{pool_filter, LABEL_MASTER, LABEL_POOL, LABEL_WORKER};
+use super::labels::{
+    cache_volume_filter, pool_filter, LABEL_CACHE, LABEL_MASTER, LABEL_POOL, LABEL_WORKER,
+};
 use super::platform::{self, Platform, WorkerVars};
 use super::settings::{DockerSettings, PullPolicy};
 use super::url::{plan, with_host, Plan};
@@ -155,7 +157,15 @@ impl DockerProvider {
             cap_drop: hardening.cap_drop,
             cap_add: hardening.cap_add,
             pids_limit: hardening.pids_limit,
-            binds: (!s.binds.is_empty()).then(|| s.binds.clone()),
+            binds: {
+                let mut binds = s.binds.clone();
+                binds.extend(
+                    s.cache_volumes
+                        .iter()
+                        .map(|v| format!("{}:{}", v.name, v.target)),
+                );
+                (!binds.is_empty()).then_some(binds)
+            },
             network_mode: s.network.clone(),
             nano_cpus: s.cpus.map(|c| (c * 1e9).round() as i64),
             memory: s.memory.and_then(|m| i64::try_from(m).ok()),
@@ -194,6 +204,7 @@ impl DockerProvider {
         if s.pull == PullPolicy::Always && s.build_context.is_none() {
             image::refresh(host, docker, &s.image).await?;
         }
+        self.ensure_cache_volumes(docker, host, spec).await?;
         let name = Self::container_name(&spec.worker_id);
         let body = self.container_body(spec, &url);
         let create = || {
@@ -233,6 +244,33 @@ impl DockerProvider {
                 "launch_ms": began.elapsed().as_millis() as u64,
             }),
         })
+    }
+
+    /// Creates the pool's cache volumes on `host`, labelled as burst's, so
+    /// the janitor can find them (creating one that exists changes nothing).
+    async fn ensure_cache_volumes(
+        &self,
+        docker: &Docker,
+        host: &Host,
+        spec: &LaunchSpec,
+    ) -> Result<(), Failure> {
+        for v in &self.settings.cache_volumes {
+            let labels = HashMap::from([
+                (LABEL_MASTER.to_owned(), spec.master_id.clone()),
+                (LABEL_POOL.to_owned(), spec.pool.clone()),
+                (LABEL_CACHE.to_owned(), v.name.clone()),
+            ]);
+            let request = bollard::models::VolumeCreateRequest {
+                name: Some(v.name.clone()),
+                labels: Some(labels),
+                ..Default::default()
+            };
+            docker
+                .create_volume(request)
+                .await
+                .map_err(|e| api_failure("create a cache volume", host, e))?;
+        }
+        Ok(())
     }
 
     /// `exited with code 1: <error>; last log lines: ...`
@@ -374,6 +412,49 @@ impl Provider for DockerProvider {
             "container removed"
         );
         Ok(())
+    }
+
+    async fn remove_cache_volumes(&self, keep: &[String]) -> Result<Vec<String>, ProviderError> {
+        let filters = cache_volume_filter(&self.settings.master_id, &self.settings.pool);
+        let mut removed = Vec::new();
+        for host in self.hosts.all() {
+            let docker = host.client().await?;
+            let options = bollard::query_parameters::ListVolumesOptionsBuilder::new()
+                .filters(&filters)
+                .build();
+            let listed = docker
+                .list_volumes(Some(options))
+                .await
+                .map_err(|e| errors::provider_error("list volumes", host.name(), e))?;
+            for v in listed.volumes.unwrap_or_default() {
+                if keep.contains(&v.name) {
+                    continue;
+                }
+                match docker
+                    .remove_volume(
+                        &v.name,
+                        None::<bollard::query_parameters::RemoveVolumeOptions>,
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(volume = %v.name, host = host.name(), "removed a cache volume no builder uses");
+                        removed.push(v.name);
+                    }
+                    // 409: mounted by a container; never taken from under it.
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 409,
+                        ..
+                    }) => {
+                        tracing::info!(volume = %v.name, host = host.name(), "kept a cache volume in use");
+                    }
+                    Err(e) => {
+                        tracing::warn!(volume = %v.name, host = host.name(), error = %e, "failed to remove a cache volume");
+                    }
+                }
+            }
+        }
+        Ok(removed)
     }
 
     async fn list(&self) -> Result<Vec<ListedInstance>, ProviderError> {

@@ -56,6 +56,7 @@ fn settings(d: &DockerPoolConfig, ctx: &Context) -> Result<DockerSettings, Provi
     s.network = d.network.clone();
     s.binds = d.binds.clone();
     s.volumes = d.volumes.clone();
+    s.cache_volumes = ctx.cache_volumes.clone();
     s.env = d.env.clone();
     s.cpus = d.cpus;
     s.memory = d

@@ -135,6 +135,9 @@ pub struct DockerSettings {
     pub binds: Vec<String>,
     /// Anonymous volumes (container paths), removed with the container.
     pub volumes: Vec<String>,
+    /// Builders' volume caches: created (labelled) before each container,
+    /// mounted into it, kept across containers.
+    pub cache_volumes: Vec<crate::config::CacheVolume>,
     pub env: BTreeMap<String, String>,
     /// CPUs the container may use, e.g. 1.5.
     pub cpus: Option<f64>,
@@ -177,6 +180,7 @@ impl DockerSettings {
             hosts: vec![HostSettings::local()],
             network: None,
             binds: Vec::new(),
+            cache_volumes: Vec::new(),
             volumes: Vec::new(),
             env: BTreeMap::new(),
             cpus: None,

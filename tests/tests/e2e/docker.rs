@@ -910,3 +910,97 @@ async fn docker_artifacts_outlive_their_container() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A builder's `kind = "volume"` cache: one named volume per pool and key,
+/// made and labelled by burst, mounted into each fresh container, kept while
+/// a container uses it, and removed by `burst gc` once no builder declares
+/// it.
+#[tokio::test]
+async fn docker_volume_caches_are_reused_across_fresh_containers_and_collected(
+) -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let pool = unique("dk-vol");
+    let _cleanup = Cleanup::new(&pool);
+    let cache = "caches = [{ key = \"deps\", kind = \"volume\", paths = [\"/cache/deps\"] }]\n";
+    let builders = format!(
+        "[[builders]]\nname = \"use\"\nlabels = [\"{pool}\"]\n{cache}\n[[builders.steps]]\nname = \"main\"\n\
+         run = 'if [ -f /cache/deps/built ]; then echo \"reused $(cat /cache/deps/built)\"; else echo cold; fi; echo $BURST_BUILD_ID > /cache/deps/built'\n\n\
+         [[builders]]\nname = \"hold\"\nlabels = [\"{pool}\"]\n{cache}\n[[builders.steps]]\nname = \"main\"\nrun = 'sleep 600'\n"
+    );
+    let master = DockerPool::new(&pool)
+        .pool("max_builds = 1")
+        .master()
+        .section(&builders)
+        .start()
+        .await?;
+    let volume = format!("burst-cache.{pool}.deps");
+    let first = master.submit("use", &[]).await?[0];
+    let build = master.finished_json(first, BUILD_TIMEOUT).await?;
+    let log = master.log_text(first).await?;
+    ensure!(
+        state(&build) == "succeeded" && log.contains("\ncold\n"),
+        "{build:#}\n{log}"
+    );
+    let second = master.submit("use", &[]).await?[0];
+    let build = master.finished_json(second, BUILD_TIMEOUT).await?;
+    let log = master.log_text(second).await?;
+    ensure!(state(&build) == "succeeded", "{build:#}\n{log}");
+    ensure!(
+        log.contains(&format!("reused {first}")),
+        "a fresh container saw the volume:\n{log}"
+    );
+    ensure!(
+        attempts(&build)[0]["worker_id"]
+            != master.build_json(first).await?["attempts"][0]["worker_id"],
+        "two workers"
+    );
+    ensure!(
+        burst_e2e::docker_support::pool_volumes(&pool)? == [volume.clone()],
+        "the labelled volume"
+    );
+
+    // No builder declares it any more, but a running container mounts it:
+    // `burst gc` keeps it.
+    let holding = master.submit("hold", &[]).await?[0];
+    master.wait_step_running(holding, 0, BUILD_TIMEOUT).await?;
+    let running = pool_containers(&pool)?;
+    let mounts = docker(&["inspect", "-f", "{{json .Mounts}}", &running.join(" ")])?;
+    ensure!(
+        mounts.contains(&volume),
+        "the container mounts the volume: {mounts}"
+    );
+    let path = master.config_path().to_owned();
+    let text = std::fs::read_to_string(&path)?.replace(cache, "");
+    std::fs::write(&path, text)?;
+    let out = master.cli(&["config", "reload"]).await?;
+    ensure!(out.success(), "{out:?}");
+    let out = master.cli(&["gc"]).await?;
+    ensure!(
+        out.success() && !out.stdout.contains("removed cache volume"),
+        "{out:?}"
+    );
+    ensure!(
+        burst_e2e::docker_support::pool_volumes(&pool)? == [volume.clone()],
+        "kept while in use"
+    );
+
+    master.cancel(holding).await?;
+    master.finished_json(holding, BUILD_TIMEOUT).await?;
+    wait::until_true("the holding container to go", BUILD_TIMEOUT, || {
+        pool_containers(&pool).is_ok_and(|c| c.is_empty())
+    })
+    .await?;
+    let out = master.cli(&["gc"]).await?;
+    ensure!(
+        out.success()
+            && out
+                .stdout
+                .contains(&format!("removed cache volume {volume}")),
+        "{out:?}"
+    );
+    ensure!(
+        burst_e2e::docker_support::pool_volumes(&pool)?.is_empty(),
+        "collected"
+    );
+    Ok(())
+}
