@@ -810,3 +810,18 @@ mod checkout_tests {
         assert!(c.url.is_empty() && c.revision.is_empty());
     }
 }
+
+#[cfg(test)]
+mod cache_scope_tests {
+    use super::cache_scope;
+
+    #[test]
+    fn caches_are_kept_per_builder_and_per_branch_when_asked() {
+        let on_main = [("BURST_BRANCH".to_owned(), "feature/x".to_owned())].into();
+        let none = Default::default();
+        assert_eq!(cache_scope("web", false, &on_main), "web");
+        assert_eq!(cache_scope("web", true, &on_main), "web@feature/x");
+        // A build without a branch shares the builder's caches.
+        assert_eq!(cache_scope("web", true, &none), "web");
+    }
+}

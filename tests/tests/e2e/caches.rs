@@ -223,3 +223,53 @@ async fn cache_calls_without_the_steps_token_are_refused() -> anyhow::Result<()>
     let _: Value = master.api_get("/api/v1/builds").await?;
     Ok(())
 }
+
+/// Two builds saving one key at once: the first to finish keeps it, the
+/// other's archive is dropped, and a third build restores it whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_saves_of_one_key_keep_one_whole_archive() -> anyhow::Result<()> {
+    let master = MasterBuilder::new()
+        .section("[pools.local]\nprovider = \"local\"\nlabels = [\"linux\"]\nmax_workers = 2\nmax_builds = 1\n")
+        .section(
+            "[[builders]]\nname = \"race\"\nlabels = [\"linux\"]\n\
+             caches = [{ key = \"shared\", paths = [\"deps\"] }]\n\n\
+             [[builders.steps]]\nname = \"fill\"\n\
+             run = 'if [ -f deps/whole ]; then echo \"restored $(wc -c < deps/whole)\"; else mkdir -p deps; seq 1 200000 > deps/whole; fi'\n",
+        )
+        .start()
+        .await?;
+    let ids = [
+        master.submit("race", &[]).await?[0],
+        master.submit("race", &[]).await?[0],
+    ];
+    let mut saved = 0;
+    for id in ids {
+        let build = master.wait_build(id, WAIT).await?;
+        let log = master.log_text(id).await?;
+        assert_eq!(build.state.as_str(), "succeeded", "{build:#?}\n{log}");
+        if log.contains("cache: saved shared") {
+            saved += 1;
+        } else {
+            assert!(
+                log.contains("was saved by another build first")
+                    || log.contains("is saved already"),
+                "{log}"
+            );
+        }
+    }
+    assert_eq!(saved, 1, "exactly one save wins");
+    let keys = master.state_dir().join("artifacts/caches/race/keys");
+    assert_eq!(std::fs::read_dir(&keys)?.count(), 1);
+    let data = master.state_dir().join("artifacts/caches/race/data");
+    assert_eq!(
+        std::fs::read_dir(&data)?.count(),
+        1,
+        "the loser's archive is gone"
+    );
+    let third = master.submit("race", &[]).await?[0];
+    master.wait_build(third, WAIT).await?;
+    let log = master.log_text(third).await?;
+    let whole: usize = (1..=200_000).map(|i: u32| i.to_string().len() + 1).sum();
+    assert!(log.contains(&format!("restored {whole}")), "{log}");
+    Ok(())
+}
