@@ -290,6 +290,12 @@ async fn downloads_refuse_paths_outside_the_build_and_callers_without_a_token() 
             assert_eq!(got, 401, "{path} with {token:?}");
         }
     }
+    // A metrics-only token is below the viewer role logs need.
+    let scraper = master.create_token("scraper", "metrics").await?;
+    let (got, _) = master
+        .api_request(Method::GET, &base, Some(&scraper), &[], None)
+        .await?;
+    assert_eq!(got, 403);
     let viewer = master.create_token("reader", "viewer").await?;
     let (got, _) = master
         .api_request(
