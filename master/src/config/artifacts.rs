@@ -23,6 +23,9 @@ pub struct ArtifactsConfig {
     /// Most bytes one build's artifacts may hold, all steps and attempts
     /// together (`"2GiB"`); `0` for no limit.
     pub max_build_bytes: bytesize::ByteSize,
+    /// Most bytes one cache archive may hold (`0`: no limit); a bigger one
+    /// is not saved, and its build says so.
+    pub max_cache_bytes: bytesize::ByteSize,
     /// An S3-compatible bucket instead of `dir`.
     pub s3: Option<S3Config>,
 }
@@ -47,6 +50,7 @@ impl Default for ArtifactsConfig {
         Self {
             dir: None,
             max_build_bytes: bytesize::ByteSize::b(DEFAULT_MAX_BUILD_BYTES),
+            max_cache_bytes: bytesize::ByteSize::b(DEFAULT_MAX_CACHE_BYTES),
             s3: None,
         }
     }
@@ -59,6 +63,10 @@ impl ArtifactsConfig {
             .unwrap_or_else(|| state_dir.join("artifacts"))
     }
 }
+
+/// `[artifacts] max_cache_bytes`'s default: a Rust `target/` or a
+/// `node_modules` fits, a runaway glob does not.
+pub const DEFAULT_MAX_CACHE_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 /// A step's `artifacts`: a list of globs, or `{ paths = [...], when = "…" }`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -220,6 +220,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
                 keys: cache_keys.clone(),
                 logs: logs.clone(),
                 metrics: metrics.clone(),
+                max_bytes: config.artifacts.max_cache_bytes.as_u64(),
             },
         )
         .with_metrics(metrics.clone());

@@ -29,6 +29,8 @@ pub struct CacheService {
     pub keys: CacheKeys,
     pub logs: Arc<LogStore>,
     pub metrics: Arc<Metrics>,
+    /// Most bytes one archive may hold (0: no limit).
+    pub max_bytes: u64,
 }
 
 /// The builder a scope belongs to (`builder` or `builder@branch`).
@@ -142,12 +144,24 @@ impl CacheService {
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 
+    fn too_big(&self, key: &str, size: u64) -> Status {
+        tracing::warn!(cache = %for_log(key), size, limit = self.max_bytes, "refused a cache archive over the limit");
+        Status::resource_exhausted(format!(
+            "cache {key}: {size} bytes, over the limit of {} bytes ([artifacts] max_cache_bytes); not saved",
+            self.max_bytes
+        ))
+    }
+
     pub async fn put(&self, mut inbound: Streaming<CacheData>) -> Result<PutCacheReply, Status> {
         let head = inbound
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("an empty cache upload"))?;
         self.check(head.auth.as_ref(), &[true], &[&head.key])?;
+        let over = |size: u64| self.max_bytes > 0 && size > self.max_bytes;
+        if over(head.size) {
+            return Err(self.too_big(&head.key, head.size));
+        }
         let scope = head
             .auth
             .as_ref()
@@ -171,6 +185,11 @@ impl CacheService {
                     }
                 },
             };
+            let total = upload.size() + data.len() as u64;
+            if over(total) {
+                upload.abort().await;
+                return Err(self.too_big(&head.key, total));
+            }
             if let Err(e) = upload.write(&data).await {
                 upload.abort().await;
                 return Err(Status::unavailable(e));

@@ -273,3 +273,31 @@ async fn concurrent_saves_of_one_key_keep_one_whole_archive() -> anyhow::Result<
     assert!(log.contains(&format!("restored {whole}")), "{log}");
     Ok(())
 }
+
+/// An archive over `[artifacts] max_cache_bytes` is not saved; the build
+/// says so and succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_over_the_limit_is_refused_and_the_build_goes_on() -> anyhow::Result<()> {
+    let master = MasterBuilder::new()
+        .section("[artifacts]\nmax_cache_bytes = 100\n")
+        .section("[pools.local]\nprovider = \"local\"\nlabels = [\"linux\"]\nmax_workers = 1\n")
+        .section(
+            "[[builders]]\nname = \"big\"\nlabels = [\"linux\"]\n\
+             caches = [{ key = \"big\", paths = [\"deps\"] }]\n\n\
+             [[builders.steps]]\nname = \"fill\"\nrun = 'mkdir -p deps; seq 1 100000 > deps/data'\n",
+        )
+        .start()
+        .await?;
+    let id = master.submit("big", &[]).await?[0];
+    let build = master.wait_build(id, WAIT).await?;
+    let log = master.log_text(id).await?;
+    assert_eq!(build.state.as_str(), "succeeded", "{build:#?}\n{log}");
+    assert!(
+        log.contains("cache: warning: failed to save cache big")
+            && log.contains("over the limit of 100 bytes ([artifacts] max_cache_bytes)"),
+        "{log}"
+    );
+    let keys = master.state_dir().join("artifacts/caches/big/keys");
+    assert!(!keys.exists() || std::fs::read_dir(&keys)?.count() == 0);
+    Ok(())
+}
