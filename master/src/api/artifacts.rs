@@ -86,7 +86,14 @@ pub async fn download(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{}\"", safe_filename(name)),
         )
-        .header("x-burst-sha256", &info.sha256);
+        .header("x-burst-sha256", &info.sha256)
+        // A build's file is the build's, not the master's page: never
+        // sniffed into HTML, never run as script in the master's origin.
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        );
     if range.is_some() {
         resp = resp.status(StatusCode::PARTIAL_CONTENT).header(
             header::CONTENT_RANGE,

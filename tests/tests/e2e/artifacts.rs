@@ -173,6 +173,13 @@ async fn artifacts_are_listed_and_downloaded_byte_for_byte_after_the_worker_is_g
     let resp = raw_get(&master, &url, None).await?;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert!(resp.headers()["content-security-policy"]
+        .to_str()?
+        .starts_with("sandbox"));
+    assert!(resp.headers()["content-disposition"]
+        .to_str()?
+        .starts_with("attachment"));
     assert_eq!(resp.bytes().await?.as_ref(), want.as_slice());
     let resp = raw_get(&master, &url, Some("bytes=100-199")).await?;
     assert_eq!(resp.status(), 206);
