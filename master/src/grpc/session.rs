@@ -219,6 +219,8 @@ impl Pump {
                 }
                 worker_message::Msg::Artifact(chunk) => self.store_artifact(chunk).await,
                 worker_message::Msg::Finished(f) if self.capped.remove(&f.step_run_id) => {
+                    // The log cap is the reason shown; the uploads' state goes.
+                    let _ = self.intake.finished(&f.step_run_id).await;
                     let f = self.capped_result(f);
                     self.scheduler
                         .from_worker(&self.worker_id, self.session, f)
