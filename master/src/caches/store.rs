@@ -22,6 +22,16 @@ pub struct CacheRecord {
     pub created_at: Millis,
     /// The data object's name under `data/`.
     pub data: String,
+    /// The last restore of it (0: never restored).
+    #[serde(default)]
+    pub used_at: Millis,
+}
+
+impl CacheRecord {
+    /// When it was last saved or restored.
+    pub fn last_use(&self) -> Millis {
+        self.created_at.max(self.used_at)
+    }
 }
 
 pub struct CacheStore {
@@ -166,6 +176,66 @@ impl CacheStore {
         })
     }
 
+    /// Records a restore of `r`, so the janitor keeps a cache in use. A
+    /// failure only costs the record its freshness.
+    pub async fn touch(&self, scope: &str, r: &CacheRecord) {
+        let touched = CacheRecord {
+            used_at: now_millis(),
+            ..r.clone()
+        };
+        let Ok(json) = serde_json::to_vec(&touched) else {
+            return;
+        };
+        if let Err(e) = self
+            .objects
+            .put(
+                &Self::record_path(scope, &r.key),
+                PutPayload::from(Bytes::from(json)),
+            )
+            .await
+        {
+            tracing::warn!(cache = %r.key, "failed to record a cache restore: {e}");
+        }
+    }
+
+    /// Removes every cache, in every scope, last saved or restored before
+    /// `before`: its record first (so nothing lists it), then its data.
+    /// Returns `scope/key` of each.
+    pub async fn expire(&self, before: Millis) -> CacheResult<Vec<String>> {
+        let all: Vec<_> = self
+            .objects
+            .list(Some(&Path::from("caches")))
+            .try_collect()
+            .await
+            .map_err(|e| format!("failed to list the caches: {e}"))?;
+        let mut gone = Vec::new();
+        for m in all {
+            let parts: Vec<String> = m.location.parts().map(|p| p.as_ref().to_owned()).collect();
+            let [_, scope, kind, name] = parts.as_slice() else {
+                continue;
+            };
+            let Some(key) = name.strip_suffix(".json").filter(|_| kind == "keys") else {
+                continue;
+            };
+            // Scopes are stored encoded; the record's own path decodes them.
+            let scope = percent_decode(scope);
+            let Some(r) = self.record(&scope, key).await? else {
+                continue;
+            };
+            if r.last_use() >= before {
+                continue;
+            }
+            self.objects
+                .delete(&Self::record_path(&scope, key))
+                .await
+                .map_err(|e| format!("failed to delete cache {key}: {e}"))?;
+            drop_data(self, &scope, &r.data, key).await;
+            gone.push(format!("{scope}/{key}"));
+        }
+        gone.sort();
+        Ok(gone)
+    }
+
     /// Deletes every cache of `scope`; returns how many keys went.
     pub async fn delete_scope(&self, scope: &str) -> CacheResult<usize> {
         let all: Vec<_> = self
@@ -234,6 +304,7 @@ impl CacheUpload {
             size: self.size,
             created_at: now_millis(),
             data: self.data.clone(),
+            used_at: 0,
         };
         let json = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
         let put = self
@@ -263,6 +334,29 @@ impl CacheUpload {
             let _ = w.abort().await;
         }
     }
+}
+
+/// A path part as object_store encodes it (`%XX`), decoded.
+fn percent_decode(part: &str) -> String {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn drop_data(store: &CacheStore, scope: &str, data: &str, key: &str) {
@@ -324,7 +418,17 @@ mod tests {
             .await
             .unwrap()
             .is_none());
-        assert_eq!(store.delete_scope("b").await.unwrap(), 3);
+        // Restoring a key keeps it; the others expire.
+        let (r, _) = store.find("b", "cargo-bbb", &[]).await.unwrap().unwrap();
+        let cut = now_millis() + 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        store.touch("b", &r).await;
+        assert!(save(&store, "other-scope", b"x").await);
+        let gone = store.expire(cut).await.unwrap();
+        assert_eq!(gone, ["b/cargo-aaa", "b/npm-x"]);
+        assert!(store.find("b", "cargo-aaa", &[]).await.unwrap().is_none());
+        assert!(store.find("b", "cargo-bbb", &[]).await.unwrap().is_some());
+        assert_eq!(store.delete_scope("b").await.unwrap(), 2);
         assert!(store.find("b", "cargo-aaa", &[]).await.unwrap().is_none());
     }
 
@@ -347,6 +451,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(data.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_branch_scope_round_trips_through_its_encoded_path() {
+        let (_d, store) = store();
+        let mut up = store.begin("web@feature/x", "k").await.unwrap();
+        up.write(b"data").await.unwrap();
+        assert!(up.finish().await.unwrap());
+        assert!(store
+            .find("web@feature/x", "k", &[])
+            .await
+            .unwrap()
+            .is_some());
+        assert!(store.find("web", "k", &[]).await.unwrap().is_none());
+        let gone = store.expire(now_millis() + 1).await.unwrap();
+        assert_eq!(gone, ["web@feature/x/k"]);
+        assert!(store
+            .find("web@feature/x", "k", &[])
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -80,6 +80,11 @@ pub async fn gc(
     for v in &report.volumes {
         out.line(&format!("removed cache volume {v}"))?;
     }
+    for c in &report.caches {
+        out.line(&format!(
+            "removed cache {c}: unused for [artifacts] cache_max_age"
+        ))?;
+    }
     if !report.enabled {
         out.line("nothing to delete: [retention] sets neither max_age nor keep_last, so every build is kept")?;
         return Ok(Exit::Success);

@@ -26,6 +26,9 @@ pub struct ArtifactsConfig {
     /// Most bytes one cache archive may hold (`0`: no limit); a bigger one
     /// is not saved, and its build says so.
     pub max_cache_bytes: bytesize::ByteSize,
+    /// A cache archive neither saved nor restored for this long is removed
+    /// by the janitor (`"30d"`, the default).
+    pub cache_max_age: burst_providers::config::Positive,
     /// An S3-compatible bucket instead of `dir`.
     pub s3: Option<S3Config>,
 }
@@ -51,6 +54,7 @@ impl Default for ArtifactsConfig {
             dir: None,
             max_build_bytes: bytesize::ByteSize::b(DEFAULT_MAX_BUILD_BYTES),
             max_cache_bytes: bytesize::ByteSize::b(DEFAULT_MAX_CACHE_BYTES),
+            cache_max_age: burst_providers::config::Positive::secs(30 * 24 * 3600),
             s3: None,
         }
     }

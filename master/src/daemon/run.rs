@@ -139,6 +139,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             .context("failed to set up the artifact store ([artifacts])")?,
     );
 
+    let caches = Arc::new(CacheStore::new(artifacts.objects().clone()));
+
     let grpc_listener = TcpListener::bind(config.master.grpc_listen)
         .await
         .with_context(|| {
@@ -216,7 +218,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             logs.clone(),
             artifacts.clone(),
             CacheService {
-                store: Arc::new(CacheStore::new(artifacts.objects().clone())),
+                store: caches.clone(),
                 keys: cache_keys.clone(),
                 logs: logs.clone(),
                 metrics: metrics.clone(),
@@ -260,7 +262,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         Janitor::new(store.clone(), live.clone())
             .with_data(logs.clone() as Arc<dyn BuildData>)
             .with_data(artifacts.clone() as Arc<dyn BuildData>)
-            .with_volume_pools(volume_pools),
+            .with_volume_pools(volume_pools)
+            .with_caches(caches.clone()),
     );
     let janitor_task = crate::janitor::spawn(janitor.clone(), live.clone(), stop_rx.clone());
     let super::triggers::Started {

@@ -109,6 +109,7 @@ impl CacheService {
         }
         self.metrics
             .cache_request(&builder, if exact { "hit" } else { "partial" });
+        self.store.touch(&scope, &record).await;
         let mut stream = self
             .store
             .open(&scope, &record)

@@ -34,6 +34,10 @@ pub struct GcReport {
     /// more, and no container mounts them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// Cache archives (`scope/key`) neither saved nor restored within
+    /// `[artifacts] cache_max_age`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<String>,
 }
 
 pub struct Janitor {
@@ -42,6 +46,7 @@ pub struct Janitor {
     data: Vec<Arc<dyn BuildData>>,
     /// Pools whose providers may hold cache volumes, by name.
     volume_pools: Vec<(String, Arc<dyn burst_providers::Provider>)>,
+    caches: Option<Arc<crate::caches::CacheStore>>,
     /// One pass at a time (the background one and `burst gc`).
     pass: tokio::sync::Mutex<()>,
 }
@@ -53,6 +58,7 @@ impl Janitor {
             config,
             data: Vec::new(),
             volume_pools: Vec::new(),
+            caches: None,
             pass: tokio::sync::Mutex::new(()),
         }
     }
@@ -71,6 +77,31 @@ impl Janitor {
     ) -> Self {
         self.volume_pools = pools;
         self
+    }
+
+    /// Also removes the cache archives unused for `[artifacts] cache_max_age`.
+    pub fn with_caches(mut self, caches: Arc<crate::caches::CacheStore>) -> Self {
+        self.caches = Some(caches);
+        self
+    }
+
+    /// What goes whatever `[retention]` says: cache volumes no builder
+    /// declares, and cache archives unused for too long.
+    pub async fn sweep_caches(&self) -> (Vec<String>, Vec<String>) {
+        let volumes = self.sweep_volumes().await;
+        let mut archives = Vec::new();
+        if let Some(store) = &self.caches {
+            let age = self.config.get().artifacts.cache_max_age.get();
+            let before =
+                now_millis().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+            match store.expire(before).await {
+                Ok(gone) => archives = gone,
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to expire old caches; trying again at the next pass")
+                }
+            }
+        }
+        (volumes, archives)
     }
 
     /// Cache volumes no builder declares any more, pool by pool; a pool
@@ -105,6 +136,7 @@ impl Janitor {
             bytes: 0,
             truncated: false,
             volumes: Vec::new(),
+            caches: Vec::new(),
         };
         if dry_run {
             let listed = self.store.expired_builds(&rule, DRY_RUN_MAX).await?;
@@ -147,7 +179,7 @@ impl Janitor {
                 break;
             }
         }
-        report.volumes = self.sweep_volumes().await;
+        (report.volumes, report.caches) = self.sweep_caches().await;
         Ok(report)
     }
 

@@ -29,6 +29,9 @@ pub fn spawn(
                         tracing::warn!(error = %Chain(&e), "retention pass failed; trying again at the next one")
                     }
                 }
+            } else {
+                // Caches go by their own rules, with or without retention.
+                janitor.sweep_caches().await;
             }
             let interval = config.get().retention.interval();
             tokio::select! {

@@ -301,3 +301,34 @@ async fn a_cache_over_the_limit_is_refused_and_the_build_goes_on() -> anyhow::Re
     assert!(!keys.exists() || std::fs::read_dir(&keys)?.count() == 0);
     Ok(())
 }
+
+/// A cache neither saved nor restored within `[artifacts] cache_max_age` is
+/// removed by `burst gc` (retention of builds need not be on).
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_removes_caches_unused_for_cache_max_age() -> anyhow::Result<()> {
+    let master = MasterBuilder::new()
+        .section("[artifacts]\ncache_max_age = \"1s\"\n")
+        .section("[pools.local]\nprovider = \"local\"\nlabels = [\"linux\"]\nmax_workers = 1\n")
+        .section(
+            "[[builders]]\nname = \"old\"\nlabels = [\"linux\"]\n\
+             caches = [{ key = \"stale\", paths = [\"deps\"] }]\n\n\
+             [[builders.steps]]\nname = \"fill\"\nrun = 'mkdir -p deps; echo x > deps/x'\n",
+        )
+        .start()
+        .await?;
+    let id = master.submit("old", &[]).await?[0];
+    master.wait_build(id, WAIT).await?;
+    let log = master.log_text(id).await?;
+    assert!(log.contains("cache: saved stale"), "{log}");
+    let keys = master.state_dir().join("artifacts/caches/old/keys");
+    assert_eq!(std::fs::read_dir(&keys)?.count(), 1);
+    // Past the horizon (the rule, not a race: the save time is recorded).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let out = master.cli(&["gc"]).await?;
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("removed cache old/stale"), "{out:?}");
+    assert!(!keys.exists() || std::fs::read_dir(&keys)?.count() == 0);
+    let data = master.state_dir().join("artifacts/caches/old/data");
+    assert!(!data.exists() || std::fs::read_dir(&data)?.count() == 0);
+    Ok(())
+}
