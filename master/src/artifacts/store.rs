@@ -82,10 +82,6 @@ impl ArtifactStore {
         }
     }
 
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-
     pub(super) fn store_error(
         &self,
         action: &'static str,

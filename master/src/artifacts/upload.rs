@@ -58,10 +58,6 @@ impl Upload {
         })
     }
 
-    pub fn received(&self) -> u64 {
-        self.received
-    }
-
     pub fn is_whole(&self) -> bool {
         self.received == self.size
     }

@@ -134,10 +134,6 @@ impl CacheStore {
         Ok(None)
     }
 
-    pub async fn exists(&self, scope: &str, key: &str) -> CacheResult<bool> {
-        Ok(self.record(scope, key).await?.is_some())
-    }
-
     /// The archive's bytes, streamed.
     pub async fn open(
         &self,
@@ -237,6 +233,7 @@ impl CacheStore {
     }
 
     /// Deletes every cache of `scope`; returns how many keys went.
+    #[cfg(test)]
     pub async fn delete_scope(&self, scope: &str) -> CacheResult<usize> {
         let all: Vec<_> = self
             .objects

@@ -28,9 +28,7 @@ mod tls;
 mod validate;
 mod warm;
 
-pub use artifacts::{
-    ArtifactsConfig, S3Config, StepArtifacts, DEFAULT_MAX_BUILD_BYTES, DEFAULT_MAX_CACHE_BYTES,
-};
+pub use artifacts::{ArtifactsConfig, S3Config, StepArtifacts, DEFAULT_MAX_BUILD_BYTES};
 pub use caches::{cache_volumes, volume_name, CacheConfig, CacheKind};
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
