@@ -21,7 +21,7 @@ mod tls;
 mod workspace;
 
 pub use args::{Args, Config};
-pub use output::CHUNK_SIZE;
+pub use journal::MESSAGE_DATA;
 pub use session::{hello, run, run_until, Exit, OUTBOX_CAPACITY};
 pub use tls::Trust;
 

@@ -16,8 +16,9 @@ use tokio::time::Instant;
 
 use crate::journal::Journal;
 
-/// The largest chunk sent in one `StepOutput`.
-pub const CHUNK_SIZE: usize = 32 * 1024;
+/// The most one read of a step's pipe takes (the journal joins reads into
+/// larger messages).
+pub const CHUNK_SIZE: usize = 128 * 1024;
 
 /// How long, in total, to wait for more output once the step's main process
 /// has exited. Its process group is killed by then, so this only matters when
@@ -187,7 +188,7 @@ mod tests {
         while next < (stdout.len() + stderr.len()) as u64 {
             let o = output(journal.next().await);
             assert_eq!(o.offset, next);
-            assert!(o.data.len() <= CHUNK_SIZE);
+            assert!(o.data.len() <= crate::journal::MESSAGE_DATA);
             next += o.data.len() as u64;
             if o.stream == OutputStream::Stdout as i32 {
                 out.extend(o.data);

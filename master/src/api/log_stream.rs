@@ -20,7 +20,10 @@ use super::AppState;
 use crate::logs::StepRunId;
 use crate::model::{AttemptState, Build, BuildId, StepRun, StepState};
 
-const CHUNK: usize = 64 * 1024;
+/// Bytes per read of a step log (one open and seek each): large enough
+/// that reading back runs near disk speed, small enough that a reader's
+/// queue (below) holds about 1 MiB.
+const CHUNK: usize = 256 * 1024;
 /// Followers look again at least this often, even without a wake-up.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -39,7 +42,7 @@ pub async fn log(
         return Err(not_found(id));
     }
     // A small bounded channel: a slow reader slows the copy, not memory.
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let mut writer = LogWriter {
             state,

@@ -25,8 +25,13 @@ use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings, WallClock};
 use crate::store::{SqliteStore, Store};
 use burst_providers::config::Context as ProviderContext;
 
-/// Largest message a worker may send (output chunks are 32 KiB).
-const GRPC_MAX_MESSAGE: usize = 256 * 1024;
+/// Largest message a worker may send (output messages carry up to 512 KiB).
+const GRPC_MAX_MESSAGE: usize = 1024 * 1024;
+/// HTTP/2 receive windows for worker connections: a step's output flows
+/// without waiting for window updates every 64 KiB (h2's default). Credit,
+/// not memory: the session reader still awaits each write.
+const GRPC_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const GRPC_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 /// Streams one worker connection may open at once (it uses one).
 const GRPC_STREAMS_PER_CONNECTION: u32 = 4;
 
@@ -235,6 +240,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
                 .http2_keepalive_timeout(Some(Duration::from_secs(20)))
                 // A worker opens one session stream at a time.
                 .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION))
+                .initial_stream_window_size(Some(GRPC_STREAM_WINDOW))
+                .initial_connection_window_size(Some(GRPC_CONNECTION_WINDOW))
                 .add_service(service)
                 .serve_with_incoming_shutdown(
                     listen::grpc_incoming(grpc_listener, cap, tls.as_ref().map(|t| t.grpc.clone())),

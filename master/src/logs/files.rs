@@ -1,9 +1,12 @@
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use burst_common::error_chain::Chain;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
 use super::checkpoint::{self, Checkpoint};
@@ -46,7 +49,9 @@ pub const DEFAULT_STEP_LOG_LIMIT: u64 = 100 * 1000 * 1000;
 struct OpenLog {
     worker_id: String,
     path: PathBuf,
-    file: Arc<tokio::sync::Mutex<tokio::fs::File>>,
+    /// Written on a blocking thread, one hand-off per chunk (the file, its
+    /// checkpoint and the limit line together).
+    file: Arc<Mutex<File>>,
     /// The worker's offset: every byte it sent, kept or dropped.
     bytes: u64,
     /// Bytes in the file (at most the limit, plus the closing line).
@@ -123,31 +128,40 @@ impl LogStore {
     /// Creates the step's (empty) log file and lets `worker_id` append to it.
     pub async fn open_step(&self, id: StepRunId, worker_id: &str) -> Result<(), LogError> {
         let path = self.path(id);
-        let io = |action, source| LogError::Io {
-            action,
+        let at = path.clone();
+        // One hand-off to a blocking thread for the directory, the file and
+        // its checkpoint.
+        let (file, mark) = blocking(move || {
+            let io = |action, source| LogError::Io {
+                action,
+                path: at.clone(),
+                source,
+            };
+            if let Some(dir) = at.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+            }
+            // Owner-only: steps of other builds on a local pool run as the
+            // same user but must not read this through group or other bits.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&at)
+                .map_err(|e| io("create", e))?;
+            let mark = checkpoint::create(&at).map_err(|e| io("create the checkpoint of", e))?;
+            Ok((file, mark))
+        })
+        .await
+        .map_err(|source| LogError::Io {
+            action: "create",
             path: path.clone(),
             source,
-        };
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| io("create the directory of", e))?;
-        }
-        // Owner-only: steps of other builds on a local pool run as the same
-        // user but must not read this through group or other bits.
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .await
-            .map_err(|e| io("create", e))?;
-        let mark = checkpoint::create(&path).map_err(|e| io("create the checkpoint of", e))?;
+        })??;
         let log = OpenLog {
             worker_id: worker_id.to_owned(),
             path: path.clone(),
-            file: Arc::new(tokio::sync::Mutex::new(file)),
+            file: Arc::new(Mutex::new(file)),
             bytes: 0,
             written: 0,
             capped: false,
@@ -176,27 +190,22 @@ impl LogStore {
         }
         let (mark, at) = checkpoint::open(&path).map_err(|e| io("read the checkpoint of", e))?;
         let at = at.unwrap_or_default();
-        let file = tokio::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
             .open(&path)
-            .await
             .map_err(|e| io("open", e))?;
         // Bytes past the checkpoint may be half a chunk: the worker sends
         // them again.
-        file.set_len(at.written)
-            .await
-            .map_err(|e| io("truncate", e))?;
-        let mut file = file;
+        file.set_len(at.written).map_err(|e| io("truncate", e))?;
         file.seek(std::io::SeekFrom::End(0))
-            .await
             .map_err(|e| io("seek in", e))?;
         let log = OpenLog {
             worker_id: worker_id.to_owned(),
             path: path.clone(),
-            file: Arc::new(tokio::sync::Mutex::new(file)),
+            file: Arc::new(Mutex::new(file)),
             bytes: at.bytes,
             written: at.written,
             capped: at.capped,
@@ -297,32 +306,39 @@ impl LogStore {
             });
             (log.file.clone(), log.path.clone(), out, keep, caps, mark)
         };
-        let io = |source| LogError::Io {
-            action: "append to",
-            path: path.clone(),
-            source,
-        };
-        {
-            // Awaiting the write before reading the worker's next message is
-            // the master's half of backpressure: a slow disk slows the worker.
-            let mut file = file.lock().await;
-            file.write_all(&out[..keep]).await.map_err(io)?;
-            if caps {
-                let line = format!("\n[burst] {}\n", limit_message(self.limit));
-                file.write_all(line.as_bytes()).await.map_err(io)?;
-                if let Some(log) = self.lock_open().get_mut(&id) {
-                    log.written += line.len() as u64;
-                }
+        let limit_line = caps.then(|| format!("\n[burst] {}\n", limit_message(self.limit)));
+        let line_len = limit_line.as_ref().map_or(0, |l| l.len() as u64);
+        // Awaiting the write before reading the worker's next message is the
+        // master's half of backpressure: a slow disk slows the worker.
+        let wrote = blocking(move || -> std::io::Result<()> {
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            file.write_all(&out[..keep])?;
+            if let Some(line) = &limit_line {
+                file.write_all(line.as_bytes())?;
             }
             if let Some((mark, mut at)) = mark {
-                // The bytes reach the file before the checkpoint says so.
-                file.flush().await.map_err(io)?;
+                // The bytes reach the file before the checkpoint says so
+                // (unbuffered: each write_all is in the file already).
                 if caps {
-                    at.written = file.stream_position().await.map_err(io)?;
+                    at.written = file.stream_position()?;
                 }
                 if let Err(e) = checkpoint::write(&mark, at) {
                     tracing::warn!(step = %id, error = %Chain(&e), "failed to write a step log checkpoint");
                 }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(source) = wrote.and_then(|r| r) {
+            return Err(LogError::Io {
+                action: "append to",
+                path,
+                source,
+            });
+        }
+        if caps {
+            if let Some(log) = self.lock_open().get_mut(&id) {
+                log.written += line_len;
             }
         }
         self.notify(id.build);
@@ -341,26 +357,32 @@ impl LogStore {
         let log = self.lock_open().remove(&id);
         let bytes = match log {
             Some(mut log) => {
-                let mut file = log.file.lock().await;
                 let [stdout, stderr] = &mut log.mask;
                 let mut tail = stdout.finish();
                 tail.extend(stderr.finish());
+                let mut out = Vec::new();
                 if !log.capped && !tail.is_empty() {
                     let room = self.limit.saturating_sub(log.written);
                     let keep = tail.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-                    let mut out = tail[..keep].to_vec();
+                    out = tail[..keep].to_vec();
                     if keep < tail.len() {
                         out.extend(format!("\n[burst] {}\n", limit_message(self.limit)).bytes());
                     }
-                    match file.write_all(&out).await {
-                        Ok(()) => log.written += out.len() as u64,
+                }
+                if !out.is_empty() {
+                    let file = log.file.clone();
+                    let len = out.len() as u64;
+                    let wrote = blocking(move || {
+                        let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+                        file.write_all(&out)
+                    })
+                    .await;
+                    match wrote.and_then(|r| r) {
+                        Ok(()) => log.written += len,
                         Err(e) => {
                             tracing::warn!(step = %id, error = %Chain(&e), "failed to write the end of a step log")
                         }
                     }
-                }
-                if let Err(e) = file.flush().await {
-                    tracing::warn!(step = %id, error = %Chain(&e), "failed to flush step log");
                 }
                 log.written
             }
@@ -529,6 +551,14 @@ impl LogStore {
 
 /// Allocated bytes of the files in `dir` (one level: a build's logs) plus
 /// the directory itself; 0 when it is missing.
+/// Runs file work on a blocking thread; a panicked or cancelled task is an
+/// I/O error, not a panic here.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)
+}
+
 async fn disk_usage(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = tokio::fs::metadata(dir).await else {

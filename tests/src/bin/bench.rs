@@ -101,6 +101,8 @@ fn figure(what: &str, value: String, target: &str) {
 }
 
 fn warm_pool(workers: usize) -> String {
+    // A TOML basic string: the shell's backslash is written twice.
+    let flood = FLOOD.replace('\\', "\\\\");
     format!(
         r#"
 [pools.local]
@@ -134,10 +136,13 @@ labels = ["linux"]
 
 [[builders.steps]]
 name = "flood"
-run = "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxy | head -c {LOG_BYTES}"
+run = "{flood}"
 "#
     )
 }
+
+/// Issue 13's log command: 100 MB of 100-character lines.
+const FLOOD: &str = "head -c 100000000 /dev/zero | tr '\\0' x | fold -w 100";
 
 async fn start(bins: &Bins, workers: usize) -> anyhow::Result<Master> {
     let master = MasterBuilder::config(&warm_pool(workers))
@@ -251,11 +256,27 @@ async fn throughput(bins: &Bins) -> anyhow::Result<()> {
 async fn log_rate(bins: &Bins) -> anyhow::Result<()> {
     let master = start(bins, 1).await?;
     println!(
-        "\n== log throughput: one step printing {} MB, {LOG_RUNS} runs",
+        "\n== log throughput: one step printing {} MB ({FLOOD}), {LOG_RUNS} runs",
         LOG_BYTES / 1_000_000
     );
-    let mut rates = Vec::new();
+    let scratch = tempfile::tempdir()?;
+    let (mut rates, mut ratios, mut local, mut plain_reads, mut sealed_reads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..LOG_RUNS {
+        // The same command into a local file, in the same run: the floor.
+        let file = scratch.path().join("flood.txt");
+        let t0 = Instant::now();
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{FLOOD} > {}", file.display()))
+            .status()
+            .await?;
+        let to_file = t0.elapsed().as_secs_f64() * 1e3;
+        if !status.success() {
+            bail!("the flood command failed locally: {status}");
+        }
+        let expected = std::fs::read(&file)?;
+
         let t0 = Instant::now();
         let id = master.submit("flood", &[]).await?[0];
         let build = master.wait_build(id, Duration::from_secs(600)).await?;
@@ -265,22 +286,51 @@ async fn log_rate(bins: &Bins) -> anyhow::Result<()> {
         }
         let step = &build.attempts[0].steps[0];
         let ms = step.duration_ms.context("no step duration")?.max(1);
-        // Plain until the finished build's logs are compressed.
-        let dir = master.state_dir().join(format!("logs/{id}"));
-        let on_disk = std::fs::metadata(dir.join("1.0.log"))
-            .or_else(|_| std::fs::metadata(dir.join("1.0.log.zst")))
-            .map_or(0, |m| m.len());
         let rate = step.log_bytes as f64 / 1e6 / (ms as f64 / 1e3);
+        // Read back at once (often the plain file), then once sealed.
+        let t0 = Instant::now();
+        let text = master.log_bytes(id).await?;
+        let plain = text.len() as f64 / 1e6 / t0.elapsed().as_secs_f64();
+        master
+            .wait_logs_compressed(id, Duration::from_secs(120))
+            .await?;
+        let t0 = Instant::now();
+        let again = master.log_bytes(id).await?;
+        let sealed = again.len() as f64 / 1e6 / t0.elapsed().as_secs_f64();
+        if !contains(&again, &expected) || text != again {
+            bail!("build {id}: the log read back is not the step's output byte for byte");
+        }
         println!(
-            "  build {id}: {} bytes persisted ({on_disk} on disk), step {ms} ms, \
-             {rate:.1} MB/s; submit -> finished {:.0} ms",
+            "  build {id}: {} bytes, step {ms} ms ({rate:.1} MB/s), to a local file {to_file:.0} ms \
+             ({:.2}x); submit -> finished {:.0} ms; read back {plain:.0} MB/s, sealed {sealed:.0} MB/s",
             step.log_bytes,
+            ms as f64 / to_file,
             wall.as_secs_f64() * 1e3
         );
         rates.push(rate);
+        ratios.push(ms as f64 / to_file);
+        local.push(to_file);
+        plain_reads.push(plain);
+        sealed_reads.push(sealed);
     }
     report("rate into the log store (MB/s)", &mut rates);
+    report("the same command to a local file (ms)", &mut local);
+    report("step time / local file time (target <= 1.3)", &mut ratios);
+    report("reading back, just finished (MB/s)", &mut plain_reads);
+    report(
+        "reading back, compressed (MB/s; target >= 1000)",
+        &mut sealed_reads,
+    );
     Ok(())
+}
+
+/// Whether a one-step build's log holds `output` right after its step's
+/// header line (`== step 1/1: …`).
+fn contains(log: &[u8], output: &[u8]) -> bool {
+    let Some(header) = log.iter().position(|b| *b == b'\n') else {
+        return false;
+    };
+    log.get(header + 1..header + 1 + output.len()) == Some(output)
 }
 
 /// The master's memory with many idle workers connected.

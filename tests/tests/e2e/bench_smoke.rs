@@ -220,3 +220,81 @@ async fn the_grid_benchmark_shows_each_builders_newest_submits() -> anyhow::Resu
     }
     Ok(())
 }
+
+/// The log scenario, small: 8 MB of 100-character lines on stdout with
+/// stderr lines between them, through the worker's joined messages, the
+/// master's log file and its compressed form, read back byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fast_steps_log_reads_back_byte_for_byte_plain_and_compressed() -> anyhow::Result<()> {
+    // Stderr is written between stdout bursts, so messages of both streams
+    // alternate; the order within each stream must survive the joining.
+    let part = "head -c 2000000 /dev/zero | tr '\\\\0' x | fold -w 100";
+    let script = (1..=4)
+        .map(|i| format!("{part}; echo err {i} >&2"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let config = format!(
+        r#"
+[pools.local]
+provider = "local"
+labels = ["linux"]
+
+[[builders]]
+name = "flood"
+labels = ["linux"]
+
+[[builders.steps]]
+name = "flood"
+run = "{script}"
+"#
+    );
+    let master = Master::start(&config).await?;
+    let id = master.submit("flood", &[]).await?[0];
+    let build = master.wait_build(id, Duration::from_secs(120)).await?;
+    assert_eq!(build.state, BuildState::Succeeded, "{build:#?}");
+    // fold breaks lines, so the last of each part has no newline of its own.
+    let line = "x".repeat(100);
+    let stdout_part = vec![line; 20_000].join("\n");
+    let step = &build.attempts[0].steps[0];
+    let total = 4 * stdout_part.len() + 4 * "err 1\n".len();
+    assert_eq!(step.log_bytes, total as u64, "{step:#?}");
+
+    let plain = master.log_text(id).await?;
+    master
+        .wait_logs_compressed(id, Duration::from_secs(60))
+        .await?;
+    let sealed = master.log_text(id).await?;
+    assert_eq!(plain.len(), sealed.len());
+    assert!(plain == sealed, "the compressed log reads back differently");
+    let body = plain
+        .split_once('\n')
+        .and_then(|(_, rest)| rest.split_once("== flood succeeded"))
+        .map(|(body, _)| body)
+        .ok_or_else(|| anyhow::anyhow!("no step header or footer in the log"))?;
+    // After output ending mid-line, the footer starts a line of its own.
+    let body = match body.strip_suffix('\n') {
+        Some(cut) if body.len() == total + 1 => cut,
+        _ => body,
+    };
+    assert_eq!(body.len(), total);
+    // The two pipes are read as their bytes arrive, so a stderr line may
+    // land anywhere in stdout's output; each stream keeps its own order.
+    let at: Vec<usize> = (1..=4)
+        .map(|i| body.find(&format!("err {i}\n")))
+        .collect::<Option<_>>()
+        .ok_or_else(|| anyhow::anyhow!("a stderr line is missing"))?;
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "stderr reordered: {at:?}"
+    );
+    let mut stdout = body.to_owned();
+    for i in (1..=4).rev() {
+        let start = at[i - 1];
+        stdout.replace_range(start..start + "err 1\n".len(), "");
+    }
+    assert!(
+        stdout == stdout_part.repeat(4),
+        "stdout was reordered or lost"
+    );
+    Ok(())
+}

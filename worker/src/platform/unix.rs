@@ -1,6 +1,8 @@
 //! Unix: a step leads its own process group, and the group is what we kill.
 
 use std::io;
+#[cfg(target_os = "linux")]
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -59,6 +61,7 @@ pub(crate) fn argv_command(argv: &[String], _shell: &str) -> Result<Command, Str
 pub(crate) fn spawn(cmd: &mut Command) -> io::Result<(Child, ProcessTree)> {
     cmd.process_group(0);
     let child = cmd.spawn()?;
+    widen_pipes(&child);
     let pid = child
         .id()
         .and_then(|pid| i32::try_from(pid).ok())
@@ -69,6 +72,32 @@ pub(crate) fn spawn(cmd: &mut Command) -> io::Result<(Child, ProcessTree)> {
             pgid: Pid::from_raw(pid),
         },
     ))
+}
+
+/// Bytes a step's output pipe holds (Linux's default is 64 KiB): a step
+/// that prints fast fills a larger pipe while the worker sends, so each read
+/// takes more at once. 1 MiB is the most an unprivileged process may ask.
+#[cfg(target_os = "linux")]
+const PIPE_SIZE: i32 = 1024 * 1024;
+
+/// Asks for [`PIPE_SIZE`] on the step's output pipes; a refusal (an older
+/// kernel, a lower `pipe-max-size`) leaves the default, which works.
+fn widen_pipes(child: &Child) {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::fcntl::{fcntl, FcntlArg};
+        let fds = [
+            child.stdout.as_ref().map(|p| p.as_fd()),
+            child.stderr.as_ref().map(|p| p.as_fd()),
+        ];
+        for fd in fds.into_iter().flatten() {
+            if let Err(e) = fcntl(fd, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE)) {
+                tracing::debug!("failed to widen a step's output pipe: {e}");
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = child;
 }
 
 /// A step's process group.

@@ -222,7 +222,7 @@ impl Conn {
             match self.recv_no_heartbeat().await {
                 worker_message::Msg::Output(o) if o.step_run_id == step_run_id => {
                     assert_eq!(o.offset, offset, "output offsets must be contiguous");
-                    assert!(o.data.len() <= burst_worker::CHUNK_SIZE);
+                    assert!(o.data.len() <= burst_worker::MESSAGE_DATA);
                     offset += o.data.len() as u64;
                     if o.stream == burst_proto::OutputStream::Stderr as i32 {
                         stderr.extend(o.data);
