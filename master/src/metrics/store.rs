@@ -67,6 +67,11 @@ impl Store for MeteredStore {
         self.write("save_build", self.inner.save_build(build)).await
     }
 
+    async fn save_builds(&self, builds: &[&Build]) -> StoreResult<()> {
+        self.write("save_builds", self.inner.save_builds(builds))
+            .await
+    }
+
     async fn get_build(&self, id: BuildId) -> StoreResult<Option<Build>> {
         self.inner.get_build(id).await
     }

@@ -5,6 +5,7 @@ use burst_providers::Provider;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::commit::Pending;
 use super::events::Event;
 use super::handle::SchedulerHandle;
 use super::persist::Unsaved;
@@ -18,6 +19,10 @@ use crate::store::{Store, StoreHealth};
 
 /// The longest the actor sleeps when nothing is pending.
 const IDLE_LOOK: Duration = Duration::from_secs(60);
+/// Events handled in one turn, at most, before deciding and committing:
+/// events that queued up while the last turn ran share its decision pass
+/// and its store transaction.
+const MAX_TURN_EVENTS: usize = 256;
 
 /// Master-wide settings the scheduler needs.
 #[derive(Debug, Clone)]
@@ -72,6 +77,8 @@ pub struct Scheduler {
     pub(super) metrics: Arc<Metrics>,
     /// What the store refused, kept until it is saved.
     pub(super) unsaved: Unsaved,
+    /// This turn's unsaved builds and what waits for them (`commit.rs`).
+    pub(super) pending: Pending,
     pub(super) health: Arc<StoreHealth>,
 }
 
@@ -96,6 +103,7 @@ impl Scheduler {
             rx,
             metrics: Arc::new(Metrics::new()),
             unsaved: Unsaved::default(),
+            pending: Pending::default(),
             health: health.clone(),
         };
         (scheduler, SchedulerHandle::new(tx, health))
@@ -109,6 +117,7 @@ impl Scheduler {
             let now = Instant::now();
             self.retry_unsaved(now).await;
             let wake = self.reconcile(now).await;
+            self.commit().await;
             if self.shutdown_complete() {
                 break;
             }
@@ -118,7 +127,15 @@ impl Scheduler {
             let wake = self.unsaved.retry_at.map_or(wake, |at| at.min(wake));
             tokio::select! {
                 event = self.rx.recv() => match event {
-                    Some(event) => self.handle(event).await,
+                    Some(event) => {
+                        self.handle(event).await;
+                        for _ in 1..MAX_TURN_EVENTS {
+                            match self.rx.try_recv() {
+                                Ok(event) => self.handle(event).await,
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(wake) => {}
@@ -135,13 +152,18 @@ impl Scheduler {
                 let result = self.submit(builds, key).await;
                 let _ = reply.send(result);
             }
+            // Answered once what they changed is saved.
             Event::Cancel { build, reply } => {
-                let result = self.cancel(build, now).await;
-                let _ = reply.send(result);
+                let result = self.cancel(build).await;
+                self.defer_reply(move || {
+                    let _ = reply.send(result);
+                });
             }
             Event::Hello { hello, tx, reply } => {
                 let result = self.hello(hello, tx, now).await;
-                let _ = reply.send(result);
+                self.defer_reply(move || {
+                    let _ = reply.send(result);
+                });
             }
             Event::FromWorker {
                 worker_id,

@@ -72,7 +72,7 @@ impl Scheduler {
                         b.reason = Some(reason.to_string());
                         b.finished_at = Some(now_millis());
                     }
-                    self.persist_build(build).await;
+                    self.persist_build(build);
                 }
                 Effect::Launch { pool } => {
                     if !unlaunchable[pool] && !self.launch(pool, now).await {
@@ -83,7 +83,7 @@ impl Scheduler {
                     if let Some(b) = self.state.builds.get_mut(&build) {
                         b.reason = Some(status.to_string());
                     }
-                    self.persist_build(build).await;
+                    self.persist_build(build);
                 }
             }
         }

@@ -10,6 +10,7 @@ use burst_proto::{
 use tokio::time::Instant;
 
 use super::actor::Scheduler;
+use super::commit::OnFail;
 use super::handle::{SchedError, Submitted};
 use super::lost::{settle_cancelled_attempt, settle_interrupted_attempt, settle_lost_attempt};
 use super::reason::StopReason;
@@ -110,11 +111,7 @@ impl Scheduler {
         Ok(Submitted::New(ids))
     }
 
-    pub(super) async fn cancel(
-        &mut self,
-        id: BuildId,
-        now: Instant,
-    ) -> Result<BuildState, SchedError> {
+    pub(super) async fn cancel(&mut self, id: BuildId) -> Result<BuildState, SchedError> {
         let build = self
             .state
             .builds
@@ -124,7 +121,7 @@ impl Scheduler {
             build.state = BuildState::Cancelled;
             build.reason = Some("cancelled before it started".into());
             build.finished_at = Some(now_millis());
-            self.persist_build(id).await;
+            self.persist_build(id);
             return Ok(BuildState::Cancelled);
         }
         let Some(run) = self.state.running.get_mut(&id) else {
@@ -143,17 +140,14 @@ impl Scheduler {
             })),
         };
         let worker_id = run.worker_id.clone();
-        let fenced = run.fence.is_some();
-        let sent = self
-            .state
-            .workers
-            .get(&worker_id)
-            .is_some_and(|w| w.send(msg));
         // A worker that is away gets the cancel when it comes back (see
         // `hello`); one being fenced off is cancelled by the fence.
-        if !sent && !fenced {
-            self.drop_session(&worker_id, now);
-        }
+        let on_fail = if run.fence.is_some() {
+            OnFail::Ignore
+        } else {
+            OnFail::DropSession
+        };
+        self.defer_send(&worker_id, msg, on_fail);
         Ok(self
             .state
             .builds
@@ -258,13 +252,13 @@ impl Scheduler {
         {
             self.finish_attempt(id, now).await;
         } else {
-            self.run_step(id, 0, now).await;
+            self.run_step(id, 0).await;
         }
         true
     }
 
     /// Sends step `index` of a running build to its worker.
-    pub(super) async fn run_step(&mut self, id: BuildId, index: u32, now: Instant) {
+    pub(super) async fn run_step(&mut self, id: BuildId, index: u32) {
         let (Some(build), Some(run)) = (
             self.state.builds.get_mut(&id),
             self.state.running.get_mut(&id),
@@ -349,21 +343,17 @@ impl Scheduler {
         if let Err(e) = self.logs.open_step(step_id, &owner).await {
             tracing::error!(step = %step_id, error = %Chain(&e), "failed to open step log");
         }
-        // Persist, then act (a later step's start the store refuses is kept
-        // to save later; the attempt itself is saved already).
-        self.persist_build(id).await;
-        let sent = self.state.workers.get(&worker_id).is_some_and(|w| {
-            w.send(MasterMessage {
-                msg: Some(burst_proto::master_message::Msg::Run(msg)),
-            })
-        });
-        crate::failpoint::crash_point(crate::failpoint::AFTER_DISPATCH);
-        if !sent {
-            // The session is broken: the worker comes back without the step,
-            // and `hello` sends it again.
-            tracing::warn!(build = id, worker = %worker_id, "failed to send a step; waiting for the worker to reconnect");
-            self.drop_session(&worker_id, now);
+        // Persist, then act: the message goes out once the turn's writes
+        // are saved (a later step's start the store refuses is kept to save
+        // later; the attempt itself, with its first step, was saved by
+        // `start_build`).
+        if index > 0 {
+            self.persist_build(id);
         }
+        let run = MasterMessage {
+            msg: Some(burst_proto::master_message::Msg::Run(msg)),
+        };
+        self.defer_send(&worker_id, run, OnFail::DropSession);
     }
 
     /// Routes a control message from a worker's current session.
@@ -403,12 +393,10 @@ impl Scheduler {
                 self.step_finished(worker_id, session, f, now).await;
                 // Accepted or refused, the worker may forget it: it is saved
                 // (persist, then acknowledge) or was never wanted.
-                self.send_to(
-                    worker_id,
-                    burst_proto::master_message::Msg::ResultAck(burst_proto::ResultAck {
-                        step_run_id: step,
-                    }),
-                );
+                let ack = burst_proto::master_message::Msg::ResultAck(burst_proto::ResultAck {
+                    step_run_id: step,
+                });
+                self.defer_send(worker_id, MasterMessage { msg: Some(ack) }, OnFail::Ignore);
             }
             worker_message::Msg::Heartbeat(_) => self.renew_lease(worker_id, now),
             // The session's reader stores these; they never reach the actor.
@@ -520,7 +508,7 @@ impl Scheduler {
                 }
             }
             match next {
-                Some(j) => self.run_step(step_id.build, j, now).await,
+                Some(j) => self.run_step(step_id.build, j).await,
                 None => self.finish_attempt(step_id.build, now).await,
             }
         }
@@ -564,14 +552,14 @@ impl Scheduler {
         build.reason = reason;
         build.finished_at = Some(now_millis());
         tracing::info!(build = id, state = state.as_str(), "build finished");
-        self.persist_build(id).await;
+        self.persist_build(id);
         self.end_workspace(id, &run.worker_id);
         self.release_worker(&run.worker_id, now).await;
     }
 
     /// Tells the worker to remove the build's directory, unless its pool
     /// keeps workspaces. (A worker that is gone takes its dirs along.)
-    fn end_workspace(&self, id: BuildId, worker_id: &str) {
+    fn end_workspace(&mut self, id: BuildId, worker_id: &str) {
         let Some(worker) = self.state.workers.get(worker_id) else {
             return;
         };
@@ -583,13 +571,7 @@ impl Scheduler {
                 build_key: build_key(id),
             })),
         };
-        if !worker.send(ended) {
-            tracing::debug!(
-                build = id,
-                worker = worker_id,
-                "failed to tell the worker the build ended"
-            );
-        }
+        self.defer_send(worker_id, ended, OnFail::Ignore);
     }
 
     /// A worker finished a build: idle again, or recycled after `max_builds`.
@@ -634,7 +616,7 @@ impl Scheduler {
             tracing::warn!(build = id, %reason, "worker lost; build requeued");
             self.state.queue.push_front(id);
         }
-        self.persist_build(id).await;
+        self.persist_build(id);
     }
 
     /// Ends the build's attempt interrupted (no retry used) and requeues it,
@@ -657,7 +639,7 @@ impl Scheduler {
             settle_interrupted_attempt(build, reason);
             self.state.queue.push_front(id);
         }
-        self.persist_build(id).await;
+        self.persist_build(id);
     }
 
     /// The build's worker is declared lost. Fencing: its step may still run

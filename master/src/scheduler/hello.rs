@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::actor::Scheduler;
+use super::commit::OnFail;
 use super::tokens::{self, TokenHash};
 use super::worker::{Session, WorkerState};
 use crate::logs::session_owner;
@@ -217,14 +218,16 @@ impl Scheduler {
         if has {
             tracing::info!(build = id, step = %step, offset, "worker resumed its step");
             if cancel {
-                self.send_to(
+                let cancel = master_message::Msg::Cancel(CancelStep { step_run_id: step });
+                self.defer_send(
                     &hello.worker_id,
-                    master_message::Msg::Cancel(CancelStep { step_run_id: step }),
+                    MasterMessage { msg: Some(cancel) },
+                    OnFail::Ignore,
                 );
             }
         } else if offset == 0 {
             tracing::info!(build = id, step = %step, "worker never got its step; sending it again");
-            self.run_step(id, index, now).await;
+            self.run_step(id, index).await;
         } else {
             let reason = LostReason::Disconnected {
                 worker: hello.worker_id.clone(),

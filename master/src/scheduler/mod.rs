@@ -9,6 +9,7 @@
 mod actor;
 mod apply;
 mod builds;
+mod commit;
 mod decide;
 mod effect;
 mod events;

@@ -20,7 +20,7 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// What the store failed to save, newest version of each record.
 pub(super) struct Unsaved {
-    builds: BTreeMap<BuildId, Build>,
+    pub(super) builds: BTreeMap<BuildId, Build>,
     instances: BTreeMap<String, Instance>,
     backoff: Backoff,
     /// When to try again; `None` while the store works.
@@ -39,39 +39,6 @@ impl Default for Unsaved {
 }
 
 impl Scheduler {
-    /// Saves a build; a finished build also leaves memory and wakes its
-    /// log followers. A finished build the store refused stays in
-    /// `Unsaved` until it is saved.
-    pub(super) async fn persist_build(&mut self, id: BuildId) {
-        let Some(build) = self.state.builds.get(&id) else {
-            return;
-        };
-        let finished = build.state.is_finished();
-        if finished {
-            self.metrics.build_finished(build);
-        }
-        match self.store.save_build(build).await {
-            Ok(()) => {
-                self.unsaved.builds.remove(&id);
-                // Saved finished, it never runs again: its logs are final.
-                if finished {
-                    self.logs.seal_build(id);
-                }
-            }
-            Err(e) if e.is_fault() => {
-                tracing::error!(build = id, error = %Chain(&e), "failed to save build; keeping it to save once the store works");
-                self.unsaved.builds.insert(id, build.clone());
-                self.store_failed(&e);
-            }
-            Err(e) => tracing::error!(build = id, error = %Chain(&e), "failed to save build"),
-        }
-        if finished {
-            self.state.builds.remove(&id);
-            self.state.queue.retain(|b| *b != id);
-        }
-        self.logs.notify(id);
-    }
-
     pub(super) async fn persist_worker(&mut self, worker_id: &str) {
         let Some(w) = self.state.workers.get(worker_id) else {
             return;
@@ -170,6 +137,7 @@ impl Scheduler {
 
     /// At shutdown: one last try, and a loud list of what is lost.
     pub(super) async fn flush_at_exit(&mut self) {
+        self.commit().await;
         if self.unsaved.builds.is_empty() && self.unsaved.instances.is_empty() {
             return;
         }

@@ -40,7 +40,7 @@ impl Scheduler {
         build.state = BuildState::Failed;
         build.reason = Some(reason);
         build.finished_at = Some(now_millis());
-        self.persist_build(id).await;
+        self.persist_build(id);
         true
     }
 }

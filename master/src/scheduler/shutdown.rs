@@ -45,7 +45,7 @@ impl Scheduler {
             build.reason = Some(reason);
             build.finished_at = Some(now_millis());
         }
-        self.persist_build(id).await;
+        self.persist_build(id);
     }
 
     /// Shutdown is complete once every worker is gone; waiters are told.

@@ -252,7 +252,7 @@ impl Scheduler {
             if queued {
                 self.state.queue.push_back(id);
             }
-            self.persist_build(id).await;
+            self.persist_build(id);
         }
         if !self.state.queue.is_empty() {
             tracing::info!(builds = self.state.queue.len(), "resumed queued builds");

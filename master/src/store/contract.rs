@@ -88,6 +88,10 @@ pub trait Store: super::TriggerStore + Send + Sync + 'static {
     /// Writes a build with its attempts and steps, replacing what was stored.
     async fn save_build(&self, build: &Build) -> StoreResult<()>;
 
+    /// `save_build` for several builds in one transaction: all are saved or
+    /// none (the scheduler's group commit of one turn).
+    async fn save_builds(&self, builds: &[&Build]) -> StoreResult<()>;
+
     async fn get_build(&self, id: BuildId) -> StoreResult<Option<Build>>;
 
     /// The newest builds first, at most `limit`.

@@ -42,6 +42,9 @@ struct Inner {
     keys: HashMap<(String, String), KeyRow>,
     /// What triggers and reporters keep (`triggers.rs`).
     triggers: triggers::Tables,
+    /// The builds of each `save_builds` call that succeeded, in order: the
+    /// scheduler tests' view of its group commits.
+    batches: Vec<Vec<BuildId>>,
 }
 
 #[derive(Debug)]
@@ -67,6 +70,11 @@ impl MemoryStore {
     /// fault tests' stand-in for a read-only or full filesystem.
     pub fn fail_writes(&self, on: bool) {
         self.fail_writes.store(on, Ordering::SeqCst);
+    }
+
+    /// The build ids of every successful `save_builds`, oldest first.
+    pub fn saved_batches(&self) -> Vec<Vec<BuildId>> {
+        self.lock().batches.clone()
     }
 
     fn check_write(&self, action: &'static str) -> StoreResult<()> {
@@ -195,6 +203,28 @@ impl Store for MemoryStore {
             .ok_or(StoreError::UnknownBuild(build.id))?;
         *slot = normalized(build);
         inner.triggers.saved(build, now_millis());
+        Ok(())
+    }
+
+    async fn save_builds(&self, builds: &[&Build]) -> StoreResult<()> {
+        // A real store's write lets other tasks run while it is under way:
+        // so does this one, so a reply sent before its write is seen first.
+        tokio::task::yield_now().await;
+        for build in builds {
+            check_build(build)?;
+        }
+        self.check_write("save builds")?;
+        let mut inner = self.lock();
+        // All or none: every build must exist before any is replaced.
+        if let Some(missing) = builds.iter().find(|b| !inner.builds.contains_key(&b.id)) {
+            return Err(StoreError::UnknownBuild(missing.id));
+        }
+        let now = now_millis();
+        for build in builds {
+            inner.builds.insert(build.id, normalized(build));
+            inner.triggers.saved(build, now);
+        }
+        inner.batches.push(builds.iter().map(|b| b.id).collect());
         Ok(())
     }
 

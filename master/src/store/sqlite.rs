@@ -180,6 +180,10 @@ impl Store for SqliteStore {
         sqlite_builds::save_build(&self.pool, build).await
     }
 
+    async fn save_builds(&self, builds: &[&Build]) -> StoreResult<()> {
+        sqlite_builds::save_builds(&self.pool, builds).await
+    }
+
     async fn get_build(&self, id: BuildId) -> StoreResult<Option<Build>> {
         sqlite_builds_read::get_build(&self.pool, id).await
     }

@@ -99,12 +99,38 @@ pub(super) async fn insert_rows(
 }
 
 pub(super) async fn save_build(pool: &SqlitePool, build: &Build) -> StoreResult<()> {
-    check_build(build)?;
-    let json = BuildJson::encode(build)?;
+    save_builds(pool, &[build]).await
+}
+
+/// Saves every build in one transaction: checked and encoded before it
+/// begins, rolled back whole if any statement fails.
+pub(super) async fn save_builds(pool: &SqlitePool, builds: &[&Build]) -> StoreResult<()> {
+    if builds.is_empty() {
+        return Ok(());
+    }
+    let mut encoded = Vec::with_capacity(builds.len());
+    for build in builds {
+        check_build(build)?;
+        encoded.push((*build, BuildJson::encode(build)?));
+    }
     let mut tx = pool
         .begin_with(BEGIN_WRITE)
         .await
         .map_err(query_err("begin saving a build"))?;
+    let now = now_millis();
+    for (build, json) in &encoded {
+        save_in(&mut tx, build, json, now).await?;
+    }
+    tx.commit().await.map_err(query_err("commit a saved build"))
+}
+
+/// One build's rows, inside the caller's write transaction.
+async fn save_in(
+    conn: &mut SqliteConnection,
+    build: &Build,
+    json: &BuildJson,
+    now: crate::model::Millis,
+) -> StoreResult<()> {
     let updated = sqlx::query(
         "UPDATE builds SET submit_id = ?, builder = ?, cell_json = ?, params_json = ?, \
          labels_json = ?, steps_json = ?, state = ?, reason = ?, retries = ?, created_at = ?, \
@@ -124,24 +150,23 @@ pub(super) async fn save_build(pool: &SqlitePool, build: &Build) -> StoreResult<
     .bind(build.finished_at)
     .bind(&build.submitted_by)
     .bind(build.id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(query_err("update a build"))?;
     if updated.rows_affected() == 0 {
-        // Dropping `tx` rolls back.
+        // The caller drops the transaction, which rolls back.
         return Err(StoreError::UnknownBuild(build.id));
     }
     // Replacing is simpler than diffing; steps go with their attempts.
     sqlx::query("DELETE FROM attempts WHERE build_id = ?")
         .bind(build.id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(query_err("delete a build's attempts"))?;
     for attempt in &build.attempts {
-        insert_attempt(&mut tx, build, attempt).await?;
+        insert_attempt(&mut *conn, build, attempt).await?;
     }
-    super::sqlite::triggers::queue_transition(&mut tx, build.id, build.state, now_millis()).await?;
-    tx.commit().await.map_err(query_err("commit a saved build"))
+    super::sqlite::triggers::queue_transition(&mut *conn, build.id, build.state, now).await
 }
 
 async fn insert_attempt(

@@ -7,6 +7,7 @@ mod harness;
 mod backoff;
 mod builds;
 mod caps;
+mod commit;
 mod dispatch;
 mod handshake;
 mod idle;

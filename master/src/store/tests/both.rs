@@ -39,6 +39,7 @@ contract_tests!(
     save_build_round_trips,
     save_build_orders_attempts_and_steps,
     save_build_refuses_bad_builds,
+    save_builds_saves_all_or_none,
     list_builds_newest_first,
     query_builds_filters_the_whole_history_and_pages,
     unfinished_builds_oldest_first,

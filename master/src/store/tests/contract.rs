@@ -101,6 +101,41 @@ pub(super) async fn save_build_orders_attempts_and_steps(store: &dyn Store) {
     assert_eq!(store.get_build(sorted.id).await.unwrap(), Some(sorted));
 }
 
+pub(super) async fn save_builds_saves_all_or_none(store: &dyn Store) {
+    let inserted = store
+        .insert_builds(vec![new_build("a"), new_build("b")])
+        .await
+        .unwrap();
+    let (a, b) = (
+        with_two_attempts(inserted[0].clone()),
+        with_two_attempts(inserted[1].clone()),
+    );
+    store.save_builds(&[&a, &b]).await.unwrap();
+    assert_eq!(store.get_build(a.id).await.unwrap().as_ref(), Some(&a));
+    assert_eq!(store.get_build(b.id).await.unwrap().as_ref(), Some(&b));
+
+    // One unknown build: the known one is not written either.
+    let mut changed = a.clone();
+    changed.state = BuildState::Succeeded;
+    changed.finished_at = Some(changed.created_at + 1);
+    let mut unknown = b.clone();
+    unknown.id = 42;
+    let err = store.save_builds(&[&changed, &unknown]).await.unwrap_err();
+    assert!(matches!(err, StoreError::UnknownBuild(42)), "{err:?}");
+    assert_eq!(store.get_build(a.id).await.unwrap().as_ref(), Some(&a));
+
+    // An invalid one, last: nothing written.
+    let mut twice = b.clone();
+    twice.attempts[1].number = 1;
+    let err = store.save_builds(&[&changed, &twice]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    assert_eq!(store.get_build(a.id).await.unwrap().as_ref(), Some(&a));
+
+    store.save_builds(&[]).await.unwrap();
+    store.save_builds(&[&changed]).await.unwrap();
+    assert_eq!(store.get_build(a.id).await.unwrap(), Some(changed));
+}
+
 pub(super) async fn save_build_refuses_bad_builds(store: &dyn Store) {
     let inserted = store.insert_builds(vec![new_build("a")]).await.unwrap();
     let good = with_two_attempts(inserted[0].clone());
