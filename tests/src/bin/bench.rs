@@ -146,6 +146,8 @@ const FLOOD: &str = "head -c 100000000 /dev/zero | tr '\\0' x | fold -w 100";
 
 async fn start(bins: &Bins, workers: usize) -> anyhow::Result<Master> {
     let master = MasterBuilder::config(&warm_pool(workers))
+        // The flood prints 101 MB (fold adds a newline per 100 bytes).
+        .master_toml(r#"step_log_limit = "200MB""#)
         .bins(bins.clone())
         .env("RUST_LOG", "warn")
         .quiet()
