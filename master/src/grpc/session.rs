@@ -133,8 +133,8 @@ impl WorkerService for WorkerGrpc {
             return Err(Status::invalid_argument(format!("hello refused: {reason}")));
         }
         let worker_id = hello.worker_id.clone();
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let outbound: Outbound = Box::pin(ReceiverStream::new(rx).map(Ok));
+        let (tx, rx) = mpsc::channel::<Box<MasterMessage>>(OUTBOUND_QUEUE);
+        let outbound: Outbound = Box::pin(ReceiverStream::new(rx).map(|m| Ok(*m)));
         match self.scheduler.hello(hello, tx.clone()).await {
             Ok(session) => {
                 // Only the scheduler's copy keeps the stream open from here;
@@ -155,9 +155,9 @@ impl WorkerService for WorkerGrpc {
             }
             Err(refused) => {
                 tracing::warn!(%peer, worker = %worker_id, reason = %for_log(&refused.reason), "worker refused");
-                let _ = tx.try_send(MasterMessage {
+                let _ = tx.try_send(Box::new(MasterMessage {
                     msg: Some(master_message::Msg::Refused(refused)),
-                });
+                }));
             }
         }
         Ok(Response::new(outbound))
@@ -173,7 +173,7 @@ struct Pump {
     metrics: Arc<Metrics>,
     worker_id: String,
     session: u64,
-    outbound: mpsc::WeakSender<MasterMessage>,
+    outbound: mpsc::WeakSender<Box<MasterMessage>>,
     /// Steps whose log hit the cap: their result is reported as that failure.
     capped: HashSet<String>,
     /// Artifact uploads; a step whose upload failed fails with the reason.
@@ -300,7 +300,7 @@ impl Pump {
                 if let Some(tx) = self.outbound.upgrade() {
                     // Full or closed: the step's output is dropped either way,
                     // and the step timeout or lost session ends it.
-                    let _ = tx.try_send(cancel);
+                    let _ = tx.try_send(Box::new(cancel));
                 }
             }
             Err(e) => {

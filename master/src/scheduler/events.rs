@@ -25,7 +25,7 @@ pub enum Event {
     /// queued the `Welcome` on `tx`; the reply carries the session id.
     Hello {
         hello: Hello,
-        tx: mpsc::Sender<MasterMessage>,
+        tx: mpsc::Sender<Box<MasterMessage>>,
         reply: oneshot::Sender<Result<u64, Refused>>,
     },
     FromWorker {

@@ -130,7 +130,7 @@ impl SchedulerHandle {
     pub async fn hello(
         &self,
         hello: Hello,
-        tx: mpsc::Sender<MasterMessage>,
+        tx: mpsc::Sender<Box<MasterMessage>>,
     ) -> Result<u64, Refused> {
         let (reply, rx) = oneshot::channel();
         let stopped = || Refused {

@@ -24,7 +24,7 @@ impl Scheduler {
     pub(super) async fn hello(
         &mut self,
         hello: Hello,
-        tx: mpsc::Sender<MasterMessage>,
+        tx: mpsc::Sender<Box<MasterMessage>>,
         now: Instant,
     ) -> Result<u64, Refused> {
         let first = self
@@ -125,7 +125,7 @@ impl Scheduler {
         &mut self,
         hello: &Hello,
         admitted: Admitted,
-        tx: mpsc::Sender<MasterMessage>,
+        tx: mpsc::Sender<Box<MasterMessage>>,
         now: Instant,
     ) -> Result<u64, Refused> {
         let session = self.state.next_session;
@@ -150,9 +150,9 @@ impl Scheduler {
             let offset = self.logs.take_over(step, &owner).unwrap_or(0);
             welcome.resume_offsets.insert(step.to_string(), offset);
         }
-        let sent = tx.try_send(MasterMessage {
+        let sent = tx.try_send(Box::new(MasterMessage {
             msg: Some(master_message::Msg::Welcome(welcome)),
-        });
+        }));
         if sent.is_err() {
             return Err(Refused {
                 reason: "session closed during hello".into(),

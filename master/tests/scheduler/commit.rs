@@ -51,7 +51,7 @@ async fn a_result_is_acknowledged_only_once_it_is_saved() {
         .wait_workers(Duration::from_secs(5), |w| w.len() == 1)
         .await;
     let worker = &workers[0].worker_id;
-    let (tx, mut rx) = mpsc::channel::<MasterMessage>(16);
+    let (tx, mut rx) = mpsc::channel::<Box<MasterMessage>>(16);
     let token = h.provider.token(worker);
     let session = h.handle.hello(hello(worker, &token), tx).await.unwrap();
     let id = h.submit(1, 1).await[0];

@@ -278,7 +278,7 @@ async fn a_step_killed_by_its_lease_runs_again_without_using_a_retry() {
 }
 
 /// The next step the master sends on a session.
-async fn next_run(rx: &mut mpsc::Receiver<burst_proto::MasterMessage>) -> String {
+async fn next_run(rx: &mut mpsc::Receiver<Box<burst_proto::MasterMessage>>) -> String {
     loop {
         match rx.recv().await.and_then(|m| m.msg) {
             Some(master_message::Msg::Run(run)) => break run.step_run_id,

@@ -18,7 +18,7 @@ fn finished(step_run_id: &str, exit_code: i32) -> worker_message::Msg {
 }
 
 /// The step id of the first `RunStep` in `rx`, if one came.
-fn run_step(rx: &mut mpsc::Receiver<MasterMessage>) -> Option<String> {
+fn run_step(rx: &mut mpsc::Receiver<Box<MasterMessage>>) -> Option<String> {
     while let Ok(msg) = rx.try_recv() {
         if let Some(master_message::Msg::Run(run)) = msg.msg {
             return Some(run.step_run_id);
