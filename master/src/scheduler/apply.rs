@@ -36,7 +36,8 @@ impl Scheduler {
     /// be recorded in the store (deciding again at once would only fail again).
     async fn apply(&mut self, effects: Vec<Effect>, now: Instant) -> bool {
         let mut unlaunchable = vec![false; self.state.pools.len()];
-        let mut unstartable = false;
+        // A plan's starts are saved together, after its other effects.
+        let mut starts = Vec::new();
         for effect in effects {
             match effect {
                 Effect::PoolFailed { pool, cause } => {
@@ -58,13 +59,7 @@ impl Scheduler {
                 }
                 Effect::CheckHealth { worker } => self.spawn_health_check(&worker, now),
                 Effect::CancelForShutdown { build } => self.cancel_for_shutdown(build).await,
-                // Once the store refused an attempt, starting others now
-                // would only fail again.
-                Effect::Start { build, worker } => {
-                    if !unstartable && !self.start_build(build, &worker, now).await {
-                        unstartable = true;
-                    }
-                }
+                Effect::Start { build, worker } => starts.push((build, worker)),
                 Effect::Fail { build, reason } => {
                     if let Some(b) = self.state.builds.get_mut(&build) {
                         tracing::warn!(build, %reason, "build cannot be served");
@@ -87,6 +82,7 @@ impl Scheduler {
                 }
             }
         }
-        !unlaunchable.contains(&true) && !unstartable
+        let started = self.start_builds(starts, now).await;
+        !unlaunchable.contains(&true) && started
     }
 }

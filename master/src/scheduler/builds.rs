@@ -18,8 +18,8 @@ use super::secrets::add_secrets;
 use super::worker::WorkerState;
 use crate::logs::{session_owner, StepRunId};
 use crate::model::{
-    now_millis, ArtifactWhen, Attempt, AttemptState, BuildId, BuildState, Command, IdempotencyKey,
-    InterruptReason, LostReason, NewBuild, StepRun, StepState, SubmitOnce,
+    now_millis, ArtifactWhen, Attempt, AttemptState, Build, BuildId, BuildState, Command,
+    IdempotencyKey, InterruptReason, LostReason, NewBuild, StepRun, StepState, SubmitOnce,
 };
 
 /// Bookkeeping for a build that runs on a worker.
@@ -156,19 +156,54 @@ impl Scheduler {
             .unwrap_or(BuildState::Cancelled))
     }
 
-    /// Starts a new attempt of a queued build on an idle worker. Persist,
-    /// then act: the attempt is saved before its first step leaves the
-    /// master, so a crash in between cannot hide a run. Returns false when
-    /// the store refused it: the build stays queued and the worker idle.
-    pub(super) async fn start_build(&mut self, id: BuildId, worker_id: &str, now: Instant) -> bool {
-        if self.fail_without_secrets(id).await {
+    /// Starts new attempts of queued builds on idle workers (one plan's
+    /// starts). Persist, then act: the attempts are saved, in one
+    /// transaction, before their first steps leave the master, so a crash in
+    /// between cannot hide a run. Returns false when the store refused them:
+    /// the builds stay queued and the workers idle.
+    pub(super) async fn start_builds(
+        &mut self,
+        starts: Vec<(BuildId, String)>,
+        now: Instant,
+    ) -> bool {
+        let mut ready = Vec::with_capacity(starts.len());
+        for (id, worker_id) in starts {
+            if self.fail_without_secrets(id).await {
+                continue;
+            }
+            if let Some((next, first_start)) = self.next_attempt(id, &worker_id) {
+                ready.push((next, worker_id, first_start));
+            }
+        }
+        if ready.is_empty() {
             return true;
         }
+        let saved = {
+            let builds: Vec<&Build> = ready.iter().map(|(b, _, _)| b).collect();
+            self.store.save_builds(&builds).await
+        };
+        if let Err(e) = saved {
+            let ids: Vec<BuildId> = ready.iter().map(|(b, _, _)| b.id).collect();
+            tracing::error!(builds = ?ids, error = %Chain(&e), "failed to save the attempts; the builds stay queued");
+            if e.is_fault() {
+                self.store_failed(&e);
+            }
+            return false;
+        }
+        for (next, worker_id, first_start) in ready {
+            self.begin_attempt(next, &worker_id, first_start, now).await;
+        }
+        true
+    }
+
+    /// The build as a new attempt on `worker_id` leaves it (not applied),
+    /// and whether it is the build's first start.
+    fn next_attempt(&self, id: BuildId, worker_id: &str) -> Option<(Build, bool)> {
         let (Some(build), Some(worker)) = (
             self.state.builds.get(&id),
             self.state.workers.get(worker_id),
         ) else {
-            return true;
+            return None;
         };
         let pool = self.state.pools[worker.pool].name.clone();
         let mut next = build.clone();
@@ -207,13 +242,22 @@ impl Scheduler {
         next.reason = None;
         let first_start = next.started_at.is_none();
         next.started_at.get_or_insert(started);
-        if let Err(e) = self.store.save_build(&next).await {
-            tracing::error!(build = id, worker = worker_id, error = %Chain(&e), "failed to save the attempt; the build stays queued");
-            if e.is_fault() {
-                self.store_failed(&e);
-            }
-            return false;
-        }
+        Some((next, first_start))
+    }
+
+    /// Applies a saved new attempt: the worker is busy, the first step goes.
+    async fn begin_attempt(
+        &mut self,
+        next: Build,
+        worker_id: &str,
+        first_start: bool,
+        now: Instant,
+    ) {
+        let id = next.id;
+        let Some(attempt) = next.attempts.last() else {
+            return;
+        };
+        let (number, started, pool) = (attempt.number, attempt.started_at, attempt.pool.clone());
         if first_start {
             self.metrics.build_started(&pool, next.created_at, started);
         }
@@ -254,7 +298,6 @@ impl Scheduler {
         } else {
             self.run_step(id, 0).await;
         }
-        true
     }
 
     /// Sends step `index` of a running build to its worker.
@@ -346,7 +389,7 @@ impl Scheduler {
         // Persist, then act: the message goes out once the turn's writes
         // are saved (a later step's start the store refuses is kept to save
         // later; the attempt itself, with its first step, was saved by
-        // `start_build`).
+        // `start_builds`).
         if index > 0 {
             self.persist_build(id);
         }

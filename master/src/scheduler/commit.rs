@@ -10,7 +10,7 @@
 //! write would; the outbox is released either way, as single writes were
 //! (the scheduler keeps what was refused and saves it once the store works).
 //! Starting an attempt is the exception, saved on its own before the step is
-//! sent (`start_build`): a start the store refuses leaves the build queued.
+//! sent (`start_builds`): a start the store refuses leaves the build queued.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::model::{
-    now_millis, Build, BuildId, BuildQuery, BuildSummary, ExpiredBuild, IdempotencyKey, Instance,
-    NewBuild, RetentionRule, SubmitOnce, TokenRecord, KEY_TTL_MILLIS,
+    now_millis, Build, BuildId, BuildQuery, BuildState, BuildSummary, ExpiredBuild, IdempotencyKey,
+    Instance, NewBuild, RetentionRule, SubmitOnce, TokenRecord, KEY_TTL_MILLIS,
 };
 
 mod triggers;
@@ -42,9 +42,9 @@ struct Inner {
     keys: HashMap<(String, String), KeyRow>,
     /// What triggers and reporters keep (`triggers.rs`).
     triggers: triggers::Tables,
-    /// The builds of each `save_builds` call that succeeded, in order: the
-    /// scheduler tests' view of its group commits.
-    batches: Vec<Vec<BuildId>>,
+    /// The builds (and their states) of each `save_builds` call that
+    /// succeeded, in order: the scheduler tests' view of its group commits.
+    batches: Vec<Vec<(BuildId, BuildState)>>,
 }
 
 #[derive(Debug)]
@@ -72,8 +72,8 @@ impl MemoryStore {
         self.fail_writes.store(on, Ordering::SeqCst);
     }
 
-    /// The build ids of every successful `save_builds`, oldest first.
-    pub fn saved_batches(&self) -> Vec<Vec<BuildId>> {
+    /// The builds of every successful `save_builds`, oldest first.
+    pub fn saved_batches(&self) -> Vec<Vec<(BuildId, BuildState)>> {
         self.lock().batches.clone()
     }
 
@@ -224,7 +224,9 @@ impl Store for MemoryStore {
             inner.builds.insert(build.id, normalized(build));
             inner.triggers.saved(build, now);
         }
-        inner.batches.push(builds.iter().map(|b| b.id).collect());
+        inner
+            .batches
+            .push(builds.iter().map(|b| (b.id, b.state)).collect());
         Ok(())
     }
 

@@ -35,8 +35,32 @@ async fn cancels_queued_together_are_saved_in_one_transaction_before_any_reply()
     let batches = h.store.saved_batches();
     let after: Vec<_> = batches[before..].to_vec();
     assert!(
-        after.iter().any(|b| ids.iter().all(|id| b.contains(id))),
+        after.iter().any(|b| ids
+            .iter()
+            .all(|id| b.contains(&(*id, BuildState::Cancelled)))),
         "the ten cancels were not saved together: {after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plans_starts_are_saved_in_one_transaction() {
+    let provider = FakeProvider::new(Duration::from_secs(1));
+    let mut cfg = pool(4);
+    cfg.min_idle = 4;
+    let h = Harness::start(cfg, provider).await;
+    h.wait_workers(Duration::from_secs(10), |w| {
+        w.len() == 4 && w.iter().all(|w| w.state == "idle")
+    })
+    .await;
+    let ids = h.submit(4, 1).await;
+    let builds = h.wait_finished(&ids, Duration::from_secs(60)).await;
+    assert!(all_succeeded(&builds), "{builds:#?}");
+    let batches = h.store.saved_batches();
+    assert!(
+        batches
+            .iter()
+            .any(|b| ids.iter().all(|id| b.contains(&(*id, BuildState::Running)))),
+        "the four attempts were not saved together: {batches:?}"
     );
 }
 
