@@ -32,6 +32,9 @@ const GRPC_MAX_MESSAGE: usize = 1024 * 1024;
 /// not memory: the session reader still awaits each write.
 const GRPC_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 const GRPC_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// Largest HTTP/2 frame a worker may send: a 512 KiB output message goes in
+/// one or two frames, not 32 of h2's default 16 KiB.
+const GRPC_MAX_FRAME: u32 = 1024 * 1024;
 /// Streams one worker connection may open at once (it uses one).
 const GRPC_STREAMS_PER_CONNECTION: u32 = 4;
 
@@ -242,6 +245,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
                 .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION))
                 .initial_stream_window_size(Some(GRPC_STREAM_WINDOW))
                 .initial_connection_window_size(Some(GRPC_CONNECTION_WINDOW))
+                .max_frame_size(Some(GRPC_MAX_FRAME))
                 .add_service(service)
                 .serve_with_incoming_shutdown(
                     listen::grpc_incoming(grpc_listener, cap, tls.as_ref().map(|t| t.grpc.clone())),

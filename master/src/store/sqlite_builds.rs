@@ -65,6 +65,7 @@ pub(super) async fn insert_rows(
     builds: Vec<NewBuild>,
 ) -> StoreResult<Vec<Build>> {
     let created_at = now_millis();
+    let mut watched = super::sqlite::triggers::WatchedSubmits::default();
     let mut inserted = Vec::with_capacity(builds.len());
     for new in builds {
         // Id 0 is a placeholder until SQLite assigns the real one.
@@ -92,7 +93,7 @@ pub(super) async fn insert_rows(
         .await
         .map_err(query_err("insert a build"))?;
         build.id = result.last_insert_rowid();
-        super::sqlite::triggers::watch_inserted(&mut *conn, &build, created_at).await?;
+        super::sqlite::triggers::watch_inserted(&mut *conn, &build, &mut watched, created_at).await?;
         inserted.push(build);
     }
     Ok(inserted)

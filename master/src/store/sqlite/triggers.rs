@@ -252,21 +252,43 @@ fn decode_report(row: &SqliteRow) -> StoreResult<Report> {
     })
 }
 
+/// `watched_submits` rows read once per submit id within one insert: a
+/// batch of 1,000 builds shares one submit id, so one lookup.
+#[derive(Default)]
+pub(in crate::store) struct WatchedSubmits {
+    seen: std::collections::HashMap<String, Option<(String, String)>>,
+}
+
+impl WatchedSubmits {
+    async fn of(
+        &mut self,
+        conn: &mut sqlx::SqliteConnection,
+        submit_id: &str,
+    ) -> StoreResult<Option<(String, String)>> {
+        if let Some(hit) = self.seen.get(submit_id) {
+            return Ok(hit.clone());
+        }
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT source, reporters FROM watched_submits WHERE submit_id = ?")
+                .bind(submit_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(query_err("watch an inserted build"))?;
+        self.seen.insert(submit_id.to_owned(), row.clone());
+        Ok(row)
+    }
+}
+
 /// In the insert's transaction: a build of a watched submit is watched
 /// from now on, and its first state queued.
 pub(in crate::store) async fn watch_inserted(
     conn: &mut sqlx::SqliteConnection,
     build: &crate::model::Build,
+    watched: &mut WatchedSubmits,
     now: Millis,
 ) -> StoreResult<()> {
     let action = "watch an inserted build";
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT source, reporters FROM watched_submits WHERE submit_id = ?")
-            .bind(&build.submit_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(query_err(action))?;
-    let Some((source, reporters)) = row else {
+    let Some((source, reporters)) = watched.of(conn, &build.submit_id).await? else {
         return Ok(());
     };
     sqlx::query(
