@@ -93,7 +93,8 @@ pub(super) async fn insert_rows(
         .await
         .map_err(query_err("insert a build"))?;
         build.id = result.last_insert_rowid();
-        super::sqlite::triggers::watch_inserted(&mut *conn, &build, &mut watched, created_at).await?;
+        super::sqlite::triggers::watch_inserted(&mut *conn, &build, &mut watched, created_at)
+            .await?;
         inserted.push(build);
     }
     Ok(inserted)
