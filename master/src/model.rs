@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 mod artifact;
 mod build_query;
+mod github_job;
 mod grid;
 mod idempotency;
 mod pool_view;
@@ -18,6 +19,7 @@ mod token;
 mod trigger;
 pub use artifact::{ArtifactInfo, ArtifactSpec, ArtifactWhen};
 pub use build_query::BuildQuery;
+pub use github_job::GithubJob;
 pub use grid::{
     BuildSummary, Grid, GridCell, GridRow, GridSubmit, GRID_DEFAULT_SUBMITS, GRID_MAX_SUBMITS,
 };
@@ -169,6 +171,22 @@ pub struct StepSpec {
     /// Files uploaded to the master after the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<ArtifactSpec>,
+    /// A GitHub Actions runner: the master asks GitHub for a just-in-time
+    /// runner config when it sends the step, and the config goes to the
+    /// step's stdin (never its environment, log or the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<RunnerStep>,
+}
+
+/// Where a runner registers and what it offers (`StepSpec::runner`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerStep {
+    /// `owner/name`, or the organization when `org` is set.
+    pub target: String,
+    #[serde(default)]
+    pub org: bool,
+    pub labels: Vec<String>,
+    pub runner_group_id: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,6 +352,10 @@ pub struct BuildDetail {
     /// A queued build's place in its pool's queue; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueuePosition>,
+    /// A runner build's GitHub jobs: the one it was launched for and the
+    /// one its runner ran (often the same), with their conclusions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub github_jobs: Vec<GithubJob>,
 }
 
 /// A build before the store gives it an id.

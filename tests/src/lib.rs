@@ -9,6 +9,7 @@ pub mod db_faults;
 pub mod docker_support;
 pub mod ec2_harness;
 pub mod fake_forge;
+pub mod fake_github;
 pub mod fake_imds;
 pub mod fake_worker;
 pub mod fault_proxy;

@@ -218,6 +218,9 @@ pub(crate) async fn supervise(
 ) -> std::io::Result<Option<std::io::Result<ExitStatus>>> {
     let (mut child, tree) = platform::spawn(cmd)?;
     let tree = TreeGuard(Some(tree));
+    if let Some(stdin) = child.stdin.take() {
+        feed_stdin(stdin, run.stdin.clone(), run.step_run_id.clone());
+    }
 
     let (exited_tx, exited_rx) = oneshot::channel();
     let mut pump = AbortOnDrop(tokio::spawn(output::pump(
@@ -273,6 +276,20 @@ pub(crate) async fn supervise(
         }
     }
     Ok(Some(status))
+}
+
+/// Writes `data` to the step's stdin and closes it, in a task: a step that
+/// reads nothing must not block the worker. The bytes are a secret (a JIT
+/// runner config): only their size is ever logged.
+fn feed_stdin(mut stdin: tokio::process::ChildStdin, data: Vec<u8>, step: String) {
+    use tokio::io::AsyncWriteExt;
+    tokio::spawn(async move {
+        if let Err(e) = stdin.write_all(&data).await {
+            // The step exited (or closed stdin) before reading it all.
+            tracing::warn!(step = %step, bytes = data.len(), "failed to write the step's stdin: {e}");
+        }
+        drop(stdin);
+    });
 }
 
 /// Creates the build's directory and the step's working directory in it
@@ -333,7 +350,11 @@ async fn prepare(run: &RunStep, ctx: &StepContext) -> Result<(Command, Option<Pa
             &ctx.worker_id,
             step_env::master_id(),
         ))
-        .stdin(Stdio::null())
+        .stdin(if run.stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Last resort if this task is aborted; the normal paths kill the tree.

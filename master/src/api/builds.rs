@@ -310,10 +310,16 @@ pub(crate) async fn detail(state: &AppState, id: BuildId) -> Result<BuildDetail,
     } else {
         None
     };
+    let github_jobs = if build.builder == crate::config::RUNNER_BUILDER {
+        state.store.github_jobs_of_build(id).await?
+    } else {
+        Vec::new()
+    };
     Ok(BuildDetail {
         build,
         estimated_cost,
         queue,
+        github_jobs,
     })
 }
 

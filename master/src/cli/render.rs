@@ -407,6 +407,7 @@ pub(crate) mod tests {
             build: b.clone(),
             estimated_cost: Some(0.012345),
             queue: None,
+            github_jobs: Vec::new(),
         };
         let d = build_detail(&priced, 10_000);
         assert!(d.contains("  est. cost: $0.0123\n"), "{d}");
@@ -414,6 +415,7 @@ pub(crate) mod tests {
             build: b,
             estimated_cost: None,
             queue: None,
+            github_jobs: Vec::new(),
         };
         assert!(!build_detail(&unpriced, 10_000).contains("cost"));
     }

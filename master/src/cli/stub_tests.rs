@@ -90,6 +90,7 @@ fn waiting_build() -> Response {
         build,
         estimated_cost: None,
         queue,
+        github_jobs: Vec::new(),
     })
     .into_response()
 }

@@ -125,6 +125,7 @@ mod tests {
                 position: 2,
                 queued: 3,
             }),
+            github_jobs: Vec::new(),
         };
         assert_eq!(
             waiting_line(&describe(&d), Duration::from_millis(12_900)),

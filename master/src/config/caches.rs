@@ -102,6 +102,7 @@ impl CacheConfig {
             always_run: false,
             secrets: Vec::new(),
             artifacts: None,
+            runner: None,
         }
     }
 }
@@ -311,6 +312,7 @@ mod tests {
             always_run: false,
             secrets: Vec::new(),
             artifacts: None,
+            runner: None,
         };
         let caches = [CacheConfig {
             key: "k".into(),

@@ -7,6 +7,7 @@ mod embedded;
 mod error;
 mod expand;
 mod fixed;
+mod github;
 mod labels;
 mod live;
 mod load;
@@ -34,6 +35,10 @@ pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
 pub use expand::expand_submit;
 pub use fixed::fixed_changes;
+pub use github::{
+    is_repo_name, GithubConfig, RunnerEntry, DEFAULT_RUNNER_COMMAND,
+    DEFAULT_RUNNER_COMMAND_WINDOWS, GITHUB_API_URL, RUNNER_BUILDER,
+};
 pub use labels::pool_for_labels;
 pub use live::LiveConfig;
 #[cfg(test)]

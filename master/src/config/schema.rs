@@ -47,6 +47,9 @@ pub struct Config {
     /// Where builds' files are kept; see `artifacts.rs`.
     #[serde(default)]
     pub artifacts: super::artifacts::ArtifactsConfig,
+    /// Ephemeral GitHub Actions runners; see `github.rs`.
+    #[serde(default)]
+    pub github: Option<super::github::GithubConfig>,
     /// The values, read while loading (never deserialized or serialized).
     #[serde(skip)]
     pub secret_values: Secrets,
@@ -298,6 +301,7 @@ impl StepConfig {
             always_run: self.always_run,
             secrets,
             artifacts: self.artifacts.as_ref().map(|a| a.spec.clone()),
+            runner: None,
         }
     }
 }

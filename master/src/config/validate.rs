@@ -79,6 +79,7 @@ pub(crate) fn check(config: &Config) -> Vec<Issue> {
     v.issues.extend(super::retention::check(config));
     v.issues.extend(super::artifacts::check(config));
     v.issues.extend(super::caches::check(config));
+    v.issues.extend(super::github::check(config));
     v.issues
 }
 
@@ -238,6 +239,11 @@ impl Checker {
         for (i, label) in p.labels.iter().enumerate() {
             if label.is_empty() {
                 self.push(&path.key("labels").index(i), "label must not be empty");
+            } else if label.starts_with("burst:") {
+                self.push(
+                    &path.key("labels").index(i),
+                    format!("label {label:?}: labels starting with \"burst:\" are burst's own (every pool carries burst:pool=<name>)"),
+                );
             }
         }
         let ctx = validation_context(name, p, master);

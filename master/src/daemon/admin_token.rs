@@ -162,6 +162,7 @@ mod tests {
             schedules: Vec::new(),
             retention: Default::default(),
             artifacts: Default::default(),
+            github: None,
             secret_values: Default::default(),
         }
     }

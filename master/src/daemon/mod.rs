@@ -4,6 +4,7 @@
 
 mod admin_token;
 mod binding;
+mod github;
 mod listen;
 mod notify;
 mod reap;

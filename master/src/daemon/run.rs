@@ -214,6 +214,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     };
     let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
     let scheduler = scheduler.with_metrics(metrics.clone());
+    let live = LiveConfig::new(Arc::new(config.clone()));
+    let runners =
+        super::github::runner_manager(&live, store.clone(), handle.clone(), metrics.clone())?;
+    let scheduler = match &runners {
+        Some(m) => scheduler.with_runner_configs(m.clone()),
+        None => scheduler,
+    };
     let scheduler_task = tokio::spawn(scheduler.run());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -255,7 +262,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
                 ),
         )
     };
-    let live = LiveConfig::new(Arc::new(config.clone()));
     let reloader = Arc::new(Reloader::new(
         config_path.clone(),
         live.clone(),
@@ -278,8 +284,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     );
     let janitor_task = crate::janitor::spawn(janitor.clone(), live.clone(), stop_rx.clone());
     let super::triggers::Started {
-        hooks,
-        tasks: trigger_tasks,
+        mut hooks,
+        tasks: mut trigger_tasks,
     } = super::triggers::start(
         live.clone(),
         store.clone(),
@@ -288,6 +294,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         format!("{scheme}://{http_addr}"),
         stop_rx.clone(),
     )?;
+    if let Some(m) = &runners {
+        trigger_tasks.push(tokio::spawn(m.clone().run(stop_rx.clone())));
+    }
+    hooks.runners = runners;
     let http = {
         let state = AppState {
             config: live,

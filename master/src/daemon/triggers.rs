@@ -72,6 +72,7 @@ pub(super) fn start(
             submitter,
             metrics,
             status,
+            runners: None,
         },
         tasks,
     })

@@ -78,6 +78,8 @@ pub struct Metrics {
     retired_cost: Mutex<HashMap<String, f64>>,
     /// Sources, polls and reporters (`triggers.rs`).
     pub(super) triggers: super::triggers::TriggerFamilies,
+    /// The GitHub runner manager (`github.rs`).
+    pub(super) github: super::github::GithubFamilies,
 }
 
 impl Default for Metrics {
@@ -121,6 +123,7 @@ impl Metrics {
             store_errors: Family::default(),
             retired_cost: Mutex::new(HashMap::new()),
             triggers: Default::default(),
+            github: Default::default(),
         };
         // Counters get `_total` from the encoder, help texts a full stop.
         let r = &mut registry;
@@ -215,6 +218,7 @@ impl Metrics {
             m.store_errors.clone(),
         );
         m.triggers.register(r);
+        m.github.register(r);
         Self { registry, ..m }
     }
 

@@ -5,6 +5,7 @@
 
 mod families;
 mod fleet;
+mod github;
 mod labels;
 mod provider;
 mod store;

@@ -11,8 +11,9 @@ use super::Metrics;
 use std::collections::BTreeMap;
 
 use crate::model::{
-    Build, BuildId, BuildQuery, BuildState, BuildSummary, ExpiredBuild, IdempotencyKey, Instance,
-    Millis, NewBuild, Report, RetentionRule, ScheduleRun, SubmitOnce, TokenRecord, WatchedBuild,
+    Build, BuildId, BuildQuery, BuildState, BuildSummary, ExpiredBuild, GithubJob, IdempotencyKey,
+    Instance, Millis, NewBuild, Report, RetentionRule, ScheduleRun, SubmitOnce, TokenRecord,
+    WatchedBuild,
 };
 use crate::store::{Store, StoreResult, TriggerStore};
 
@@ -231,5 +232,18 @@ impl TriggerStore for MeteredStore {
     async fn save_schedule_run(&self, name: &str, run: &ScheduleRun) -> StoreResult<()> {
         self.write("save_schedule_run", self.inner.save_schedule_run(name, run))
             .await
+    }
+
+    async fn save_github_job(&self, job: &GithubJob) -> StoreResult<()> {
+        self.write("save_github_job", self.inner.save_github_job(job))
+            .await
+    }
+
+    async fn github_job(&self, job_id: i64) -> StoreResult<Option<GithubJob>> {
+        self.inner.github_job(job_id).await
+    }
+
+    async fn github_jobs_of_build(&self, build: BuildId) -> StoreResult<Vec<GithubJob>> {
+        self.inner.github_jobs_of_build(build).await
     }
 }

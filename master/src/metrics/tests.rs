@@ -22,6 +22,9 @@ const ALLOWED_LABELS: &[&str] = &[
     "reporter",
     "kind",
     "outcome",
+    // The GitHub runner manager: fixed endpoint names and answer classes.
+    "endpoint",
+    "status",
 ];
 
 fn build(id: i64, state: BuildState) -> Build {
@@ -94,6 +97,9 @@ fn exercise(m: &Metrics, n: usize) -> String {
         m.hook_refused("github", "signature");
         m.poll_done("repo", true);
         m.report_done("status", "delivered");
+        m.github_call("generate_jitconfig", "2xx");
+        m.github_job("launched");
+        m.github_runner_removed("orphan");
     }
     m.encode(Fleet {
         pools: vec![PoolFleet {

@@ -80,6 +80,8 @@ pub struct Scheduler {
     /// This turn's unsaved builds and what waits for them (`commit.rs`).
     pub(super) pending: Pending,
     pub(super) health: Arc<StoreHealth>,
+    /// Runner steps' JIT configs (`runner_jit.rs`).
+    pub(super) jit: super::runner_jit::JitState,
 }
 
 impl Scheduler {
@@ -105,6 +107,7 @@ impl Scheduler {
             unsaved: Unsaved::default(),
             pending: Pending::default(),
             health: health.clone(),
+            jit: Default::default(),
         };
         (scheduler, SchedulerHandle::new(tx, health))
     }
@@ -195,6 +198,11 @@ impl Scheduler {
             Event::Reconfigure { pools, reply } => {
                 let _ = reply.send(Ok(self.reconfigure(pools)));
             }
+            Event::Jit {
+                step,
+                worker_id,
+                result,
+            } => self.on_jit(step, &worker_id, result, now).await,
             Event::Fleet { reply } => {
                 let _ = reply.send(Ok(self.fleet(now)));
             }

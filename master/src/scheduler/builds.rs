@@ -14,6 +14,7 @@ use super::commit::OnFail;
 use super::handle::{SchedError, Submitted};
 use super::lost::{settle_cancelled_attempt, settle_interrupted_attempt, settle_lost_attempt};
 use super::reason::StopReason;
+use super::runner_jit::JitTake;
 use super::secrets::add_secrets;
 use super::worker::WorkerState;
 use crate::logs::{session_owner, StepRunId};
@@ -128,18 +129,12 @@ impl Scheduler {
             return Ok(build.state);
         };
         run.cancel_requested = true;
-        let step_run_id = StepRunId {
+        let step = StepRunId {
             build: id,
             attempt: run.attempt,
             index: run.step,
-        }
-        .to_string();
-        let msg = MasterMessage {
-            msg: Some(burst_proto::master_message::Msg::Cancel(CancelStep {
-                step_run_id,
-            })),
         };
-        let worker_id = run.worker_id.clone();
+        let (worker_id, session) = (run.worker_id.clone(), run.session);
         // A worker that is away gets the cancel when it comes back (see
         // `hello`); one being fenced off is cancelled by the fence.
         let on_fail = if run.fence.is_some() {
@@ -147,7 +142,23 @@ impl Scheduler {
         } else {
             OnFail::DropSession
         };
-        self.defer_send(&worker_id, msg, on_fail);
+        if self.forget_jit(step) {
+            // Never sent: the worker has nothing to cancel.
+            let finished = StepFinished {
+                step_run_id: step.to_string(),
+                cancelled: true,
+                ..Default::default()
+            };
+            self.step_finished(&worker_id, session, finished, Instant::now())
+                .await;
+        } else {
+            let msg = MasterMessage {
+                msg: Some(burst_proto::master_message::Msg::Cancel(CancelStep {
+                    step_run_id: step.to_string(),
+                })),
+            };
+            self.defer_send(&worker_id, msg, on_fail);
+        }
         Ok(self
             .state
             .builds
@@ -322,6 +333,28 @@ impl Scheduler {
             attempt: run.attempt,
             index,
         };
+        let stdin = match &spec.runner {
+            None => Vec::new(),
+            Some(runner) => {
+                let (runner, worker_id) = (runner.clone(), run.worker_id.clone());
+                match self.take_jit(step_id, &runner, &worker_id) {
+                    JitTake::Send(stdin) => stdin,
+                    JitTake::Wait => return,
+                }
+            }
+        };
+        let (Some(build), Some(run)) = (
+            self.state.builds.get_mut(&id),
+            self.state.running.get_mut(&id),
+        ) else {
+            return;
+        };
+        let Some(worker) = self.state.workers.get(&run.worker_id) else {
+            return;
+        };
+        let Some(spec) = build.steps.get(index as usize) else {
+            return;
+        };
         let windows = worker.os.as_deref() == Some("windows");
         let command = match (&spec.command_windows, windows) {
             (Some(cmd), true) => cmd,
@@ -373,6 +406,7 @@ impl Scheduler {
                 Some(ArtifactWhen::Always) => burst_proto::ArtifactWhen::Always,
             } as i32,
             artifact_limit: self.state.settings.artifact_limit,
+            stdin,
         };
         let worker_id = run.worker_id.clone();
         if let Some(step) = build
@@ -464,7 +498,7 @@ impl Scheduler {
         }
     }
 
-    async fn step_finished(
+    pub(super) async fn step_finished(
         &mut self,
         worker_id: &str,
         session: u64,

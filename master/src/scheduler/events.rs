@@ -69,6 +69,12 @@ pub enum Event {
         pools: Vec<super::actor::PoolSpec>,
         reply: Reply<super::PoolChanges>,
     },
+    /// A runner step's JIT config task ended (`runner_jit.rs`).
+    Jit {
+        step: crate::logs::StepRunId,
+        worker_id: String,
+        result: Result<super::runner_jit::JitConfig, String>,
+    },
     /// The state `/metrics` shows as gauges.
     Fleet {
         reply: Reply<Fleet>,

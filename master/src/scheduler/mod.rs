@@ -24,6 +24,7 @@ mod queue_position;
 mod reason;
 mod reconfigure;
 mod retired;
+mod runner_jit;
 mod secrets;
 mod shutdown;
 mod startup;
@@ -35,6 +36,8 @@ mod worker;
 
 pub use actor::{PoolSpec, Scheduler, SchedulerSettings};
 pub use handle::{SchedError, SchedulerHandle, Submitted};
+pub use pool::POOL_LABEL;
 pub use reconfigure::PoolChanges;
+pub use runner_jit::{JitConfig, RunnerConfigs};
 pub use warm::WallClock;
 pub use worker::WorkerState;

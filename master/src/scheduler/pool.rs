@@ -7,6 +7,9 @@ use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 
+/// The prefix of the label every pool carries with its own name.
+pub const POOL_LABEL: &str = "burst:pool=";
+
 /// One pool: its settings, its provider, and its launch backoff.
 pub struct Pool {
     pub name: String,
@@ -50,9 +53,15 @@ impl Pool {
         }
     }
 
-    /// A worker of this pool can run a build that needs `labels`.
+    /// A worker of this pool can run a build that needs `labels`. Every
+    /// pool also carries `burst:pool=<its name>` (runner builds name their
+    /// pool so).
     pub fn serves(&self, labels: &[String]) -> bool {
-        !self.retired && labels.iter().all(|l| self.cfg.labels.contains(l))
+        !self.retired
+            && labels.iter().all(|l| {
+                self.cfg.labels.contains(l)
+                    || l.strip_prefix(POOL_LABEL) == Some(self.name.as_str())
+            })
     }
 
     pub fn backing_off(&self, now: Instant) -> bool {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::StoreResult;
-use crate::model::{BuildId, BuildState, Millis, Report, ScheduleRun, WatchedBuild};
+use crate::model::{BuildId, BuildState, GithubJob, Millis, Report, ScheduleRun, WatchedBuild};
 
 /// How long a webhook delivery id is remembered: GitHub and GitLab
 /// redeliver for days, not weeks.
@@ -76,4 +76,13 @@ pub trait TriggerStore: Send + Sync {
     async fn schedule_run(&self, name: &str) -> StoreResult<Option<ScheduleRun>>;
 
     async fn save_schedule_run(&self, name: &str, run: &ScheduleRun) -> StoreResult<()>;
+
+    /// Saves (inserts or replaces) what the runner manager knows of a
+    /// GitHub job.
+    async fn save_github_job(&self, job: &GithubJob) -> StoreResult<()>;
+
+    async fn github_job(&self, job_id: i64) -> StoreResult<Option<GithubJob>>;
+
+    /// The jobs launched for or run on `build`, by job id.
+    async fn github_jobs_of_build(&self, build: BuildId) -> StoreResult<Vec<GithubJob>>;
 }

@@ -45,6 +45,8 @@ pub struct Hooks {
     pub submitter: Arc<dyn Submitter>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<SourceStatus>,
+    /// The GitHub runner manager (`[github]`): `workflow_job` events go to it.
+    pub runners: Option<Arc<crate::github::RunnerManager>>,
 }
 
 /// A payload read: a change to act on, or why there is nothing to do.
@@ -157,6 +159,9 @@ async fn github_hook(ext: Option<Extension<Hooks>>, req: Request) -> Response {
             "unsigned: X-Hub-Signature-256 is missing (set the webhook's secret)",
         );
     };
+    if header(&headers, "x-github-event") == Some("workflow_job") {
+        return workflow_job(&hooks, &asked, &headers, signature, &body).await;
+    }
     let config = hooks.config.get();
     let sources = candidates(&config, SourceKind::Github);
     let Some(source) = sources
@@ -222,6 +227,88 @@ async fn gitlab_hook(ext: Option<Extension<Hooks>>, req: Request) -> Response {
         header(&headers, "idempotency-key").or_else(|| header(&headers, "x-gitlab-event-uuid"));
     let parsed = gitlab::parse(&source.name, event, &body);
     act(&hooks, &asked, source, delivery, parsed).await
+}
+
+/// The delivery-id namespace of `workflow_job` deliveries.
+const RUNNER_DELIVERIES: &str = ":github-runners";
+
+/// A `workflow_job` delivery, for the runner manager: signed with
+/// `[github] webhook_secret`.
+async fn workflow_job(
+    hooks: &Hooks,
+    asked: &Asked,
+    headers: &HeaderMap,
+    signature: &str,
+    body: &[u8],
+) -> Response {
+    let config = hooks.config.get();
+    let (Some(runners), Some(g)) = (&hooks.runners, &config.github) else {
+        hooks.metrics.hook_refused("github", "no_runners");
+        return refuse(
+            asked,
+            StatusCode::NOT_FOUND,
+            "workflow_job events need a [github] section",
+        );
+    };
+    let valid = config
+        .secret_values
+        .get(&g.webhook_secret)
+        .is_some_and(|secret| github_valid(secret, body, signature));
+    if !valid {
+        hooks.metrics.hook_refused("github", "bad_signature");
+        return refuse(
+            asked,
+            StatusCode::UNAUTHORIZED,
+            "X-Hub-Signature-256 does not match [github] webhook_secret",
+        );
+    }
+    let event = match crate::github::JobEvent::parse(body) {
+        Ok(e) => e,
+        Err(why) => return refuse(asked, StatusCode::BAD_REQUEST, why),
+    };
+    // A redelivery of a `queued` is harmless (the job id is the key), but
+    // one of an older action must not undo a newer one.
+    if let Some(r) = dedup(
+        hooks,
+        asked,
+        RUNNER_DELIVERIES,
+        header(headers, "x-github-delivery"),
+    )
+    .await
+    {
+        return r;
+    }
+    match runners.on_event(&event).await {
+        Ok(outcome) => {
+            let (status, build) = match &outcome {
+                crate::github::JobOutcome::Launched(b)
+                | crate::github::JobOutcome::Duplicate(b)
+                | crate::github::JobOutcome::CancelledLaunch(b) => (outcome.word(), Some(*b)),
+                crate::github::JobOutcome::Started(b) | crate::github::JobOutcome::Completed(b) => {
+                    (outcome.word(), *b)
+                }
+                crate::github::JobOutcome::Unmatched(why)
+                | crate::github::JobOutcome::Ignored(why) => {
+                    tracing::info!(
+                        job = event.workflow_job.id,
+                        "workflow_job needs no runner: {why}"
+                    );
+                    (outcome.word(), None)
+                }
+            };
+            answer(
+                StatusCode::ACCEPTED,
+                json!({ "status": status, "job": event.workflow_job.id, "build": build }),
+            )
+        }
+        Err(why) => {
+            tracing::error!(
+                job = event.workflow_job.id,
+                "failed to handle a workflow_job event: {why}"
+            );
+            answer(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": why }))
+        }
+    }
 }
 
 /// After authentication: check the repository, drop redeliveries, hand

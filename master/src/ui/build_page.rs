@@ -179,6 +179,17 @@ pub(super) fn summary(d: &BuildDetail, caller: &Caller, now: i64) -> Markup {
                 @if !b.labels.is_empty() { dt { "Labels" } dd { (b.labels.join(", ")) } }
                 dt { "Retries left" } dd { (b.retries) }
                 @if let Some(cost) = d.estimated_cost { dt { "Cost (estimate)" } dd id="cost" { (format::money(cost)) } }
+                @for j in &d.github_jobs {
+                    dt { "GitHub job" }
+                    dd.github-job data-job=(j.job_id) {
+                        @match &j.html_url {
+                            Some(url) if url.starts_with("https://") || url.starts_with("http://") => a href=(url) { (j.repo) " #" (j.job_id) },
+                            _ => { (j.repo) " #" (j.job_id) },
+                        }
+                        " " (j.name) ": " (j.conclusion.as_deref().unwrap_or(&j.status))
+                        @if j.ran_build == Some(b.id) { " (ran here)" } @else { " (launched for)" }
+                    }
+                }
                 dt { "Log" } dd { a id="raw" href=(format!("/api/v1/builds/{}/log", b.id)) download=(format!("build-{}.log", b.id)) { "raw (all steps)" } }
             }
             div.actions {
@@ -322,6 +333,7 @@ mod tests {
             build,
             estimated_cost: Some(0.5),
             queue: None,
+            github_jobs: Vec::new(),
         }
     }
 

@@ -202,6 +202,7 @@ pub fn new_build(steps: usize) -> NewBuild {
                 always_run: false,
                 secrets: Vec::new(),
                 artifacts: None,
+                runner: None,
             })
             .collect(),
         retries: 1,

@@ -12,6 +12,7 @@ mod checkout;
 mod config;
 mod docker;
 mod ec2;
+mod github_runners;
 mod idempotency;
 mod launch_token;
 mod limits;

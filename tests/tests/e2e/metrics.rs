@@ -118,8 +118,11 @@ async fn prometheus_scrapes_builds_queue_wait_and_workers() -> anyhow::Result<()
     // Output arrived ("hi\n" per build at least), and the store was written.
     let logged = prometheus.query("burst_log_received_bytes_total").await?;
     assert!(logged.len() == 1 && logged[0].value >= 9.0, "{logged:?}");
+    // Group commit: a turn's changed builds are saved in one
+    // `save_builds`; three builds on one worker take at least four turns
+    // (a start, then a finish with the next start, …).
     let writes = prometheus
-        .query("burst_store_write_seconds_count{operation=\"save_build\"}")
+        .query("burst_store_write_seconds_count{operation=\"save_builds\"}")
         .await?;
     assert!(writes.len() == 1 && writes[0].value >= 3.0, "{writes:?}");
     let calls = prometheus

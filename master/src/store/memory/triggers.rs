@@ -6,7 +6,9 @@ use async_trait::async_trait;
 
 use super::super::{StoreResult, TriggerStore, DELIVERY_TTL_MILLIS};
 use super::{take_limit, MemoryStore};
-use crate::model::{Build, BuildId, BuildState, Millis, Report, ScheduleRun, WatchedBuild};
+use crate::model::{
+    Build, BuildId, BuildState, GithubJob, Millis, Report, ScheduleRun, WatchedBuild,
+};
 
 #[derive(Debug, Default)]
 pub(super) struct Tables {
@@ -25,6 +27,7 @@ pub(super) struct Tables {
     outbox: BTreeMap<i64, Report>,
     last_report_id: i64,
     schedules: HashMap<String, ScheduleRun>,
+    github_jobs: BTreeMap<i64, GithubJob>,
 }
 
 impl Tables {
@@ -252,5 +255,29 @@ impl TriggerStore for MemoryStore {
             .schedules
             .insert(name.to_owned(), run.clone());
         Ok(())
+    }
+
+    async fn save_github_job(&self, job: &GithubJob) -> StoreResult<()> {
+        self.check_write("save a GitHub job")?;
+        self.lock()
+            .triggers
+            .github_jobs
+            .insert(job.job_id, job.clone());
+        Ok(())
+    }
+
+    async fn github_job(&self, job_id: i64) -> StoreResult<Option<GithubJob>> {
+        Ok(self.lock().triggers.github_jobs.get(&job_id).cloned())
+    }
+
+    async fn github_jobs_of_build(&self, build: BuildId) -> StoreResult<Vec<GithubJob>> {
+        Ok(self
+            .lock()
+            .triggers
+            .github_jobs
+            .values()
+            .filter(|j| j.launched_build == Some(build) || j.ran_build == Some(build))
+            .cloned()
+            .collect())
     }
 }

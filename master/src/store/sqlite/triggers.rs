@@ -9,7 +9,7 @@ use sqlx::sqlite::SqliteRow;
 use super::super::sqlite_rows::{query_err, Cols};
 use super::super::{StoreError, StoreResult, TriggerStore, DELIVERY_TTL_MILLIS};
 use super::SqliteStore;
-use crate::model::{BuildId, BuildState, Millis, Report, ScheduleRun, WatchedBuild};
+use crate::model::{BuildId, BuildState, GithubJob, Millis, Report, ScheduleRun, WatchedBuild};
 
 const REPORT_COLUMNS: &str =
     "id, reporter, build_id, state, created_at, attempts, next_at, delivered_at, last_error, gave_up";
@@ -231,6 +231,76 @@ impl TriggerStore for SqliteStore {
         .map_err(query_err("save a schedule's last run"))?;
         Ok(())
     }
+
+    async fn save_github_job(&self, job: &GithubJob) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO github_jobs (job_id, repo, run_id, name, status, conclusion, \
+             launched_build, ran_build, runner_name, html_url, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job.job_id)
+        .bind(&job.repo)
+        .bind(job.run_id)
+        .bind(&job.name)
+        .bind(&job.status)
+        .bind(&job.conclusion)
+        .bind(job.launched_build)
+        .bind(job.ran_build)
+        .bind(&job.runner_name)
+        .bind(&job.html_url)
+        .bind(job.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("save a GitHub job"))?;
+        Ok(())
+    }
+
+    async fn github_job(&self, job_id: i64) -> StoreResult<Option<GithubJob>> {
+        let row = sqlx::query(&format!("{GITHUB_JOB_SELECT} WHERE job_id = ?"))
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("read a GitHub job"))?;
+        row.as_ref().map(decode_github_job).transpose()
+    }
+
+    async fn github_jobs_of_build(&self, build: BuildId) -> StoreResult<Vec<GithubJob>> {
+        let rows = sqlx::query(&format!(
+            "{GITHUB_JOB_SELECT} WHERE launched_build = ? OR ran_build = ? ORDER BY job_id"
+        ))
+        .bind(build)
+        .bind(build)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("read a build's GitHub jobs"))?;
+        rows.iter().map(decode_github_job).collect()
+    }
+}
+
+const GITHUB_JOB_SELECT: &str = "SELECT job_id, repo, run_id, name, status, conclusion, \
+     launched_build, ran_build, runner_name, html_url, updated_at FROM github_jobs";
+
+fn decode_github_job(row: &SqliteRow) -> StoreResult<GithubJob> {
+    use sqlx::Row;
+    fn read_job(source: sqlx::Error) -> StoreError {
+        StoreError::Query {
+            action: "read a GitHub job",
+            source,
+        }
+    }
+    Ok(GithubJob {
+        job_id: row.try_get("job_id").map_err(read_job)?,
+        repo: row.try_get("repo").map_err(read_job)?,
+        run_id: row.try_get("run_id").map_err(read_job)?,
+        name: row.try_get("name").map_err(read_job)?,
+        status: row.try_get("status").map_err(read_job)?,
+        conclusion: row.try_get("conclusion").map_err(read_job)?,
+        launched_build: row.try_get("launched_build").map_err(read_job)?,
+        ran_build: row.try_get("ran_build").map_err(read_job)?,
+        runner_name: row.try_get("runner_name").map_err(read_job)?,
+        html_url: row.try_get("html_url").map_err(read_job)?,
+        updated_at: row.try_get("updated_at").map_err(read_job)?,
+    })
 }
 
 fn decode_report(row: &SqliteRow) -> StoreResult<Report> {

@@ -28,6 +28,7 @@ pub(super) fn new_build(builder: &str) -> NewBuild {
                 always_run: false,
                 secrets: Vec::new(),
                 artifacts: None,
+                runner: None,
             },
             StepSpec {
                 name: "cleanup".to_string(),
@@ -41,6 +42,7 @@ pub(super) fn new_build(builder: &str) -> NewBuild {
                 always_run: true,
                 secrets: Vec::new(),
                 artifacts: None,
+                runner: None,
             },
         ],
         retries: 2,

@@ -93,7 +93,8 @@ async fn migrations_are_recorded_once() {
             (6, true),
             (7, true),
             (8, true),
-            (9, true)
+            (9, true),
+            (10, true)
         ]
     );
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
@@ -213,7 +214,7 @@ async fn a_database_from_a_newer_burst_is_refused() {
             err,
             StoreError::NewerSchema {
                 found: 999,
-                known: 9,
+                known: 10,
                 ..
             }
         ),
