@@ -10,7 +10,8 @@ use burst_proto::worker_message;
 use crate::support::{self, FakeMaster};
 
 const TOTAL: u64 = 50_000_000;
-/// Bounded, the worker peaks near 11 MB; buffering everything shows ~58 MB.
+/// Bounded, the worker peaks near 24 MB (512 KiB messages, a 4-message
+/// outbox, the 4 MiB in-memory journal); buffering everything shows ~58 MB.
 const RSS_LIMIT_KB: u64 = 32 * 1024;
 
 fn rss_kb(pid: u32) -> Option<u64> {
