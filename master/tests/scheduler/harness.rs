@@ -13,7 +13,9 @@ use burst_master::metrics::Metrics;
 use burst_master::model::{
     AttemptState, Build, BuildId, BuildState, Command, NewBuild, StepSpec, WorkerView,
 };
-use burst_master::scheduler::{PoolSpec, Scheduler, SchedulerHandle, SchedulerSettings, WallClock};
+use burst_master::scheduler::{
+    PoolSpec, RunnerConfigs, Scheduler, SchedulerHandle, SchedulerSettings, WallClock,
+};
 use burst_master::store::{MemoryStore, Store};
 use burst_proto::{master_message, worker_message, Heartbeat, Hello, Platform, StepFinished};
 use burst_providers::config::Context;
@@ -30,6 +32,8 @@ pub struct ReceivedStep {
     pub step_run_id: String,
     /// The store held the step's attempt, running, when the step arrived.
     pub attempt_saved: bool,
+    /// What the step's stdin was to get.
+    pub stdin: Vec<u8>,
 }
 
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -90,7 +94,9 @@ impl FakeWorld for SchedulerWorld {
                     msg = rx.recv() => match msg.and_then(|m| m.msg) {
                         Some(master_message::Msg::Run(run)) => {
                             let attempt_saved = attempt_saved(&store, &run.step_run_id).await;
+                            let stdin = run.stdin.clone();
                             received.lock().unwrap().push(ReceivedStep {
+                                stdin,
                                 step_run_id: run.step_run_id.clone(),
                                 attempt_saved,
                             });
@@ -241,7 +247,26 @@ impl Harness {
         store: Arc<MemoryStore>,
         secrets: Secrets,
     ) -> Self {
-        Self::start_full(pool_cfg, provider, store, secrets, WallClock::System).await
+        Self::start_full(pool_cfg, provider, store, secrets, WallClock::System, None).await
+    }
+
+    /// Runner steps get their JIT configs from `source`.
+    pub async fn start_with_runner_configs(
+        pool_cfg: PoolConfig,
+        provider: Arc<FakeProvider>,
+        source: Arc<dyn RunnerConfigs>,
+    ) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let secrets = Secrets::default();
+        Self::start_full(
+            pool_cfg,
+            provider,
+            store,
+            secrets,
+            WallClock::System,
+            Some(source),
+        )
+        .await
     }
 
     /// With the wall clock reading `utc` now (warm periods are wall-clock
@@ -258,6 +283,7 @@ impl Harness {
             store,
             Secrets::default(),
             WallClock::pinned(utc),
+            None,
         )
         .await
     }
@@ -268,6 +294,7 @@ impl Harness {
         store: Arc<MemoryStore>,
         secrets: Secrets,
         clock: WallClock,
+        runner_configs: Option<Arc<dyn RunnerConfigs>>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = SchedulerSettings {
@@ -298,6 +325,10 @@ impl Harness {
         );
         let metrics = Arc::new(Metrics::new());
         let scheduler = scheduler.with_metrics(metrics.clone());
+        let scheduler = match runner_configs {
+            Some(source) => scheduler.with_runner_configs(source),
+            None => scheduler,
+        };
         let received = Arc::<Mutex<Vec<ReceivedStep>>>::default();
         let world = Arc::new(SchedulerWorld {
             handle: handle.clone(),

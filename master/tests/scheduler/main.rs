@@ -15,6 +15,7 @@ mod lost;
 mod metrics;
 mod reload;
 mod results;
+mod runner_jit;
 mod shutdown;
 mod startup;
 mod store_faults;

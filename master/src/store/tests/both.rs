@@ -55,6 +55,7 @@ contract_tests!(
     idempotent_insert_replays_and_refuses_other_requests,
     deliveries_are_remembered_per_source,
     source_heads_upsert_per_branch,
+    github_jobs_are_replaced_and_found_by_build,
     reports_queue_once_and_follow_their_build,
     every_saved_state_of_a_watched_submit_is_queued_once,
 );

@@ -178,3 +178,50 @@ pub(in crate::store::tests) async fn every_saved_state_of_a_watched_submit_is_qu
     let w = store.watched_builds().await.unwrap();
     assert!(w.iter().all(|w| w.build_id != b.id), "finished: {w:?}");
 }
+
+pub(in crate::store::tests) async fn github_jobs_are_replaced_and_found_by_build(
+    store: &dyn Store,
+) {
+    use crate::model::GithubJob;
+    assert_eq!(store.github_job(7).await.unwrap(), None);
+    let mut job = GithubJob {
+        job_id: 7,
+        repo: "acme/app".into(),
+        run_id: 70,
+        name: "build".into(),
+        status: "queued".into(),
+        conclusion: None,
+        launched_build: Some(3),
+        ran_build: None,
+        runner_name: None,
+        html_url: Some("https://github.com/acme/app/actions/runs/70/job/7".into()),
+        updated_at: 1,
+    };
+    store.save_github_job(&job).await.unwrap();
+    assert_eq!(store.github_job(7).await.unwrap(), Some(job.clone()));
+    // Job 8 was launched for build 4 but ran on build 3's runner.
+    let other = GithubJob {
+        job_id: 8,
+        launched_build: Some(4),
+        ran_build: Some(3),
+        runner_name: Some("burst-w-b3".into()),
+        ..job.clone()
+    };
+    store.save_github_job(&other).await.unwrap();
+    job.status = "completed".into();
+    job.conclusion = Some("cancelled".into());
+    job.updated_at = 2;
+    store.save_github_job(&job).await.unwrap();
+    assert_eq!(store.github_job(7).await.unwrap(), Some(job.clone()));
+    let of_3: Vec<i64> = store
+        .github_jobs_of_build(3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.job_id)
+        .collect();
+    assert_eq!(of_3, [7, 8]);
+    let of_4 = store.github_jobs_of_build(4).await.unwrap();
+    assert_eq!(of_4, [other]);
+    assert!(store.github_jobs_of_build(5).await.unwrap().is_empty());
+}
