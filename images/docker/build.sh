@@ -7,11 +7,74 @@
 #
 #   images/docker/build.sh [IMAGE_NAME]    # default burst-worker
 #   BURST_PROFILE=ci images/docker/build.sh # another cargo profile (CI's)
+#
+# With an actions runner it then builds the runner variant (Dockerfile.runner,
+# docs/github-actions.md): IMAGE_NAME-runner:latest and :<version>, FROM the
+# image just built, with the runner at /opt/actions-runner. The runner is
+# never downloaded here; give it unpacked or as its release tarball:
+#   images/docker/build.sh --runner DIR [IMAGE_NAME]   # DIR holds run.sh
+#   BURST_RUNNER_TARBALL=actions-runner-linux-x64-2.x.tar.gz images/docker/build.sh
+# and optionally BURST_RUNNER_IMAGE (its name), BURST_RUNNER_BASE (its FROM;
+# the real .NET runner needs a glibc base, see Dockerfile.runner) and
+# BURST_RUNNER_OWNER (numeric UID:GID owning /opt/actions-runner, default 0:0:
+# the user the pool's steps run as).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-name="${1:-burst-worker}"
+runner_flag=0
+runner_src=""
+positional=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runner)
+      [ $# -ge 2 ] || { echo "build.sh: --runner needs a directory holding an unpacked actions-runner" >&2; exit 1; }
+      runner_flag=1 runner_src="$2"
+      shift 2
+      ;;
+    --runner=*) runner_flag=1 runner_src="${1#--runner=}"; shift ;;
+    *) positional+=("$1"); shift ;;
+  esac
+done
+name="${positional[0]:-burst-worker}"
 steps=3
+runner_tarball="${BURST_RUNNER_TARBALL:-}"
+runner_dir=""
+# Checked before the cargo build, so a wrong runner fails in seconds.
+if [ "$runner_flag" = 1 ] && [ -n "$runner_tarball" ]; then
+  echo "build.sh: set --runner DIR or BURST_RUNNER_TARBALL, not both" >&2
+  exit 1
+fi
+if [ "$runner_flag" = 1 ]; then
+  if [ ! -f "$runner_src/run.sh" ]; then
+    echo "build.sh: --runner ${runner_src:-\"\"}: no run.sh there; pass the directory of an unpacked actions-runner (mkdir DIR && tar -xzf actions-runner-linux-x64-*.tar.gz -C DIR)" >&2
+    exit 1
+  fi
+  if [ ! -x "$runner_src/run.sh" ]; then
+    echo "build.sh: --runner $runner_src: run.sh is not executable; unpack the runner's tarball again (or chmod +x run.sh)" >&2
+    exit 1
+  fi
+  runner_dir="$(cd "$runner_src" && pwd)"
+elif [ -n "$runner_tarball" ]; then
+  # tar -t reads the whole listing (grep -c does not stop early, so no
+  # SIGPIPE under pipefail); a file tar cannot read counts 0 too.
+  found="$(tar -tf "$runner_tarball" 2>/dev/null | grep -Ec '^(\./)?run\.sh$' || true)"
+  if [ "${found:-0}" -eq 0 ]; then
+    echo "build.sh: BURST_RUNNER_TARBALL=$runner_tarball: not a tarball with run.sh at its top; pass the actions-runner-linux-x64-*.tar.gz release" >&2
+    exit 1
+  fi
+  runner_tarball="$(cd "$(dirname "$runner_tarball")" && pwd)/$(basename "$runner_tarball")"
+fi
+if [ "$runner_flag" = 1 ] || [ -n "$runner_tarball" ]; then
+  steps=4
+  runner_image="${BURST_RUNNER_IMAGE:-$name-runner}"
+  runner_base="${BURST_RUNNER_BASE:-$name:latest}"
+  runner_owner="${BURST_RUNNER_OWNER:-0:0}"
+  # Numeric: the scratch image's /etc/passwd knows only root and nobody.
+  if ! [[ "$runner_owner" =~ ^[0-9]+:[0-9]+$ ]]; then
+    echo "build.sh: BURST_RUNNER_OWNER=$runner_owner: want numeric UID:GID (e.g. 1000:1000)" >&2
+    exit 1
+  fi
+fi
 # shellcheck source=../common.sh
 . "$here/../common.sh"
 # busybox-static's binary; the dynamic one of Debian's busybox package would
@@ -92,3 +155,30 @@ DOCKER_BUILDKIT=0 docker build --quiet --pull=false \
   -t "$name:latest" -t "$name:$version" "$stage" >/dev/null
 size="$(docker image inspect -f '{{.Size}}' "$name:latest")"
 echo "build.sh: built $name:latest ($name:$version), $((size / 1024)) KiB, profile $profile, in $(($(date +%s) - start)) s"
+[ "$steps" = 4 ] || exit 0
+
+step "docker build $runner_image:latest and $runner_image:$version FROM $runner_base (the actions runner)"
+# Its own context: the runner and Dockerfile.runner, not the rootfs.
+context="$stage/runner-context"
+mkdir -p "$context/runner"
+if [ -n "$runner_dir" ]; then
+  cp -a "$runner_dir/." "$context/runner/"
+else
+  tar -xf "$runner_tarball" -C "$context/runner"
+fi
+if [ ! -x "$context/runner/run.sh" ]; then
+  echo "build.sh: the staged runner has no executable run.sh" >&2
+  exit 1
+fi
+# The owner is written into COPY --chown (see Dockerfile.runner).
+sed "/^COPY /s|--chown=0:0 |--chown=$runner_owner |" "$here/Dockerfile.runner" >"$context/Dockerfile"
+grep -q -- "--chown=$runner_owner " "$context/Dockerfile" || {
+  echo "build.sh: Dockerfile.runner has no COPY --chown=0:0 line to set the owner in" >&2
+  exit 1
+}
+DOCKER_BUILDKIT=0 docker build --quiet --pull=false \
+  --build-arg "BASE_IMAGE=$runner_base" \
+  --label "org.opencontainers.image.version=$version" \
+  -t "$runner_image:latest" -t "$runner_image:$version" "$context" >/dev/null
+size="$(docker image inspect -f '{{.Size}}' "$runner_image:latest")"
+echo "build.sh: built $runner_image:latest ($runner_image:$version) FROM $runner_base, $((size / 1024)) KiB, in $(($(date +%s) - start)) s"

@@ -41,6 +41,12 @@ variable "step_sudo" {
   description = "Let build steps (the burst user) use passwordless sudo. Off by default: a step that becomes root can lift the metadata-service block and read the launch user-data."
 }
 
+variable "actions_runner_tarball" {
+  type        = string
+  default     = ""
+  description = "An actions-runner-linux-x64-*.tar.gz to unpack into /opt/actions-runner, for ephemeral GitHub Actions runners (docs/github-actions.md); \"\" = no runner."
+}
+
 variable "ami_name_prefix" {
   type    = string
   default = "burst-worker-linux"
@@ -90,9 +96,16 @@ build {
     destination = "/tmp/burst-worker.service"
   }
 
+  # A file provisioner cannot be skipped by a variable: without a runner it
+  # uploads install.sh in its place, which install.sh deletes.
+  provisioner "file" {
+    source      = var.actions_runner_tarball != "" ? var.actions_runner_tarball : "${path.root}/install.sh"
+    destination = "/tmp/actions-runner.tar.gz"
+  }
+
   provisioner "shell" {
     script           = "${path.root}/install.sh"
-    environment_vars = ["STEP_SUDO=${var.step_sudo ? 1 : 0}"]
+    environment_vars = ["STEP_SUDO=${var.step_sudo ? 1 : 0}", "ACTIONS_RUNNER=${length(var.actions_runner_tarball) > 0 ? 1 : 0}"]
     execute_command  = "sudo {{ .Vars }} sh -eu '{{ .Path }}'"
   }
 }

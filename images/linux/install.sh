@@ -30,5 +30,26 @@ else
   rm -f /etc/sudoers.d/burst
 fi
 
+# The optional GitHub Actions runner (packer variable actions_runner_tarball,
+# docs/github-actions.md): a runner build's step runs it as the step user,
+# and it writes _diag/ and _work/ into its directory, so burst owns it.
+# Without one, packer uploaded a stand-in file, deleted below.
+if [ "${ACTIONS_RUNNER:-0}" = 1 ]; then
+  rm -rf /opt/actions-runner
+  install -d -m 0755 /opt/actions-runner
+  tar -xzf /tmp/actions-runner.tar.gz -C /opt/actions-runner
+  if [ ! -x /opt/actions-runner/run.sh ]; then
+    echo "install.sh: no run.sh at the top of actions_runner_tarball: pass the actions-runner-linux-x64-*.tar.gz release" >&2
+    exit 1
+  fi
+  # The .NET runner's libraries (libicu, OpenSSL, Kerberos, ...), by apt
+  # or dnf, when the tarball ships the runner's script for them.
+  if [ -f /opt/actions-runner/bin/installdependencies.sh ]; then
+    (cd /opt/actions-runner/bin && bash ./installdependencies.sh)
+  fi
+  chown -R burst:burst /opt/actions-runner
+fi
+rm -f /tmp/actions-runner.tar.gz
+
 # Instances from this image must run their own user-data at first boot.
 cloud-init clean --logs

@@ -47,6 +47,12 @@ variable "nssm_sha256" {
   description = "SHA-256 of the archive at nssm_url, checked before it is used."
 }
 
+variable "actions_runner_zip" {
+  type        = string
+  default     = ""
+  description = "An actions-runner-win-x64-*.zip to unpack into C:\\actions-runner, for ephemeral GitHub Actions runners (docs/github-actions.md); \"\" = no runner."
+}
+
 variable "ami_name_prefix" {
   type    = string
   default = "burst-worker-windows"
@@ -96,9 +102,16 @@ build {
     destination = "C:\\Windows\\Temp\\burst-worker.exe"
   }
 
+  # A file provisioner cannot be skipped by a variable: without a runner it
+  # uploads install.ps1 in its place, which install.ps1 deletes.
+  provisioner "file" {
+    source      = var.actions_runner_zip != "" ? var.actions_runner_zip : "${path.root}/install.ps1"
+    destination = "C:\\Windows\\Temp\\actions-runner.zip"
+  }
+
   provisioner "powershell" {
     script           = "${path.root}/install.ps1"
-    environment_vars = ["NSSM_URL=${var.nssm_url}", "NSSM_SHA256=${var.nssm_sha256}"]
+    environment_vars = ["NSSM_URL=${var.nssm_url}", "NSSM_SHA256=${var.nssm_sha256}", "ACTIONS_RUNNER=${length(var.actions_runner_zip) > 0 ? 1 : 0}"]
   }
 
   # EC2Launch v2 runs the next instance's user-data at its first boot.

@@ -36,3 +36,19 @@ Copy-Item $nssmExe.FullName $nssm -Force
 & $nssm set burst-worker AppStdout 'C:\burst\worker.log'
 & $nssm set burst-worker AppStderr 'C:\burst\worker.log'
 Get-Service -Name burst-worker | Format-List Name, Status, StartType
+
+# The optional GitHub Actions runner (packer variable actions_runner_zip,
+# docs/github-actions.md). Steps run as the service's account (LocalSystem,
+# NSSM's default), which may write the _diag and _work folders the runner
+# makes here.
+# Without one, packer uploaded a stand-in file, deleted below.
+$runnerZip = 'C:\Windows\Temp\actions-runner.zip'
+if ($env:ACTIONS_RUNNER -eq '1') {
+  $runnerDir = 'C:\actions-runner'
+  if (Test-Path $runnerDir) { Remove-Item -Recurse -Force $runnerDir }
+  Expand-Archive -Path $runnerZip -DestinationPath $runnerDir -Force
+  if (-not (Test-Path (Join-Path $runnerDir 'run.cmd'))) {
+    throw 'no run.cmd at the top of actions_runner_zip: pass the actions-runner-win-x64-*.zip release'
+  }
+}
+Remove-Item -Force $runnerZip -ErrorAction SilentlyContinue

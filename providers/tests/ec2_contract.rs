@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use burst_providers::ec2::contract::*;
 use burst_providers::ec2::{placeholders, template, Platform};
-use hcl::eval::{Context, Evaluate};
+use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use hcl::{Block, Body, Expression, Value};
 
 fn repo() -> PathBuf {
@@ -303,6 +303,145 @@ fn packer_images_require_imdsv2() {
             "{rel}: no build block"
         );
     }
+}
+
+/// Packer's `length`, for a string: what the images' runner switch calls.
+fn length(args: FuncArgs) -> Result<Value, String> {
+    args[0]
+        .as_str()
+        .map(|s| Value::from(s.chars().count()))
+        .ok_or_else(|| "length: expected a string".to_owned())
+}
+
+/// `var.NAME` for the given packer variables, `path.root` = "ROOT" and
+/// `length`.
+fn packer_context(vars: &[(&str, Value)]) -> Context<'static> {
+    let var: hcl::Map<String, Value> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let path: hcl::Map<String, Value> = [("root".to_owned(), Value::from("ROOT"))]
+        .into_iter()
+        .collect();
+    let mut ctx = Context::new();
+    ctx.declare_var("var", Value::Object(var));
+    ctx.declare_var("path", Value::Object(path));
+    ctx.declare_func(
+        "length",
+        FuncDef::builder().param(ParamType::String).build(length),
+    );
+    ctx
+}
+
+#[test]
+fn packer_images_install_the_actions_runner_only_when_asked() {
+    let master_defaults = read("master/src/config/github.rs");
+    for (rel, variable, upload, script, runner_dir, others) in [
+        (
+            "images/linux/burst-worker.pkr.hcl",
+            "actions_runner_tarball",
+            "/tmp/actions-runner.tar.gz",
+            "install.sh",
+            "/opt/actions-runner",
+            vec![("step_sudo", Value::from(false))],
+        ),
+        (
+            "images/windows/burst-worker.pkr.hcl",
+            "actions_runner_zip",
+            "C:\\Windows\\Temp\\actions-runner.zip",
+            "install.ps1",
+            "C:\\actions-runner",
+            vec![
+                ("nssm_url", Value::from("https://nssm.example/nssm.zip")),
+                ("nssm_sha256", Value::from("00")),
+            ],
+        ),
+    ] {
+        let body = parse(rel);
+        // Off by default: "" installs no runner.
+        let var = blocks(&body, "variable")
+            .find(|b| labels(b) == [variable])
+            .unwrap_or_else(|| panic!("{rel}: no variable {variable:?}"));
+        let default = attr(&var.body, "default")
+            .map(|e| e.evaluate(&Context::new()))
+            .and_then(Result::ok);
+        assert_eq!(default, Some(Value::from("")), "{rel}: {variable}");
+        let build = blocks(&body, "build")
+            .next()
+            .unwrap_or_else(|| panic!("{rel}: no build block"));
+        let provisioners: Vec<&Block> = blocks(&build.body, "provisioner").collect();
+        let plain = Context::new();
+        let uploads = provisioners
+            .iter()
+            .position(|p| {
+                labels(p) == ["file"]
+                    && attr(&p.body, "destination")
+                        .map(|e| e.evaluate(&plain))
+                        .and_then(Result::ok)
+                        == Some(Value::from(upload))
+            })
+            .unwrap_or_else(|| panic!("{rel}: no file provisioner uploading to {upload}"));
+        let script_path = Value::from(format!("ROOT/{script}"));
+        let installs = provisioners
+            .iter()
+            .position(|p| {
+                attr(&p.body, "script")
+                    .map(|e| e.evaluate(&packer_context(&[])))
+                    .and_then(Result::ok)
+                    .as_ref()
+                    == Some(&script_path)
+            })
+            .unwrap_or_else(|| panic!("{rel}: no provisioner running {script}"));
+        assert!(
+            uploads < installs,
+            "{rel}: the runner must be uploaded before {script} runs"
+        );
+        // Unset, a harmless stand-in is uploaded and the script is told
+        // to skip; set, the given file goes up and the script unpacks it.
+        for (given, source, flag) in [
+            ("", format!("ROOT/{script}"), "ACTIONS_RUNNER=0"),
+            (
+                "runner.archive",
+                "runner.archive".to_owned(),
+                "ACTIONS_RUNNER=1",
+            ),
+        ] {
+            let mut vars = others.clone();
+            vars.push((variable, Value::from(given)));
+            let ctx = packer_context(&vars);
+            let uploaded = attr(&provisioners[uploads].body, "source").map(|e| e.evaluate(&ctx));
+            assert_eq!(
+                uploaded.and_then(Result::ok),
+                Some(Value::from(source)),
+                "{rel} with {variable} = {given:?}"
+            );
+            let env = attr(&provisioners[installs].body, "environment_vars")
+                .map(|e| e.evaluate(&ctx))
+                .and_then(Result::ok);
+            let flagged = env
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(flag)));
+            assert!(
+                flagged,
+                "{rel} with {variable} = {given:?}: {env:?} lacks {flag}"
+            );
+        }
+        let install = read(&rel.replace("burst-worker.pkr.hcl", script));
+        for needle in ["ACTIONS_RUNNER", upload, runner_dir] {
+            assert!(install.contains(needle), "{script} lacks {needle}");
+        }
+        // Where the image puts the runner is where the master runs it from.
+        assert!(
+            master_defaults.contains(&format!("{runner_dir:?}.into()")),
+            "the master's default runner dir is not {runner_dir}"
+        );
+    }
+    // The runner writes into its directory, as the step user.
+    let install = read("images/linux/install.sh");
+    assert!(install.contains(&format!(
+        "chown -R {LINUX_STEP_USER}:{LINUX_STEP_USER} /opt/actions-runner"
+    )));
 }
 
 #[test]

@@ -16,6 +16,7 @@ use super::lost::{settle_cancelled_attempt, settle_interrupted_attempt, settle_l
 use super::reason::StopReason;
 use super::runner_jit::JitTake;
 use super::secrets::add_secrets;
+use super::state::step_parts;
 use super::worker::WorkerState;
 use crate::logs::{session_owner, StepRunId};
 use crate::model::{
@@ -313,13 +314,12 @@ impl Scheduler {
 
     /// Sends step `index` of a running build to its worker.
     pub(super) async fn run_step(&mut self, id: BuildId, index: u32) {
-        let (Some(build), Some(run)) = (
-            self.state.builds.get_mut(&id),
-            self.state.running.get_mut(&id),
+        let Some((build, run, worker)) = step_parts(
+            &mut self.state.builds,
+            &mut self.state.running,
+            &self.state.workers,
+            id,
         ) else {
-            return;
-        };
-        let Some(worker) = self.state.workers.get(&run.worker_id) else {
             return;
         };
         let Some(spec) = build.steps.get(index as usize) else {
@@ -333,23 +333,23 @@ impl Scheduler {
             attempt: run.attempt,
             index,
         };
-        let stdin = match &spec.runner {
+        let stdin = match spec.runner.clone() {
             None => Vec::new(),
             Some(runner) => {
-                let (runner, worker_id) = (runner.clone(), run.worker_id.clone());
+                let worker_id = run.worker_id.clone();
                 match self.take_jit(step_id, &runner, &worker_id) {
                     JitTake::Send(stdin) => stdin,
                     JitTake::Wait => return,
                 }
             }
         };
-        let (Some(build), Some(run)) = (
-            self.state.builds.get_mut(&id),
-            self.state.running.get_mut(&id),
+        // Looked up again: asking for a JIT config needed the whole actor.
+        let Some((build, run, worker)) = step_parts(
+            &mut self.state.builds,
+            &mut self.state.running,
+            &self.state.workers,
+            id,
         ) else {
-            return;
-        };
-        let Some(worker) = self.state.workers.get(&run.worker_id) else {
             return;
         };
         let Some(spec) = build.steps.get(index as usize) else {

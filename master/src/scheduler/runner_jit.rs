@@ -78,24 +78,16 @@ impl Scheduler {
         }
         let tx = self.events_tx.clone();
         let worker_id = worker_id.to_owned();
-        let Some(source) = self.jit.source.clone() else {
-            let result =
-                Err("this master has no [github] section to get a runner config from".to_owned());
-            tokio::spawn(async move {
-                let _ = tx
-                    .send(Event::Jit {
-                        step,
-                        worker_id,
-                        result,
-                    })
-                    .await;
-            });
-            return JitTake::Wait;
-        };
+        let source = self.jit.source.clone();
         let runner = runner.clone();
         tracing::info!(step = %step, worker = %worker_id, "asking for a GitHub runner config");
         tokio::spawn(async move {
-            let result = source.jit_config(&runner, step.build, &worker_id).await;
+            let result = match source {
+                Some(source) => source.jit_config(&runner, step.build, &worker_id).await,
+                None => {
+                    Err("this master has no [github] section to get a runner config from".into())
+                }
+            };
             let _ = tx
                 .send(Event::Jit {
                     step,

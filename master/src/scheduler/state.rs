@@ -80,3 +80,17 @@ impl State {
             .collect()
     }
 }
+
+/// A running build, its bookkeeping and its worker, borrowed together
+/// (from `State`'s fields, so its settings stay readable meanwhile).
+pub fn step_parts<'a>(
+    builds: &'a mut HashMap<BuildId, Build>,
+    running: &'a mut HashMap<BuildId, Running>,
+    workers: &'a BTreeMap<String, Worker>,
+    id: BuildId,
+) -> Option<(&'a mut Build, &'a mut Running, &'a Worker)> {
+    let build = builds.get_mut(&id)?;
+    let run = running.get_mut(&id)?;
+    let worker = workers.get(&run.worker_id)?;
+    Some((build, run, worker))
+}
