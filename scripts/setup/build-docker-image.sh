@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# The worker image the Docker provider tests run: burst-worker:latest.
+# The worker images the Docker provider tests run: burst-worker:latest, and
+# burst-worker-runner:latest with the tests' fake actions runner in
+# /opt/actions-runner (images/docker/Dockerfile.runner; the GitHub runner
+# tests on a Docker pool). One cargo build serves both.
 set -euo pipefail
 export BURST_PROFILE="${BURST_PROFILE:-ci}"
-exec "$(dirname "$0")/../../images/docker/build.sh"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+exec "$root/images/docker/build.sh" --runner "$root/tests/fixtures/fake-runner"

@@ -66,6 +66,53 @@ pub fn require_docker_and_image() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The worker image with the tests' fake actions runner in
+/// /opt/actions-runner: `images/docker/build.sh --runner
+/// tests/fixtures/fake-runner` (scripts/setup/build-docker-image.sh) builds
+/// it as `<image()>-runner:latest`.
+pub fn runner_image() -> String {
+    let base = image();
+    let name = base.split(':').next().unwrap_or(&base);
+    format!("{name}-runner:latest")
+}
+
+/// Fails, naming the setup step, unless the engine answers and has both
+/// [`image()`] and [`runner_image()`].
+pub fn require_docker_and_runner_image() -> anyhow::Result<()> {
+    require_docker_and_image()?;
+    let image = runner_image();
+    docker(&["image", "inspect", "--format", "{{.Id}}", &image]).map_err(|e| {
+        anyhow!("image {image} missing ({e}): run scripts/setup/build-docker-image.sh")
+    })?;
+    Ok(())
+}
+
+/// The default bridge's gateway: the host's address as containers on it
+/// see it. The engine leaves `Gateway` empty on some setups; then it is the
+/// subnet's first address, as the engine assigns it.
+pub fn bridge_gateway() -> anyhow::Result<std::net::IpAddr> {
+    let out = docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}} {{.Subnet}}{{end}}",
+    ])?;
+    let mut parts = out.split_whitespace();
+    let (first, second) = (parts.next().unwrap_or(""), parts.next());
+    if let (Ok(ip), Some(_)) = (first.parse(), second) {
+        return Ok(ip);
+    }
+    // Only a subnet was printed.
+    let subnet = second.unwrap_or(first);
+    let net = subnet
+        .split('/')
+        .next()
+        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .with_context(|| format!("no gateway or IPv4 subnet in the bridge network: {out:?}"))?;
+    Ok(std::net::Ipv4Addr::from(u32::from(net) + 1).into())
+}
+
 /// Ids of the containers (running or not) carrying `io.burst.pool=POOL`.
 pub fn pool_containers(pool: &str) -> anyhow::Result<Vec<String>> {
     let out = docker(&[

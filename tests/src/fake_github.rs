@@ -116,6 +116,8 @@ struct Inner {
     hook: Option<(String, String)>,
     /// `queued` deliveries are dropped (a lost webhook).
     lose_queued: bool,
+    /// Runners get no job while set (GitHub has not assigned one yet).
+    hold_jobs: bool,
     /// Every delivery sent: (delivery id, action, job id, body).
     deliveries: Vec<(String, String, u64, Vec<u8>)>,
     /// The URL the JIT configs tell the fake runner to call.
@@ -164,6 +166,17 @@ impl FakeGithub {
                 "/repos/{owner}/{repo}/actions/runners/{id}",
                 delete(delete_runner),
             )
+            .route(
+                "/orgs/{org}/actions/runners/generate-jitconfig",
+                post(generate_org_jitconfig),
+            )
+            .route("/orgs/{org}/actions/runners", get(list_runners))
+            .route(
+                "/orgs/{org}/actions/runners/{id}",
+                delete(delete_org_runner),
+            )
+            .route("/orgs/{org}/repos", get(org_repos))
+            .route("/installation/repositories", get(installation_repos))
             .route("/repos/{owner}/{repo}/actions/runs", get(list_runs))
             .route(
                 "/repos/{owner}/{repo}/actions/runs/{run}/jobs",
@@ -201,6 +214,11 @@ impl FakeGithub {
     }
 
     /// Drops (true) or sends (false) the `queued` webhooks from now on.
+    /// While `hold`, online runners are given no job.
+    pub fn hold_jobs(&self, hold: bool) {
+        self.with(|i| i.hold_jobs = hold);
+    }
+
     pub fn lose_queued_webhooks(&self, lose: bool) {
         self.with(|i| i.lose_queued = lose);
     }
@@ -212,9 +230,21 @@ impl FakeGithub {
 
     /// Queues a job (its own workflow run) and sends the `queued` webhook.
     pub async fn queue_job(&self, labels: &[&str], seconds: f64, exit: i32) -> u64 {
+        self.queue_job_in(None, labels, seconds, exit).await
+    }
+
+    /// A job in workflow run `run` (one of an earlier job's), or in a new
+    /// run when `None`.
+    pub async fn queue_job_in(
+        &self,
+        run: Option<u64>,
+        labels: &[&str],
+        seconds: f64,
+        exit: i32,
+    ) -> u64 {
         let job = self.with(|i| {
             i.next_id += 1;
-            let run_id = i.next_id;
+            let run_id = run.unwrap_or(i.next_id);
             i.next_id += 1;
             let job = FakeJob {
                 id: i.next_id,
@@ -350,6 +380,30 @@ impl FakeGithub {
         // GitHub does not retry a failed delivery by itself: a test that
         // needs one calls `redeliver_last`.
         let _ = self.post_hook(&id, body).await;
+    }
+
+    /// The `ping` an App's webhook sends when it is set up, signed with
+    /// `secret` (the master's, or a wrong one): the answer's status.
+    pub async fn ping(&self, secret: &str) -> anyhow::Result<u16> {
+        let Some((url, _)) = self.with(|i| i.hook.clone()) else {
+            anyhow::bail!("no webhook URL: call deliver_to first");
+        };
+        let body =
+            json!({ "zen": "Keep it logically awesome.", "hook_id": 1, "hook": { "type": "App" } })
+                .to_string()
+                .into_bytes();
+        let signature = burst_master::triggers::github_signature(secret, &body);
+        let answer = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-github-event", "ping")
+            .header("x-github-delivery", "fake-ping")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await?;
+        Ok(answer.status().as_u16())
     }
 
     async fn post_hook(&self, id: &str, body: Vec<u8>) -> anyhow::Result<u16> {
@@ -512,7 +566,53 @@ async fn generate_jitconfig(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    let known = fake.with(|i| format!("{owner}/{repo}") == i.repo);
+    jit_for(&fake, known, &headers, &body)
+}
+
+/// `POST /orgs/{org}/actions/runners/generate-jitconfig`: the org owns the
+/// fake's repository.
+async fn generate_org_jitconfig(
+    State(fake): State<FakeGithub>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let known = fake.with(|i| i.repo.split('/').next() == Some(org.as_str()));
+    jit_for(&fake, known, &headers, &body)
+}
+
+/// The organization's repositories (a token's listing).
+async fn org_repos(
+    State(fake): State<FakeGithub>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    let repo = fake.with(|i| i.repo.clone());
+    if repo.split('/').next() != Some(org.as_str()) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    Json(json!([{ "id": 1, "full_name": repo, "private": true }])).into_response()
+}
+
+/// The repositories an App's installation may use.
+async fn installation_repos(State(fake): State<FakeGithub>, headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    let repo = fake.with(|i| i.repo.clone());
+    Json(json!({
+        "total_count": 1,
+        "repositories": [{ "id": 1, "full_name": repo, "private": true }],
+    }))
+    .into_response()
+}
+
+fn jit_for(fake: &FakeGithub, known: bool, headers: &HeaderMap, body: &Value) -> Response {
+    if !authorized(headers) {
         return error(StatusCode::UNAUTHORIZED, "Bad credentials");
     }
     let name = body["name"].as_str().unwrap_or("").to_owned();
@@ -529,7 +629,7 @@ async fn generate_jitconfig(
         return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
     }
     let made = fake.with(|i| {
-        if format!("{owner}/{repo}") != i.repo {
+        if !known {
             return Err((StatusCode::NOT_FOUND, "Not Found"));
         }
         if i.runners.values().any(|r| r.name == name) {
@@ -594,8 +694,28 @@ async fn delete_runner(
     headers: HeaderMap,
     Path((_, _, id)): Path<(String, String, u64)>,
 ) -> Response {
-    if !authorized(&headers) {
+    remove_runner(&fake, &headers, id)
+}
+
+async fn delete_org_runner(
+    State(fake): State<FakeGithub>,
+    headers: HeaderMap,
+    Path((_, id)): Path<(String, u64)>,
+) -> Response {
+    remove_runner(&fake, &headers, id)
+}
+
+fn remove_runner(fake: &FakeGithub, headers: &HeaderMap, id: u64) -> Response {
+    if !authorized(headers) {
         return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    // GitHub refuses to remove a runner that is running a job.
+    let busy = fake.with(|i| i.runners.get(&id).map(|r| (r.busy, r.name.clone())));
+    if let Some((true, name)) = busy {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("Bad request - Runner \"{name}\" is still running a job"),
+        );
     }
     match fake.with(|i| i.runners.remove(&id)) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
@@ -613,10 +733,25 @@ async fn list_runs(
     }
     let status = q.get("status").cloned();
     let runs: Vec<Value> = fake.with(|i| {
-        i.jobs
-            .values()
-            .filter(|j| status.as_deref().is_none_or(|s| s == j.status))
-            .map(|j| json!({ "id": j.run_id, "status": j.status, "name": "ci" }))
+        // A run is queued until one of its jobs starts, and completed when
+        // all of them are.
+        let mut runs: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+        for j in i.jobs.values() {
+            runs.entry(j.run_id).or_default().push(&j.status);
+        }
+        runs.into_iter()
+            .map(|(id, jobs)| {
+                let run_status = if jobs.iter().all(|s| *s == "queued") {
+                    "queued"
+                } else if jobs.iter().all(|s| *s == "completed") {
+                    "completed"
+                } else {
+                    "in_progress"
+                };
+                (id, run_status)
+            })
+            .filter(|(_, st)| status.as_deref().is_none_or(|s| s == *st))
+            .map(|(id, st)| json!({ "id": id, "status": st, "name": "ci" }))
             .collect()
     });
     Json(json!({ "total_count": runs.len(), "workflow_runs": runs })).into_response()
@@ -652,6 +787,9 @@ async fn runner_start(State(fake): State<FakeGithub>, body: Bytes) -> Response {
             .find(|r| r.jit == jit && !jit.is_empty())?;
         runner.status = "online".into();
         if runner.busy {
+            return Some(None);
+        }
+        if i.hold_jobs {
             return Some(None);
         }
         let labels = runner.labels.clone();

@@ -274,12 +274,23 @@ impl GithubApi {
             jobs: Vec<Job>,
         }
         let account = repo.split_once('/').map_or(repo, |(o, _)| o);
-        let path = format!("repos/{repo}/actions/runs?status=queued&per_page=100");
-        let runs: Option<Runs> = self
-            .call("list_runs", Method::GET, &path, account, None)
-            .await?;
+        // A run stays queued until its first job starts; its other jobs
+        // (a matrix waiting for runners) are queued in an in_progress run.
+        let mut run_ids = std::collections::BTreeSet::new();
+        for status in ["queued", "in_progress"] {
+            let path = format!("repos/{repo}/actions/runs?status={status}&per_page=100");
+            let runs: Option<Runs> = self
+                .call("list_runs", Method::GET, &path, account, None)
+                .await?;
+            run_ids.extend(
+                runs.map(|r| r.workflow_runs)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| r.id),
+            );
+        }
         let mut queued = Vec::new();
-        for run in runs.map(|r| r.workflow_runs).unwrap_or_default() {
+        for run in run_ids.into_iter().map(|id| Run { id }) {
             let path = format!("repos/{repo}/actions/runs/{}/jobs?per_page=100", run.id);
             let jobs: Option<Jobs> = self
                 .call("list_jobs", Method::GET, &path, account, None)

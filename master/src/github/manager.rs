@@ -67,6 +67,8 @@ pub struct RunnerManager {
     pub(super) jit_window: Mutex<JitWindow>,
     /// Runner id -> when reconcile first saw it offline.
     pub(super) offline_since: Mutex<BTreeMap<u64, Instant>>,
+    /// Runner id -> when reconcile first saw it idle with no job left.
+    pub(super) idle_since: Mutex<BTreeMap<u64, Instant>>,
 }
 
 /// `burst-<worker id>-b<build id>`: unique (worker ids are), and tells
@@ -105,6 +107,7 @@ impl RunnerManager {
             serial: tokio::sync::Mutex::new(()),
             jit_window: Mutex::new(JitWindow::new(per_minute)),
             offline_since: Mutex::new(BTreeMap::new()),
+            idle_since: Mutex::new(BTreeMap::new()),
         }
     }
 

@@ -1,7 +1,10 @@
 //! Reconcile, because webhooks get lost: at start and every
 //! `reconcile_interval`, cover each queued job that has no runner build,
 //! and remove the registrations of runners named by this master whose
-//! worker is gone, or that have been offline for `offline_runner_timeout`.
+//! worker is gone, that have been offline for `offline_runner_timeout`, or
+//! that sit idle with no job left for them (their job was cancelled after
+//! they started, or another runner took it): their builds are cancelled,
+//! so their workers go instead of waiting out `job_timeout`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -60,9 +63,11 @@ impl RunnerManager {
             Some(org) => self.api.org_repos(org).await?,
             None => g.repos.clone(),
         };
+        let mut queued = Vec::new();
         for repo in &repos {
             for job in self.api.queued_jobs(repo).await? {
                 pass.queued_seen += 1;
+                queued.push(job.clone());
                 match self.cover(repo, &job).await {
                     Ok(outcome) => {
                         if matches!(outcome, super::manager::JobOutcome::Launched(_)) {
@@ -113,16 +118,34 @@ impl RunnerManager {
                         .remove(&runner.id);
                     None
                 };
+                // Idle with nothing to take, seen so at an earlier pass too:
+                // a runner that has just come up is given one interval.
+                let idle = why.is_none() && !runner.busy && self.jobless(build, &queued).await;
+                let why = why.or_else(|| {
+                    let mut seen = self.idle_since.lock().unwrap_or_else(|p| p.into_inner());
+                    if !idle {
+                        seen.remove(&runner.id);
+                        return None;
+                    }
+                    let since = *seen.entry(runner.id).or_insert(now);
+                    (since < now).then_some("idle")
+                });
                 let Some(why) = why else { continue };
+                // GitHub refuses to remove a runner that is running a job
+                // (422), so a job taken just now is never cut off.
                 match self.api.delete_runner(scope, runner.id).await {
                     Ok(()) => {
                         pass.removed += 1;
                         self.metrics.github_runner_removed(why);
-                        self.offline_since
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&runner.id);
+                        for map in [&self.offline_since, &self.idle_since] {
+                            map.lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(&runner.id);
+                        }
                         tracing::info!(runner = %runner.name, id = runner.id, %scope, why, "removed a runner registration");
+                        if why == "idle" {
+                            self.cancel_idle(build, &runner.name).await;
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(runner = %runner.name, error = %Chain(&e), "failed to remove a runner registration")
@@ -131,6 +154,56 @@ impl RunnerManager {
             }
         }
         Ok(pass)
+    }
+
+    /// Runner build `build` runs, has taken no job, the job it was launched
+    /// for is no longer queued, and no queued job fits its labels: its
+    /// runner would wait for nothing until `job_timeout`.
+    async fn jobless(&self, build: crate::model::BuildId, queued: &[super::job::Job]) -> bool {
+        let b = match self.store.get_build(build).await {
+            Ok(Some(b)) if b.state == crate::model::BuildState::Running => b,
+            _ => return false,
+        };
+        let Ok(jobs) = self.store.github_jobs_of_build(build).await else {
+            return false;
+        };
+        if jobs.iter().any(|j| j.ran_build == Some(build)) {
+            return false;
+        }
+        let launched_for: BTreeSet<u64> = jobs
+            .iter()
+            .filter(|j| j.launched_build == Some(build))
+            .map(|j| j.job_id as u64)
+            .collect();
+        // The labels its runner registered with; unreadable: any job fits.
+        let labels = b
+            .steps
+            .iter()
+            .find_map(|s| s.runner.as_ref())
+            .map(|r| &r.labels);
+        !queued.iter().any(|q| {
+            launched_for.contains(&q.id)
+                || labels.is_none_or(|l| {
+                    q.labels
+                        .iter()
+                        .all(|want| l.iter().any(|have| have.eq_ignore_ascii_case(want)))
+                })
+        })
+    }
+
+    /// Cancels the build of an idle runner whose registration is gone.
+    async fn cancel_idle(&self, build: crate::model::BuildId, runner: &str) {
+        match self.scheduler.cancel(build).await {
+            Ok(state) => tracing::info!(
+                build,
+                runner,
+                ?state,
+                "cancelled the build of a runner that was idle with no job left for it"
+            ),
+            Err(e) => {
+                tracing::warn!(build, runner, error = %Chain(&e), "failed to cancel an idle runner's build")
+            }
+        }
     }
 
     /// The name is ours: its build is a runner build of this master that

@@ -55,7 +55,7 @@ impl GithubFamilies {
         );
         r.register(
             "github_runners_removed",
-            "Runner registrations removed by reconcile (orphan, offline)",
+            "Runner registrations removed by reconcile (orphan, offline, idle)",
             self.runners_removed.clone(),
         );
         self.remaining.set(-1);

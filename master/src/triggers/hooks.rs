@@ -169,6 +169,9 @@ async fn github_hook(ext: Option<Extension<Hooks>>, req: Request) -> Response {
         .find(|(_, secret)| github_valid(secret, &body, signature))
         .map(|(s, _)| *s)
     else {
+        if let Some(r) = runner_app_event(&hooks, &headers, signature, &body) {
+            return r;
+        }
         hooks.metrics.hook_refused("github", "bad_signature");
         return refuse(
             &asked,
@@ -227,6 +230,34 @@ async fn gitlab_hook(ext: Option<Extension<Hooks>>, req: Request) -> Response {
         header(&headers, "idempotency-key").or_else(|| header(&headers, "x-gitlab-event-uuid"));
     let parsed = gitlab::parse(&source.name, event, &body);
     act(&hooks, &asked, source, delivery, parsed).await
+}
+
+/// Another event signed with `[github] webhook_secret`: a GitHub App's
+/// webhook also sends `ping` when it is set up, and installation events.
+/// They are authentic, so they are answered (200 `pong`, or 202 `ignored`),
+/// not refused; none of them launches anything. `None`: not signed so.
+fn runner_app_event(
+    hooks: &Hooks,
+    headers: &HeaderMap,
+    signature: &str,
+    body: &[u8],
+) -> Option<Response> {
+    let config = hooks.config.get();
+    let g = config.github.as_ref()?;
+    let secret = config.secret_values.get(&g.webhook_secret)?;
+    if !github_valid(secret, body, signature) {
+        return None;
+    }
+    let event = header(headers, "x-github-event").unwrap_or("");
+    tracing::info!(event, "GitHub App event needs nothing");
+    Some(if event == "ping" {
+        answer(StatusCode::OK, json!({ "status": "pong" }))
+    } else {
+        answer(
+            StatusCode::ACCEPTED,
+            json!({ "status": "ignored", "event": event }),
+        )
+    })
 }
 
 /// The delivery-id namespace of `workflow_job` deliveries.
