@@ -881,3 +881,30 @@ async fn github_runner_org_runners_with_a_token() -> anyhow::Result<()> {
 async fn github_runner_org_runners_with_an_app() -> anyhow::Result<()> {
     org_runners(true).await
 }
+
+/// A job that fails is the job's failure: its record says so, next to a
+/// runner build that succeeded (the runner did its work).
+#[tokio::test]
+async fn github_runner_failed_job_is_recorded_with_its_conclusion() -> anyhow::Result<()> {
+    let rig = Rig::start(On::Local, 5, "").await?;
+    let (master, fake) = (&rig.master, &rig.fake);
+    let job = fake.queue_job(LABELS, 0.2, 1).await;
+    wait_job_done(fake, job)
+        .await
+        .map_err(|e| with_logs(e, master, fake))?;
+    let id = runner_builds(master).await?[0]["id"].as_i64().unwrap_or(0);
+    let build = master.wait_build(id, WAIT).await?;
+    assert_eq!(build.state.as_str(), "succeeded", "{build:?}");
+    let detail = master.build_json(id).await?;
+    assert_eq!(
+        detail["github_jobs"][0]["conclusion"], "failure",
+        "{detail}"
+    );
+    assert_eq!(detail["github_jobs"][0]["ran_build"].as_i64(), Some(id));
+    let page = master.ui_get(&format!("/builds/{id}")).await?;
+    assert!(
+        page.contains(": failure"),
+        "the build page shows the job's conclusion:\n{page}"
+    );
+    rig.wait_nothing_left().await
+}
