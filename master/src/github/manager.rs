@@ -27,6 +27,19 @@ use crate::store::Store;
 const KEY_SCOPE: &str = ":github";
 /// The step's name in the build.
 pub const RUNNER_STEP: &str = "runner";
+/// A runner build's parameter: which launch for its job it is (absent: the first).
+const LAUNCH_PARAM: &str = "GITHUB_RUNNER_LAUNCH";
+/// Runner builds launched for one job, at most: a job still queued after
+/// this many ended without running it waits for someone to look.
+pub const MAX_LAUNCHES: u32 = 3;
+
+/// Which launch for its job runner build `b` was.
+fn launch_number(b: &crate::model::Build) -> u32 {
+    b.params
+        .get(LAUNCH_PARAM)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
 
 /// What one job event did, for the webhook's answer and the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,11 +161,36 @@ impl RunnerManager {
         };
         let _serial = self.serial.lock().await;
         let known = self.job_record(job.id).await?;
+        let mut launch = 1;
         if let Some(build) = known.as_ref().and_then(|k| k.launched_build) {
-            return Ok(JobOutcome::Duplicate(build));
+            // Still queued on GitHub: a runner build that ended without
+            // running it (its runner failed, or was removed) is followed by
+            // another, up to MAX_LAUNCHES.
+            let ended = match self.store.get_build(build).await {
+                Ok(Some(b)) if b.state.is_finished() => Some(launch_number(&b)),
+                Ok(_) => None,
+                Err(e) => return Err(format!("failed to read build {build}: {}", Chain(&e))),
+            };
+            let ran = known.as_ref().is_some_and(|k| k.ran_build.is_some());
+            match ended {
+                Some(n) if !ran && n < MAX_LAUNCHES => launch = n + 1,
+                Some(n) if !ran => {
+                    tracing::warn!(job = job.id, repo, build, "GitHub job still queued after {n} runner builds ended without running it; launching no more");
+                    return Ok(JobOutcome::Duplicate(build));
+                }
+                _ => return Ok(JobOutcome::Duplicate(build)),
+            }
         }
-        let build = runner_build(&g, entry, repo, job, self.config.get().master.build_retries);
-        let key = IdempotencyKey::new(KEY_SCOPE, &format!("job-{}", job.id), &job.id);
+        let mut build = runner_build(&g, entry, repo, job, self.config.get().master.build_retries);
+        let name = if launch == 1 {
+            format!("job-{}", job.id)
+        } else {
+            build
+                .params
+                .insert(LAUNCH_PARAM.to_owned(), launch.to_string());
+            format!("job-{}-launch-{launch}", job.id)
+        };
+        let key = IdempotencyKey::new(KEY_SCOPE, &name, &job.id);
         let id = match self.scheduler.submit_once(vec![build], Some(key)).await {
             Ok(Submitted::New(ids)) => ids.first().copied(),
             Ok(Submitted::Replayed { builds, .. }) => {

@@ -143,8 +143,9 @@ impl RunnerManager {
                                 .remove(&runner.id);
                         }
                         tracing::info!(runner = %runner.name, id = runner.id, %scope, why, "removed a runner registration");
-                        if why == "idle" {
-                            self.cancel_idle(build, &runner.name).await;
+                        // Its worker runs nothing useful without it.
+                        if why != "orphan" {
+                            self.cancel_runner_build(build, &runner.name, why).await;
                         }
                     }
                     Err(e) => {
@@ -191,14 +192,17 @@ impl RunnerManager {
         })
     }
 
-    /// Cancels the build of an idle runner whose registration is gone.
-    async fn cancel_idle(&self, build: crate::model::BuildId, runner: &str) {
+    /// Cancels the build of a runner whose registration was removed
+    /// (idle with no job left, or offline too long); a finished build stays
+    /// as it is.
+    async fn cancel_runner_build(&self, build: crate::model::BuildId, runner: &str, why: &str) {
         match self.scheduler.cancel(build).await {
             Ok(state) => tracing::info!(
                 build,
                 runner,
+                why,
                 ?state,
-                "cancelled the build of a runner that was idle with no job left for it"
+                "cancelled the build of a runner whose registration was removed"
             ),
             Err(e) => {
                 tracing::warn!(build, runner, error = %Chain(&e), "failed to cancel an idle runner's build")

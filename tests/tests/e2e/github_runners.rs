@@ -360,12 +360,16 @@ pub(crate) async fn one_job(master: &Master, fake: &FakeGithub) -> anyhow::Resul
 /// A failed wait, with what the runner builds printed and the master's log
 /// tail: a runner that cannot start says why there.
 fn with_logs(e: anyhow::Error, master: &Master, fake: &FakeGithub) -> anyhow::Error {
+    let calls = fake.calls();
+    let last: Vec<String> = calls
+        .iter()
+        .skip(calls.len().saturating_sub(20))
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
     e.context(format!(
-        "fake GitHub calls: {:?}\nmaster log:\n{}",
-        fake.calls()
-            .iter()
-            .map(|c| format!("{} {}", c.method, c.path))
-            .collect::<Vec<_>>(),
+        "fake GitHub's last {} of {} calls: {last:?}\nmaster log:\n{}",
+        last.len(),
+        calls.len(),
         master.log_tail()
     ))
 }
@@ -905,6 +909,47 @@ async fn github_runner_failed_job_is_recorded_with_its_conclusion() -> anyhow::R
     assert!(
         page.contains(": failure"),
         "the build page shows the job's conclusion:\n{page}"
+    );
+    rig.wait_nothing_left().await
+}
+
+/// A runner that never comes online (a broken image, say) is removed once
+/// it has been offline for `offline_runner_timeout`, and its build is
+/// cancelled. The job is still queued, so another runner build follows,
+/// up to three; then burst stops launching for it and says so.
+#[tokio::test]
+async fn github_runner_offline_runner_is_removed_and_the_job_relaunched_at_most_thrice(
+) -> anyhow::Result<()> {
+    let extra = r#"reconcile_interval = "1s"
+offline_runner_timeout = "2s"
+runner_command = "exec sleep 60""#;
+    let rig = Rig::start(On::Local, 5, extra).await?;
+    let (master, fake) = (&rig.master, &rig.fake);
+    let job = fake.queue_job(LABELS, 0.2, 0).await;
+    wait::until_true("burst to stop launching for the job", WAIT, || {
+        master
+            .log()
+            .contains("runner builds ended without running it; launching no more")
+    })
+    .await
+    .map_err(|e| with_logs(e, master, fake))?;
+    let builds = runner_builds(master).await?;
+    assert_eq!(builds.len(), 3, "three launches, no more: {builds:?}");
+    for b in &builds {
+        let id = b["id"].as_i64().unwrap_or(0);
+        let build = master.wait_build(id, WAIT).await?;
+        assert_eq!(build.state.as_str(), "cancelled", "{build:?}");
+    }
+    assert_eq!(fake.calls_to("generate-jitconfig").len(), 3);
+    let metrics = master.metrics().await?;
+    assert!(
+        metrics.contains(r#"burst_github_runners_removed_total{outcome="offline"} 3"#),
+        "{metrics}"
+    );
+    assert_eq!(
+        fake.job(job).map(|j| j.status).as_deref(),
+        Some("queued"),
+        "nobody ran it"
     );
     rig.wait_nothing_left().await
 }
