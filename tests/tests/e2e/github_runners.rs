@@ -304,6 +304,19 @@ async fn one_job_one_fresh_worker_then_gone(on: On) -> anyhow::Result<()> {
     assert_eq!(instances[0].provider, provider, "{instances:?}");
     if let Some(ec2) = &rig.ec2 {
         assert_eq!(ec2.booter.booted().len(), 1, "one instance booted");
+        // The job's cost: attempt time × the instance's price, beside it.
+        let id = runner_builds(&rig.master).await?[0]["id"]
+            .as_i64()
+            .unwrap_or(0);
+        let detail = rig.master.build_json(id).await?;
+        let cost = detail["estimated_cost"].as_f64().unwrap_or(0.0);
+        assert!(cost > 0.0, "a priced instance costs something: {detail}");
+        assert_eq!(detail["github_jobs"].as_array().map(Vec::len), Some(1));
+        let page = rig.master.ui_get(&format!("/builds/{id}")).await?;
+        assert!(
+            page.contains("Cost (estimate)") && page.contains("GitHub job"),
+            "the build page shows the job and its cost:\n{page}"
+        );
     }
     rig.wait_nothing_left().await
 }
@@ -950,6 +963,73 @@ runner_command = "exec sleep 60""#;
         fake.job(job).map(|j| j.status).as_deref(),
         Some("queued"),
         "nobody ran it"
+    );
+    rig.wait_nothing_left().await
+}
+
+/// GitHub refusing a runner config outright (404: a repository outside the
+/// installation) fails the runner build at once, naming the answer; the
+/// still-queued job is tried again up to three times, then left.
+#[tokio::test]
+async fn github_runner_refused_config_fails_the_build_naming_githubs_answer() -> anyhow::Result<()>
+{
+    let rig = Rig::start(On::Local, 5, r#"reconcile_interval = "1s""#).await?;
+    let (master, fake) = (&rig.master, &rig.fake);
+    fake.fail_next([
+        Fault::status("generate-jitconfig", 404),
+        Fault::status("generate-jitconfig", 404),
+        Fault::status("generate-jitconfig", 404),
+    ]);
+    fake.queue_job(LABELS, 0.2, 0).await;
+    wait::until_true("burst to stop launching for the job", WAIT, || {
+        master
+            .log()
+            .contains("runner builds ended without running it; launching no more")
+    })
+    .await
+    .map_err(|e| with_logs(e, master, fake))?;
+    let builds = runner_builds(master).await?;
+    assert_eq!(builds.len(), 3, "{builds:?}");
+    for b in &builds {
+        let build = master
+            .wait_build(b["id"].as_i64().unwrap_or(0), WAIT)
+            .await?;
+        assert_eq!(build.state.as_str(), "failed", "{build:?}");
+        let reason = build.reason.clone().unwrap_or_default();
+        assert!(
+            reason.contains("404") && reason.contains("runner config"),
+            "the reason names GitHub's answer: {reason}"
+        );
+    }
+    assert_eq!(
+        fake.calls_to("generate-jitconfig").len(),
+        3,
+        "no retries of a 404"
+    );
+    rig.wait_nothing_left().await
+}
+
+/// `max_jit_configs_per_minute = 1`: two jobs at once get their configs a
+/// minute apart, and both run.
+#[tokio::test]
+async fn github_runner_jit_configs_per_minute_are_capped() -> anyhow::Result<()> {
+    let rig = Rig::start(On::Local, 5, "max_jit_configs_per_minute = 1").await?;
+    let (master, fake) = (&rig.master, &rig.fake);
+    let jobs = [
+        fake.queue_job(LABELS, 0.2, 0).await,
+        fake.queue_job(LABELS, 0.2, 0).await,
+    ];
+    for job in jobs {
+        wait_job_done(fake, job)
+            .await
+            .map_err(|e| with_logs(e, master, fake))?;
+    }
+    let calls = fake.calls_to("generate-jitconfig");
+    assert_eq!(calls.len(), 2);
+    let gap = calls[1].at.duration_since(calls[0].at);
+    assert!(
+        gap >= Duration::from_secs(59),
+        "the second config came {gap:?} after the first"
     );
     rig.wait_nothing_left().await
 }
