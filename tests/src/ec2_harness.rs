@@ -32,6 +32,37 @@ pub fn master(endpoint: &str) -> MasterBuilder {
         .rust_log("info,aws=warn")
 }
 
+/// What an EC2 pool's test runs on: moto, a fake IMDS (spot notices), an
+/// EC2 client on moto and the boot harness. Dropped, it kills the booted
+/// instances' processes and moto.
+pub struct Emulator {
+    pub booter: Booter,
+    pub client: Client,
+    pub imds: crate::fake_imds::FakeImds,
+    pub moto: crate::moto::Moto,
+}
+
+impl Emulator {
+    /// Instances get their directories under `dir`; workers poll the IMDS
+    /// every 100 ms.
+    pub async fn start(dir: &Path) -> Result<Emulator> {
+        let moto = crate::moto::Moto::start().await?;
+        let imds = crate::fake_imds::FakeImds::start().await?;
+        let client = crate::moto::ec2_client(&moto.url).await;
+        let booter = Booter::start(
+            client.clone(),
+            &dir.join("instances"),
+            vec![("BURST_IMDS_POLL".into(), "100ms".into())],
+        )?;
+        Ok(Emulator {
+            booter,
+            client,
+            imds,
+            moto,
+        })
+    }
+}
+
 // ---------------------------------------------------------------- booting
 
 struct Booted {

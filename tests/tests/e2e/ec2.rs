@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use burst_e2e::ec2_harness::{self, Booter};
+use burst_e2e::ec2_harness::{self, Booter, Emulator};
 use burst_e2e::fake_imds::FakeImds;
 use burst_e2e::fault_proxy::FaultProxy;
 use burst_e2e::master::last_lines as tail;
-use burst_e2e::moto::{ec2_client, instances_with_tag, Moto};
+use burst_e2e::moto::{instances_with_tag, Moto};
 use burst_e2e::prometheus::sample;
 use burst_e2e::{wait, Master};
 use serde_json::Value;
@@ -94,15 +94,13 @@ env = {{ MARK = "{mark}" }}
 impl Env {
     async fn start(pool: Pool) -> Result<Env> {
         let dir = tempfile::tempdir()?;
-        let moto = Moto::start().await?;
+        let Emulator {
+            booter,
+            client,
+            imds,
+            moto,
+        } = Emulator::start(dir.path()).await?;
         let proxy = FaultProxy::start(&moto.url).await?;
-        let imds = FakeImds::start().await?;
-        let client = ec2_client(&moto.url).await;
-        let booter = Booter::start(
-            client.clone(),
-            &dir.path().join("instances"),
-            vec![("BURST_IMDS_POLL".into(), "100ms".into())],
-        )?;
         let mark = dir.path().join("mark");
         let text = config(&proxy.url, &imds.url, &mark.display().to_string(), &pool);
         let mut builder = ec2_harness::master(&proxy.url)

@@ -13,10 +13,9 @@ use burst_e2e::docker_support::{
     bridge_gateway, pool_containers, require_docker_and_runner_image, runner_image, unique,
     Cleanup, DockerPool,
 };
-use burst_e2e::ec2_harness::{self, Booter};
+use burst_e2e::ec2_harness::{self, Emulator};
 use burst_e2e::fake_github::{FakeGithub, Fault};
-use burst_e2e::fake_imds::FakeImds;
-use burst_e2e::moto::{ec2_client, free_port, instances_with_tag, Moto};
+use burst_e2e::moto::{free_port, instances_with_tag};
 use burst_e2e::{wait, BuildId, Master, MasterBuilder};
 use serde_json::Value;
 
@@ -79,11 +78,8 @@ pub(crate) enum On {
 
 /// What a scenario needs besides the master: its EC2 emulator.
 struct Ec2Parts {
+    emulator: Emulator,
     _dir: tempfile::TempDir,
-    _moto: Moto,
-    _imds: FakeImds,
-    client: aws_sdk_ec2::Client,
-    booter: Booter,
 }
 
 /// A fake GitHub and a master whose one runner entry serves pool `gh` of
@@ -137,14 +133,8 @@ impl Rig {
             On::Ec2 => {
                 let fake = FakeGithub::start_local(REPO).await?;
                 let dir = tempfile::tempdir()?;
-                let moto = Moto::start().await?;
-                let imds = FakeImds::start().await?;
-                let client = ec2_client(&moto.url).await;
-                let booter = Booter::start(
-                    client.clone(),
-                    &dir.path().join("instances"),
-                    vec![("BURST_IMDS_POLL".into(), "100ms".into())],
-                )?;
+                let emulator = Emulator::start(dir.path()).await?;
+                let (moto, imds) = (&emulator.moto, &emulator.imds);
                 let runner = fake_runner_dir().display().to_string();
                 let pool = format!(
                     r#"
@@ -176,11 +166,8 @@ price_per_hour = {{ "t3.micro" = 0.0104 }}
                     .section(&pool)
                     .section(&github_section(&fake, "gh", &runner, extra));
                 let parts = Ec2Parts {
+                    emulator,
                     _dir: dir,
-                    _moto: moto,
-                    _imds: imds,
-                    client,
-                    booter,
                 };
                 (fake, builder, None, Some(parts))
             }
@@ -239,14 +226,15 @@ price_per_hour = {{ "t3.micro" = 0.0104 }}
             On::Ec2 => {
                 let Some(ec2) = &self.ec2 else { return Ok(()) };
                 wait::until("no live instance in moto", WAIT, || async {
-                    let live = instances_with_tag(&ec2.client, "burst:worker-id", LIVE).await?;
+                    let live =
+                        instances_with_tag(&ec2.emulator.client, "burst:worker-id", LIVE).await?;
                     Ok(live.is_empty().then_some(()))
                 })
                 .await?;
                 anyhow::ensure!(
-                    ec2.booter.errors().is_empty(),
+                    ec2.emulator.booter.errors().is_empty(),
                     "boot harness: {:?}",
-                    ec2.booter.errors()
+                    ec2.emulator.booter.errors()
                 );
             }
         }
@@ -303,7 +291,7 @@ async fn one_job_one_fresh_worker_then_gone(on: On) -> anyhow::Result<()> {
     let provider = format!("{on:?}").to_lowercase();
     assert_eq!(instances[0].provider, provider, "{instances:?}");
     if let Some(ec2) = &rig.ec2 {
-        assert_eq!(ec2.booter.booted().len(), 1, "one instance booted");
+        assert_eq!(ec2.emulator.booter.booted().len(), 1, "one instance booted");
         // The job's cost: attempt time × the instance's price, beside it.
         let id = runner_builds(&rig.master).await?[0]["id"]
             .as_i64()
@@ -939,18 +927,9 @@ runner_command = "exec sleep 60""#;
     let rig = Rig::start(On::Local, 5, extra).await?;
     let (master, fake) = (&rig.master, &rig.fake);
     let job = fake.queue_job(LABELS, 0.2, 0).await;
-    wait::until_true("burst to stop launching for the job", WAIT, || {
-        master
-            .log()
-            .contains("runner builds ended without running it; launching no more")
-    })
-    .await
-    .map_err(|e| with_logs(e, master, fake))?;
-    let builds = runner_builds(master).await?;
+    let builds = wait_launches_given_up(master, fake).await?;
     assert_eq!(builds.len(), 3, "three launches, no more: {builds:?}");
-    for b in &builds {
-        let id = b["id"].as_i64().unwrap_or(0);
-        let build = master.wait_build(id, WAIT).await?;
+    for build in &builds {
         assert_eq!(build.state.as_str(), "cancelled", "{build:?}");
     }
     assert_eq!(fake.calls_to("generate-jitconfig").len(), 3);
@@ -981,19 +960,9 @@ async fn github_runner_refused_config_fails_the_build_naming_githubs_answer() ->
         Fault::status("generate-jitconfig", 404),
     ]);
     fake.queue_job(LABELS, 0.2, 0).await;
-    wait::until_true("burst to stop launching for the job", WAIT, || {
-        master
-            .log()
-            .contains("runner builds ended without running it; launching no more")
-    })
-    .await
-    .map_err(|e| with_logs(e, master, fake))?;
-    let builds = runner_builds(master).await?;
+    let builds = wait_launches_given_up(master, fake).await?;
     assert_eq!(builds.len(), 3, "{builds:?}");
-    for b in &builds {
-        let build = master
-            .wait_build(b["id"].as_i64().unwrap_or(0), WAIT)
-            .await?;
+    for build in &builds {
         assert_eq!(build.state.as_str(), "failed", "{build:?}");
         let reason = build.reason.clone().unwrap_or_default();
         assert!(
@@ -1032,4 +1001,28 @@ async fn github_runner_jit_configs_per_minute_are_capped() -> anyhow::Result<()>
         "the second config came {gap:?} after the first"
     );
     rig.wait_nothing_left().await
+}
+
+/// Waits until burst gave up on a job whose runner builds kept ending
+/// without running it, and returns those builds, finished.
+async fn wait_launches_given_up(
+    master: &Master,
+    fake: &FakeGithub,
+) -> anyhow::Result<Vec<burst_master::model::Build>> {
+    wait::until_true("burst to stop launching for the job", WAIT, || {
+        master
+            .log()
+            .contains("runner builds ended without running it; launching no more")
+    })
+    .await
+    .map_err(|e| with_logs(e, master, fake))?;
+    let mut finished = Vec::new();
+    for b in runner_builds(master).await? {
+        finished.push(
+            master
+                .wait_build(b["id"].as_i64().unwrap_or(0), WAIT)
+                .await?,
+        );
+    }
+    Ok(finished)
 }
