@@ -668,11 +668,7 @@ on_every_pool!(
 async fn github_runner_app_credentials_mint_installation_tokens() -> anyhow::Result<()> {
     let fake = FakeGithub::start_local(REPO).await?;
     let dir = tempfile::tempdir()?;
-    let key = dir.path().join("app.pem");
-    std::fs::write(
-        &key,
-        include_str!("../../../master/src/github/test_app_key.pem"),
-    )?;
+    let key = app_key(dir.path())?;
     let runner_dir = fake_runner_dir().display().to_string();
     let config = format!(
         r#"{pool}
@@ -792,11 +788,7 @@ async fn github_runner_reconcile_finds_queued_jobs_of_a_running_workflow() -> an
 async fn org_runners(app: bool) -> anyhow::Result<()> {
     let fake = FakeGithub::start_local(REPO).await?;
     let dir = tempfile::tempdir()?;
-    let key = dir.path().join("app.pem");
-    std::fs::write(
-        &key,
-        include_str!("../../../master/src/github/test_app_key.pem"),
-    )?;
+    let key = app_key(dir.path())?;
     let credentials = if app {
         format!(
             "app_id = 4242\nprivate_key_file = \"{}\"\ninstallations = {{ acme = 77 }}",
@@ -1025,4 +1017,14 @@ async fn wait_launches_given_up(
         );
     }
     Ok(finished)
+}
+
+/// The test App's private key, written into `dir`.
+fn app_key(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let key = dir.join("app.pem");
+    std::fs::write(
+        &key,
+        include_str!("../../../master/src/github/test_app_key.pem"),
+    )?;
+    Ok(key)
 }
