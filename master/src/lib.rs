@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod caches;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod daemon;
 pub mod failpoint;
 pub mod github;

@@ -345,10 +345,15 @@ pub struct Build {
 pub struct BuildDetail {
     #[serde(flatten)]
     pub build: Build,
-    /// USD: each attempt's duration times its worker's hourly price (from
-    /// the ledger); absent when no attempt ran on a priced worker.
+    /// In the price's currency: `cost`'s total; absent when no attempt ran
+    /// on a priced worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_cost: Option<f64>,
+    /// The build's share of its workers' bill: its run time, the boot of a
+    /// worker launched for it, its part of their idle time
+    /// (`crate::cost::attribution`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::BuildCost>,
     /// A queued build's place in its pool's queue; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueuePosition>,

@@ -301,8 +301,8 @@ pub(crate) async fn detail(state: &AppState, id: BuildId) -> Result<BuildDetail,
         .await?
         .ok_or_else(|| not_found(id))?;
     mask_build(&mut build, &state.config.get(), state.logs.mask());
-    let prices = cost::prices(state.store.as_ref(), &build).await?;
-    let estimated_cost = cost::estimate(&build, &prices, now_millis());
+    let cost = cost::of_build(state.store.as_ref(), &build, now_millis()).await?;
+    let estimated_cost = cost.map(|c| c.total());
     // Asked of the scheduler, which owns the queue; a stopping scheduler
     // just leaves it out.
     let queue = if build.state == BuildState::Queued {
@@ -318,6 +318,7 @@ pub(crate) async fn detail(state: &AppState, id: BuildId) -> Result<BuildDetail,
     Ok(BuildDetail {
         build,
         estimated_cost,
+        cost,
         queue,
         github_jobs,
     })

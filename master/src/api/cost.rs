@@ -1,101 +1,108 @@
-//! A build's estimated cost: each attempt's duration times the hourly price
-//! the provider recorded for its worker in the ledger.
+//! What builds cost, for the API: a build's share (`GET /api/v1/builds/{id}`,
+//! the build page, `burst build ID`) and the spend report (`GET
+//! /api/v1/cost`, `burst cost`). Both come from `crate::cost`'s
+//! attribution over ledger rows and attempts read from the store.
 
-use std::collections::HashMap;
+use std::time::Duration;
 
-use crate::model::{Build, Millis};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::HttpError;
+use super::AppState;
+use crate::cost::report::{report, CostReport, GroupBy};
+use crate::cost::{attribute, BuildCost};
+use crate::model::{now_millis, Build, Millis};
 use crate::store::{Store, StoreResult};
 
-const MILLIS_PER_HOUR: f64 = 3_600_000.0;
+/// The longest window a report may ask for: what a year of a busy ledger
+/// costs to read is still a bounded query.
+const MAX_SINCE: Duration = Duration::from_secs(366 * 24 * 3600);
 
-/// Sums priced attempts; an unfinished attempt counts up to `now`. None
-/// when no attempt ran on a priced worker.
-pub fn estimate(build: &Build, price_per_hour: &HashMap<String, f64>, now: Millis) -> Option<f64> {
-    let mut total = None;
-    for a in &build.attempts {
-        let Some(price) = price_per_hour.get(&a.worker_id) else {
-            continue;
-        };
-        let millis = (a.finished_at.unwrap_or(now) - a.started_at).max(0);
-        *total.get_or_insert(0.0) += price * millis as f64 / MILLIS_PER_HOUR;
+/// A build's share of what its workers cost: its run time, the boot of a
+/// worker launched for it, its part of their idle time. None when no
+/// attempt ran on a priced worker.
+pub async fn of_build(
+    store: &dyn Store,
+    build: &Build,
+    now: Millis,
+) -> StoreResult<Option<BuildCost>> {
+    let mut workers: Vec<String> = build.attempts.iter().map(|a| a.worker_id.clone()).collect();
+    workers.sort();
+    workers.dedup();
+    let mut instances = Vec::with_capacity(workers.len());
+    for w in &workers {
+        if let Some(row) = store.get_instance(w).await? {
+            instances.push(row);
+        }
     }
-    total
+    if instances
+        .iter()
+        .all(|i| crate::cost::Priced::of(i).is_none())
+    {
+        return Ok(None);
+    }
+    let attempts = store.attempts_on(&workers).await?;
+    Ok(attribute(&instances, &attempts, now)
+        .builds
+        .get(&build.id)
+        .copied())
 }
 
-/// Reads the prices of the build's workers from the ledger.
-pub async fn prices(store: &dyn Store, build: &Build) -> StoreResult<HashMap<String, f64>> {
-    let mut prices = HashMap::new();
-    for a in &build.attempts {
-        if prices.contains_key(&a.worker_id) {
-            continue;
-        }
-        let price = store
-            .get_instance(&a.worker_id)
-            .await?
-            .and_then(|i| i.details.get("price_per_hour")?.as_f64());
-        if let Some(price) = price {
-            prices.insert(a.worker_id.clone(), price);
-        }
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostQuery {
+    /// How far back, e.g. "7d", "24h"; default 7 days.
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub by: GroupBy,
+}
+
+fn bad_request(text: String) -> HttpError {
+    HttpError(StatusCode::BAD_REQUEST, text)
+}
+
+/// The window a query asks for, checked.
+pub fn window(q: &CostQuery, now: Millis) -> Result<(Millis, Millis), HttpError> {
+    let since = match &q.since {
+        None => Duration::from_secs(7 * 24 * 3600),
+        Some(text) => humantime::parse_duration(text).map_err(|e| {
+            bad_request(format!(
+                "since: {text:?} is not a duration such as \"7d\" or \"24h\": {e}"
+            ))
+        })?,
+    };
+    if since.is_zero() || since > MAX_SINCE {
+        return Err(bad_request(format!(
+            "since: must be more than 0 and at most 366d (got {})",
+            humantime::format_duration(since)
+        )));
     }
-    Ok(prices)
+    Ok((now - since.as_millis() as Millis, now))
+}
+
+/// `GET /api/v1/cost?since=7d&by=builder|pool|label`: what workers that ran
+/// in the window were billed, whole, split over the builds they served.
+pub async fn cost(
+    State(state): State<AppState>,
+    Query(q): Query<CostQuery>,
+) -> Result<Json<CostReport>, HttpError> {
+    let (since, until) = window(&q, now_millis())?;
+    let instances = state.store.instances_since(since).await?;
+    let workers: Vec<String> = instances.iter().map(|i| i.worker_id.clone()).collect();
+    let attempts = state.store.attempts_on(&workers).await?;
+    let currency = state.config.get().budget.currency.clone();
+    Ok(Json(report(
+        &instances,
+        &attempts,
+        q.by,
+        (since, until),
+        &currency,
+    )))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Attempt, AttemptState, BuildState};
-
-    fn attempt(worker: &str, started: Millis, finished: Option<Millis>) -> Attempt {
-        Attempt {
-            number: 1,
-            worker_id: worker.to_owned(),
-            pool: "ec2".to_owned(),
-            state: AttemptState::Succeeded,
-            reason: None,
-            started_at: started,
-            finished_at: finished,
-            steps: vec![],
-        }
-    }
-
-    fn build(attempts: Vec<Attempt>) -> Build {
-        Build {
-            id: 1,
-            submit_id: "s".to_owned(),
-            builder: "b".to_owned(),
-            cell: Default::default(),
-            params: Default::default(),
-            labels: vec![],
-            steps: vec![],
-            state: BuildState::Succeeded,
-            reason: None,
-            retries: 1,
-            created_at: 0,
-            started_at: None,
-            finished_at: None,
-            attempts,
-            submitted_by: None,
-        }
-    }
-
-    #[test]
-    fn price_times_hours_over_priced_attempts() {
-        // Half an hour at 0.10 (lost to an interruption), then a quarter hour
-        // at 0.20 still running at `now`; an unpriced worker adds nothing.
-        let b = build(vec![
-            attempt("spot-1", 0, Some(1_800_000)),
-            attempt("local-1", 1_800_000, Some(1_900_000)),
-            attempt("od-1", 1_900_000, None),
-        ]);
-        let prices = HashMap::from([("spot-1".to_owned(), 0.10), ("od-1".to_owned(), 0.20)]);
-        let cost = estimate(&b, &prices, 1_900_000 + 900_000).expect("priced");
-        assert!((cost - 0.10).abs() < 1e-12, "{cost}");
-    }
-
-    #[test]
-    fn no_price_no_estimate() {
-        let b = build(vec![attempt("local-1", 0, Some(1000))]);
-        assert_eq!(estimate(&b, &HashMap::new(), 5000), None);
-        assert_eq!(estimate(&build(vec![]), &HashMap::new(), 5000), None);
-    }
-}
+mod tests;

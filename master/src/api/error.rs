@@ -8,6 +8,7 @@ use crate::scheduler::SchedError;
 use crate::store::StoreError;
 
 /// An error answer: a status and `{"error": "..."}`.
+#[derive(Debug)]
 pub struct HttpError(pub StatusCode, pub String);
 
 impl IntoResponse for HttpError {

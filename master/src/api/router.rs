@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/instances", get(super::workers::instances))
         .route("/api/v1/pools", get(super::workers::pools))
         .route("/api/v1/grid", get(super::grid::grid))
+        .route("/api/v1/cost", get(super::cost::cost))
         .route(
             "/api/v1/tokens",
             post(super::tokens::create).get(super::tokens::list),

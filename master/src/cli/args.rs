@@ -112,6 +112,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What the workers cost: spend, instance-hours, idle share and cost per
+    /// build (p50/p95), grouped by builder, pool or label.
+    Cost {
+        /// How far back, e.g. 24h, 7d, 30d.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// How to group the spend.
+        #[arg(long, value_enum, default_value = "pool")]
+        by: CostBy,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a build.
     Cancel {
         /// Build id.
@@ -352,5 +365,23 @@ mod tests {
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+}
+
+/// `burst cost --by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CostBy {
+    Builder,
+    Pool,
+    Label,
+}
+
+impl From<CostBy> for crate::cost::report::GroupBy {
+    fn from(by: CostBy) -> Self {
+        match by {
+            CostBy::Builder => Self::Builder,
+            CostBy::Pool => Self::Pool,
+            CostBy::Label => Self::Label,
+        }
     }
 }

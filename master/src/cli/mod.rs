@@ -6,6 +6,7 @@ pub mod args;
 mod artifacts;
 pub mod client;
 mod commands;
+mod cost;
 mod docs;
 pub mod exit;
 mod follow;

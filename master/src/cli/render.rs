@@ -127,12 +127,23 @@ pub fn build_details(b: &Build, now: Millis) -> String {
     details(b, None, now)
 }
 
-/// `burst build ID`: the details plus the estimated cost, when known.
+/// `burst build ID`: the details plus the build's cost, when known.
 pub fn build_detail(d: &BuildDetail, now: Millis) -> String {
-    details(&d.build, d.estimated_cost, now)
+    let cost = match (d.cost, d.estimated_cost) {
+        (Some(c), _) => Some(format!(
+            "${:.4} (run ${:.4}, boot ${:.4}, idle ${:.4})",
+            c.total(),
+            c.run,
+            c.boot,
+            c.idle
+        )),
+        (None, Some(total)) => Some(format!("${total:.4}")),
+        (None, None) => None,
+    };
+    details(&d.build, cost, now)
 }
 
-fn details(b: &Build, cost: Option<f64>, now: Millis) -> String {
+fn details(b: &Build, cost: Option<String>, now: Millis) -> String {
     let mut fields = vec![
         ("state", b.state.as_str().to_owned()),
         ("builder", b.builder.clone()),
@@ -156,7 +167,7 @@ fn details(b: &Build, cost: Option<f64>, now: Millis) -> String {
     };
     fields.push((time_key, build_time(b, now)));
     if let Some(cost) = cost {
-        fields.push(("est. cost", format!("${cost:.4}")));
+        fields.push(("est. cost", cost));
     }
 
     let mut s = format!("build {}\n", b.id);
@@ -406,14 +417,29 @@ pub(crate) mod tests {
         let priced = BuildDetail {
             build: b.clone(),
             estimated_cost: Some(0.012345),
+            cost: None,
             queue: None,
             github_jobs: Vec::new(),
         };
         let d = build_detail(&priced, 10_000);
         assert!(d.contains("  est. cost: $0.0123\n"), "{d}");
+        let split = BuildDetail {
+            cost: Some(crate::cost::BuildCost {
+                run: 0.01,
+                boot: 0.002,
+                idle: 0.0003,
+            }),
+            ..priced.clone()
+        };
+        let d = build_detail(&split, 10_000);
+        assert!(
+            d.contains("  est. cost: $0.0123 (run $0.0100, boot $0.0020, idle $0.0003)\n"),
+            "{d}"
+        );
         let unpriced = BuildDetail {
             build: b,
             estimated_cost: None,
+            cost: None,
             queue: None,
             github_jobs: Vec::new(),
         };

@@ -121,6 +121,9 @@ async fn run_command(
         } => artifacts::run(&client, build, get, output, json, out).await,
         Command::Workers { json } => commands::workers(&client, json, out).await,
         Command::Cancel { build } => commands::cancel(&client, build, out).await,
+        Command::Cost { since, by, json } => {
+            super::cost::run(&client, &since, by.into(), json, out).await
+        }
         Command::Config {
             command: ConfigCommand::Reload { json },
         } => admin::reload(&client, json, out, &mut io::stderr()).await,

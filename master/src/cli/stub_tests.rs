@@ -89,6 +89,7 @@ fn waiting_build() -> Response {
     Json(BuildDetail {
         build,
         estimated_cost: None,
+        cost: None,
         queue,
         github_jobs: Vec::new(),
     })

@@ -120,6 +120,7 @@ mod tests {
         let mut d = BuildDetail {
             build: b,
             estimated_cost: None,
+            cost: None,
             queue: Some(QueuePosition {
                 pool: "p".into(),
                 position: 2,

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod caches;
+mod cost;
 mod embedded;
 mod error;
 mod expand;
@@ -31,6 +32,7 @@ mod warm;
 
 pub use artifacts::{ArtifactsConfig, S3Config, StepArtifacts, DEFAULT_MAX_BUILD_BYTES};
 pub use caches::{cache_volumes, volume_name, CacheConfig, CacheKind};
+pub use cost::{BillingConfig, BudgetConfig, PoolBudget, Teardown};
 pub use embedded::{embedded_default, EMBEDDED_NAME, EMBEDDED_TOML};
 pub use error::{ConfigError, Origin, Problem, SubmitError};
 pub use expand::expand_submit;

@@ -14,6 +14,7 @@ use burst_providers::{ProviderConfig, ProviderKind, ProviderSection};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::cost::{BillingConfig, PoolBudget, Teardown};
 use super::warm::WarmPeriod;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +48,14 @@ pub struct PoolConfig {
     pub idle_scale_factor: f64,
     /// Caps the spares `idle_scale_factor` keeps; default `max_workers`.
     pub idle_scale_limit: Option<u32>,
+    /// What a worker of this pool costs an hour, for pools whose provider
+    /// records no price (EC2 does); see `cost.rs`.
+    pub price_per_hour: Option<f64>,
+    pub billing: BillingConfig,
+    pub teardown: Teardown,
+    pub budget: PoolBudget,
+    /// Per hour, for this pool's workers in flight at once.
+    pub max_spend_rate: Option<f64>,
 }
 
 impl PoolConfig {
@@ -67,6 +76,11 @@ impl PoolConfig {
             schedule: Vec::new(),
             idle_scale_factor: 0.0,
             idle_scale_limit: None,
+            price_per_hour: None,
+            billing: BillingConfig::default(),
+            teardown: Teardown::Idle,
+            budget: PoolBudget::default(),
+            max_spend_rate: None,
         }
     }
 }
@@ -87,6 +101,11 @@ const COMMON: &[&str] = &[
     "schedule",
     "idle_scale_factor",
     "idle_scale_limit",
+    "price_per_hour",
+    "billing",
+    "teardown",
+    "budget",
+    "max_spend_rate",
 ];
 
 /// Every key a pool's table may hold, for "expected one of" messages.
@@ -184,6 +203,11 @@ impl<'de> Visitor<'de> for PoolVisitor {
                 "schedule" => pool.schedule = map.next_value()?,
                 "idle_scale_factor" => pool.idle_scale_factor = map.next_value()?,
                 "idle_scale_limit" => pool.idle_scale_limit = Some(map.next_value()?),
+                "price_per_hour" => pool.price_per_hour = Some(map.next_value()?),
+                "billing" => pool.billing = map.next_value()?,
+                "teardown" => pool.teardown = map.next_value()?,
+                "budget" => pool.budget = map.next_value()?,
+                "max_spend_rate" => pool.max_spend_rate = Some(map.next_value()?),
                 _ => return Err(de::Error::unknown_field(name, &KEYS)),
             }
         }

@@ -50,6 +50,9 @@ pub struct Config {
     /// Ephemeral GitHub Actions runners; see `github.rs`.
     #[serde(default)]
     pub github: Option<super::github::GithubConfig>,
+    /// The master's spend limits and how budgets are counted; see `cost.rs`.
+    #[serde(default)]
+    pub budget: super::cost::BudgetConfig,
     /// The values, read while loading (never deserialized or serialized).
     #[serde(skip)]
     pub secret_values: Secrets,

@@ -80,6 +80,7 @@ pub(crate) fn check(config: &Config) -> Vec<Issue> {
     v.issues.extend(super::artifacts::check(config));
     v.issues.extend(super::caches::check(config));
     v.issues.extend(super::github::check(config));
+    v.issues.extend(super::cost::check(config));
     v.issues
 }
 
@@ -223,6 +224,7 @@ impl Checker {
         }
         self.check(&path.key("max_starting"), &p.max_starting);
         self.issues.extend(super::warm::check(path, p));
+        self.issues.extend(super::cost::check_pool(path, p));
         self.check(&path.key("start_timeout"), &p.start_timeout);
         self.check(&path.key("idle_timeout"), &p.idle_timeout);
         self.check(&path.key("backoff_min"), &p.backoff_min);

@@ -163,6 +163,10 @@ impl Reloader {
             .reconfigure(specs)
             .await
             .map_err(|_| ReloadError::Stopped)?;
+        self.scheduler
+            .set_budget(new.budget.clone())
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
         let builders = new.builders.iter().map(|b| b.name.clone()).collect();
         self.live.set(Arc::new(new));
         Ok(ReloadReport {

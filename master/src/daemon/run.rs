@@ -211,6 +211,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         clock: WallClock::System,
         artifact_limit: config.artifacts.max_build_bytes.as_u64(),
         cache_keys: cache_keys.clone(),
+        budget: config.budget.clone(),
     };
     let (scheduler, handle) = Scheduler::new(settings, pools, store.clone(), logs.clone());
     let scheduler = scheduler.with_metrics(metrics.clone());

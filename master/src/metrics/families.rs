@@ -48,8 +48,6 @@ fn store_write_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.5, 10))
 }
 
-const MILLIS_PER_HOUR: f64 = 3_600_000.0;
-
 pub struct Metrics {
     registry: Registry,
     fleet: Arc<FleetCollector>,
@@ -395,14 +393,11 @@ impl Metrics {
     }
 }
 
-/// A worker's estimated cost from launch to termination (or `now`): the
-/// hourly price its provider recorded in the ledger, if any.
+/// A worker's billed cost from launch to termination (or `now`, counted at
+/// least at its billing minimum): the hourly price and billing rule its
+/// ledger row recorded, if any (`crate::cost::Priced`).
 pub fn accrued_cost(row: &Instance, now: Millis) -> f64 {
-    let Some(price) = row.details.get("price_per_hour").and_then(|p| p.as_f64()) else {
-        return 0.0;
-    };
-    let end = row.terminated_at.unwrap_or(now);
-    price * (end - row.launched_at).max(0) as f64 / MILLIS_PER_HOUR
+    crate::cost::Priced::of(row).map_or(0.0, |p| p.cost(row, now))
 }
 
 fn seconds_between(from: Millis, to: Millis) -> f64 {

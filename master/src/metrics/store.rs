@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use super::Metrics;
 use std::collections::BTreeMap;
 
+use crate::cost::WorkerAttempt;
 use crate::model::{
     Build, BuildId, BuildQuery, BuildState, BuildSummary, ExpiredBuild, GithubJob, IdempotencyKey,
     Instance, Millis, NewBuild, Report, RetentionRule, ScheduleRun, SubmitOnce, TokenRecord,
@@ -121,6 +122,14 @@ impl Store for MeteredStore {
 
     async fn list_instances(&self, limit: u32) -> StoreResult<Vec<Instance>> {
         self.inner.list_instances(limit).await
+    }
+
+    async fn instances_since(&self, since: Millis) -> StoreResult<Vec<Instance>> {
+        self.inner.instances_since(since).await
+    }
+
+    async fn attempts_on(&self, workers: &[String]) -> StoreResult<Vec<WorkerAttempt>> {
+        self.inner.attempts_on(workers).await
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<bool> {

@@ -141,6 +141,11 @@ pub enum WaitReason {
     Worker {
         pool: String,
     },
+    /// A budget is reached or a spend-rate cap is met: "budget reached:
+    /// 40.12 of 40.00 USD today".
+    Spend {
+        why: String,
+    },
 }
 
 impl fmt::Display for WaitReason {
@@ -163,6 +168,7 @@ impl fmt::Display for WaitReason {
                 "waiting for a free worker: pool {pool} is at max_workers ({max_workers})"
             ),
             WaitReason::Worker { pool } => write!(f, "waiting for a worker of pool {pool}"),
+            WaitReason::Spend { why } => f.write_str(why),
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct SchedulerSettings {
     pub artifact_limit: u64,
     /// Signs the capability each cache step is sent with.
     pub cache_keys: crate::caches::CacheKeys,
+    /// `[budget]`: the master's spend limits, currency and time zone.
+    pub budget: crate::config::BudgetConfig,
 }
 
 impl SchedulerSettings {
@@ -197,6 +199,10 @@ impl Scheduler {
             Event::Shutdown { reply } => self.begin_shutdown(reply, now),
             Event::Reconfigure { pools, reply } => {
                 let _ = reply.send(Ok(self.reconfigure(pools)));
+            }
+            Event::Budget { budget, reply } => {
+                self.state.settings.budget = *budget;
+                let _ = reply.send(Ok(()));
             }
             Event::Jit {
                 step,

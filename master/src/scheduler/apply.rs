@@ -80,6 +80,12 @@ impl Scheduler {
                     }
                     self.persist_build(build);
                 }
+                Effect::Budget {
+                    scope,
+                    period,
+                    level,
+                    message,
+                } => self.budget_level(scope, period, level, &message),
             }
         }
         let started = self.start_builds(starts, now).await;

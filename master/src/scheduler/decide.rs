@@ -17,10 +17,12 @@ use tokio::time::Instant;
 
 use super::effect::{Effect, Plan};
 use super::reason::StopReason;
+use super::spend::{self, SpendView};
 use super::state::State;
 use super::warm;
 use super::worker::{Worker, WorkerState};
-use crate::config::PoolConfig;
+use crate::config::{PoolConfig, Teardown};
+use crate::cost::budget::Level;
 use crate::model::{BuildId, Expiry, LostReason, QueuedStatus, Retrying, Unservable, WaitReason};
 
 #[cfg(test)]
@@ -40,6 +42,7 @@ pub fn decide(state: &State, now: Instant) -> Plan {
             pass.scale_up();
             pass.scale_down();
             pass.explain();
+            pass.budgets();
         }
     }
     Plan {
@@ -83,6 +86,8 @@ struct Pass<'a> {
     /// Pools this plan puts into backoff (their retry time is not known yet).
     failing: Vec<bool>,
     launched: Vec<u32>,
+    /// Budgets and spend-rate caps (None: none configured).
+    spend: Option<SpendView>,
     effects: Vec<Effect>,
     wake: Option<Instant>,
 }
@@ -103,9 +108,15 @@ impl<'a> Pass<'a> {
                 wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
             }
         }
+        let spend = spend::view(state, now);
+        if let Some(ms) = spend.as_ref().and_then(|s| s.wake_in) {
+            let at = now + Duration::from_millis(ms.max(0) as u64);
+            wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
+        }
         Self {
             state,
             now,
+            spend,
             limits: state
                 .pools
                 .iter()
@@ -354,10 +365,38 @@ impl<'a> Pass<'a> {
         let limits = &self.limits[p];
         let alive = self.count(p, |_| true);
         let starting = self.count(p, WorkerState::is_starting);
-        limits
+        let room = limits
             .max_workers
             .saturating_sub(alive)
-            .min(limits.max_starting.saturating_sub(starting))
+            .min(limits.max_starting.saturating_sub(starting));
+        match &self.spend {
+            Some(s) if s.blocked[p].is_some() => 0,
+            Some(s) => room.min(s.rate_room[p].unwrap_or(u32::MAX)),
+            None => room,
+        }
+    }
+
+    /// Holds launches to what `[budget] max_spend_rate` has room for,
+    /// pools in name order.
+    fn global_rate(&mut self, wanted: &mut [u32]) {
+        let Some(s) = &mut self.spend else { return };
+        let Some(mut headroom) = s.global_headroom else {
+            return;
+        };
+        for (p, want) in wanted.iter_mut().enumerate() {
+            let price = s.launch_price[p];
+            if *want == 0 || price <= 0.0 {
+                continue;
+            }
+            let fits = ((headroom / price) + 1e-9).floor().max(0.0) as u32;
+            if fits < *want {
+                *want = fits;
+                if fits == 0 && s.blocked[p].is_none() {
+                    s.blocked[p] = Some(spend::global_rate_reason(self.state, headroom));
+                }
+            }
+            headroom -= f64::from(*want) * price;
+        }
     }
 
     /// Launches workers for queued builds no starting worker covers, and
@@ -395,7 +434,11 @@ impl<'a> Pass<'a> {
             if warm < min_idle {
                 wanted[p] += min_idle - warm;
             }
-            let launches = wanted[p].min(room[p]);
+            wanted[p] = wanted[p].min(room[p]);
+        }
+        self.global_rate(&mut wanted);
+        for p in 0..n {
+            let launches = wanted[p];
             self.launched[p] = launches;
             self.effects
                 .extend((0..launches).map(|_| Effect::Launch { pool: p }));
@@ -420,13 +463,64 @@ impl<'a> Pass<'a> {
                 .collect();
             idle.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
             let mut keep = idle.len() as u32;
+            let billing_aware = state.pools[p].cfg.teardown == Teardown::BillingAware;
+            // Oldest idle first; a worker kept for what it already paid
+            // for does not hold back the next one.
             for w in idle {
                 // Spares under min_idle have no deadline at all.
                 if keep <= min_idle || !self.due(w.since + idle_timeout) {
                     break;
                 }
+                if billing_aware {
+                    if let Some(until) = self.paid_until(w) {
+                        if !self.due(until) {
+                            continue;
+                        }
+                    }
+                }
                 self.terminate(w, StopReason::IdleTimeout);
                 keep -= 1;
+            }
+        }
+    }
+
+    /// Under `teardown = "billing-aware"`: when what an idle worker has
+    /// already paid for runs out (its billing minimum, or the increment
+    /// under way), less a minute for an increment over a minute so the stop
+    /// lands before the next one starts. None: no rule recorded.
+    fn paid_until(&self, w: &Worker) -> Option<Instant> {
+        let priced = spend::priced(w, &self.state.pools[w.pool].cfg)?;
+        let clock = &self.state.settings.clock;
+        let now_ms = clock.millis(self.now);
+        let paid = priced.billing.paid_until(w.ledger.launched_at, now_ms);
+        let margin = if priced.billing.increment > Duration::from_secs(60) {
+            60_000
+        } else {
+            0
+        };
+        let ms = paid - margin - now_ms;
+        Some(self.now + Duration::from_millis(ms.max(0) as u64))
+    }
+
+    /// Budget levels that changed since they were last reported.
+    fn budgets(&mut self) {
+        let Some(s) = &self.spend else { return };
+        for status in &s.statuses {
+            let key = (status.scope.clone(), status.period);
+            let old = self
+                .state
+                .spend
+                .levels
+                .get(&key)
+                .copied()
+                .unwrap_or(Level::Ok);
+            if old != status.level {
+                self.effects.push(Effect::Budget {
+                    scope: status.scope.clone(),
+                    period: status.period,
+                    level: status.level,
+                    message: status.to_string(),
+                });
             }
         }
     }
@@ -466,6 +560,15 @@ impl<'a> Pass<'a> {
                     retry_after: Duration::from_secs(pool.last_delay.as_secs().max(1)),
                 },
                 _ if starting > 0 => WaitReason::Starting { pool: name },
+                _ if self.spend.as_ref().is_some_and(|s| s.blocked[p].is_some()) => {
+                    WaitReason::Spend {
+                        why: self
+                            .spend
+                            .as_ref()
+                            .and_then(|s| s.blocked[p].clone())
+                            .unwrap_or_default(),
+                    }
+                }
                 _ if alive >= self.limits[p].max_workers => WaitReason::AtCap {
                     pool: name,
                     max_workers: self.limits[p].max_workers,

@@ -4,6 +4,7 @@
 use tokio::time::Instant;
 
 use super::reason::StopReason;
+use crate::cost::budget::{Level, Period, Scope};
 use crate::model::{BuildId, Expiry, LostReason, QueuedStatus, Unservable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,13 @@ pub enum Effect {
     Explain {
         build: BuildId,
         status: QueuedStatus,
+    },
+    /// A budget crossed a level (warning share, limit, or back under).
+    Budget {
+        scope: Scope,
+        period: Period,
+        level: Level,
+        message: String,
     },
 }
 

@@ -64,6 +64,11 @@ pub enum Event {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// A config reload's `[budget]`.
+    Budget {
+        budget: Box<crate::config::BudgetConfig>,
+        reply: Reply<()>,
+    },
     /// A config reload's pools (see `reconfigure.rs`).
     Reconfigure {
         pools: Vec<super::actor::PoolSpec>,

@@ -89,6 +89,12 @@ impl Scheduler {
 
     /// Drops a worker from the scheduler; its estimated cost is final.
     pub(super) fn remove_worker(&mut self, worker_id: &str) {
+        let Some(w) = self.state.workers.get(worker_id) else {
+            return;
+        };
+        let priced = (self.state.pools.get(w.pool)).and_then(|p| super::spend::priced(w, &p.cfg));
+        let row = w.ledger.clone();
+        self.record_spend(&row, priced);
         if let Some(w) = self.state.workers.remove(worker_id) {
             self.metrics.worker_retired(&w.ledger, now_millis());
         }

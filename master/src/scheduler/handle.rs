@@ -81,6 +81,12 @@ impl SchedulerHandle {
         self.ask(|reply| Event::Reconfigure { pools, reply }).await
     }
 
+    /// Puts a reloaded config's `[budget]` in force.
+    pub async fn set_budget(&self, budget: crate::config::BudgetConfig) -> Result<(), SchedError> {
+        let budget = Box::new(budget);
+        self.ask(|reply| Event::Budget { budget, reply }).await
+    }
+
     /// Queues builds; returns their ids.
     pub async fn submit(&self, builds: Vec<NewBuild>) -> Result<Vec<BuildId>, SchedError> {
         match self.submit_once(builds, None).await? {

@@ -13,7 +13,7 @@ use super::commit::OnFail;
 use super::tokens::{self, TokenHash};
 use super::worker::{Session, WorkerState};
 use crate::logs::session_owner;
-use crate::model::{now_millis, InstanceState, LostReason};
+use crate::model::{InstanceState, LostReason};
 
 /// A hello that passed the checks, before its `Welcome` is sent.
 struct Admitted {
@@ -184,7 +184,10 @@ impl Scheduler {
             worker.set_state(state, now);
         }
         worker.ledger.state = InstanceState::Connected;
-        worker.ledger.connected_at.get_or_insert_with(now_millis);
+        worker
+            .ledger
+            .connected_at
+            .get_or_insert_with(|| self.state.settings.clock.millis(now));
         let pool = worker.pool;
         self.state.pools[pool].record_success();
         Ok(session)

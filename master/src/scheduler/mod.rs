@@ -8,6 +8,7 @@
 
 mod actor;
 mod apply;
+mod budgets;
 mod builds;
 mod commit;
 mod decide;
@@ -27,6 +28,7 @@ mod retired;
 mod runner_jit;
 mod secrets;
 mod shutdown;
+mod spend;
 mod startup;
 mod state;
 mod terminate;

@@ -19,8 +19,8 @@ use super::tokens;
 use super::worker::{Worker, WorkerState};
 use crate::logs::session_owner;
 use crate::model::{
-    now_millis, AttemptState, Build, BuildState, Instance, InstanceState, InterruptReason,
-    StepState, REAPED_AT_START,
+    AttemptState, Build, BuildState, Instance, InstanceState, InterruptReason, StepState,
+    REAPED_AT_START,
 };
 
 impl Scheduler {
@@ -41,6 +41,7 @@ impl Scheduler {
         }
         self.reap_orphans(ledger).await;
         self.resume_builds().await;
+        self.seed_spend().await;
     }
 
     /// A pool gone from the config whose workers may come back gets a
@@ -177,7 +178,7 @@ impl Scheduler {
                         state: InstanceState::Terminating,
                         details: serde_json::Value::Null,
                         error: Some("found at the provider but missing from the ledger".into()),
-                        launched_at: now_millis(),
+                        launched_at: self.state.settings.clock.millis(Instant::now()),
                         connected_at: None,
                         terminated_at: None,
                         ended_by: None,
@@ -190,7 +191,7 @@ impl Scheduler {
                 Ok(()) => {
                     self.metrics.orphan_reaped(&pool);
                     row.state = InstanceState::Gone;
-                    row.terminated_at = Some(now_millis());
+                    row.terminated_at = Some(self.state.settings.clock.millis(Instant::now()));
                     row.ended_by = Some(reaper.clone());
                 }
                 Err(e) => {
@@ -211,7 +212,7 @@ impl Scheduler {
             row.state = InstanceState::Failed;
             row.error
                 .get_or_insert_with(|| "master stopped while the launch was in flight".into());
-            row.terminated_at = Some(now_millis());
+            row.terminated_at = Some(self.state.settings.clock.millis(Instant::now()));
             row.ended_by = Some(format!(
                 "settled at start by master {}: its provider lists no such worker",
                 self.state.settings.master_id

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::actor::SchedulerSettings;
 use super::builds::Running;
 use super::pool::Pool;
+use super::spend::Spend;
 use super::worker::Worker;
 use crate::metrics::accrued_cost;
 use crate::model::{now_millis, Build, BuildId, WorkerView};
@@ -30,6 +31,8 @@ pub struct State {
     pub running: HashMap<BuildId, Running>,
     pub shutdown: Option<ShutdownState>,
     pub next_session: u64,
+    /// Ended workers' spend and budget levels (`spend.rs`).
+    pub spend: Spend,
 }
 
 impl State {
@@ -44,6 +47,7 @@ impl State {
             running: HashMap::new(),
             shutdown: None,
             next_session: 1,
+            spend: Spend::default(),
         }
     }
 

@@ -14,8 +14,9 @@ use super::events::Event;
 use super::reason::StopReason;
 use super::tokens;
 use super::worker::{Worker, WorkerState};
+use crate::cost::Priced;
 use crate::metrics::LaunchFailure;
-use crate::model::{now_millis, Instance, InstanceState, LostReason};
+use crate::model::{Instance, InstanceState, LostReason};
 
 impl Scheduler {
     /// Launches one worker in `pool`. Returns false when the ledger could
@@ -27,7 +28,7 @@ impl Scheduler {
             worker_id = format!("{}-{}", pool.name, tokens::short_id());
         }
         let token = tokens::new_token();
-        let ledger = Instance {
+        let mut ledger = Instance {
             worker_id: worker_id.clone(),
             pool: pool.name.clone(),
             provider: pool.provider.kind().to_owned(),
@@ -35,13 +36,14 @@ impl Scheduler {
             state: InstanceState::Launching,
             details: serde_json::Value::Null,
             error: None,
-            launched_at: now_millis(),
+            launched_at: self.state.settings.clock.millis(now),
             connected_at: None,
             terminated_at: None,
             ended_by: None,
             resume_hash: None,
             resume_prev_hash: None,
         };
+        record_price(&mut ledger, &pool.cfg);
         // The ledger first: a crash from here on leaves a row to reconcile.
         if let Err(e) = self.store.save_instance(&ledger).await {
             tracing::error!(pool = %pool.name, error = %Chain(&e), "failed to record a launch in the ledger; not launching");
@@ -107,6 +109,9 @@ impl Scheduler {
             Ok(launched) => {
                 worker.ledger.provider_id = Some(launched.provider_id);
                 worker.ledger.details = launched.details;
+                if let Some(p) = self.state.pools.get(worker.pool) {
+                    record_price(&mut worker.ledger, &p.cfg);
+                }
                 match worker.state {
                     WorkerState::Launching => {
                         worker.ledger.state = InstanceState::Launched;
@@ -129,7 +134,7 @@ impl Scheduler {
                 let was_terminating = worker.state == WorkerState::Terminating;
                 worker.ledger.state = InstanceState::Failed;
                 worker.ledger.error = Some(Chain(&e).to_string());
-                worker.ledger.terminated_at = Some(now_millis());
+                worker.ledger.terminated_at = Some(self.state.settings.clock.millis(now));
                 self.persist_worker(worker_id).await;
                 self.remove_worker(worker_id);
                 if !was_terminating {
@@ -277,9 +282,10 @@ impl Scheduler {
             "reaped at start by master {}",
             self.state.settings.master_id
         );
+        let clock = self.state.settings.clock;
         if let Some(w) = self.state.workers.get_mut(worker_id) {
             w.ledger.state = state;
-            w.ledger.terminated_at = Some(now_millis());
+            w.ledger.terminated_at = Some(clock.millis(Instant::now()));
             // A worker of the previous run that never came back is reaped
             // as the start's reconciliation would have (only later).
             if w.readmitted && state == InstanceState::Gone {
@@ -358,5 +364,17 @@ impl Scheduler {
             }
             _ => {}
         }
+    }
+}
+
+/// Puts the worker's price and billing rule in its ledger row, so what it
+/// cost stays what it was when it ran, whatever later reloads change. A
+/// provider's own price (EC2's) is kept; a pool without one records none.
+fn record_price(row: &mut Instance, cfg: &crate::config::PoolConfig) {
+    let provider_priced = row.details.get("price_per_hour").is_some();
+    if let (false, Some(price)) = (provider_priced, cfg.price_per_hour) {
+        Priced::record(row, price, cfg.billing_rule());
+    } else if provider_priced {
+        Priced::record(row, 0.0, cfg.billing_rule());
     }
 }

@@ -29,6 +29,11 @@ impl WallClock {
         }
     }
 
+    /// `now` in epoch milliseconds, as the ledger records times.
+    pub fn millis(&self, now: Instant) -> crate::model::Millis {
+        self.at(now).timestamp_millis()
+    }
+
     pub fn at(&self, now: Instant) -> DateTime<Utc> {
         match *self {
             Self::System => {

@@ -1,8 +1,9 @@
 use async_trait::async_trait;
 
+use crate::cost::WorkerAttempt;
 use crate::model::{
-    Build, BuildId, BuildQuery, BuildSummary, ExpiredBuild, IdempotencyKey, Instance, NewBuild,
-    RetentionRule, SubmitOnce, TokenRecord,
+    Build, BuildId, BuildQuery, BuildSummary, ExpiredBuild, IdempotencyKey, Instance, Millis,
+    NewBuild, RetentionRule, SubmitOnce, TokenRecord,
 };
 
 /// Errors from the store, written as "failed to …" fragments.
@@ -135,6 +136,14 @@ pub trait Store: super::TriggerStore + Send + Sync + 'static {
 
     /// The newest ledger rows first, at most `limit`.
     async fn list_instances(&self, limit: u32) -> StoreResult<Vec<Instance>>;
+
+    /// Ledger rows that ran at or after `since`: still live, or terminated
+    /// then or later (what budgets and cost reports count), oldest first.
+    async fn instances_since(&self, since: Millis) -> StoreResult<Vec<Instance>>;
+
+    /// Every attempt that ran on one of `workers`, with its build's builder
+    /// and labels (what cost attribution splits a worker's bill over).
+    async fn attempts_on(&self, workers: &[String]) -> StoreResult<Vec<WorkerAttempt>>;
 
     /// Stores a new API token; false (and nothing stored) when its name is
     /// taken.

@@ -9,9 +9,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
+use crate::cost::WorkerAttempt;
 use crate::model::{
     now_millis, Build, BuildId, BuildQuery, BuildState, BuildSummary, ExpiredBuild, IdempotencyKey,
-    Instance, NewBuild, RetentionRule, SubmitOnce, TokenRecord, KEY_TTL_MILLIS,
+    Instance, Millis, NewBuild, RetentionRule, SubmitOnce, TokenRecord, KEY_TTL_MILLIS,
 };
 
 mod triggers;
@@ -386,6 +387,30 @@ impl Store for MemoryStore {
             .take(take_limit(limit))
             .map(|row| row.instance.clone())
             .collect())
+    }
+
+    async fn instances_since(&self, since: Millis) -> StoreResult<Vec<Instance>> {
+        let inner = self.lock();
+        let rows = inner.instances_sorted(|i| i.terminated_at.is_none_or(|t| t >= since));
+        Ok(rows.into_iter().map(|row| row.instance.clone()).collect())
+    }
+
+    async fn attempts_on(&self, workers: &[String]) -> StoreResult<Vec<WorkerAttempt>> {
+        let inner = self.lock();
+        let mut out = Vec::new();
+        for b in inner.builds.values() {
+            for a in b.attempts.iter().filter(|a| workers.contains(&a.worker_id)) {
+                out.push(WorkerAttempt {
+                    build: b.id,
+                    builder: b.builder.clone(),
+                    labels: b.labels.clone(),
+                    worker_id: a.worker_id.clone(),
+                    started_at: a.started_at,
+                    finished_at: a.finished_at,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<bool> {

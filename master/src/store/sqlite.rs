@@ -11,9 +11,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::cost::WorkerAttempt;
 use crate::model::{
     now_millis, Build, BuildId, BuildQuery, BuildSummary, ExpiredBuild, IdempotencyKey, Instance,
-    NewBuild, RetentionRule, SubmitOnce, TokenRecord,
+    Millis, NewBuild, RetentionRule, SubmitOnce, TokenRecord,
 };
 
 use super::ids::new_master_id;
@@ -230,6 +231,14 @@ impl Store for SqliteStore {
 
     async fn list_instances(&self, limit: u32) -> StoreResult<Vec<Instance>> {
         sqlite_ledger::list_instances(&self.pool, limit).await
+    }
+
+    async fn instances_since(&self, since: Millis) -> StoreResult<Vec<Instance>> {
+        sqlite_ledger::instances_since(&self.pool, since).await
+    }
+
+    async fn attempts_on(&self, workers: &[String]) -> StoreResult<Vec<WorkerAttempt>> {
+        sqlite_ledger::attempts_on(&self.pool, workers).await
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<bool> {

@@ -2,7 +2,8 @@
 
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use crate::model::{Instance, InstanceState};
+use crate::cost::WorkerAttempt;
+use crate::model::{Instance, InstanceState, Millis};
 
 use super::sqlite_rows::{query_err, Cols};
 use super::{StoreError, StoreResult};
@@ -94,6 +95,58 @@ pub(super) async fn list_instances(pool: &SqlitePool, limit: u32) -> StoreResult
         .await
         .map_err(query_err("list instances"))?;
     rows.iter().map(decode_instance).collect()
+}
+
+/// Live rows, and rows terminated at or after `since`; oldest first.
+pub(super) async fn instances_since(
+    pool: &SqlitePool,
+    since: Millis,
+) -> StoreResult<Vec<Instance>> {
+    let sql = format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances \
+         WHERE terminated_at IS NULL OR terminated_at >= ? ORDER BY launched_at, rowid"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(since)
+        .fetch_all(pool)
+        .await
+        .map_err(query_err("read the instances of a cost window"))?;
+    rows.iter().map(decode_instance).collect()
+}
+
+/// One index seek per worker (`attempts_by_worker`), then its build by id.
+pub(crate) const ATTEMPTS_ON: &str =
+    "SELECT a.build_id, b.builder, b.labels_json, a.worker_id, a.started_at, a.finished_at \
+     FROM attempts a JOIN builds b ON b.id = a.build_id \
+     WHERE a.worker_id IN (SELECT value FROM json_each(?)) ORDER BY a.started_at";
+
+/// The attempts that ran on `workers`, through `attempts_by_worker`.
+pub(super) async fn attempts_on(
+    pool: &SqlitePool,
+    workers: &[String],
+) -> StoreResult<Vec<WorkerAttempt>> {
+    let ids = serde_json::to_string(workers).map_err(|e| StoreError::Invalid {
+        what: "worker ids".into(),
+        detail: e.to_string(),
+    })?;
+    let rows = sqlx::query(ATTEMPTS_ON)
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+        .map_err(query_err("read the attempts of a cost window"))?;
+    rows.iter()
+        .map(|row| {
+            let cols = Cols::new(row, "attempt");
+            Ok(WorkerAttempt {
+                build: cols.get("build_id")?,
+                builder: cols.get("builder")?,
+                labels: cols.json("labels_json")?,
+                worker_id: cols.get("worker_id")?,
+                started_at: cols.get("started_at")?,
+                finished_at: cols.get("finished_at")?,
+            })
+        })
+        .collect()
 }
 
 fn decode_instance(row: &SqliteRow) -> StoreResult<Instance> {

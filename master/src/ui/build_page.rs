@@ -178,7 +178,8 @@ pub(super) fn summary(d: &BuildDetail, caller: &Caller, now: i64) -> Markup {
                 dt { "Took" } dd { (format::span(b.started_at, b.finished_at, now)) }
                 @if !b.labels.is_empty() { dt { "Labels" } dd { (b.labels.join(", ")) } }
                 dt { "Retries left" } dd { (b.retries) }
-                @if let Some(cost) = d.estimated_cost { dt { "Cost (estimate)" } dd id="cost" { (format::money(cost)) } }
+                @if let Some(cost) = d.estimated_cost { dt { "Cost (estimate)" } dd id="cost" { (format::money(cost))
+                    @if let Some(c) = &d.cost { span.cost-split { " — run " (format::money(c.run)) ", boot " (format::money(c.boot)) ", idle " (format::money(c.idle)) } } } }
                 @for j in &d.github_jobs {
                     dt { "GitHub job" }
                     dd.github-job data-job=(j.job_id) {
@@ -332,6 +333,7 @@ mod tests {
         BuildDetail {
             build,
             estimated_cost: Some(0.5),
+            cost: None,
             queue: None,
             github_jobs: Vec::new(),
         }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use burst_master::config::{PoolConfig, Secrets};
+use burst_master::config::{BudgetConfig, PoolConfig, Secrets};
 use burst_master::logs::{LogStore, StepRunId};
 use burst_master::metrics::Metrics;
 use burst_master::model::{
@@ -247,7 +247,16 @@ impl Harness {
         store: Arc<MemoryStore>,
         secrets: Secrets,
     ) -> Self {
-        Self::start_full(pool_cfg, provider, store, secrets, WallClock::System, None).await
+        Self::start_full(
+            pool_cfg,
+            provider,
+            store,
+            secrets,
+            WallClock::System,
+            None,
+            BudgetConfig::default(),
+        )
+        .await
     }
 
     /// Runner steps get their JIT configs from `source`.
@@ -265,6 +274,7 @@ impl Harness {
             secrets,
             WallClock::System,
             Some(source),
+            BudgetConfig::default(),
         )
         .await
     }
@@ -284,6 +294,28 @@ impl Harness {
             Secrets::default(),
             WallClock::pinned(utc),
             None,
+            BudgetConfig::default(),
+        )
+        .await
+    }
+
+    /// On the wall clock `utc`, with `[budget]` settings and a store that
+    /// may hold a previous run's ledger.
+    pub async fn start_budgeted(
+        pool_cfg: PoolConfig,
+        provider: Arc<FakeProvider>,
+        store: Arc<MemoryStore>,
+        utc: chrono::DateTime<chrono::Utc>,
+        budget: BudgetConfig,
+    ) -> Self {
+        Self::start_full(
+            pool_cfg,
+            provider,
+            store,
+            Secrets::default(),
+            WallClock::pinned(utc),
+            None,
+            budget,
         )
         .await
     }
@@ -295,6 +327,7 @@ impl Harness {
         secrets: Secrets,
         clock: WallClock,
         runner_configs: Option<Arc<dyn RunnerConfigs>>,
+        budget: BudgetConfig,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = SchedulerSettings {
@@ -310,6 +343,7 @@ impl Harness {
             clock,
             artifact_limit: 0,
             cache_keys: Default::default(),
+            budget,
         };
         let pools = vec![PoolSpec {
             name: "pool".into(),

@@ -5,6 +5,7 @@
 mod harness;
 
 mod backoff;
+mod budgets;
 mod builds;
 mod caps;
 mod commit;

@@ -78,6 +78,7 @@ fn state(cfg: PoolConfig) -> State {
         clock: crate::scheduler::WallClock::System,
         artifact_limit: 0,
         cache_keys: Default::default(),
+        budget: Default::default(),
     };
     State::new(
         settings,

@@ -48,6 +48,7 @@ contract_tests!(
     every_state_round_trips,
     ledger_upserts_and_orders,
     live_instances_match_is_live,
+    cost_rows_hold_the_window_and_the_attempts_of_its_workers,
     tokens_insert_find_list_revoke,
     submitted_by_round_trips,
     ledger_keeps_who_ended_a_row,

@@ -612,3 +612,55 @@ pub(super) async fn idempotent_insert_replays_and_refuses_other_requests(store: 
         "{bob:?}"
     );
 }
+
+pub(super) async fn cost_rows_hold_the_window_and_the_attempts_of_its_workers(store: &dyn Store) {
+    let mut old = instance("w-old", InstanceState::Gone, 100);
+    old.terminated_at = Some(500);
+    let mut recent = instance("w-1", InstanceState::Gone, 600);
+    recent.terminated_at = Some(5_000);
+    let live = instance("w-2", InstanceState::Connected, 700);
+    for row in [&old, &recent, &live] {
+        store.save_instance(row).await.unwrap();
+    }
+    let since = store.instances_since(1_000).await.unwrap();
+    assert_eq!(since, vec![recent.clone(), live.clone()]);
+    assert_eq!(store.instances_since(0).await.unwrap().len(), 3);
+
+    let b = store
+        .insert_builds(vec![new_build("app")])
+        .await
+        .unwrap()
+        .remove(0);
+    let b = with_two_attempts(b);
+    store.save_build(&b).await.unwrap();
+    let other = store
+        .insert_builds(vec![new_build("lib")])
+        .await
+        .unwrap()
+        .remove(0);
+    let mut other = with_two_attempts(other);
+    other.attempts.truncate(1);
+    other.attempts[0].worker_id = "w-elsewhere".into();
+    store.save_build(&other).await.unwrap();
+
+    let mut got = store
+        .attempts_on(&["w-1".to_string(), "w-2".to_string()])
+        .await
+        .unwrap();
+    got.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[0].build, b.id);
+    assert_eq!(got[0].builder, "app");
+    assert_eq!(got[0].labels, b.labels);
+    assert_eq!(got[0].worker_id, "w-1");
+    assert_eq!(got[0].started_at, b.attempts[0].started_at);
+    assert_eq!(got[0].finished_at, b.attempts[0].finished_at);
+    assert_eq!(got[1].worker_id, "w-2");
+    assert_eq!(got[1].finished_at, None);
+    assert!(store.attempts_on(&[]).await.unwrap().is_empty());
+    assert!(store
+        .attempts_on(&["w-nobody".to_string()])
+        .await
+        .unwrap()
+        .is_empty());
+}

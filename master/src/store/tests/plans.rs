@@ -8,6 +8,7 @@ use sqlx::SqlitePool;
 use crate::model::{BuildQuery, BuildState};
 use crate::store::sqlite_builds_read::query_sql;
 use crate::store::sqlite_grid::{BUILDERS, BUILDER_PAGE};
+use crate::store::sqlite_ledger::ATTEMPTS_ON;
 use crate::store::SqliteStore;
 
 /// `EXPLAIN QUERY PLAN` of `sql` with `binds` placeholders, one line per
@@ -97,6 +98,29 @@ async fn filtered_lists_walk_an_index() {
             "{query:?} sorts instead of walking the index in order: {plan:#?}"
         );
     }
+    pool.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_workers_attempts_are_found_by_index_not_by_reading_every_attempt() {
+    let (_dir, store, pool) = open().await;
+    let explain = format!("EXPLAIN QUERY PLAN {ATTEMPTS_ON}");
+    let plan: Vec<String> = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain)
+        .bind("[\"w-1\"]")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, _, detail)| detail)
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|l| l.starts_with("SEARCH a USING INDEX attempts_by_worker (worker_id=?)")),
+        "{plan:#?}"
+    );
+    assert!(!plan.iter().any(|l| l.starts_with("SCAN a")), "{plan:#?}");
+    assert!(scans_of_builds(&plan).is_empty(), "{plan:#?}");
     pool.close().await;
     store.close().await;
 }
