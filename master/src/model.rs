@@ -26,7 +26,7 @@ pub use grid::{
 pub use idempotency::{
     key_problem, IdempotencyKey, SubmitOnce, IDEMPOTENCY_HEADER, KEY_MAX_LEN, KEY_TTL_MILLIS,
 };
-pub use pool_view::{HostView, PoolView};
+pub use pool_view::{BudgetView, HostView, PoolView};
 pub use queue_position::QueuePosition;
 pub use reason::{
     Expiry, InterruptReason, LostReason, QueuedStatus, Retrying, Unservable, WaitReason,

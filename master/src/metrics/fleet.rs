@@ -9,12 +9,25 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use super::labels::{HostLabels, PoolLabels, WorkerStateLabels};
+use super::labels::{BudgetLabels, HostLabels, PoolLabels, WorkerStateLabels};
 
 /// What the scheduler reports of its pools at one instant.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fleet {
     pub pools: Vec<PoolFleet>,
+    /// Every configured budget against its spend.
+    pub budgets: Vec<BudgetFleet>,
+}
+
+/// One budget (`global` or a pool's) in one window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetFleet {
+    pub budget: String,
+    pub period: &'static str,
+    pub spent: f64,
+    pub limit: f64,
+    /// 0 under the warning share, 1 at or over it, 2 reached.
+    pub level: u8,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,6 +44,8 @@ pub struct PoolFleet {
     pub backoff_seconds: f64,
     /// Estimated dollars accrued by the pool's workers, gone and live.
     pub cost_dollars: f64,
+    /// The hourly price of the pool's workers in flight now.
+    pub spend_rate: f64,
     pub hosts: Vec<HostFleet>,
 }
 
@@ -108,6 +123,39 @@ impl Collector for FleetCollector {
                     };
                     ConstGauge::new(h.backoff_seconds).encode(e.encode_family(&labels)?)?;
                 }
+            }
+        }
+        gauge(
+            &mut encoder,
+            "pool_spend_rate_dollars_per_hour",
+            "The hourly price of the pool's workers in flight (what max_spend_rate caps).",
+            pools.iter().map(|p| (pool(p), p.spend_rate)),
+        )?;
+        let budgets = &fleet.budgets;
+        let budget = |b: &BudgetFleet| BudgetLabels {
+            budget: b.budget.clone(),
+            period: b.period,
+        };
+        for (name, help, value) in [
+            (
+                "budget_spent_dollars",
+                "Spent in the budget's window so far (live workers at least at their billing minimum), in [budget] currency.",
+                (|b: &BudgetFleet| b.spent) as fn(&BudgetFleet) -> f64,
+            ),
+            (
+                "budget_limit_dollars",
+                "The budget's limit, in [budget] currency.",
+                |b: &BudgetFleet| b.limit,
+            ),
+            (
+                "budget_level",
+                "0 under the warning share, 1 at or over it (warn_at), 2 reached: no new workers.",
+                |b: &BudgetFleet| f64::from(b.level),
+            ),
+        ] {
+            let mut e = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for b in budgets {
+                ConstGauge::new(value(b)).encode(e.encode_family(&budget(b))?)?;
             }
         }
         let mut e = encoder.encode_descriptor(

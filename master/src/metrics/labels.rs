@@ -23,6 +23,13 @@ pub(super) struct FinishedLabels {
     pub result: BuildResult,
 }
 
+/// A budget: `global` or a pool's name, and its window (`day`, `month`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct BudgetLabels {
+    pub budget: String,
+    pub period: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct PoolLabels {
     pub pool: String,

@@ -14,7 +14,7 @@ mod tests;
 mod triggers;
 
 pub use families::{accrued_cost, Metrics, CONTENT_TYPE};
-pub use fleet::{Fleet, HostFleet, PoolFleet};
+pub use fleet::{BudgetFleet, Fleet, HostFleet, PoolFleet};
 pub use labels::{BuildResult, LaunchFailure, Operation};
 pub use provider::MeteredProvider;
 pub use store::MeteredStore;

@@ -8,6 +8,8 @@ use super::{BuildResult, Fleet, LaunchFailure, Metrics, Operation, PoolFleet};
 use crate::model::{Build, BuildState, Instance, InstanceState};
 
 const ALLOWED_LABELS: &[&str] = &[
+    "budget",
+    "period",
     "builder",
     "result",
     "pool",
@@ -106,6 +108,13 @@ fn exercise(m: &Metrics, n: usize) -> String {
             pool: "ec2".into(),
             workers: vec![("idle", 1)],
             ..Default::default()
+        }],
+        budgets: vec![super::BudgetFleet {
+            budget: "global".into(),
+            period: "day",
+            spent: 1.0,
+            limit: 2.0,
+            level: 0,
         }],
     })
 }
@@ -209,6 +218,7 @@ fn the_fleet_shows_pools_and_hosts_as_reported() {
             sessions: 3,
             backoff_seconds: 7.5,
             cost_dollars: 0.25,
+            spend_rate: 1.5,
             hosts: vec![
                 super::HostFleet {
                     host: "mac1".into(),
@@ -219,6 +229,13 @@ fn the_fleet_shows_pools_and_hosts_as_reported() {
                     backoff_seconds: 0.0,
                 },
             ],
+        }],
+        budgets: vec![super::BudgetFleet {
+            budget: "machines".into(),
+            period: "month",
+            spent: 32.5,
+            limit: 40.0,
+            level: 1,
         }],
     });
     for line in [
@@ -231,6 +248,10 @@ fn the_fleet_shows_pools_and_hosts_as_reported() {
         "burst_host_backoff_seconds{pool=\"machines\",host=\"mac2\"} 0",
         "burst_cost_estimated_dollars_total{pool=\"machines\"} 0.25",
         "# TYPE burst_cost_estimated_dollars_total counter",
+        "burst_pool_spend_rate_dollars_per_hour{pool=\"machines\"} 1.5",
+        "burst_budget_spent_dollars{budget=\"machines\",period=\"month\"} 32.5",
+        "burst_budget_limit_dollars{budget=\"machines\",period=\"month\"} 40",
+        "burst_budget_level{budget=\"machines\",period=\"month\"} 1",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(line)),

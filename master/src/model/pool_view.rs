@@ -37,6 +37,28 @@ pub struct PoolView {
     /// Multi-host providers' hosts and their quarantines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostView>,
+    /// The hourly price of the pool's workers in flight now.
+    #[serde(default)]
+    pub spend_rate: f64,
+    /// The budgets that hold this pool's launches: the master's and its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<BudgetView>,
+}
+
+/// One budget against its spend, as the pools API and page show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetView {
+    /// `global`, or the pool's name.
+    pub budget: String,
+    /// `day` or `month`.
+    pub period: String,
+    pub spent: f64,
+    pub limit: f64,
+    /// `ok`, `warning` (at `warn_at` of the limit) or `reached`.
+    pub level: String,
+    /// What a waiting build would say, e.g. "budget reached: 40.12 of 40.00
+    /// USD today".
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

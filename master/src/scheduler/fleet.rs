@@ -8,7 +8,10 @@ use tokio::time::Instant;
 
 use super::actor::Scheduler;
 use super::worker::WorkerState;
-use crate::metrics::{accrued_cost, Fleet, HostFleet, LaunchFailure, Metrics, PoolFleet};
+use crate::cost::budget::{Level, Scope};
+use crate::metrics::{
+    accrued_cost, BudgetFleet, Fleet, HostFleet, LaunchFailure, Metrics, PoolFleet,
+};
 use crate::model::{now_millis, BuildState};
 
 impl Scheduler {
@@ -34,6 +37,7 @@ impl Scheduler {
                     .retry_at
                     .map_or(0.0, |t| t.saturating_duration_since(now).as_secs_f64()),
                 cost_dollars: self.metrics.retired_cost(&p.name),
+                spend_rate: 0.0,
                 hosts: p
                     .provider
                     .hosts()
@@ -56,6 +60,14 @@ impl Scheduler {
                 p.sessions += 1;
             }
             p.cost_dollars += accrued_cost(&w.ledger, millis);
+            if let Some(priced) = self
+                .state
+                .pools
+                .get(w.pool)
+                .and_then(|pool| super::spend::priced(w, &pool.cfg))
+            {
+                p.spend_rate += priced.price_per_hour;
+            }
         }
         for id in &self.state.queue {
             let Some(build) = self.state.builds.get(id) else {
@@ -75,7 +87,26 @@ impl Scheduler {
                 pools[i].queued += 1;
             }
         }
-        Fleet { pools }
+        let budgets = super::spend::view(&self.state, now)
+            .map(|v| v.statuses)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| BudgetFleet {
+                budget: match s.scope {
+                    Scope::Global => "global".to_owned(),
+                    Scope::Pool(p) => p,
+                },
+                period: s.period.as_str(),
+                spent: s.spent,
+                limit: s.limit,
+                level: match s.level {
+                    Level::Ok => 0,
+                    Level::Warning => 1,
+                    Level::Reached => 2,
+                },
+            })
+            .collect();
+        Fleet { pools, budgets }
     }
 
     /// A worker of pool `pool` failed to start: the launch call failed, or

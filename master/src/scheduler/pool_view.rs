@@ -7,12 +7,16 @@ use tokio::time::Instant;
 use super::actor::Scheduler;
 use super::warm;
 use super::worker::WorkerState;
-use crate::model::{HostView, PoolView};
+use crate::cost::budget::Scope;
+use crate::model::{BudgetView, HostView, PoolView};
 
 impl Scheduler {
     pub(super) fn pool_views(&self, now: Instant) -> Vec<PoolView> {
         let fleet = self.fleet(now);
         let wall = self.state.settings.clock.at(now);
+        let statuses = super::spend::view(&self.state, now)
+            .map(|v| v.statuses)
+            .unwrap_or_default();
         self.state
             .pools
             .iter()
@@ -50,6 +54,22 @@ impl Scheduler {
                         .map(|h| HostView {
                             host: h.host,
                             backoff_secs: h.backoff_seconds,
+                        })
+                        .collect(),
+                    spend_rate: f.spend_rate,
+                    budgets: statuses
+                        .iter()
+                        .filter(|s| match &s.scope {
+                            Scope::Global => true,
+                            Scope::Pool(name) => *name == p.name,
+                        })
+                        .map(|s| BudgetView {
+                            budget: s.scope.to_string(),
+                            period: s.period.as_str().to_owned(),
+                            spent: s.spent,
+                            limit: s.limit,
+                            level: s.level.as_str().to_owned(),
+                            message: s.to_string(),
                         })
                         .collect(),
                 }

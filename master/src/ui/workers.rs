@@ -3,8 +3,11 @@
 //! the loaders behind `/api/v1/workers`, `/api/v1/pools` and
 //! `/api/v1/instances`; this only draws it.
 //!
-//! DOM: `table#pools` (`tr[data-pool][data-backoff]`, `td.workers` (of
-//! max), `td.min-idle`, `td.launching`, `td.backoff`, `td.error`),
+//! DOM: `ul#budget-alerts` (`li[data-level]`, one per budget at or over its
+//! warning share), `table#pools` (`tr[data-pool][data-backoff]`, `td.workers`
+//! (of max), `td.min-idle`, `td.launching`, `td.backoff`, `td.error`,
+//! `td.spend` (hourly price in flight, then `span.budget[data-level]` per
+//! budget)),
 //! `table#workers` (`tr[data-worker][data-state]`, the scheduler's state:
 //! launching, connecting, idle, busy, reconnecting, terminating; `td.age`,
 //! `td.pool`, `td.provider`, `td.host`, `td.os`, `td.done`, `td.cost`),
@@ -27,6 +30,8 @@ const STYLE: &str = "\
 #workers td.id, #ledger td.id { font: 12.5px ui-monospace, monospace; }
 #ledger tr.orphan td { background: #fff4e5; }
 #pools td.error, #ledger td.error { color: var(--bad, #c62828); }
+#budget-alerts li[data-level=warning], #pools span.budget[data-level=warning] { color: #8a5a00; }
+#budget-alerts li[data-level=reached], #pools span.budget[data-level=reached] { color: var(--bad, #c62828); font-weight: 600; }
 section { margin-bottom: 1.5em; }
 ";
 
@@ -56,6 +61,7 @@ pub fn render(
     html! {
         style { (PreEscaped(STYLE)) }
         h1 { "Workers and pools" }
+        (budget_alerts(pools))
         section {
             h2 { "Pools" }
             (pools_table(pools))
@@ -81,7 +87,7 @@ fn pools_table(pools: &[PoolView]) -> Markup {
                 tr {
                     th { "Pool" } th { "Provider" } th { "Labels" } th { "Workers / max" }
                     th { "min_idle" } th { "Launching / max" } th { "Idle" } th { "Busy" }
-                    th { "Queued" } th { "Backoff" } th { "Last error" }
+                    th { "Queued" } th { "Backoff" } th { "Last error" } th { "Spend" }
                 }
             }
             tbody {
@@ -120,6 +126,40 @@ fn pools_table(pools: &[PoolView]) -> Markup {
                                 "-"
                             }
                         }
+                        td.spend {
+                            (format::money(p.spend_rate)) "/h"
+                            @for b in &p.budgets {
+                                br;
+                                span.budget data-level=(b.level) data-budget=(b.budget) { (b.message) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Budgets at or over their warning share, once each (the master's shows
+/// on every pool's row, but is one alert).
+fn budget_alerts(pools: &[PoolView]) -> Markup {
+    let mut seen = Vec::new();
+    for b in pools.iter().flat_map(|p| &p.budgets) {
+        if b.level != "ok"
+            && !seen
+                .iter()
+                .any(|s: &&crate::model::BudgetView| s.budget == b.budget && s.period == b.period)
+        {
+            seen.push(b);
+        }
+    }
+    html! {
+        @if !seen.is_empty() {
+            ul id="budget-alerts" {
+                @for b in seen {
+                    li data-level=(b.level) {
+                        (b.message)
+                        @if b.level == "reached" { ": no new workers are launched until it resets or is raised" }
                     }
                 }
             }
@@ -306,6 +346,25 @@ mod tests {
             last_error: Some("InsufficientInstanceCapacity".to_owned()),
             permanent_error: None,
             hosts: Vec::new(),
+            spend_rate: 0.75,
+            budgets: vec![
+                crate::model::BudgetView {
+                    budget: "global".into(),
+                    period: "day".into(),
+                    spent: 41.0,
+                    limit: 40.0,
+                    level: "reached".into(),
+                    message: "budget reached: 41.00 of 40.00 USD today".into(),
+                },
+                crate::model::BudgetView {
+                    budget: "pool ec2".into(),
+                    period: "month".into(),
+                    spent: 10.0,
+                    limit: 100.0,
+                    level: "ok".into(),
+                    message: "budget: 10.00 of 100.00 USD this month (pool ec2)".into(),
+                },
+            ],
         };
         let worker = WorkerView {
             worker_id: "ec2-7".to_owned(),
@@ -336,6 +395,17 @@ mod tests {
         assert_eq!(cell(&html, p, "num launching"), "1 / 3");
         assert!(cell(&html, p, "backoff").contains("retry in 30"), "{html}");
         assert_eq!(cell(&html, p, "error"), "InsufficientInstanceCapacity");
+        let spend = cell(&html, p, "spend");
+        assert!(spend.starts_with("$0.75/h"), "{spend}");
+        assert!(
+            spend.contains(r#"data-level="reached" data-budget="global">budget reached: 41.00 of 40.00 USD today<"#),
+            "{spend}"
+        );
+        assert!(html.contains(r#"<ul id="budget-alerts"><li data-level="reached">budget reached: 41.00 of 40.00 USD today: no new workers"#), "{html}");
+        assert!(
+            !html.contains(r#"<li data-level="ok""#),
+            "only budgets over their warning share alert: {html}"
+        );
         assert!(html.contains(r#"data-backoff="true""#), "{html}");
         let w = r#"data-worker="ec2-7""#;
         assert!(
