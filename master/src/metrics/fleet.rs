@@ -147,15 +147,21 @@ impl Collector for FleetCollector {
                 "The budget's limit, in [budget] currency.",
                 |b: &BudgetFleet| b.limit,
             ),
-            (
-                "budget_level",
-                "0 under the warning share, 1 at or over it (warn_at), 2 reached: no new workers.",
-                |b: &BudgetFleet| f64::from(b.level),
-            ),
         ] {
             let mut e = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for b in budgets {
                 ConstGauge::new(value(b)).encode(e.encode_family(&budget(b))?)?;
+            }
+        }
+        {
+            let mut e = encoder.encode_descriptor(
+                "budget_level",
+                "0 under the warning share, 1 at or over it (warn_at), 2 reached: no new workers.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for b in budgets {
+                ConstGauge::new(i64::from(b.level)).encode(e.encode_family(&budget(b))?)?;
             }
         }
         let mut e = encoder.encode_descriptor(

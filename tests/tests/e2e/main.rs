@@ -10,6 +10,7 @@ mod caches;
 mod cancel;
 mod checkout;
 mod config;
+mod cost;
 mod docker;
 mod ec2;
 mod github_runners;
