@@ -365,3 +365,27 @@ async fn a_fake_pool_loads_validates_and_builds_through_the_registry() {
         ["F:7: pools.fake.fake.connect_after: must be greater than zero"]
     );
 }
+
+#[test]
+fn host_prices_are_read_and_a_negative_one_names_its_line() {
+    let config = load(&with(
+        "[[pools.dock.docker.hosts]]\nname = \"big\"\nprice_per_hour = 0.5",
+    ))
+    .unwrap();
+    assert_eq!(docker(&config).hosts[0].price_per_hour, Some(0.5));
+    let found = problems(&with("[[pools.dock.docker.hosts]]\nprice_per_hour = -0.5"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].ends_with(
+            "pools.dock.docker.hosts[0].price_per_hour: must be a number at least 0 (got -0.5)"
+        ),
+        "{found:?}"
+    );
+    let ssh = "[pools.build]\nprovider = \"ssh\"\nlabels = [\"linux\"]\n\n\
+               [[pools.build.ssh.hosts]]\naddress = \"10.0.0.2\"\nprice_per_hour = -1.0\n\n\
+               [[builders]]\nname = \"b\"\nlabels = [\"linux\"]\nsteps = [{ name = \"s\", run = \"true\" }]\n";
+    assert_eq!(
+        problems(ssh),
+        ["F:7: pools.build.ssh.hosts[0].price_per_hour: must be a number at least 0 (got -1)"]
+    );
+}

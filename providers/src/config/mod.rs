@@ -5,6 +5,7 @@
 mod context;
 mod env;
 mod fields;
+mod price;
 mod problem;
 
 pub use context::{CacheVolume, Context};
@@ -13,4 +14,5 @@ pub use fields::{
     Ami, AmiId, AtLeastOne, AwsId, AwsIdKind, Check, HttpUrl, LaunchTemplateId, Positive,
     SecurityGroup, SecurityGroupId, Subnet, SubnetId, TemplateId,
 };
+pub use price::check_price;
 pub use problem::{Path, Problem, Problems, Scope, Segment};

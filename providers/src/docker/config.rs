@@ -84,7 +84,7 @@ impl Default for DockerPoolConfig {
 }
 
 /// `[[pools.NAME.docker.hosts]]`: one Docker engine.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DockerHostConfig {
     /// Shown in logs and kept in provider ids; default: "local", or the
@@ -102,6 +102,10 @@ pub struct DockerHostConfig {
     /// beyond the pool's max_workers.
     #[serde(default)]
     pub capacity: Option<AtLeastOne>,
+    /// What a worker on this host costs an hour; over the pool's
+    /// `price_per_hour` (docs/cost.md).
+    #[serde(default)]
+    pub price_per_hour: Option<f64>,
 }
 
 fn local_endpoint() -> String {

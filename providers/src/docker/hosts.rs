@@ -204,6 +204,7 @@ mod tests {
                 name: format!("h{i}"),
                 endpoint: Endpoint::Http(format!("tcp://127.0.0.1:{}", 1 + i)),
                 capacity: *cap,
+                price_per_hour: None,
             })
             .collect();
         Hosts::new(

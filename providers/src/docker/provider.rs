@@ -232,9 +232,7 @@ impl DockerProvider {
             return Err(failure);
         }
         tracing::debug!(worker = %spec.worker_id, host = host.name(), container = %id, %url, "container started");
-        Ok(Launched {
-            provider_id: Self::provider_id(host, &id),
-            details: serde_json::json!({
+        let mut details = serde_json::json!({
                 "host": host.name(),
                 "container_id": id,
                 "container_name": name,
@@ -242,7 +240,13 @@ impl DockerProvider {
                 "master_url": url,
                 // Create + start as the engine took them: the bulk of a cold start.
                 "launch_ms": began.elapsed().as_millis() as u64,
-            }),
+        });
+        if let Some(price) = host.settings.price_per_hour {
+            details["price_per_hour"] = price.into();
+        }
+        Ok(Launched {
+            provider_id: Self::provider_id(host, &id),
+            details,
         })
     }
 
@@ -707,6 +711,7 @@ mod tests {
             name: "down".into(),
             endpoint: crate::docker::Endpoint::Http("tcp://127.0.0.1:9".into()),
             capacity: Some(2),
+            price_per_hour: None,
         }];
         let p = match DockerProvider::new(s) {
             Ok(p) => p,

@@ -49,6 +49,7 @@ fn settings(d: &DockerPoolConfig, ctx: &Context) -> Result<DockerSettings, Provi
                     name: h.name(i),
                     endpoint: parse_endpoint(&h.endpoint, h.tls_dir.clone()).map_err(invalid)?,
                     capacity: h.capacity.map(|c| c.get()),
+                    price_per_hour: h.price_per_hour,
                 })
             })
             .collect::<Result<_, ProviderError>>()?;

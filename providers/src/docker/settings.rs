@@ -94,7 +94,7 @@ pub fn parse_endpoint(endpoint: &str, tls_dir: Option<PathBuf>) -> Result<Endpoi
 }
 
 /// One Docker engine a pool may place containers on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HostSettings {
     /// Unique within the pool; part of each container's provider id.
     pub name: String,
@@ -102,6 +102,8 @@ pub struct HostSettings {
     /// Containers of this pool at once on this host; `None` = only the
     /// pool's `max_workers` limits it.
     pub capacity: Option<u32>,
+    /// Recorded with each container it runs (the ledger's `price_per_hour`).
+    pub price_per_hour: Option<f64>,
 }
 
 impl HostSettings {
@@ -111,6 +113,7 @@ impl HostSettings {
             name: "local".to_owned(),
             endpoint: Endpoint::Local,
             capacity: None,
+            price_per_hour: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use super::labels::LABEL_PREFIX;
 use super::platform::Platform;
 use super::settings::{parse_endpoint, parse_memory, Endpoint, PullPolicy};
 use super::url;
-use crate::config::{check_env, Context, Path, Problems};
+use crate::config::{check_env, check_price, Context, Path, Problems};
 
 /// Every problem of the section, at `docker.…` in the pool.
 pub(super) fn check(d: &DockerPoolConfig, ctx: &Context, out: &mut Problems) {
@@ -53,6 +53,7 @@ pub(super) fn check(d: &DockerPoolConfig, ctx: &Context, out: &mut Problems) {
             Err(e) => out.push(&host_path.key("endpoint"), e),
         }
         out.check(&host_path.key("capacity"), &host.capacity);
+        check_price(&host_path.key("price_per_hour"), host.price_per_hour, out);
     }
     if d.hosts.is_empty() {
         endpoints.push((path.key("hosts"), Endpoint::Local));

@@ -51,6 +51,10 @@ pub struct SshHostConfig {
     #[serde(default)]
     pub name: Option<String>,
     pub address: String,
+    /// What a worker on this host costs an hour; over the pool's
+    /// `price_per_hour` (docs/cost.md).
+    #[serde(default)]
+    pub price_per_hour: Option<f64>,
     #[serde(default = "defaults::port")]
     pub port: u16,
     /// Unset = ssh's default (its config, or the master's user name).

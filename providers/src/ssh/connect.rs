@@ -231,6 +231,7 @@ mod tests {
             wake: vec![],
             sleep: vec![],
             wake_timeout: Duration::from_secs(1),
+            price_per_hour: None,
         }
     }
 

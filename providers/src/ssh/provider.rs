@@ -211,9 +211,7 @@ impl SshProvider {
             ))
         })?;
         tracing::info!(host = %host.name(), worker = %spec.worker_id, pid, uploaded = installed.uploaded, "started ssh worker");
-        Ok(Launched {
-            provider_id: format!("{}:{pid}", host.name()),
-            details: serde_json::json!({
+        let mut details = serde_json::json!({
                 "host": host.name(),
                 "destination": host.cfg.destination(),
                 "platform": host.cfg.platform.as_str(),
@@ -223,7 +221,13 @@ impl SshProvider {
                 "worker_sha256": installed.sha256,
                 "uploaded": installed.uploaded,
                 "worker_dir": host.remote.worker_dir(&spec.worker_id),
-            }),
+        });
+        if let Some(price) = host.cfg.price_per_hour {
+            details["price_per_hour"] = price.into();
+        }
+        Ok(Launched {
+            provider_id: format!("{}:{pid}", host.name()),
+            details,
         })
     }
 
@@ -423,6 +427,7 @@ mod tests {
                     wake: vec![],
                     sleep: vec![],
                     wake_timeout: Duration::from_secs(1),
+                    price_per_hour: None,
                 })
                 .collect(),
             known_hosts: None,

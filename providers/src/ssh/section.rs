@@ -75,5 +75,6 @@ fn host_settings(h: &SshHostConfig) -> HostSettings {
         wake: h.wake.clone(),
         sleep: h.sleep.clone(),
         wake_timeout: h.wake_timeout.get(),
+        price_per_hour: h.price_per_hour,
     }
 }

@@ -81,6 +81,8 @@ pub struct HostSettings {
     pub sleep: Vec<String>,
     /// How long SSH may take to come up after `wake`.
     pub wake_timeout: Duration,
+    /// Recorded with each worker it runs (the ledger's `price_per_hour`).
+    pub price_per_hour: Option<f64>,
 }
 
 impl HostSettings {

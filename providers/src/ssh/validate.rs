@@ -57,6 +57,7 @@ pub(super) fn check(ssh: &SshPoolConfig, ctx: &Context, out: &mut Problems) {
     for (i, h) in ssh.hosts.iter().enumerate() {
         let hp = hosts.index(i);
         capacity = capacity.saturating_add(h.max_workers.get());
+        crate::config::check_price(&hp.key("price_per_hour"), h.price_per_hour, out);
         let name = h.display_name();
         let name_ok = !name.is_empty()
             && name

@@ -609,6 +609,7 @@ async fn docker_hosts_share_the_load_within_capacity_and_a_dead_host_is_skipped(
 [[pools.POOL.docker.hosts]]
 name = "a"
 capacity = 1
+price_per_hour = 0.36
 
 [[pools.POOL.docker.hosts]]
 name = "b"
@@ -622,7 +623,7 @@ capacity = 4
 "#
     .replace("POOL", &pool);
     let master = DockerPool::new(&pool)
-        .pool("max_workers = 4\nmax_builds = 1")
+        .pool("max_workers = 4\nmax_builds = 1\nprice_per_hour = 0.72")
         .docker(&hosts)
         .master()
         .section(&format!(
@@ -665,6 +666,12 @@ capacity = 4
     for row in master.instances_json().await? {
         if let Some(host) = row["details"]["host"].as_str() {
             used.insert(host.to_owned());
+            // A host's price is recorded with its containers, over the pool's.
+            let want = if host == "a" { 0.36 } else { 0.72 };
+            ensure!(
+                row["details"]["price_per_hour"].as_f64() == Some(want),
+                "host {host}: {row:#}"
+            );
         }
     }
     ensure!(

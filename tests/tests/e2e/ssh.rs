@@ -79,7 +79,9 @@ async fn ssh_build_uploads_the_worker_once_then_reuses_it() -> Result<()> {
         max_workers: 1,
         steps: step("where", "echo \"ran in $PWD\"", ""),
     };
-    let master = harness::master(&key, &known, &[HostEntry::new(&host, 1)], &pool)
+    let mut entry = HostEntry::new(&host, 1);
+    entry.extra = "price_per_hour = 0.5".into();
+    let master = harness::master(&key, &known, &[entry], &pool)
         .start()
         .await?;
 
@@ -96,6 +98,13 @@ async fn ssh_build_uploads_the_worker_once_then_reuses_it() -> Result<()> {
     assert_eq!(row["provider"], "ssh");
     assert_eq!(row["details"]["host"], "alpha", "{row:#}");
     assert_eq!(row["details"]["uploaded"], true, "{row:#}");
+    // The host's price, recorded with its worker, prices the build.
+    assert_eq!(row["details"]["price_per_hour"], 0.5, "{row:#}");
+    let detail = master.build_json(first["id"].as_i64().expect("id")).await?;
+    assert!(
+        detail["estimated_cost"].as_f64().is_some_and(|c| c > 0.0),
+        "{detail:#}"
+    );
     assert!(
         row["provider_id"]
             .as_str()
