@@ -342,3 +342,45 @@ async fn plain_teardown_stops_at_idle_timeout_whatever_the_billing() {
     tokio::time::sleep_until(launched + Duration::from_secs(300)).await;
     assert!(h.workers().await.is_empty());
 }
+
+fn level_line(text: &str) -> Option<String> {
+    text.lines()
+        .find(|l| l.starts_with("burst_budget_level{budget=\"global\",period=\"day\"}"))
+        .map(str::to_owned)
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_warning_share_a_budget_warns_and_still_launches() {
+    let h = Harness::start_budgeted(
+        priced_pool(2),
+        FakeProvider::new(Duration::from_secs(90)),
+        Arc::new(MemoryStore::new()),
+        utc(2026, 12, 1, 9, 0),
+        daily(0.125),
+    )
+    .await;
+    assert_eq!(
+        level_line(&h.metrics_text().await).as_deref(),
+        Some("burst_budget_level{budget=\"global\",period=\"day\"} 0")
+    );
+    // About 100 s of a worker at $0.001/s: over 80 % of $0.125, under it.
+    let first = h.submit(1, 1).await;
+    h.wait_finished(&first, Duration::from_secs(300)).await;
+    h.wait_workers(Duration::from_secs(60), |w| w.is_empty())
+        .await;
+    let text = h.metrics_text().await;
+    assert_eq!(
+        level_line(&text).as_deref(),
+        Some("burst_budget_level{budget=\"global\",period=\"day\"} 1"),
+        "{text}"
+    );
+    let pools = h.handle.pools().await.unwrap();
+    let b = &pools[0].budgets[0];
+    assert_eq!((b.budget.as_str(), b.level.as_str()), ("global", "warning"));
+    assert!(b.message.starts_with("budget nearly reached: 0.1"), "{b:?}");
+    // A warning holds nothing back.
+    let second = h.submit(1, 1).await;
+    let done = h.wait_finished(&second, Duration::from_secs(300)).await;
+    assert!(all_succeeded(&done));
+    assert_eq!(h.provider.launches().len(), 2);
+}
