@@ -7,6 +7,8 @@
 pub mod attribution;
 pub mod billing;
 pub mod budget;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod report;
 
 pub use attribution::{attribute, Attribution, BuildCost, PoolCost, WorkerAttempt};

@@ -84,28 +84,24 @@ mod tests {
 
     #[test]
     fn the_table_lists_each_group_then_the_total() {
+        let row = CostRow {
+            key: "linux".into(),
+            spend: 1.5,
+            instance_hours: Some(3.0),
+            idle_share: 0.25,
+            builds: 4,
+            cost_per_build_p50: Some(0.3),
+            cost_per_build_p95: Some(0.5),
+        };
         let report = CostReport {
             since: 0,
             until: 1,
             by: GroupBy::Pool,
             currency: "USD".into(),
-            rows: vec![CostRow {
-                key: "linux".into(),
-                spend: 1.5,
-                instance_hours: Some(3.0),
-                idle_share: 0.25,
-                builds: 4,
-                cost_per_build_p50: Some(0.3),
-                cost_per_build_p95: Some(0.5),
-            }],
+            rows: vec![row.clone()],
             total: CostRow {
                 key: "total".into(),
-                spend: 1.5,
-                instance_hours: Some(3.0),
-                idle_share: 0.25,
-                builds: 4,
-                cost_per_build_p50: Some(0.3),
-                cost_per_build_p95: Some(0.5),
+                ..row
             },
         };
         let text = render(&report, "7d", "pool");

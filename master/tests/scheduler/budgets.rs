@@ -28,6 +28,18 @@ fn priced_pool(max_workers: u32) -> burst_master::config::PoolConfig {
     cfg
 }
 
+/// A scheduler on a fresh store whose workers' steps take `step` seconds,
+/// its wall clock reading `at`.
+async fn start(
+    cfg: burst_master::config::PoolConfig,
+    step: u64,
+    at: DateTime<Utc>,
+    budget: BudgetConfig,
+) -> Harness {
+    let provider = FakeProvider::new(Duration::from_secs(step));
+    Harness::start_budgeted(cfg, provider, Arc::new(MemoryStore::new()), at, budget).await
+}
+
 fn daily(limit: f64) -> BudgetConfig {
     BudgetConfig {
         daily: Some(limit),
@@ -50,16 +62,9 @@ fn spent_in(reason: &str) -> f64 {
 
 #[tokio::test(start_paused = true)]
 async fn a_reached_budget_stops_launches_until_the_day_resets() {
-    let start = utc(2026, 12, 1, 23, 0);
+    // The wall clock reads 23:00 at t0: midnight is an hour later.
     let t0 = tokio::time::Instant::now();
-    let h = Harness::start_budgeted(
-        priced_pool(2),
-        FakeProvider::new(Duration::from_secs(60)),
-        Arc::new(MemoryStore::new()),
-        start,
-        daily(0.05),
-    )
-    .await;
+    let h = start(priced_pool(2), 60, utc(2026, 12, 1, 23, 0), daily(0.05)).await;
     // One build: a minute of step, 10 s idle, about $0.07 in all.
     let first = h.submit(1, 1).await;
     let done = h.wait_finished(&first, Duration::from_secs(300)).await;
@@ -96,14 +101,7 @@ async fn a_pools_own_budget_holds_only_that_pool() {
         daily: Some(0.01),
         monthly: None,
     };
-    let h = Harness::start_budgeted(
-        cfg,
-        FakeProvider::new(Duration::from_secs(30)),
-        Arc::new(MemoryStore::new()),
-        utc(2026, 12, 1, 9, 0),
-        BudgetConfig::default(),
-    )
-    .await;
+    let h = start(cfg, 30, utc(2026, 12, 1, 9, 0), BudgetConfig::default()).await;
     let first = h.submit(1, 1).await;
     h.wait_finished(&first, Duration::from_secs(300)).await;
     h.wait_workers(Duration::from_secs(60), |w| w.is_empty())
@@ -186,13 +184,13 @@ async fn what_was_spent_today_survives_a_restart_and_yesterday_does_not_count() 
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_with_workers_running_does_not_reset_the_budget() {
-    let start = utc(2026, 12, 2, 12, 0);
+    let wall = utc(2026, 12, 2, 12, 0);
     let store = Arc::new(MemoryStore::new());
     let h = Harness::start_budgeted(
         priced_pool(2),
         FakeProvider::new(Duration::from_secs(3600)),
         store.clone(),
-        start,
+        wall,
         daily(0.10),
     )
     .await;
@@ -212,7 +210,7 @@ async fn a_crash_with_workers_running_does_not_reset_the_budget() {
         priced_pool(2),
         FakeProvider::new(Duration::from_secs(1)),
         store.clone(),
-        start + chrono::Duration::minutes(2),
+        wall + chrono::Duration::minutes(2),
         daily(0.10),
     )
     .await;
@@ -229,14 +227,7 @@ async fn max_spend_rate_holds_the_workers_in_flight() {
     let mut cfg = priced_pool(10);
     cfg.price_per_hour = Some(1.0);
     cfg.max_spend_rate = Some(2.5);
-    let h = Harness::start_budgeted(
-        cfg,
-        FakeProvider::new(Duration::from_secs(120)),
-        Arc::new(MemoryStore::new()),
-        utc(2026, 12, 1, 9, 0),
-        BudgetConfig::default(),
-    )
-    .await;
+    let h = start(cfg, 120, utc(2026, 12, 1, 9, 0), BudgetConfig::default()).await;
     let ids = h.submit(5, 1).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(
@@ -258,10 +249,9 @@ async fn max_spend_rate_holds_the_workers_in_flight() {
 async fn the_masters_rate_cap_counts_every_pool() {
     let mut cfg = priced_pool(10);
     cfg.price_per_hour = Some(1.0);
-    let h = Harness::start_budgeted(
+    let h = start(
         cfg,
-        FakeProvider::new(Duration::from_secs(120)),
-        Arc::new(MemoryStore::new()),
+        120,
         utc(2026, 12, 1, 9, 0),
         BudgetConfig {
             max_spend_rate: Some(3.0),
@@ -294,10 +284,9 @@ fn hourly(teardown: Teardown) -> burst_master::config::PoolConfig {
 
 #[tokio::test(start_paused = true)]
 async fn billing_aware_teardown_keeps_an_idle_worker_until_its_paid_hour_runs_out() {
-    let h = Harness::start_budgeted(
+    let h = start(
         hourly(Teardown::BillingAware),
-        FakeProvider::new(Duration::from_secs(10)),
-        Arc::new(MemoryStore::new()),
+        10,
         utc(2026, 12, 1, 9, 0),
         BudgetConfig::default(),
     )
@@ -328,10 +317,9 @@ async fn billing_aware_teardown_keeps_an_idle_worker_until_its_paid_hour_runs_ou
 
 #[tokio::test(start_paused = true)]
 async fn plain_teardown_stops_at_idle_timeout_whatever_the_billing() {
-    let h = Harness::start_budgeted(
+    let h = start(
         hourly(Teardown::Idle),
-        FakeProvider::new(Duration::from_secs(10)),
-        Arc::new(MemoryStore::new()),
+        10,
         utc(2026, 12, 1, 9, 0),
         BudgetConfig::default(),
     )
@@ -351,14 +339,7 @@ fn level_line(text: &str) -> Option<String> {
 
 #[tokio::test(start_paused = true)]
 async fn at_the_warning_share_a_budget_warns_and_still_launches() {
-    let h = Harness::start_budgeted(
-        priced_pool(2),
-        FakeProvider::new(Duration::from_secs(90)),
-        Arc::new(MemoryStore::new()),
-        utc(2026, 12, 1, 9, 0),
-        daily(0.125),
-    )
-    .await;
+    let h = start(priced_pool(2), 90, utc(2026, 12, 1, 9, 0), daily(0.125)).await;
     assert_eq!(
         level_line(&h.metrics_text().await).as_deref(),
         Some("burst_budget_level{budget=\"global\",period=\"day\"} 0")

@@ -1,28 +1,11 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::{Attempt, AttemptState, BuildState, Instance, InstanceState, NewBuild};
+use crate::model::{Attempt, AttemptState, BuildState, Instance, NewBuild};
 use crate::store::MemoryStore;
 
 fn row(worker: &str, price: Option<f64>, ended: Millis) -> Instance {
-    Instance {
-        worker_id: worker.into(),
-        pool: "p".into(),
-        provider: "docker".into(),
-        provider_id: None,
-        state: InstanceState::Gone,
-        details: price.map_or(
-            serde_json::Value::Null,
-            |p| serde_json::json!({ "price_per_hour": p }),
-        ),
-        error: None,
-        launched_at: 0,
-        connected_at: Some(0),
-        terminated_at: Some(ended),
-        ended_by: None,
-        resume_hash: None,
-        resume_prev_hash: None,
-    }
+    crate::cost::fixtures::row(worker, "p", price, (0, Some(0), Some(ended)))
 }
 
 async fn build_on(store: &MemoryStore, worker: &str, from: Millis, to: Millis) -> Build {

@@ -2,29 +2,13 @@
 //! per second with a 60 s minimum (EC2 Linux).
 
 use super::*;
-use crate::model::InstanceState;
 
 const S: Millis = 1_000;
 
 fn row(worker: &str, pool: &str, price: Option<f64>, connected: Millis, ended: Millis) -> Instance {
-    Instance {
-        worker_id: worker.into(),
-        pool: pool.into(),
-        provider: "ec2".into(),
-        provider_id: None,
-        state: InstanceState::Gone,
-        details: match price {
-            Some(p) => serde_json::json!({ "price_per_hour": p }),
-            None => serde_json::Value::Null,
-        },
-        error: None,
-        launched_at: 0,
-        connected_at: Some(connected),
-        terminated_at: Some(ended),
-        ended_by: None,
-        resume_hash: None,
-        resume_prev_hash: None,
-    }
+    let mut r = crate::cost::fixtures::row(worker, pool, price, (0, Some(connected), Some(ended)));
+    r.provider = "ec2".into();
+    r
 }
 
 fn ran(build: BuildId, worker: &str, from: Millis, to: Option<Millis>) -> WorkerAttempt {

@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use super::*;
-use crate::model::InstanceState;
 
 fn row(
     provider: &str,
@@ -9,21 +8,10 @@ fn row(
     launched: Millis,
     ended: Option<Millis>,
 ) -> Instance {
-    Instance {
-        worker_id: "w".into(),
-        pool: "p".into(),
-        provider: provider.into(),
-        provider_id: None,
-        state: InstanceState::Connected,
-        details,
-        error: None,
-        launched_at: launched,
-        connected_at: None,
-        terminated_at: ended,
-        ended_by: None,
-        resume_hash: None,
-        resume_prev_hash: None,
-    }
+    let mut r = crate::cost::fixtures::row("w", "p", None, (launched, None, ended));
+    r.provider = provider.into();
+    r.details = details;
+    r
 }
 
 #[test]

@@ -1,25 +1,10 @@
 use super::*;
-use crate::model::InstanceState;
 
 const S: Millis = 1_000;
 
+/// $3.60/h, per second: $0.001 a second.
 fn row(worker: &str, pool: &str, ended: Millis) -> Instance {
-    Instance {
-        worker_id: worker.into(),
-        pool: pool.into(),
-        provider: "docker".into(),
-        provider_id: None,
-        state: InstanceState::Gone,
-        // $3.60/h, per second: $0.001 a second.
-        details: serde_json::json!({ "price_per_hour": 3.6 }),
-        error: None,
-        launched_at: 0,
-        connected_at: Some(0),
-        terminated_at: Some(ended),
-        ended_by: None,
-        resume_hash: None,
-        resume_prev_hash: None,
-    }
+    crate::cost::fixtures::row(worker, pool, Some(3.6), (0, Some(0), Some(ended)))
 }
 
 fn ran(

@@ -1,24 +1,10 @@
 use super::*;
-use crate::model::InstanceState;
 
 const H: Millis = 3_600_000;
 
 fn row(pool: &str, launched: Millis, ended: Millis, price: f64) -> Instance {
-    Instance {
-        worker_id: format!("{pool}-{launched}"),
-        pool: pool.into(),
-        provider: "docker".into(),
-        provider_id: None,
-        state: InstanceState::Gone,
-        details: serde_json::json!({ "price_per_hour": price }),
-        error: None,
-        launched_at: launched,
-        connected_at: None,
-        terminated_at: Some(ended),
-        ended_by: None,
-        resume_hash: None,
-        resume_prev_hash: None,
-    }
+    let worker = format!("{pool}-{launched}");
+    crate::cost::fixtures::row(&worker, pool, Some(price), (launched, None, Some(ended)))
 }
 
 fn day(start: Millis) -> Window {
