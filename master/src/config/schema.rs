@@ -50,6 +50,9 @@ pub struct Config {
     /// Ephemeral GitHub Actions runners; see `github.rs`.
     #[serde(default)]
     pub github: Option<super::github::GithubConfig>,
+    /// `burst simulate`'s simulated providers; see `simulate.rs`.
+    #[serde(default)]
+    pub simulate: super::simulate::SimulateConfig,
     /// The values, read while loading (never deserialized or serialized).
     #[serde(skip)]
     pub secret_values: Secrets,

@@ -163,6 +163,7 @@ mod tests {
             retention: Default::default(),
             artifacts: Default::default(),
             github: None,
+            simulate: Default::default(),
             secret_values: Default::default(),
         }
     }
