@@ -49,7 +49,13 @@ pub struct Request {
 
 pub fn run(req: Request, out: &Output, err: &mut dyn Write) -> Result<Exit, CliError> {
     if let Some(kind) = req.generate {
-        out.write(simulate::to_csv(&simulate::generate(kind, req.seed)).as_bytes())?;
+        let header = format!(
+            "# burst simulate --generate {} --seed {}: a simulated week from Monday 00:00 UTC (docs/simulate.md)\n",
+            kind.name(),
+            req.seed
+        );
+        let trace = simulate::to_csv(&simulate::generate(kind, req.seed));
+        out.write(format!("{header}{trace}").as_bytes())?;
         return Ok(Exit::Success);
     }
     let (Some(config_path), Some(trace_path)) = (&req.config, &req.trace) else {

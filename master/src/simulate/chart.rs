@@ -97,3 +97,6 @@ pub fn write(path: &Path, title: &str, t: &Timeline) -> Result<(), Box<dyn Error
     root.present()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -229,3 +229,6 @@ pub fn compare_text(reports: &[Report]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
