@@ -156,3 +156,6 @@ pub fn generate(kind: Kind, seed: u64) -> Vec<Timed> {
 
 /// The length of a generated trace.
 pub const TRACE_SPAN: Duration = Duration::from_secs(WEEK);
+
+#[cfg(test)]
+mod tests;
