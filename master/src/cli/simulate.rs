@@ -9,7 +9,7 @@ use burst_common::error_chain::Chain;
 
 use super::exit::{CliError, Exit};
 use super::output::Output;
-use crate::config::{self, BootTime, SimPoolConfig};
+use crate::config::{self, BootTime};
 use crate::simulate::{self, Kind, Options, Policy, Trace};
 
 /// Which policies `--compare` adds.
@@ -136,11 +136,7 @@ fn apply_flags(config: &mut config::Config, flags: &SimFlags) -> Result<(), CliE
     }
     let names: Vec<String> = config.pools.keys().cloned().collect();
     for name in names {
-        let pool = config
-            .simulate
-            .pools
-            .entry(name)
-            .or_insert_with(SimPoolConfig::default);
+        let pool = config.simulate.pools.entry(name).or_default();
         if let Some(boot) = flags.boot {
             pool.boot = boot;
         }

@@ -49,6 +49,9 @@ pub fn samples(t: &Timeline, step: Duration) -> Vec<(Duration, Sample)> {
     out
 }
 
+/// A line of the chart: its legend, colour and value.
+type Series = (&'static str, RGBColor, fn(&Sample) -> u32);
+
 pub fn write(path: &Path, title: &str, t: &Timeline) -> Result<(), Box<dyn Error + Send + Sync>> {
     // About 2,000 points across, at least one a minute.
     let step = Duration::from_secs((t.end.as_secs() / 2000).max(60));
@@ -73,7 +76,7 @@ pub fn write(path: &Path, title: &str, t: &Timeline) -> Result<(), Box<dyn Error
         .x_desc("hours from the start")
         .y_desc("workers / builds")
         .draw()?;
-    let series: [(&str, RGBColor, fn(&Sample) -> u32); 4] = [
+    let series: [Series; 4] = [
         ("busy workers", RGBColor(31, 119, 180), |s| s.busy),
         ("idle workers", RGBColor(255, 127, 14), |s| s.idle),
         ("booting workers", RGBColor(44, 160, 44), |s| s.booting),

@@ -206,7 +206,12 @@ async fn drive(setup: &Setup) -> Result<Timeline, SimError> {
     let end = Instant::now();
     task.abort();
 
-    let (workers, starts, finished, failed) = world.snapshot();
+    let super::world::Snapshot {
+        workers,
+        starts,
+        finished,
+        failed,
+    } = world.snapshot();
     let since = |t: Instant| t.saturating_duration_since(t0);
     let started: BTreeMap<BuildId, (usize, Duration)> = starts
         .iter()

@@ -3,7 +3,6 @@
 //! step), and the books of what each worker did when, on virtual time.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
@@ -42,6 +41,16 @@ pub struct Start {
     pub worker: String,
     pub pool: usize,
     pub at: Instant,
+}
+
+/// What the world recorded, for the replay's timeline.
+pub struct Snapshot {
+    pub workers: Vec<WorkerLog>,
+    /// First steps, in the order workers received them.
+    pub starts: Vec<Start>,
+    pub finished: HashMap<BuildId, Instant>,
+    /// Failed launches per pool.
+    pub failed: BTreeMap<usize, u32>,
 }
 
 #[derive(Default)]
@@ -168,21 +177,14 @@ impl World {
     }
 
     /// Everything recorded so far.
-    pub fn snapshot(
-        &self,
-    ) -> (
-        Vec<WorkerLog>,
-        Vec<Start>,
-        HashMap<BuildId, Instant>,
-        BTreeMap<usize, u32>,
-    ) {
+    pub fn snapshot(&self) -> Snapshot {
         let books = self.books();
-        (
-            books.workers.values().cloned().collect(),
-            books.starts.clone(),
-            books.finished.clone(),
-            books.failed.clone(),
-        )
+        Snapshot {
+            workers: books.workers.values().cloned().collect(),
+            starts: books.starts.clone(),
+            finished: books.finished.clone(),
+            failed: books.failed.clone(),
+        }
     }
 }
 
@@ -212,12 +214,10 @@ struct Running {
 }
 
 /// Resolves when the running step ends; never when there is none.
-fn step_end(running: &mut Option<Running>) -> impl Future<Output = ()> + '_ {
-    async move {
-        match running {
-            Some(r) => r.done.as_mut().await,
-            None => std::future::pending().await,
-        }
+async fn step_end(running: &mut Option<Running>) {
+    match running {
+        Some(r) => r.done.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
