@@ -91,12 +91,13 @@ pub fn run(req: Request, out: &Output, err: &mut dyn Write) -> Result<Exit, CliE
     }
     let reports: Vec<_> = outcomes.into_iter().map(|o| o.report).collect();
     if req.json {
-        let value = match (req.compare, reports.as_slice()) {
-            (None, [one]) => serde_json::to_value(one),
-            _ => serde_json::to_value(&reports),
+        // Encoded from the structs, so keys keep their documented order.
+        let json = match (req.compare, reports.as_slice()) {
+            (None, [one]) => serde_json::to_string(one),
+            _ => serde_json::to_string(&reports),
         }
         .map_err(|e| CliError::Internal(format!("cannot encode the report: {e}")))?;
-        out.line(&value.to_string())?;
+        out.line(&json)?;
     } else if req.compare.is_some() {
         out.write(simulate::compare_text(&reports).as_bytes())?;
     } else {
@@ -149,3 +150,6 @@ fn apply_flags(config: &mut config::Config, flags: &SimFlags) -> Result<(), CliE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

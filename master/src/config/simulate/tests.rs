@@ -73,3 +73,16 @@ fn unknown_keys_and_bad_values_name_line_and_key() {
     let err = load("[simulate.pools.mac]\nboot = \"1m\"\n").unwrap_err();
     assert!(err.contains("no pool \"mac\""), "{err}");
 }
+
+#[test]
+fn the_example_loads() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/simulate.toml"
+    ));
+    let config = crate::config::load_file(path).unwrap();
+    let pool = &config.simulate.pools["linux"];
+    assert_eq!(pool.boot.to_string(), "30s..1m 30s");
+    assert!(pool.price_per_hour.is_some());
+    assert!(config.pools.contains_key("linux"));
+}
