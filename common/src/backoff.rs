@@ -30,6 +30,14 @@ impl Backoff {
         }
     }
 
+    /// Like `new`, with the jitter drawn from `seed`: the same failures get
+    /// the same delays (the policy simulator replays deterministically).
+    pub fn seeded(min: Duration, max: Duration, seed: u64) -> Self {
+        let mut backoff = Self::new(min, max);
+        backoff.builder = backoff.builder.with_jitter_seed(seed);
+        backoff
+    }
+
     /// The delay to wait after one more failure.
     pub fn next_delay(&mut self) -> Duration {
         let builder = self.builder;
@@ -77,5 +85,15 @@ mod tests {
         b.reset();
         let again = b.next_delay();
         assert!(again <= 2 * MIN, "a reset restarts from min: {again:?}");
+    }
+
+    #[test]
+    fn a_seeded_backoff_repeats_its_delays() {
+        let delays = |seed| {
+            let mut b = Backoff::seeded(MIN, MAX, seed);
+            (0..5).map(|_| b.next_delay()).collect::<Vec<_>>()
+        };
+        assert_eq!(delays(7), delays(7));
+        assert!(delays(7).iter().all(|d| *d <= MAX));
     }
 }

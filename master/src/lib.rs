@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod reporters;
 pub mod scheduler;
+pub mod simulate;
 pub mod store;
 pub mod tls;
 pub mod triggers;

@@ -39,6 +39,43 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Replay a job trace on virtual time through the scheduler, with
+    /// simulated providers: queue waits, instance time, launches and cost
+    /// (docs/simulate.md). Talks to no master.
+    Simulate {
+        /// Config file: its pools, and `[simulate]` for their simulated
+        /// providers.
+        #[arg(long, value_name = "FILE", required_unless_present = "generate")]
+        config: Option<PathBuf>,
+        /// The trace, CSV or JSON Lines: submit time, labels, duration,
+        /// optional matrix size.
+        #[arg(long, value_name = "TRACE", required_unless_present = "generate")]
+        trace: Option<PathBuf>,
+        /// Also replay under emulations of other systems' policies, one
+        /// table.
+        #[arg(long, value_enum, value_name = "SET")]
+        compare: Option<super::simulate::CompareSet>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write an SVG chart of workers and queue over time (of the
+        /// config's own policy).
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<PathBuf>,
+        /// Seed of the simulated boot times, failures and worker ids (and
+        /// of --generate).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Replay at least this long, e.g. "7d" (default: to the end of
+        /// the trace's last day).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        horizon: Option<std::time::Duration>,
+        /// Print a generated week-long trace of KIND (CSV) instead.
+        #[arg(long, value_enum, value_name = "KIND", conflicts_with_all = ["config", "trace", "compare", "chart"])]
+        generate: Option<crate::simulate::Kind>,
+        #[command(flatten)]
+        flags: super::simulate::SimFlags,
+    },
     /// Run the master until SIGTERM/Ctrl-C.
     Master {
         /// Config file; the embedded default config when absent.
@@ -336,6 +373,22 @@ mod tests {
             &["completions", "fish"],
             &["manpages", "out"],
             &["healthcheck"],
+            &["simulate", "--config", "c.toml", "--trace", "t.csv"],
+            &[
+                "simulate",
+                "--config",
+                "c.toml",
+                "--trace",
+                "t.csv",
+                "--compare",
+                "anchors",
+                "--json",
+            ],
+            &[
+                "simulate", "--config", "c.toml", "--trace", "t.csv", "--boot", "30s..90s",
+                "--seed", "3",
+            ],
+            &["simulate", "--generate", "bursty", "--seed", "1"],
             &["--url", "https://127.0.0.1:8480", "healthcheck"],
         ];
         for args in ok {
@@ -355,6 +408,11 @@ mod tests {
             &["completions"],
             &["completions", "tcsh"],
             &["manpages"],
+            &["simulate", "--config", "c.toml"],
+            &["simulate", "--generate", "weekly"],
+            &[
+                "simulate", "--config", "c.toml", "--trace", "t.csv", "--boot", "soon",
+            ],
         ];
         for args in bad {
             assert!(parse(args).is_err(), "{args:?}");

@@ -58,6 +58,8 @@ pub enum CliError {
     /// What a command was asked to read could not be read.
     #[error(transparent)]
     SubmitFile(#[from] super::submit_file::SubmitFileError),
+    #[error(transparent)]
+    Simulate(#[from] crate::simulate::SimError),
     #[error("{0}")]
     Daemon(String),
     #[error("{0}")]

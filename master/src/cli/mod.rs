@@ -16,6 +16,7 @@ pub mod output;
 pub mod prefix;
 pub mod render;
 mod run;
+mod simulate;
 mod submit;
 mod submit_file;
 mod token_source;

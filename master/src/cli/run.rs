@@ -10,7 +10,9 @@ use super::client::Client;
 use super::exit::{self, CliError, Exit};
 use super::follow::Timing;
 use super::output::Output;
-use super::{admin, artifacts, commands, docs, init, submit, submit_file, token_source, tokens};
+use super::{
+    admin, artifacts, commands, docs, init, simulate, submit, submit_file, token_source, tokens,
+};
 
 /// `burst`'s `main`.
 pub fn main() -> ExitCode {
@@ -35,6 +37,31 @@ pub fn main() -> ExitCode {
         } => init::run(provider, &dir, force, &out),
         Command::Completions { shell } => docs::completions(shell, &out),
         Command::Manpages { dir } => docs::manpages(&dir, &out),
+        Command::Simulate {
+            config,
+            trace,
+            compare,
+            json,
+            chart,
+            seed,
+            horizon,
+            generate,
+            flags,
+        } => simulate::run(
+            simulate::Request {
+                config,
+                trace,
+                compare,
+                json,
+                chart,
+                seed,
+                horizon,
+                generate,
+                flags,
+            },
+            &out,
+            &mut io::stderr(),
+        ),
         // No token: /healthz is open, and a health probe must not depend
         // on one.
         Command::Healthcheck => block_on(async {
@@ -140,6 +167,7 @@ async fn run_command(
         }
         | Command::Init { .. }
         | Command::Completions { .. }
-        | Command::Manpages { .. } => Err(CliError::Internal("not a client subcommand".to_owned())),
+        | Command::Manpages { .. }
+        | Command::Simulate { .. } => Err(CliError::Internal("not a client subcommand".to_owned())),
     }
 }

@@ -25,6 +25,7 @@ mod schema;
 mod secrets;
 #[cfg(test)]
 mod secrets_tests;
+mod simulate;
 mod sources;
 mod tls;
 mod validate;
@@ -52,6 +53,7 @@ pub use retention::RetentionConfig;
 pub use schedules::ScheduleConfig;
 pub use schema::*;
 pub use secrets::{SecretConfig, Secrets, MAX_SECRET_LEN, MIN_SECRET_LEN};
+pub use simulate::{BootTime, Rfc3339, SimPoolConfig, SimulateConfig};
 pub use sources::{EventFilter, RuleConfig, SourceConfig, SourceKind, DEFAULT_POLL_INTERVAL};
 pub use tls::{TlsConfig, SELF_SIGNED};
 pub use validate::{validate, SHELLS};

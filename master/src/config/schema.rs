@@ -53,6 +53,9 @@ pub struct Config {
     /// The master's spend limits and how budgets are counted; see `cost.rs`.
     #[serde(default)]
     pub budget: super::cost::BudgetConfig,
+    /// `burst simulate`'s simulated providers; see `simulate.rs`.
+    #[serde(default)]
+    pub simulate: super::simulate::SimulateConfig,
     /// The values, read while loading (never deserialized or serialized).
     #[serde(skip)]
     pub secret_values: Secrets,

@@ -78,6 +78,7 @@ pub(crate) fn check(config: &Config) -> Vec<Issue> {
     v.issues.extend(super::schedules::check(config));
     v.issues.extend(super::retention::check(config));
     v.issues.extend(super::artifacts::check(config));
+    v.issues.extend(super::simulate::check(config));
     v.issues.extend(super::caches::check(config));
     v.issues.extend(super::github::check(config));
     v.issues.extend(super::cost::check(config));

@@ -164,6 +164,7 @@ mod tests {
             artifacts: Default::default(),
             github: None,
             budget: Default::default(),
+            simulate: Default::default(),
             secret_values: Default::default(),
         }
     }

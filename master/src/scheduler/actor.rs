@@ -84,6 +84,8 @@ pub struct Scheduler {
     pub(super) health: Arc<StoreHealth>,
     /// Runner steps' JIT configs (`runner_jit.rs`).
     pub(super) jit: super::runner_jit::JitState,
+    /// Worker ids (seeded by `with_seed`).
+    pub(super) ids: super::tokens::Ids,
 }
 
 impl Scheduler {
@@ -110,8 +112,19 @@ impl Scheduler {
             pending: Pending::default(),
             health: health.clone(),
             jit: Default::default(),
+            ids: Default::default(),
         };
         (scheduler, SchedulerHandle::new(tx, health))
+    }
+
+    /// Draws worker ids and launch-backoff jitter from `seed`, so the same
+    /// events give the same decisions: the policy simulator's replays.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.ids = super::tokens::Ids::seeded(seed);
+        for (i, pool) in self.state.pools.iter_mut().enumerate() {
+            pool.seed_backoff(seed.wrapping_add(i as u64 + 1));
+        }
+        self
     }
 
     /// Reconciles what the last run left behind, then serves events until a
@@ -130,7 +143,11 @@ impl Scheduler {
             // write that failed (a launch's ledger row) is tried again.
             let wake = wake.unwrap_or(now + IDLE_LOOK);
             let wake = self.unsaved.retry_at.map_or(wake, |at| at.min(wake));
+            // Events first when both are ready (the timer's work is done by
+            // the next turn's reconcile anyway): no random pick, so a
+            // replay on paused time decides the same way every run.
             tokio::select! {
+                biased;
                 event = self.rx.recv() => match event {
                     Some(event) => {
                         self.handle(event).await;

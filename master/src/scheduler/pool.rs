@@ -83,6 +83,11 @@ impl Pool {
         delay
     }
 
+    /// Draws the backoff's jitter from `seed` (see `Scheduler::with_seed`).
+    pub fn seed_backoff(&mut self, seed: u64) {
+        self.backoff = Backoff::seeded(self.cfg.backoff_min.get(), self.cfg.backoff_max, seed);
+    }
+
     /// A reload gave the pool new settings: they apply to its workers
     /// from now on, and a backoff or permanent error of the old settings
     /// is forgotten (the new ones may fix it).

@@ -23,9 +23,9 @@ impl Scheduler {
     /// not be written, in which case nothing was launched.
     pub(super) async fn launch(&mut self, pool_idx: usize, now: Instant) -> bool {
         let pool = &self.state.pools[pool_idx];
-        let mut worker_id = format!("{}-{}", pool.name, tokens::short_id());
+        let mut worker_id = format!("{}-{}", pool.name, self.ids.short_id());
         while self.state.workers.contains_key(&worker_id) {
-            worker_id = format!("{}-{}", pool.name, tokens::short_id());
+            worker_id = format!("{}-{}", pool.name, self.ids.short_id());
         }
         let token = tokens::new_token();
         let mut ledger = Instance {

@@ -43,10 +43,26 @@ pub fn from_hex(text: &str) -> Option<TokenHash> {
     Some(out)
 }
 
-pub fn short_id() -> String {
-    let mut bytes = [0u8; 4];
-    rand::rng().fill_bytes(&mut bytes);
-    hex(&bytes)
+/// Where worker ids come from: the thread's random generator, or a seeded
+/// one, so a replay (`crate::simulate`) names its workers the same way each
+/// time (assignment takes idle workers in id order).
+#[derive(Default)]
+pub struct Ids(Option<rand::rngs::StdRng>);
+
+impl Ids {
+    pub fn seeded(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self(Some(rand::rngs::StdRng::seed_from_u64(seed)))
+    }
+
+    pub fn short_id(&mut self) -> String {
+        let mut bytes = [0u8; 4];
+        match &mut self.0 {
+            Some(rng) => rng.fill_bytes(&mut bytes),
+            None => rand::rng().fill_bytes(&mut bytes),
+        }
+        hex(&bytes)
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -18,6 +18,7 @@ mod reload;
 mod results;
 mod runner_jit;
 mod shutdown;
+mod simulate;
 mod startup;
 mod store_faults;
 mod warm;
