@@ -18,7 +18,7 @@ use super::world::{World, RUN_MS};
 use crate::config::{PoolConfig, SimPoolConfig};
 use crate::logs::LogStore;
 use crate::model::{BuildId, Command, NewBuild, StepSpec};
-use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings, WallClock};
+use crate::scheduler::{PoolSpec, Scheduler, SchedulerSettings, WallClock, POOL_LABEL};
 use crate::store::MemoryStore;
 
 /// Simulated workers beat this often: no simulated worker is ever lost, so
@@ -92,10 +92,12 @@ pub fn replay(setup: &Setup) -> Result<Timeline, SimError> {
 /// Every job's labels must be served by some pool, or it would wait forever.
 fn check_labels(setup: &Setup) -> Result<(), SimError> {
     for job in &setup.jobs {
-        let served = setup
-            .pools
-            .iter()
-            .any(|(_, p)| job.labels.iter().all(|l| p.labels.contains(l)));
+        // As `Pool::serves`: a pool's labels, or its own `burst:pool=NAME`.
+        let served = setup.pools.iter().any(|(name, p)| {
+            job.labels
+                .iter()
+                .all(|l| p.labels.contains(l) || l.strip_prefix(POOL_LABEL) == Some(name.as_str()))
+        });
         if !served {
             return Err(SimError::Unserved {
                 line: job.line,

@@ -99,3 +99,6 @@ pub fn run(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

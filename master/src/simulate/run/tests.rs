@@ -65,6 +65,10 @@ fn a_job_no_pool_serves_is_refused_with_its_line() {
     s.jobs[0].line = 7;
     let err = replay(&s).unwrap_err().to_string();
     assert_eq!(err, "trace line 7: no pool serves the labels [\"windows\"]");
+    // A pool's own label names it, as in the master.
+    s.jobs[0].labels = vec!["burst:pool=linux".into()];
+    s.horizon = Duration::from_secs(3600);
+    assert_eq!(replay(&s).unwrap().builds.len(), 1);
 }
 
 #[test]
