@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::run::{Timeline, WorkerSpan};
+use crate::cost::Priced;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -77,7 +78,7 @@ fn dollars(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
-fn figures(name: &str, t: &Timeline, pools: &[usize], prices: &[f64]) -> Figures {
+fn figures(name: &str, t: &Timeline, pools: &[usize], prices: &[Option<Priced>]) -> Figures {
     let in_pool = |p: usize| pools.contains(&p);
     let mut waits: Vec<u64> = t
         .builds
@@ -96,7 +97,9 @@ fn figures(name: &str, t: &Timeline, pools: &[usize], prices: &[f64]) -> Figures
         busy += u;
         idle += i;
         launches += 1;
-        cost += secs(b + u + i) / 3600.0 * prices[w.pool];
+        if let Some(p) = &prices[w.pool] {
+            cost += p.dollars(p.billing.billed_millis((b + u + i) as i64));
+        }
     }
     let builds = waits.len();
     Figures {
@@ -119,14 +122,14 @@ fn figures(name: &str, t: &Timeline, pools: &[usize], prices: &[f64]) -> Figures
     }
 }
 
-/// `prices`: each pool's price per hour, `None` where none is known.
-pub fn report(policy: &str, t: &Timeline, prices: &[Option<f64>]) -> Report {
-    let known: Vec<f64> = prices.iter().map(|p| p.unwrap_or(0.0)).collect();
+/// `prices`: each pool's price per hour and billing rule, `None` where no
+/// price is known. A worker costs its billed time (`crate::cost::Billing`).
+pub fn report(policy: &str, t: &Timeline, prices: &[Option<Priced>]) -> Report {
     let pools: Vec<Figures> = t
         .pools
         .iter()
         .enumerate()
-        .map(|(i, name)| figures(name, t, &[i], &known))
+        .map(|(i, name)| figures(name, t, &[i], prices))
         .collect();
     let all: Vec<usize> = (0..t.pools.len()).collect();
     let notes = t
@@ -135,7 +138,7 @@ pub fn report(policy: &str, t: &Timeline, prices: &[Option<f64>]) -> Report {
         .zip(prices)
         .filter(|(_, p)| p.is_none())
         .map(|(name, _)| {
-            format!("pool {name:?} has no price_per_hour in [simulate.pools.{name}]: its cost counts as $0")
+            format!("pool {name:?} has no price_per_hour (in the pool or [simulate.pools.{name}]): its cost counts as $0")
         })
         .collect();
     Report {
@@ -144,7 +147,7 @@ pub fn report(policy: &str, t: &Timeline, prices: &[Option<f64>]) -> Report {
         builds: t.builds.len(),
         unfinished: t.builds.iter().filter(|b| b.finished.is_none()).count(),
         pools,
-        total: figures("total", t, &all, &known),
+        total: figures("total", t, &all, prices),
         notes,
     }
 }

@@ -12,6 +12,7 @@ use super::report::{report, Report};
 use super::run::{replay, Setup, Timeline};
 use super::trace::Trace;
 use crate::config::Config;
+use crate::cost::Priced;
 
 /// Monday 2026-11-30 00:00 UTC: where a trace in seconds starts unless
 /// `[simulate] start` says otherwise.
@@ -77,15 +78,22 @@ pub fn run(
     policies: &[Policy],
     opts: &Options,
 ) -> Result<Vec<Outcome>, SimError> {
-    let prices: Vec<Option<f64>> = config
+    // A simulated provider's price, else the pool's own, billed by the
+    // pool's rule (EC2: 60 s minimum), as the master bills its workers.
+    let prices: Vec<Option<Priced>> = config
         .pools
-        .keys()
-        .map(|name| {
-            config
+        .iter()
+        .map(|(name, pool)| {
+            let price = config
                 .simulate
                 .pools
                 .get(name)
                 .and_then(|p| p.price_per_hour)
+                .or(pool.price_per_hour)?;
+            Some(Priced {
+                price_per_hour: price,
+                billing: pool.billing_rule(),
+            })
         })
         .collect();
     policies

@@ -50,7 +50,7 @@ fn run(policy: Policy) -> Report {
         seed: 1,
     };
     let timeline = replay(&setup).unwrap();
-    report(&policy.name(), &timeline, &[Some(3.6)])
+    report(&policy.name(), &timeline, &[Some(per_second(3.6))])
 }
 
 /// (launches, booting, busy, idle seconds, waits p50/p95/max, cost).
@@ -151,4 +151,12 @@ fn emulations_drop_burst_only_settings_and_keep_the_caps() {
     );
     assert_eq!(eph.schedule[0].min_idle, 2);
     assert_eq!(Policy::AsConfigured.apply(&mine), mine);
+}
+
+/// A price billed per second, as a pool of one's own machines is.
+fn per_second(price_per_hour: f64) -> crate::cost::Priced {
+    crate::cost::Priced {
+        price_per_hour,
+        billing: crate::cost::Billing::PER_SECOND,
+    }
 }

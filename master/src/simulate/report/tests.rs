@@ -50,7 +50,7 @@ fn timeline() -> Timeline {
 
 #[test]
 fn instance_time_splits_into_booting_busy_and_idle() {
-    let r = report("p", &timeline(), &[Some(36.0), None]);
+    let r = report("p", &timeline(), &[Some(per_second(36.0)), None]);
     let a = &r.pools[0];
     assert_eq!(
         (a.booting_secs, a.busy_secs, a.idle_secs),
@@ -91,7 +91,7 @@ fn waits_are_nearest_rank_percentiles() {
 
 #[test]
 fn text_shows_a_row_per_pool_and_the_total() {
-    let r = report("mine", &timeline(), &[Some(36.0), None]);
+    let r = report("mine", &timeline(), &[Some(per_second(36.0)), None]);
     let text = text(&r);
     assert!(text.starts_with("policy: mine\n"), "{text}");
     assert!(text.contains("\na  "), "{text}");
@@ -100,7 +100,10 @@ fn text_shows_a_row_per_pool_and_the_total() {
         text.contains("note: pool \"b\" has no price_per_hour"),
         "{text}"
     );
-    let table = compare_text(&[r.clone(), report("other", &timeline(), &[Some(36.0), None])]);
+    let table = compare_text(&[
+        r.clone(),
+        report("other", &timeline(), &[Some(per_second(36.0)), None]),
+    ]);
     assert_eq!(
         table
             .lines()
@@ -110,4 +113,12 @@ fn text_shows_a_row_per_pool_and_the_total() {
     );
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["total"]["busy_secs"], 200.0);
+}
+
+/// A price billed per second, as a pool of one's own machines is.
+fn per_second(price_per_hour: f64) -> crate::cost::Priced {
+    crate::cost::Priced {
+        price_per_hour,
+        billing: crate::cost::Billing::PER_SECOND,
+    }
 }

@@ -45,7 +45,10 @@ fn a_fixed_seed_and_trace_replay_identically() {
     assert!(first.builds.len() > 100, "{} builds", first.builds.len());
     assert!(first.failed_launches[0] > 0, "failures were drawn");
     assert_eq!(first, second, "the same timeline, worker ids included");
-    let prices = [Some(0.1)];
+    let prices = [Some(crate::cost::Priced {
+        price_per_hour: 0.1,
+        billing: crate::cost::Billing::PER_SECOND,
+    })];
     assert_eq!(report("p", &first, &prices), report("p", &second, &prices));
     assert!(first.builds.iter().all(|b| b.finished.is_some()));
 }
