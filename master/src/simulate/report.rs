@@ -21,6 +21,10 @@ pub struct Report {
     pub total: Figures,
     /// Caveats, e.g. pools without a price.
     pub notes: Vec<String>,
+    /// The trace's jobs (0-based, in file order; a matrix job's builds
+    /// share its index) in the order their builds started: what a real
+    /// master replaying the trace is compared with.
+    pub start_order: Vec<usize>,
 }
 
 /// One pool's figures, or every pool's together.
@@ -149,6 +153,14 @@ pub fn report(policy: &str, t: &Timeline, prices: &[Option<Priced>]) -> Report {
         pools,
         total: figures("total", t, &all, prices),
         notes,
+        start_order: {
+            let job_of: std::collections::HashMap<_, _> =
+                t.builds.iter().map(|b| (b.id, b.job)).collect();
+            t.starts
+                .iter()
+                .filter_map(|(id, _)| job_of.get(id).copied())
+                .collect()
+        },
     }
 }
 

@@ -28,6 +28,7 @@ mod reload;
 mod retention;
 mod secrets;
 mod shutdown;
+mod simulate;
 mod ssh;
 mod store_faults;
 mod storm;
