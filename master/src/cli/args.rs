@@ -58,8 +58,9 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
-        /// Write an SVG chart of workers and queue over time (of the
-        /// config's own policy).
+        /// Write an SVG chart: workers and queue over time (the config's
+        /// own policy); with --compare, each policy's wait p95 against its
+        /// idle instance-hours (the trade-off).
         #[arg(long, value_name = "FILE.svg")]
         chart: Option<PathBuf>,
         /// Seed of the simulated boot times, failures and worker ids (and

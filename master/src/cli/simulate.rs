@@ -80,16 +80,23 @@ pub fn run(req: Request, out: &Output, err: &mut dyn Write) -> Result<Exit, CliE
     let began = Instant::now();
     let outcomes = simulate::run(&config, &trace, trace_path, &policies, &opts)?;
     let wall = began.elapsed();
-    if let (Some(path), Some(first)) = (&req.chart, outcomes.first()) {
+    let chart_error = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| simulate::SimError::Chart { path, source }
+    };
+    if let (Some(path), Some(first), None) = (&req.chart, outcomes.first(), req.compare) {
         let title = format!("{} on {}", first.report.policy, trace_path.display());
-        simulate::write_chart(path, &title, &first.timeline).map_err(|source| {
-            simulate::SimError::Chart {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        simulate::write_chart(path, &title, &first.timeline).map_err(chart_error(path))?;
     }
     let reports: Vec<_> = outcomes.into_iter().map(|o| o.report).collect();
+    // Compared policies: one point each, wait p95 against idle hours.
+    if let (Some(path), Some(_)) = (&req.chart, req.compare) {
+        let title = format!(
+            "policies on {}: wait p95 vs idle hours",
+            trace_path.display()
+        );
+        simulate::write_tradeoff(path, &title, &reports).map_err(chart_error(path))?;
+    }
     if req.json {
         // Encoded from the structs, so keys keep their documented order.
         let json = match (req.compare, reports.as_slice()) {

@@ -11,6 +11,7 @@ mod report;
 mod run;
 mod scenario;
 mod trace;
+mod tradeoff;
 mod world;
 
 pub use anchors::{anchors, Policy};
@@ -21,3 +22,4 @@ pub use report::{compare_text, report, text, Figures, Report};
 pub use run::{replay, BuildSpan, Setup, Timeline, WorkerSpan};
 pub use scenario::{default_start, run, setup, Options, Outcome};
 pub use trace::{to_csv, Job, Submit, Timed, Trace, TraceError};
+pub use tradeoff::write as write_tradeoff;
