@@ -365,3 +365,37 @@ async fn at_the_warning_share_a_budget_warns_and_still_launches() {
     assert!(all_succeeded(&done));
     assert_eq!(h.provider.launches().len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_monthly_budget_counts_the_month_and_not_the_month_before() {
+    let store = Arc::new(MemoryStore::new());
+    // November: $10. December 1st: $0.06 of a $0.05 monthly budget.
+    store
+        .save_instance(&ended_row("november", utc(2026, 11, 20, 10, 0), 10_000))
+        .await
+        .unwrap();
+    store
+        .save_instance(&ended_row("december", utc(2026, 12, 1, 10, 0), 60))
+        .await
+        .unwrap();
+    let monthly = BudgetConfig {
+        monthly: Some(0.05),
+        ..BudgetConfig::default()
+    };
+    let h = Harness::start_budgeted(
+        priced_pool(1),
+        FakeProvider::new(Duration::from_secs(5)),
+        store,
+        utc(2026, 12, 3, 9, 0),
+        monthly,
+    )
+    .await;
+    let id = h.submit(1, 1).await[0];
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let why = reason(&h, id).await;
+    assert!(
+        why.starts_with("budget reached: 0.06 of 0.05 USD this month"),
+        "{why}"
+    );
+    assert!(h.provider.launches().is_empty());
+}
