@@ -91,6 +91,7 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/api/v1/instances", None),
         (Method::GET, "/api/v1/pools", None),
         (Method::GET, "/api/v1/grid", None),
+        (Method::GET, "/api/v1/cost", None),
         (Method::GET, "/api/v1/sources", None),
         (Method::GET, "/api/v1/builds/1/reports", None),
         (Method::GET, "/api/v1/tokens", None),
@@ -151,7 +152,12 @@ async fn api_needs_a_token_whose_role_covers_the_route() -> anyhow::Result<()> {
     assert_eq!(status, 200);
     // The read views need `viewer`: a scrape-only token reads none of them.
     let scraper = master.create_token("scraper", "metrics").await?;
-    for path in ["/api/v1/pools", "/api/v1/grid", "/api/v1/sources"] {
+    for path in [
+        "/api/v1/pools",
+        "/api/v1/grid",
+        "/api/v1/sources",
+        "/api/v1/cost",
+    ] {
         let (status, answer) = call(&master, Method::GET, path, Some(&scraper), None).await?;
         assert_eq!(status, 403, "metrics token GET {path}: {answer}");
         let (status, answer) = call(&master, Method::GET, path, Some(&viewer), None).await?;
