@@ -81,8 +81,17 @@ impl Priced {
     }
 
     /// Writes the price and rule into a row's details, keeping a price the
-    /// provider already recorded (EC2's spot or configured price).
-    pub fn record(row: &mut Instance, pool_price: f64, billing: Billing) {
+    /// provider already recorded (EC2's, a host's). A row with neither that
+    /// nor a pool price records nothing: it costs nothing.
+    pub fn record(row: &mut Instance, pool_price: Option<f64>, billing: Billing) {
+        let Some(price) = row
+            .details
+            .get("price_per_hour")
+            .and_then(|p| p.as_f64())
+            .or(pool_price)
+        else {
+            return;
+        };
         if !row.details.is_object() {
             row.details = serde_json::Value::Object(Default::default());
         }
@@ -91,7 +100,7 @@ impl Priced {
         };
         details
             .entry("price_per_hour")
-            .or_insert_with(|| pool_price.into());
+            .or_insert_with(|| price.into());
         details.insert(
             "billing_minimum_ms".into(),
             (billing.minimum.as_millis() as u64).into(),

@@ -371,10 +371,5 @@ impl Scheduler {
 /// cost stays what it was when it ran, whatever later reloads change. A
 /// provider's own price (EC2's) is kept; a pool without one records none.
 fn record_price(row: &mut Instance, cfg: &crate::config::PoolConfig) {
-    let provider_priced = row.details.get("price_per_hour").is_some();
-    if let (false, Some(price)) = (provider_priced, cfg.price_per_hour) {
-        Priced::record(row, price, cfg.billing_rule());
-    } else if provider_priced {
-        Priced::record(row, 0.0, cfg.billing_rule());
-    }
+    Priced::record(row, cfg.price_per_hour, cfg.billing_rule());
 }

@@ -42,7 +42,7 @@ fn paid_until_is_where_the_billed_time_runs_out() {
 #[test]
 fn a_recorded_price_and_rule_are_read_back_and_a_providers_price_is_kept() {
     let mut r = row("docker", serde_json::Value::Null, 0, None);
-    Priced::record(&mut r, 0.36, Billing::PER_SECOND);
+    Priced::record(&mut r, Some(0.36), Billing::PER_SECOND);
     let p = Priced::of(&r).expect("priced");
     assert_eq!(p.price_per_hour, 0.36);
     assert_eq!(p.billing, Billing::PER_SECOND);
@@ -53,8 +53,16 @@ fn a_recorded_price_and_rule_are_read_back_and_a_providers_price_is_kept() {
         0,
         None,
     );
-    Priced::record(&mut ec2, 0.99, Billing::EC2_LINUX);
+    Priced::record(&mut ec2, Some(0.99), Billing::EC2_LINUX);
     assert_eq!(Priced::of(&ec2).unwrap().price_per_hour, 0.10);
+
+    let mut unpriced = row("local", serde_json::Value::Null, 0, None);
+    Priced::record(&mut unpriced, None, Billing::PER_SECOND);
+    assert_eq!(
+        unpriced.details,
+        serde_json::Value::Null,
+        "nothing to record"
+    );
 }
 
 #[test]
